@@ -26,6 +26,8 @@ from psycopg import sql  # noqa: E402
 
 from devstack.postgres import EmbeddedPostgres  # noqa: E402
 
+pytest_plugins = ["zuora_simulator.pytest_plugin"]
+
 WAREHOUSE_ENV = "AIRFLOW_CONN_ZUORA_WAREHOUSE"
 
 

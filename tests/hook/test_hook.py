@@ -1,0 +1,302 @@
+"""ZuoraHook against the simulator over real HTTP; API usage is counted by the server."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from zuora.errors import (
+    ZuoraAuthError,
+    ZuoraMalformedResponseError,
+    ZuoraNotFoundError,
+    ZuoraTimeoutError,
+    ZuoraTransientError,
+)
+from zuora.hook import ZuoraHook
+
+FAST_RETRIES = {"max_attempts": 4, "max_retry_wait": 2, "max_retry_time": 20}
+
+
+@pytest.fixture
+def connect(monkeypatch):
+    """connect(tenant, **extra) -> a ZuoraHook for an Airflow connection made for the tenant."""
+    made = []
+
+    def make(tenant, secret=None, track_id=None, **extra) -> ZuoraHook:
+        conn_id = f"zuora_{tenant.tenant_id.replace('-', '_')}_{len(made)}"
+        monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps({
+            "conn_type": "zuora", "host": tenant.base_url, "login": tenant.client_id,
+            "password": secret or tenant.client_secret,
+            "extra": {"allow_insecure_http": True, **FAST_RETRIES, **extra}}))
+        made.append(conn_id)
+        return ZuoraHook(conn_id, track_id=track_id)
+
+    return make
+
+
+def api_calls(tenant, endpoint):
+    return tenant.stats()["requests"].get(endpoint, 0)
+
+
+@pytest.mark.parametrize("count, pages", [(0, 1), (1, 1), (50, 1), (51, 2), (137, 3)])
+def test_listing_follows_every_page_and_reports_completion(sim_tenant, connect, count, pages):
+    tenant = sim_tenant(workflows=count)
+    hook = connect(tenant)
+    listing = hook.list_workflows()
+    assert listing.complete is False
+    ids = [item["id"] for item in listing]
+    assert sorted(ids) == sorted(tenant.workflow_ids())
+    assert len(ids) == len(set(ids)) == count
+    assert listing.complete is True
+    assert listing.pages == pages == api_calls(tenant, "list")
+
+
+def test_one_token_serves_a_listing_and_its_exports(sim_tenant, connect):
+    tenant = sim_tenant(workflows=60)
+    hook = connect(tenant)
+    ids = [item["id"] for item in hook.list_workflows()]
+    results = list(hook.export_workflows(ids))
+    assert sorted(r[0] for r in results) == sorted(ids)
+    assert all(export["workflow"]["id"] == wid and error is None for wid, export, error in results)
+    stats = tenant.stats()
+    assert stats["tokens_minted"] == 1 == hook.stats["token_mints"]
+    assert stats["requests"] == {"token": 1, "list": 2, "export": 60}
+    # a second hook for the same credentials in this process reuses the token
+    connect(tenant).export_workflow(ids[0])
+    assert tenant.stats()["tokens_minted"] == 1
+
+
+def test_token_is_refreshed_before_it_expires(sim_tenant, connect):
+    tenant = sim_tenant(workflows=3, token_ttl=2)
+    hook = connect(tenant)
+    wid = tenant.workflow_ids()[0]
+    hook.export_workflow(wid)
+    time.sleep(2.0)
+    hook.export_workflow(wid)
+    stats = tenant.stats()
+    assert stats["tokens_minted"] == 2
+    assert stats["by_status"].get("401", 0) == 0  # refreshed ahead of expiry, not after a 401
+
+
+def test_revoked_token_is_reminted_exactly_once(sim_tenant, connect):
+    tenant = sim_tenant(workflows=8)
+    hook = connect(tenant, max_concurrency=4)
+    ids = tenant.workflow_ids()
+    hook.export_workflow(ids[0])
+    tenant.revoke_tokens()
+    results = list(hook.export_workflows(ids))
+    assert [error for _, _, error in results] == [None] * len(ids)
+    assert tenant.stats()["tokens_minted"] == 2
+
+
+def test_revoked_credentials_fail_with_a_permanent_auth_error(sim_tenant, connect):
+    tenant = sim_tenant(workflows=2)
+    hook = connect(tenant)
+    assert len(list(hook.list_workflows())) == 2
+    tenant.script([{"endpoint": "export", "kind": "unauthorized", "count": 5}])
+    with pytest.raises(ZuoraAuthError) as caught:
+        hook.export_workflow(tenant.workflow_ids()[0])
+    assert not caught.value.transient
+    assert "freshly minted token" in str(caught.value)
+    # the call with the cached token, then once with a new token: no loop
+    assert api_calls(tenant, "export") == 2
+    assert tenant.stats()["tokens_minted"] == 2
+
+
+def test_bad_credentials_fail_fast_with_a_clear_message(sim_tenant, connect, caplog):
+    tenant = sim_tenant(workflows=1)
+    wrong = "Wr0ng/secret+value-" + "x" * 12
+    hook = connect(tenant, secret=wrong)
+    with caplog.at_level(logging.DEBUG):
+        ok, message = hook.test_connection()
+    assert not ok
+    assert "refused the client credentials" in message and "connection=" in message
+    assert "status=401" in message
+    assert wrong not in message and wrong not in caplog.text
+    assert tenant.stats()["requests"] == {"token": 1}  # no retries of a permanent error
+
+
+def test_test_connection_succeeds_with_good_credentials(sim_tenant, connect):
+    ok, message = connect(sim_tenant(workflows=1)).test_connection()
+    assert ok, message
+
+
+def test_missing_workflow_permission_is_an_auth_error(sim_tenant, connect):
+    tenant = sim_tenant(workflows=1, forbidden=True)
+    with pytest.raises(ZuoraAuthError, match="Workflow View Access"):
+        list(connect(tenant).list_workflows())
+
+
+def test_retry_after_is_honoured(sim_tenant, connect):
+    tenant = sim_tenant(workflows=1)
+    hook = connect(tenant)
+    tenant.script([{"endpoint": "list", "kind": "rate_limit", "retry_after": 1, "count": 1}])
+    started = time.monotonic()
+    assert len(list(hook.list_workflows())) == 1
+    assert time.monotonic() - started >= 1.0
+    assert hook.stats["rate_limited"] == 1 and tenant.stats()["rate_limited"] == 1
+
+
+def test_concurrency_limit_429_is_retried(sim_tenant, connect):
+    tenant = sim_tenant(workflows=1, concurrency_retry_after=1)
+    hook = connect(tenant)
+    tenant.script([{"endpoint": "export", "kind": "concurrency_limit", "count": 1}])
+    assert hook.export_workflow(tenant.workflow_ids()[0])["workflow"]
+    assert api_calls(tenant, "export") == 2
+
+
+def test_server_error_burst_is_recovered(sim_tenant, connect):
+    tenant = sim_tenant(workflows=1)
+    hook = connect(tenant)
+    tenant.script([{"endpoint": "export", "kind": "status", "status": s} for s in (500, 502, 503)])
+    assert hook.export_workflow(tenant.workflow_ids()[0])["workflow"]
+    assert hook.stats["retries"] == 3 and hook.stats["server_errors"] == 3
+    assert api_calls(tenant, "export") == 4
+
+
+def test_permanent_server_error_gives_up_after_bounded_retries(sim_tenant, connect):
+    tenant = sim_tenant(workflows=2)
+    failing = tenant.workflow_ids()[0]
+    tenant.set_faults(failing_export_ids=[failing])
+    hook = connect(tenant, max_attempts=3)
+    with pytest.raises(ZuoraTransientError) as caught:
+        hook.export_workflow(failing)
+    assert caught.value.status == 500 and caught.value.transient
+    assert api_calls(tenant, "export") == 3
+
+
+def test_connection_resets_are_retried(sim_tenant, connect):
+    tenant = sim_tenant(workflows=1)
+    hook = connect(tenant)
+    tenant.script([{"endpoint": "export", "kind": "reset", "phase": "connect"},
+                   {"endpoint": "export", "kind": "reset", "phase": "body"}])
+    assert hook.export_workflow(tenant.workflow_ids()[0])["workflow"]
+    assert hook.stats["connection_errors"] == 2
+
+
+def test_hang_gives_a_timeout_error(sim_tenant, connect):
+    tenant = sim_tenant(workflows=1, hang_rate=1.0, hang_seconds=3, fault_endpoints=["export"])
+    hook = connect(tenant, read_timeout=0.5, max_attempts=2)
+    started = time.monotonic()
+    with pytest.raises(ZuoraTimeoutError) as caught:
+        hook.export_workflow(tenant.workflow_ids()[0])
+    assert caught.value.transient
+    assert time.monotonic() - started < 3
+    assert hook.stats["timeouts"] == 2
+
+
+def test_malformed_json_gives_a_typed_error(sim_tenant, connect):
+    tenant = sim_tenant(workflows=1)
+    hook = connect(tenant)
+    tenant.script([{"endpoint": "list", "kind": "malformed"}])
+    with pytest.raises(ZuoraMalformedResponseError, match="not valid JSON"):
+        list(hook.list_workflows())
+
+
+def test_unknown_workflow_export_is_not_found(sim_tenant, connect):
+    tenant = sim_tenant(workflows=1)
+    with pytest.raises(ZuoraNotFoundError) as caught:
+        connect(tenant).export_workflow(999_999)
+    error = caught.value
+    assert error.status == 404 and len(error.request_id) == 36
+    assert "999999" in str(error) and "/workflows/999999/export" in str(error)
+
+
+def test_failed_export_never_loses_the_others(sim_tenant, connect):
+    tenant = sim_tenant(workflows=12)
+    ids = tenant.workflow_ids()
+    tenant.set_faults(failing_export_ids=[ids[3]])
+    results = {wid: (export, error) for wid, export, error in
+               connect(tenant, max_attempts=2).export_workflows(ids + [999_999])}
+    assert set(results) == set(ids) | {999_999}
+    failed = {wid for wid, (_, error) in results.items() if error is not None}
+    assert failed == {ids[3], 999_999}
+    assert isinstance(results[999_999][1], ZuoraNotFoundError)
+
+
+def test_exports_never_exceed_the_concurrency_cap(sim_tenant, connect):
+    tenant = sim_tenant(workflows=24, latency_ms=150, fault_endpoints=["export"])
+    hook = connect(tenant, max_concurrency=3)
+    assert all(error is None for _, _, error in hook.export_workflows(tenant.workflow_ids()))
+    assert tenant.stats()["max_in_flight"] == 3
+
+
+def test_hook_slows_down_before_the_rate_limit(sim_tenant, connect):
+    # 35 pages against a budget of 30 calls per 3 s: only pacing avoids a 429
+    tenant = sim_tenant(workflows=70, requests_per_minute=30, rate_window_seconds=3)
+    hook = connect(tenant, page_length=2, rate_limit_low_water=10)
+    assert len(list(hook.list_workflows())) == 70
+    assert hook.stats["paced"] > 0
+    assert tenant.stats()["rate_limited"] == 0
+
+
+def test_max_pages_stops_pagination_that_never_ends(sim_tenant, connect):
+    tenant = sim_tenant(workflows=137)
+    listing = connect(tenant, max_pages=2).list_workflows()
+    with pytest.raises(ZuoraMalformedResponseError, match="pagination does not end"):
+        list(listing)
+    assert listing.complete is False
+
+
+class _RepeatingPages(BaseHTTPRequestHandler):
+    """A broken API whose next_page always points back at page 1."""
+
+    def do_POST(self):
+        self._send({"access_token": "0" * 32, "token_type": "bearer", "expires_in": 3599})
+
+    def do_GET(self):
+        base = f"http://127.0.0.1:{self.server.server_port}"
+        self._send({"data": [{"id": 1}, {"id": 2}],
+                    "pagination": {"page": 1, "page_length": 2, "next_page": f"{base}/workflows?page=1"}})
+
+    def _send(self, body):
+        data = json.dumps(body).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args):
+        pass
+
+
+def test_pagination_that_repeats_a_page_is_refused(monkeypatch):
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _RepeatingPages)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        monkeypatch.setenv("AIRFLOW_CONN_ZUORA_BROKEN", json.dumps({
+            "conn_type": "zuora", "host": f"http://127.0.0.1:{server.server_port}",
+            "login": "b64e42ba-7e1a-4bc6-9146-5e1b420306b5", "password": "s",
+            "extra": {"allow_insecure_http": True}}))
+        listing = ZuoraHook("zuora_broken").list_workflows()
+        with pytest.raises(ZuoraMalformedResponseError, match="does not end"):
+            list(listing)
+        assert not listing.complete
+    finally:
+        server.shutdown()
+
+
+def test_no_secret_or_token_in_logs_or_errors(sim_tenant, connect, caplog, capsys):
+    tenant = sim_tenant(workflows=3)
+    hook = connect(tenant, track_id="run:2026-11-29;acme")
+    errors = []
+    with caplog.at_level(logging.DEBUG):
+        ids = [item["id"] for item in hook.list_workflows()]
+        tenant.script([{"endpoint": "export", "kind": "status", "status": 503},
+                       {"endpoint": "export", "kind": "unauthorized", "count": 2}])
+        errors += [str(e) for _, _, e in hook.export_workflows(ids + [424242]) if e]
+        tenant.revoke_tokens()
+        hook.export_workflow(ids[0])
+        errors.append(connect(tenant, secret=tenant.client_secret[:-1] + "Q").test_connection()[1])
+    tokens = {hook._token_cache()._token.value}
+    output = caplog.text + "".join(capsys.readouterr()) + "\n".join(errors)
+    assert errors and "Zuora server error" in output  # the retry warning was logged
+    for secret in {tenant.client_secret, *tokens}:
+        assert secret not in output
+    assert hook.get_conn().headers["Zuora-Track-Id"] == "run-2026-11-29-acme"
