@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install test test-reliability demo clean
+.PHONY: install test demo airflow clean
 
 install: $(STAMP)
 
@@ -17,5 +17,11 @@ $(STAMP): requirements.txt requirements-lock.txt
 test: $(STAMP)
 	$(PY) -m pytest
 
+demo: $(STAMP)
+	$(PY) -m devstack.demo
+
+airflow: $(STAMP)
+	$(PY) -m devstack.demo --standalone
+
 clean:
-	rm -rf $(VENV) .airflow .pytest_cache
+	rm -rf $(VENV) .demo .pytest_cache
