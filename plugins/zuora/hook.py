@@ -277,9 +277,10 @@ class ZuoraHook(BaseHook):
             self.stats["bytes"] += len(content)
         try:
             return json.loads(content)
-        except ValueError:
+        except (ValueError, RecursionError) as exc:
+            reason = "nested too deeply" if isinstance(exc, RecursionError) else "not valid JSON"
             raise ZuoraMalformedResponseError(
-                f"the response is not valid JSON ({len(content)} bytes)",
+                f"the response is {reason} ({len(content)} bytes)",
                 **self._where(endpoint, response)) from None
 
     def _where(self, endpoint: str, response: requests.Response) -> dict:

@@ -243,19 +243,17 @@ def test_max_pages_stops_pagination_that_never_ends(sim_tenant, connect):
     assert listing.complete is False
 
 
-class _RepeatingPages(BaseHTTPRequestHandler):
-    """A broken API whose next_page always points back at page 1."""
+class _BrokenZuora(BaseHTTPRequestHandler):
+    """A broken API for what the simulator does not do: the server's ``answer(path)`` is the body."""
 
     def do_POST(self):
-        self._send({"access_token": "0" * 32, "token_type": "bearer", "expires_in": 3599})
+        self._send(json.dumps({"access_token": "0" * 32, "token_type": "bearer", "expires_in": 3599}))
 
     def do_GET(self):
-        base = f"http://127.0.0.1:{self.server.server_port}"
-        self._send({"data": [{"id": 1}, {"id": 2}],
-                    "pagination": {"page": 1, "page_length": 2, "next_page": f"{base}/workflows?page=1"}})
+        self._send(self.server.answer(self.path))
 
-    def _send(self, body):
-        data = json.dumps(body).encode()
+    def _send(self, text):
+        data = text.encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
@@ -266,20 +264,41 @@ class _RepeatingPages(BaseHTTPRequestHandler):
         pass
 
 
-def test_pagination_that_repeats_a_page_is_refused(monkeypatch):
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _RepeatingPages)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
+@pytest.fixture
+def broken_zuora(monkeypatch):
+    """broken_zuora(answer) -> a hook for a stub server answering every GET with answer(path)."""
+    servers = []
+
+    def start(answer):
+        server = ThreadingHTTPServer(("127.0.0.1", 0), _BrokenZuora)
+        server.answer = answer
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
         monkeypatch.setenv("AIRFLOW_CONN_ZUORA_BROKEN", json.dumps({
             "conn_type": "zuora", "host": f"http://127.0.0.1:{server.server_port}",
             "login": "b64e42ba-7e1a-4bc6-9146-5e1b420306b5", "password": "s",
             "extra": {"allow_insecure_http": True}}))
-        listing = ZuoraHook("zuora_broken").list_workflows()
-        with pytest.raises(ZuoraMalformedResponseError, match="does not end"):
-            list(listing)
-        assert not listing.complete
-    finally:
+        return ZuoraHook("zuora_broken")
+
+    yield start
+    for server in servers:
         server.shutdown()
+
+
+def test_pagination_that_repeats_a_page_is_refused(broken_zuora):
+    hook = broken_zuora(lambda path: json.dumps({
+        "data": [{"id": 1}, {"id": 2}],
+        "pagination": {"page": 1, "page_length": 2, "next_page": "http://x/workflows?page=1"}}))
+    listing = hook.list_workflows()
+    with pytest.raises(ZuoraMalformedResponseError, match="does not end"):
+        list(listing)
+    assert not listing.complete
+
+
+def test_absurdly_nested_export_is_a_malformed_response(broken_zuora):
+    hook = broken_zuora(lambda path: '{"workflow": ' + "[" * 100_000 + "]" * 100_000 + "}")
+    with pytest.raises(ZuoraMalformedResponseError, match="nested too deeply"):
+        hook.export_workflow(1)
 
 
 def test_no_secret_or_token_in_logs_or_errors(sim_tenant, connect, caplog, capsys):
