@@ -1,0 +1,30 @@
+-- The analysts' read-only role, applied after every migration run (idempotent).
+-- Created only when the connecting user may create roles; several databases on one server
+-- may run this at once, so "already exists" is not an error.
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'zuora_reader')
+       AND EXISTS (SELECT FROM pg_roles WHERE rolname = current_user AND (rolcreaterole OR rolsuper)) THEN
+        BEGIN
+            CREATE ROLE zuora_reader NOLOGIN;
+        EXCEPTION WHEN duplicate_object OR unique_violation THEN
+            NULL;  -- another database's migration created it meanwhile
+        END;
+    END IF;
+
+    IF EXISTS (SELECT FROM pg_roles WHERE rolname = 'zuora_reader') THEN
+        GRANT USAGE ON SCHEMA zuora TO zuora_reader;
+        GRANT SELECT ON zuora.customers, zuora.workflows, zuora.workflow_history, zuora.sync_runs,
+                        zuora.dead_letters, zuora.validation_issues, zuora.schema_migrations
+              TO zuora_reader;
+        -- Column list: everything except the encrypted original and its hash.
+        REVOKE SELECT ON zuora.workflow_definitions FROM zuora_reader;
+        GRANT SELECT (customer_id, zuora_id, version, definition, definition_hash, task_count,
+                      linkage_count, size_bytes, exported_at, run_id)
+              ON zuora.workflow_definitions TO zuora_reader;
+        GRANT SELECT ON zuora.current_workflows, zuora.workflow_tasks, zuora.changes_per_day,
+                        zuora.sync_health, zuora.open_dead_letters
+              TO zuora_reader;
+    END IF;
+END
+$$;

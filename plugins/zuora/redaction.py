@@ -1,0 +1,92 @@
+"""Replace the values of secrets inside a Zuora export, keeping its structure.
+
+What counts as a secret:
+- any value under a key named like a credential (``password``, ``token``, ``api_key``,
+  ``client_secret``, ``authorization`` ...), and every value of an ``authorization`` block
+  except its ``type``;
+- the ``value`` of a ``{"key": ..., "value": ...}`` pair (headers, form data) whose key looks
+  secret (``Authorization``, ``X-API-Key``, ``*token*``, ``*secret*``, ``*password*``, ``*key*``);
+- URL query parameters with such names, and passwords in URL user info;
+- ``Bearer``/``Basic`` credentials written inside any text.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+REDACTED = "***REDACTED***"
+
+_SECRET_FIELD = re.compile(
+    r"(passw(or)?d|passphrase|^pass$|^pwd$|secret|token|api[-_]?key|access[-_]?key|private[-_]?key|"
+    r"^auth$|authorization|credential|signature|session[-_]?id|cookie)", re.IGNORECASE)
+_SECRET_NAME = re.compile(r"(auth|token|secret|pass(word|wd)?|pwd|key|signature|session|credential|cookie)",
+                          re.IGNORECASE)
+_NOT_SECRET_FIELD = {"type", "auth_type", "token_type", "authorization_type"}
+_QUERY_PARAM = re.compile(r"(?P<lead>^|[?&;,\s])(?P<name>[^=&#\s?;,]+)=(?P<value>[^&#\s\"',;]*)")
+_URL_USERINFO = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<user>[^/:@\s]*):(?P<password>[^/@\s]+)@",
+                           re.IGNORECASE)
+_INLINE_CREDENTIAL = re.compile(r"\b(?P<scheme>Bearer|Basic|Token)\s+(?P<value>[A-Za-z0-9._~+/=-]{8,})")
+
+
+def is_secret_field(name: str) -> bool:
+    """A JSON key whose value is a credential (``password``, ``client_secret``, ...)."""
+    return name.lower() not in _NOT_SECRET_FIELD and bool(_SECRET_FIELD.search(name))
+
+
+def is_secret_name(name: str) -> bool:
+    """A header or query parameter name that carries a credential (``X-API-Key``, ...)."""
+    return bool(_SECRET_NAME.search(name))
+
+
+def redact_text(text: str) -> str:
+    """Secrets in free text: query parameters, URL passwords, inline Bearer/Basic tokens."""
+    if "=" in text:
+        text = _QUERY_PARAM.sub(
+            lambda m: f"{m['lead']}{m['name']}={REDACTED}" if is_secret_name(m["name"]) and m["value"]
+            else m.group(0), text)
+    if "@" in text:
+        text = _URL_USERINFO.sub(lambda m: f"{m['scheme']}{m['user']}:{REDACTED}@", text)
+    return _INLINE_CREDENTIAL.sub(lambda m: f"{m['scheme']} {REDACTED}", text)
+
+
+def _blank(value: Any) -> Any:
+    """The marker in place of a secret value (empty and null values stay as they are)."""
+    if value is None or value == "" or isinstance(value, bool):
+        return value
+    if isinstance(value, (dict, list)):
+        return redact_all(value)
+    return REDACTED
+
+
+def redact_all(value: Any) -> Any:
+    """Every leaf replaced, except ``type`` keys (an authorization block)."""
+    if isinstance(value, dict):
+        return {k: (v if k in _NOT_SECRET_FIELD and not isinstance(v, (dict, list)) else _blank(v))
+                for k, v in value.items()}
+    if isinstance(value, list):
+        return [_blank(v) for v in value]
+    return _blank(value)
+
+
+def redact(value: Any) -> Any:
+    """A copy of ``value`` with every secret value replaced by ``REDACTED``."""
+    if isinstance(value, str):
+        return redact_text(value)
+    if isinstance(value, list):
+        return [redact(item) for item in value]
+    if not isinstance(value, dict):
+        return value
+    pair_name = value.get("key") if isinstance(value.get("key"), str) else value.get("name")
+    secret_pair = isinstance(pair_name, str) and "value" in value and is_secret_name(pair_name)
+    result = {}
+    for key, item in value.items():
+        if secret_pair and key == "value":
+            result[key] = _blank(item)
+        elif isinstance(key, str) and key.lower() == "authorization" and isinstance(item, dict):
+            result[key] = redact_all(item)
+        elif isinstance(key, str) and is_secret_field(key) and not isinstance(item, (dict, list)):
+            result[key] = _blank(item)
+        else:
+            result[key] = redact(item)
+    return result

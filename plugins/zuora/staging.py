@@ -1,0 +1,187 @@
+"""Staging: what the list and export tasks hand to validation and the merge.
+
+Everything is keyed by ``(run_id, customer_id)``; staging a listing or the exports again
+replaces what was staged before, so a retried task gives the same tables. Rows go in by
+``COPY``, streamed one item at a time, so memory stays bounded however many (and however
+large) the items are. Values Postgres cannot hold (NUL, lone surrogates) are repaired and
+the repair is recorded for validation; secrets are redacted before anything is stored in
+readable form.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from datetime import timedelta
+from typing import Any, Callable, Iterable
+
+from zuora.redaction import redact, redact_text
+from zuora.secrets_box import encrypt_text, original_json
+from zuora.transactions import committing
+from zuora.transform import canonical_json, content_hash, list_item_id, make_storable
+
+log = logging.getLogger(__name__)
+
+STAGING_TABLES = ("staging_list_items", "staging_workflows", "staging_exports", "staging_listings")
+MAX_MESSAGE = 4000
+
+
+def clear_staging(conn, run_id: str, customer_id: str, tables: Iterable[str] = STAGING_TABLES) -> None:
+    """Remove a customer's staged rows of one run (tables are fixed names, never data)."""
+    for table in tables:
+        if table not in STAGING_TABLES:
+            raise ValueError(table)
+        conn.execute(f"DELETE FROM zuora.{table} WHERE run_id = %s AND customer_id = %s",
+                     (run_id, customer_id))
+
+
+def _list_row(run_id: str, customer_id: str, position: int, item: Any) -> tuple:
+    try:
+        storable, repairs = make_storable(item)
+        clean = redact(storable)
+        text = canonical_json(clean)
+        digest = content_hash(clean)
+    except (RecursionError, ValueError, TypeError) as exc:
+        log.warning("list item %s of %s cannot be stored: %s", position, customer_id, exc)
+        return (run_id, customer_id, position, list_item_id(item), None,
+                "unstorable:" + type(exc).__name__, ["unstorable"])
+    return (run_id, customer_id, position, list_item_id(item), text, digest, sorted(repairs))
+
+
+def stage_listing(conn, run_id: str, customer_id: str, items: Iterable[dict],
+                  complete: bool | None = None, *,
+                  complete_flag: Callable[[], bool] | None = None) -> int:
+    """COPY the customer's list items into staging; returns how many were listed.
+
+    ``complete`` says whether the listing reached its last page; a lazy listing can pass
+    ``complete_flag`` instead, read after the items are consumed. Only a complete listing
+    may soft-delete workflows in the merge.
+    """
+    listed = 0
+    with committing(conn):
+        clear_staging(conn, run_id, customer_id)
+        with conn.cursor() as cur, cur.copy(
+                "COPY zuora.staging_list_items (run_id, customer_id, position, zuora_id, item, "
+                "item_hash, repairs) FROM STDIN") as copy:
+            for position, item in enumerate(items):
+                copy.write_row(_list_row(run_id, customer_id, position, item))
+                listed += 1
+        conn.execute("ANALYZE zuora.staging_list_items")  # fresh statistics for the joins ahead
+        is_complete = bool(complete_flag() if complete_flag is not None else complete)
+        conn.execute("INSERT INTO zuora.staging_listings (run_id, customer_id, complete, listed) "
+                     "VALUES (%s, %s, %s, %s)", (run_id, customer_id, is_complete, listed))
+    return listed
+
+
+_TO_EXPORT = """
+SELECT DISTINCT s.zuora_id
+  FROM zuora.staging_list_items s
+  LEFT JOIN zuora.workflows w
+         ON w.customer_id = s.customer_id AND w.zuora_id = s.zuora_id
+  LEFT JOIN zuora.workflow_definitions d
+         ON d.customer_id = s.customer_id AND d.zuora_id = s.zuora_id
+ WHERE s.run_id = %(run_id)s AND s.customer_id = %(customer_id)s AND s.zuora_id IS NOT NULL
+   AND (%(full_refresh)s
+        OR w.zuora_id IS NULL                            -- new
+        OR w.deleted_at IS NOT NULL                      -- coming back
+        OR d.zuora_id IS NULL                            -- never exported (or it failed)
+        OR w.content_hash IS DISTINCT FROM s.item_hash   -- list item changed
+        OR d.exported_at < now() - %(lookback)s)         -- definition due for a re-check
+ ORDER BY 1
+"""
+
+
+def workflows_to_export(conn, run_id: str, customer_id: str, *, full_refresh: bool = False,
+                        lookback: timedelta = timedelta(days=7)) -> list[int]:
+    """Ids of staged workflows whose definition must be exported this run, ascending.
+
+    New, restored or changed workflows (the list item's hash covers updated time, active
+    version and status), those without a stored definition, and those whose definition is
+    older than ``lookback``; every listed workflow when ``full_refresh``.
+    """
+    with committing(conn):
+        rows = conn.execute(_TO_EXPORT, {"run_id": run_id, "customer_id": customer_id,
+                                         "full_refresh": full_refresh, "lookback": lookback}).fetchall()
+    return [row[0] for row in rows]
+
+
+def _failed_export_row(run_id, customer_id, zuora_id, error, payload=None) -> tuple:
+    error_type = type(error).__name__ if isinstance(error, BaseException) else "ExportFailed"
+    message = redact_text(str(error) if error is not None else "no export returned")[:MAX_MESSAGE]
+    message, _ = make_storable(message)
+    return (run_id, customer_id, zuora_id, False, None, None, None, None, None, None, None, None,
+            None, None, [], error_type, message, payload)
+
+
+def _export_row(run_id: str, customer_id: str, zuora_id: int, export: Any,
+                encryption_key: bytes | None) -> tuple:
+    if not isinstance(export, dict) or not isinstance(export.get("workflow"), dict):
+        return _failed_export_row(run_id, customer_id, zuora_id,
+                                  ValueError("export has no 'workflow' object"))
+    try:
+        original = original_json(export)
+        storable, repairs = make_storable(export)
+        definition = redact(storable)
+        definition_text = canonical_json(definition)
+    except (RecursionError, ValueError, TypeError) as exc:
+        return _failed_export_row(run_id, customer_id, zuora_id,
+                                  ValueError(f"export cannot be stored: {type(exc).__name__}"))
+    workflow = definition["workflow"]
+    tasks, linkages = definition.get("tasks"), definition.get("linkages")
+    version, priority = workflow.get("version"), workflow.get("priority")
+    encrypted = encrypt_text(original, encryption_key) if encryption_key else None
+    return (run_id, customer_id, zuora_id, True,
+            version if isinstance(version, str) else None,
+            priority if isinstance(priority, str) else None,
+            definition_text, hashlib.sha256(definition_text.encode()).hexdigest(),
+            len(tasks) if isinstance(tasks, list) else 0,
+            len(linkages) if isinstance(linkages, list) else 0,
+            len(original), None if encrypted else original,
+            hashlib.sha256(original.encode()).hexdigest(), encrypted, sorted(repairs),
+            None, None, None)
+
+
+def stage_exports(conn, run_id: str, customer_id: str,
+                  results: Iterable[tuple[int, dict | None, BaseException | str | None]], *,
+                  encryption_key: bytes | None = None) -> dict[str, int]:
+    """COPY export results ``(workflow_id, export, error)`` into staging, one at a time.
+
+    Each export is stored redacted (``definition``) and as its exact original: encrypted
+    when ``encryption_key`` is given here, otherwise as plaintext in staging until the merge
+    encrypts it. Failures are staged too and become dead letters in the merge. Returns
+    ``{"exported", "exports_failed", "exports_unchanged"}``.
+    """
+    exported = failed = 0
+    with committing(conn):
+        clear_staging(conn, run_id, customer_id, ["staging_exports"])
+        with conn.cursor() as cur, cur.copy(
+                "COPY zuora.staging_exports (run_id, customer_id, zuora_id, ok, version, priority, "
+                "definition, definition_hash, task_count, linkage_count, size_bytes, original_json, "
+                "original_hash, original_encrypted, repairs, error_type, error_message, payload) "
+                "FROM STDIN") as copy:
+            for zuora_id, export, error in results:
+                if error is None and export is not None:
+                    row = _export_row(run_id, customer_id, int(zuora_id), export, encryption_key)
+                else:
+                    row = _failed_export_row(run_id, customer_id, int(zuora_id), error)
+                copy.write_row(row)
+                exported += row[3]
+                failed += not row[3]
+        conn.execute("ANALYZE zuora.staging_exports")
+        listed_ids = conn.execute(
+            "SELECT count(DISTINCT zuora_id) FROM zuora.staging_list_items "
+            "WHERE run_id = %s AND customer_id = %s", (run_id, customer_id)).fetchone()[0]
+    return {"exported": exported, "exports_failed": failed,
+            "exports_unchanged": max(listed_ids - exported - failed, 0)}
+
+
+def sweep_stale_staging(conn, older_than: timedelta = timedelta(days=2)) -> int:
+    """Drop staging left by runs that never merged; returns the listings swept."""
+    with committing(conn):
+        stale = conn.execute(
+            "DELETE FROM zuora.staging_listings WHERE listed_at < now() - %s "
+            "RETURNING run_id, customer_id", (older_than,)).fetchall()
+        for run_id, customer_id in stale:
+            clear_staging(conn, run_id, customer_id, STAGING_TABLES[:3])
+        conn.execute("DELETE FROM zuora.staging_exports WHERE exported_at < now() - %s", (older_than,))
+    return len(stale)

@@ -1,0 +1,53 @@
+"""The warehouse: everything the sync writes to Postgres, as plain functions on a psycopg 3
+connection (``PostgresHook("zuora_warehouse").get_conn()``). Each function commits its own
+work (or rolls it back on error); none needs Airflow.
+
+The DAG runs four stages per customer; data between them goes through staging tables keyed
+by ``(run_id, customer_id)``, never XCom:
+
+    apply_migrations(conn) -> list[str]                       once per run, idempotent
+    list_customers(conn, customer_ids=None) -> list[dict]     enabled customers
+    start_sync_run(conn, run_id, customer_id, conn_id=, environment=)
+    list:     stage_listing(conn, run_id, customer_id, items, complete | complete_flag=) -> listed
+    export:   workflows_to_export(conn, run_id, customer_id, full_refresh=, lookback=) -> ids
+              stage_exports(conn, run_id, customer_id, hook.export_workflows(ids)) -> counts
+    validate: validate_staged(conn, run_id, customer_id) -> counts
+    upsert:   merge_customer(conn, run_id, customer_id, environment=, conn_id=,
+                             encryption_key=) -> counts (listed = stored + dead_lettered)
+    add_sync_counts(conn, run_id, customer_id, **figures); finish_sync_run(..., status=, error=)
+    on failure: record_dead_letter(conn, run_id=, customer_id=, stage=, error_type=, message=)
+
+Housekeeping: ``cleanup(conn, Retention(...))``, ``sweep_stale_staging(conn, older_than)``.
+Backup: ``decrypt_original(conn, customer_id, zuora_id, key)`` gives the exact original export.
+"""
+
+from __future__ import annotations
+
+from zuora.customers import list_customers, upsert_customer
+from zuora.ledger import (add_sync_counts, finish_sync_run, record_dead_letter,
+                          resolve_dead_letters, start_sync_run)
+from zuora.merge import lock_customer, merge_customer
+from zuora.migrations import apply_migrations
+from zuora.retention import Retention, cleanup
+from zuora.secrets_box import decrypt_export, resolve_encryption_key
+from zuora.staging import stage_exports, stage_listing, sweep_stale_staging, workflows_to_export
+from zuora.validation import validate_staged
+
+__all__ = [
+    "apply_migrations", "list_customers", "upsert_customer", "start_sync_run", "add_sync_counts",
+    "finish_sync_run", "record_dead_letter", "resolve_dead_letters", "stage_listing",
+    "workflows_to_export", "stage_exports", "validate_staged", "merge_customer", "lock_customer",
+    "cleanup", "Retention", "sweep_stale_staging", "decrypt_original", "decrypt_export",
+    "resolve_encryption_key",
+]
+
+
+def decrypt_original(conn, customer_id: str, zuora_id: int, key: bytes | str) -> dict:
+    """The exact original export of a workflow, decrypted; LookupError when none is stored."""
+    row = conn.execute("SELECT original_encrypted FROM zuora.workflow_definitions "
+                       "WHERE customer_id = %s AND zuora_id = %s", (customer_id, zuora_id)).fetchone()
+    if not conn.autocommit:
+        conn.rollback()  # read only: end the implicit transaction
+    if row is None or row[0] is None:
+        raise LookupError(f"no encrypted original for workflow {zuora_id} of {customer_id}")
+    return decrypt_export(row[0], key)

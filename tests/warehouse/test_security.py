@@ -1,0 +1,90 @@
+"""No secret in any readable column; the encrypted original round-trips exactly."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+from cryptography.fernet import Fernet
+
+from tests.warehouse.factories import SECRET, export, list_item, sync
+from zuora import warehouse
+
+
+def readable_text(conn) -> dict[str, str]:
+    """Every column zuora_reader may read, of every table and view, as one text per column."""
+    columns = conn.execute("""
+        SELECT c.table_name, c.column_name
+          FROM information_schema.columns c
+         WHERE c.table_schema = 'zuora'
+           AND has_column_privilege('zuora_reader', format('zuora.%I', c.table_name),
+                                    c.column_name, 'SELECT')""").fetchall()
+    texts = {}
+    for table, column in columns:
+        query = f'SELECT coalesce(string_agg("{column}"::text, \'\n\'), \'\') FROM zuora."{table}"'
+        texts[f"{table}.{column}"] = conn.execute(query).fetchone()[0]
+    conn.rollback()
+    return texts
+
+
+def test_no_secret_anywhere_in_readable_tables(conn, key):
+    leaky = {"name": f"Bearer {SECRET}in-list-item", "description": f"see ?token={SECRET}desc"}
+    items = [list_item(1), list_item(2, **leaky), {"name": "no id", "note": f"password={SECRET}x"}]
+    bad_export = export(3)
+    bad_export["workflow"]["id"] = 999  # dead-lettered as a mismatch: its payload must be clean
+    sync(conn, "r1", "acme", items + [list_item(3)], key=key, exports={3: bad_export},
+         failures={2: RuntimeError(f"upstream said Authorization: Bearer {SECRET}in-error")})
+    sync(conn, "r2", "acme", [list_item(1, name="Changed", updated=list_item(9)["updatedAt"] and None)],
+         key=key, full_refresh=True)
+    warehouse.record_dead_letter(conn, run_id="r3", customer_id="acme", stage="task",
+                                 error_type="Boom", message=f"token={SECRET}task",
+                                 payload=export(4))
+    texts = readable_text(conn)
+    assert "workflow_definitions.definition" in texts and "workflow_history.snapshot" in texts
+    assert "workflow_definitions.original_encrypted" not in texts
+    assert "REDACTED" in texts["workflow_definitions.definition"]
+    assert "REDACTED" in texts["dead_letters.payload"]
+    leaks = {name: text.count(SECRET) for name, text in texts.items() if SECRET in text}
+    assert leaks == {}
+    # the secrets were there to leak: the encrypted originals hold them
+    original = warehouse.decrypt_original(conn, "acme", 1, key)
+    assert SECRET in repr(original)
+
+
+def test_encrypted_original_round_trips_exactly(conn, key):
+    tricky = export(5)
+    tricky["workflow"]["description"] = "NUL\x00 and emoji 🎉 and lone \ud800 surrogate"
+    tricky["tasks"][0]["parameters"]["big"] = 12345678901234567890
+    tricky["tasks"][0]["parameters"]["float"] = 0.1
+    sync(conn, "r1", "acme", [list_item(5)], exports={5: tricky}, key=key)
+    restored = warehouse.decrypt_original(conn, "acme", 5, key)
+    assert restored == tricky
+    assert list(restored["workflow"]) == list(tricky["workflow"])  # key order kept
+    with pytest.raises(Exception):
+        warehouse.decrypt_original(conn, "acme", 5, Fernet.generate_key())
+    # key rotation: a new key first, the old one still decrypts
+    rotated = Fernet.generate_key().decode() + "," + key.decode()
+    assert warehouse.decrypt_original(conn, "acme", 5, rotated) == tricky
+
+
+def test_original_is_encrypted_at_export_time_when_the_key_is_given(conn, key):
+    warehouse.stage_listing(conn, "r1", "acme", [list_item(1)], True)
+    warehouse.stage_exports(conn, "r1", "acme", [(1, export(1), None)], encryption_key=key)
+    plaintext = conn.execute("SELECT count(*) FROM zuora.staging_exports WHERE original_json IS NOT NULL"
+                             ).fetchone()[0]
+    conn.rollback()
+    assert plaintext == 0
+    warehouse.validate_staged(conn, "r1", "acme")
+    warehouse.merge_customer(conn, "r1", "acme", encryption_key=key)
+    assert warehouse.decrypt_original(conn, "acme", 1, key) == export(1)
+
+
+def test_without_a_key_the_original_is_not_stored(conn, caplog):
+    with caplog.at_level(logging.WARNING):
+        sync(conn, "r1", "acme", [list_item(1)])
+    assert "not stored" in caplog.text
+    row = conn.execute("SELECT original_encrypted FROM zuora.workflow_definitions").fetchone()
+    assert row == (None,)
+    conn.rollback()
+    with pytest.raises(LookupError):
+        warehouse.decrypt_original(conn, "acme", 1, Fernet.generate_key())

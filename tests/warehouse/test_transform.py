@@ -1,0 +1,91 @@
+"""Timestamps of every Zuora format, Rails time zones, repairs and redaction."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from zuora.rails_timezones import RAILS_TO_IANA
+from zuora.redaction import REDACTED, redact
+from zuora.transform import make_storable, parse_zuora_timestamp, timezone_to_iana
+
+from tests.warehouse.factories import SECRET, export
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("2019-05-31T14:52:38.171Z", datetime(2019, 5, 31, 14, 52, 38, 171000, tzinfo=timezone.utc)),
+    ("2021-02-04T13:39:10.530+08:00", datetime(2021, 2, 4, 5, 39, 10, 530000, tzinfo=timezone.utc)),
+    ("2021-02-04T13:39:10-05:30", datetime(2021, 2, 4, 19, 9, 10, tzinfo=timezone.utc)),
+    ("2019-09-10 19:32:21 UTC", datetime(2019, 9, 10, 19, 32, 21, tzinfo=timezone.utc)),
+    ("2014-12-23 11:17:51", datetime(2014, 12, 23, 11, 17, 51, tzinfo=timezone.utc)),
+    ("2014-12-23T11:17:51", datetime(2014, 12, 23, 11, 17, 51, tzinfo=timezone.utc)),
+    ("2019-09-19T12:35:43.942123456Z", datetime(2019, 9, 19, 12, 35, 43, 942123, tzinfo=timezone.utc)),
+    ("2024-01-01T00:30:00+0100", datetime(2023, 12, 31, 23, 30, tzinfo=timezone.utc)),
+])
+def test_every_timestamp_format_becomes_utc(text, expected):
+    parsed = parse_zuora_timestamp(text)
+    assert parsed == expected and parsed.utcoffset().total_seconds() == 0
+
+
+@pytest.mark.parametrize("text", [None, "", "   "])
+def test_empty_timestamps_are_none(text):
+    assert parse_zuora_timestamp(text) is None
+
+
+@pytest.mark.parametrize("text", ["yesterday", "2019-13-45T00:00:00Z", "31/05/2019 14:52", 1559314358])
+def test_unreadable_timestamps_raise(text):
+    with pytest.raises(ValueError):
+        parse_zuora_timestamp(text)
+
+
+def test_rails_names_map_to_real_iana_zones():
+    assert len(RAILS_TO_IANA) >= 150
+    for rails, iana in RAILS_TO_IANA.items():
+        ZoneInfo(iana)  # raises if not a real zone
+    assert timezone_to_iana("Eastern Time (US & Canada)") == "America/New_York"
+    assert timezone_to_iana("Pacific Time (US & Canada)") == "America/Los_Angeles"
+    assert timezone_to_iana("Sydney") == "Australia/Sydney"
+    assert timezone_to_iana("London") == "Europe/London"
+    assert timezone_to_iana("UTC") == "Etc/UTC"
+    assert timezone_to_iana("Europe/Berlin") == "Europe/Berlin"  # already IANA
+    assert timezone_to_iana("Atlantis") is None and timezone_to_iana(None) is None
+
+
+def test_make_storable_removes_nul_and_lone_surrogates_at_any_depth():
+    deep = current = {}
+    for _ in range(3000):
+        current["x"] = {}
+        current = current["x"]
+    current["bad\x00key"] = "a\x00b\ud800c"
+    clean, repairs = make_storable(deep)
+    node = clean
+    for _ in range(3000):
+        node = node["x"]
+    assert node == {"badkey": "ab\ufffdc"}
+    assert repairs == {"nul_bytes", "invalid_unicode"}
+
+
+def test_redaction_replaces_secret_values_and_keeps_structure():
+    original = export(7, secret_suffix="zz")
+    redacted = redact(original)
+    text = repr(redacted)
+    assert SECRET not in text
+    callout = redacted["tasks"][1]["parameters"]
+    assert callout["authorization"] == {"type": "basic", "username": REDACTED, "password": REDACTED}
+    assert callout["headers"] == [{"key": "Content-Type", "value": "application/json"},
+                                  {"key": "X-API-Key", "value": REDACTED},
+                                  {"key": "Authorization", "value": REDACTED}]
+    assert callout["url"] == ("https://api.crm-example.com/v2/accounts/{{Data.Account.Id}}"
+                              f"?api_key={REDACTED}&format=json")
+    assert redacted["tasks"][0]["parameters"]["client_secret"] == REDACTED
+    assert redacted["tasks"][0]["parameters"]["zoql"] == original["tasks"][0]["parameters"]["zoql"]
+    assert redacted["workflow"] == original["workflow"]
+    assert redacted["linkages"] == original["linkages"]
+    assert redact({"note": "curl -H 'Authorization: Bearer abcdefgh12345'",
+                   "link": "https://user:hunter2@example.com/x?token=t0k&page=2",
+                   "auth_type": "oauth", "author": "Jane"}) == {
+        "note": f"curl -H 'Authorization: Bearer {REDACTED}'",
+        "link": f"https://user:{REDACTED}@example.com/x?token={REDACTED}&page=2",
+        "auth_type": "oauth", "author": "Jane"}
