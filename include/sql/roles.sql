@@ -15,7 +15,8 @@ BEGIN
     IF EXISTS (SELECT FROM pg_roles WHERE rolname = 'zuora_reader') THEN
         GRANT USAGE ON SCHEMA zuora TO zuora_reader;
         GRANT SELECT ON zuora.customers, zuora.workflows, zuora.workflow_history, zuora.sync_runs,
-                        zuora.dead_letters, zuora.validation_issues, zuora.schema_migrations
+                        zuora.dead_letters, zuora.validation_issues, zuora.schema_migrations,
+                        zuora.alerts
               TO zuora_reader;
         -- Column list: everything except the encrypted original and its hash.
         REVOKE SELECT ON zuora.workflow_definitions FROM zuora_reader;

@@ -47,7 +47,7 @@ class _Issues:
 
 
 def _text(frame: pd.DataFrame, key: str, issues: _Issues, required: bool = False) -> pd.Series:
-    values = frame["item"].map(lambda item: item.get(key))
+    values = [item.get(key) for item in frame["item"]]
     for zid, value in zip(frame["zuora_id"], values):
         if value is None:
             if required:
@@ -57,7 +57,9 @@ def _text(frame: pd.DataFrame, key: str, issues: _Issues, required: bool = False
                        f"{key} should be text, got {type(value).__name__}: {_excerpt(value)}")
         elif len(value) > LONG_TEXT:
             issues.add(zid, "long_value", "warning", key, f"{key} is {len(value)} characters long")
-    return values.map(lambda v: v if isinstance(v, str) else None)
+    # dtype=object: pandas 3 would infer its string dtype and turn None into NaN
+    return pd.Series([v if isinstance(v, str) else None for v in values], index=frame.index,
+                     dtype=object)
 
 
 def _boolean(frame: pd.DataFrame, key: str, issues: _Issues) -> pd.Series:
@@ -126,13 +128,14 @@ def normalise_chunk(frame: pd.DataFrame, run_id: str, customer_id: str,
                                      index=out.index, dtype=object)
     out["zuora_created_at"] = _timestamp(live, "createdAt", live_issues)
     out["zuora_updated_at"] = _timestamp(live, "updatedAt", live_issues)
-    version = live["item"].map(lambda item: item.get("active_version"))
+    version = [item.get("active_version") for item in live["item"]]
     out["active_version_id"] = pd.Series(
         [v.get("id") if isinstance(v, dict) and isinstance(v.get("id"), int)
          and not isinstance(v.get("id"), bool) and abs(v["id"]) < 2**63 else None for v in version],
         index=live.index, dtype=object)
-    out["active_version"] = version.map(
-        lambda v: v.get("version") if isinstance(v, dict) and isinstance(v.get("version"), str) else None)
+    out["active_version"] = pd.Series(
+        [v.get("version") if isinstance(v, dict) and isinstance(v.get("version"), str) else None
+         for v in version], index=live.index, dtype=object)
     for zid, status, tz, iana, interval, v, repairs in zip(
             out["zuora_id"], out["status"], out["timezone"], out["timezone_iana"], out["interval"],
             version, live["repairs"]):

@@ -160,6 +160,7 @@ CREATE INDEX validation_issues_run_idx ON zuora.validation_issues (run_id, custo
 CREATE INDEX validation_issues_workflow_idx ON zuora.validation_issues (customer_id, zuora_id);
 
 -- Staging: one listing per (run_id, customer_id), its items, the validated rows, the exports.
+-- Logged tables on purpose: after a crash a listing must never survive without its items.
 CREATE TABLE zuora.staging_listings (
     run_id        text NOT NULL,
     customer_id   text NOT NULL,

@@ -1,0 +1,42 @@
+"""
+### Zuora sync monitor
+
+Hourly health checks over `zuora.sync_runs` and `zuora.dead_letters`. Alerts (sent through
+the `zuora_alerts` connection and stored in `zuora.alerts`) when, within the last hour:
+the customer-sync failure rate is over 5%, a customer sync took over 30 minutes, Zuora
+rate-limited us often, dead letters are growing, or (with an `airflow_api` connection)
+over 1,000 task instances are queued. Thresholds: Airflow Variable
+`zuora_monitor_thresholds`, JSON, e.g. `{"max_failure_rate": 0.1, "max_rate_limited": 500}`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+from airflow.sdk import Variable, dag, task
+
+from zuora import monitor, sync
+
+
+@dag(
+    dag_id="zuora_sync_monitor",
+    schedule="@hourly",
+    start_date=datetime(2026, 1, 1, tzinfo=timezone.utc),
+    catchup=False,
+    max_active_runs=1,
+    tags=["zuora", "monitoring"],
+    doc_md=__doc__,
+    default_args={"retries": 1, "retry_delay": timedelta(minutes=5),
+                  "execution_timeout": timedelta(minutes=10)},
+)
+def zuora_sync_monitor():
+    @task
+    def check_sync_health() -> list[dict]:
+        thresholds = monitor.Thresholds.from_json(Variable.get("zuora_monitor_thresholds", default=None))
+        with sync.warehouse_connection() as conn:
+            return monitor.raise_alerts(conn, monitor.check(conn, thresholds))
+
+    check_sync_health()
+
+
+zuora_sync_monitor()

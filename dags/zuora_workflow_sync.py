@@ -1,0 +1,117 @@
+"""
+### Zuora workflow sync
+
+Keeps the Zuora Workflow definitions of every enabled customer in the warehouse
+(`zuora` schema, connection `zuora_warehouse`).
+
+**Shape:** `migrate` → `list_customers` → one mapped group per customer
+(`list_workflows` → `export_workflows` → `validate` → `upsert`, labelled by customer id)
+→ `summarize`, which writes the run summary and **fails the run when any customer failed**
+(all other customers still finish). Failed customers are in `zuora.dead_letters`.
+
+**Trigger form (params):**
+- `customer_ids`: only these customers (empty = every enabled customer)
+- `full_refresh`: export every workflow, not only new or changed ones
+
+**Rerun:** clear a failed customer's tasks in the grid (its group, by customer label), or
+trigger with `{"customer_ids": ["acme"]}`. **Backfill:** `airflow backfill create --dag-id
+zuora_workflow_sync --from-date 2026-11-01 --to-date 2026-11-07`; an older run never
+overwrites newer data (last write wins by Zuora's `updatedAt`).
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime, timedelta, timezone
+
+from airflow.sdk import (
+    AsyncCallback,
+    DeadlineAlert,
+    DeadlineReference,
+    Param,
+    TriggerRule,
+    dag,
+    task,
+    task_group,
+)
+
+from zuora import sync
+from zuora.alerts import ZuoraAlertNotifier, deadline_missed
+from zuora.callbacks import dead_letter_failed_task
+from zuora.retry import TransientErrorRetryPolicy
+
+CUSTOMER_LABEL = "{{ task.op_kwargs['customer']['customer_id'] }}"
+MAX_CONCURRENT_EXPORTS = int(os.environ.get("ZUORA_SYNC_MAX_CONCURRENT_EXPORTS", "4"))
+LOOKBACK_DAYS = int(os.environ.get("ZUORA_SYNC_LOOKBACK_DAYS", "7"))
+DEADLINE_MINUTES = int(os.environ.get("ZUORA_SYNC_DEADLINE_MINUTES", "30"))  # 0: no deadline
+
+
+@dag(
+    dag_id="zuora_workflow_sync",
+    schedule=os.environ.get("ZUORA_SYNC_SCHEDULE", "0 2 * * *"),
+    start_date=datetime(2026, 1, 1, tzinfo=timezone.utc),
+    catchup=False,
+    max_active_runs=1,
+    tags=["zuora", "sync"],
+    doc_md=__doc__,
+    params={
+        "customer_ids": Param([], type="array", items={"type": "string"},
+                              description="Only these customers; empty means every enabled customer."),
+        "full_refresh": Param(False, type="boolean",
+                              description="Export every workflow, not only new or changed ones."),
+    },
+    default_args={
+        "retries": 3,
+        "retry_delay": timedelta(seconds=60),
+        "retry_policy": TransientErrorRetryPolicy(),
+        "execution_timeout": timedelta(minutes=30),
+        "on_failure_callback": [dead_letter_failed_task, ZuoraAlertNotifier()],
+    },
+    deadline=DeadlineAlert(reference=DeadlineReference.DAGRUN_QUEUED_AT,
+                           interval=timedelta(minutes=DEADLINE_MINUTES),
+                           callback=AsyncCallback(deadline_missed)) if DEADLINE_MINUTES else None,
+)
+def zuora_workflow_sync():
+    @task(execution_timeout=timedelta(minutes=5))
+    def migrate():
+        return {"applied": sync.migrate()}
+
+    @task(execution_timeout=timedelta(minutes=5))
+    def list_customers(params=None) -> list[dict]:
+        return sync.customers_to_sync(params["customer_ids"])
+
+    @task_group
+    def customer_sync(customer: dict):
+        @task(pool="zuora_api", map_index_template=CUSTOMER_LABEL)
+        def list_workflows(customer: dict, run_id=None) -> dict:
+            return sync.list_stage(customer, run_id)
+
+        @task(pool="zuora_api", max_active_tis_per_dagrun=MAX_CONCURRENT_EXPORTS,
+              map_index_template=CUSTOMER_LABEL, execution_timeout=timedelta(minutes=60))
+        def export_workflows(customer: dict, listed: dict, params=None, run_id=None) -> dict:
+            return sync.export_stage(customer, run_id, full_refresh=params["full_refresh"],
+                                     lookback=timedelta(days=LOOKBACK_DAYS))
+
+        @task(map_index_template=CUSTOMER_LABEL)
+        def validate(customer: dict, exported: dict, run_id=None) -> dict:
+            return sync.validate_stage(customer, run_id)
+
+        @task(map_index_template=CUSTOMER_LABEL)
+        def upsert(customer: dict, validated: dict, run_id=None) -> dict:
+            return sync.upsert_stage(customer, run_id)
+
+        listed = list_workflows(customer=customer)
+        exported = export_workflows(customer=customer, listed=listed)
+        validated = validate(customer=customer, exported=exported)
+        return upsert(customer=customer, validated=validated)
+
+    @task(trigger_rule=TriggerRule.ALL_DONE, on_failure_callback=ZuoraAlertNotifier())
+    def summarize(customers: list[dict], run_id=None) -> dict:
+        return sync.summarize_run(run_id, [c["customer_id"] for c in customers])
+
+    customers = list_customers()
+    migrate() >> customers
+    customer_sync.expand(customer=customers) >> summarize(customers)
+
+
+zuora_workflow_sync()

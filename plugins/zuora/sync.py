@@ -1,0 +1,155 @@
+"""The sync of one customer, as the four stages the DAG runs as tasks: list, export,
+validate, upsert; plus the run's first and last steps.
+
+Each stage reads and writes the warehouse's staging tables keyed by (run_id, customer_id),
+adds its figures to the customer's ``sync_runs`` row, logs one structured JSON line and
+returns a small dict of counts for XCom. Every stage is idempotent: rerunning it gives the
+same tables.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import resource
+import time
+from datetime import timedelta
+from typing import Iterator
+
+from zuora import warehouse
+from zuora.errors import ZuoraConfigError
+from zuora.hook import ZuoraHook
+
+log = logging.getLogger(__name__)
+
+WAREHOUSE_CONN_ID = "zuora_warehouse"
+
+
+class CustomersFailed(Exception):
+    """Some customers of the run did not sync; they are in zuora.dead_letters."""
+
+
+@contextlib.contextmanager
+def warehouse_connection(conn_id: str = WAREHOUSE_CONN_ID) -> Iterator:
+    """A psycopg 3 connection to the warehouse named by an Airflow connection."""
+    from airflow.providers.postgres.hooks.postgres import PostgresHook
+    conn = PostgresHook(postgres_conn_id=conn_id).get_conn()
+    try:
+        yield conn
+    finally:
+        conn.close()
+
+
+def migrate() -> list[str]:
+    with warehouse_connection() as conn:
+        return warehouse.apply_migrations(conn)
+
+
+def customers_to_sync(customer_ids: list[str] | None) -> list[dict]:
+    """Enabled customers, or only those named; a name that is not enabled is an error."""
+    with warehouse_connection() as conn:
+        customers = warehouse.list_customers(conn, customer_ids or None)
+    missing = sorted(set(customer_ids or ()) - {c["customer_id"] for c in customers})
+    if missing:
+        raise ValueError(f"customer_ids not found or not enabled in zuora.customers: {missing}")
+    return [{"customer_id": c["customer_id"], "zuora_conn_id": c["zuora_conn_id"],
+             "environment": c["environment"]} for c in customers]
+
+
+def list_stage(customer: dict, run_id: str) -> dict:
+    """List every workflow of the customer into staging."""
+    started, hook = time.monotonic(), _hook(customer, run_id)
+    customer_id = customer["customer_id"]
+    with warehouse_connection() as conn:
+        warehouse.start_sync_run(conn, run_id, customer_id, conn_id=customer["zuora_conn_id"],
+                                 environment=hook.credentials.environment)
+        listing = hook.list_workflows()
+        listed = warehouse.stage_listing(conn, run_id, customer_id, listing,
+                                         complete_flag=lambda: listing.complete)
+        counts = {"listed": listed, "listing_complete": listing.complete, "pages": listing.pages}
+        warehouse.add_sync_counts(conn, run_id, customer_id, **counts, **_api(hook))
+    return _report("list", customer_id, run_id, started, counts, hook)
+
+
+def export_stage(customer: dict, run_id: str, *, full_refresh: bool, lookback: timedelta) -> dict:
+    """Export what is new or changed (everything on a full refresh) into staging."""
+    started, hook = time.monotonic(), _hook(customer, run_id)
+    customer_id = customer["customer_id"]
+    with warehouse_connection() as conn:
+        ids = warehouse.workflows_to_export(conn, run_id, customer_id, full_refresh=full_refresh,
+                                            lookback=lookback)
+        counts = warehouse.stage_exports(conn, run_id, customer_id, hook.export_workflows(ids),
+                                         encryption_key=warehouse.resolve_encryption_key())
+        warehouse.add_sync_counts(conn, run_id, customer_id, **counts, **_api(hook))
+    return _report("export", customer_id, run_id, started, counts, hook)
+
+
+def validate_stage(customer: dict, run_id: str) -> dict:
+    started = time.monotonic()
+    with warehouse_connection() as conn:
+        counts = warehouse.validate_staged(conn, run_id, customer["customer_id"])
+    return _report("validate", customer["customer_id"], run_id, started, counts)
+
+
+def upsert_stage(customer: dict, run_id: str) -> dict:
+    """Merge the customer's staging in one transaction, then close its sync_runs row."""
+    started = time.monotonic()
+    customer_id = customer["customer_id"]
+    with warehouse_connection() as conn:
+        counts = warehouse.merge_customer(conn, run_id, customer_id,
+                                          environment=customer.get("environment"),
+                                          conn_id=customer["zuora_conn_id"],
+                                          encryption_key=warehouse.resolve_encryption_key())
+        warehouse.finish_sync_run(conn, run_id, customer_id, status="success")
+    return _report("upsert", customer_id, run_id, started, counts)
+
+
+def summarize_run(run_id: str, customer_ids: list[str]) -> dict:
+    """The run's outcome per customer; raises ``CustomersFailed`` when any did not succeed."""
+    with warehouse_connection() as conn:
+        rows = conn.execute("SELECT customer_id, status, error FROM zuora.sync_runs "
+                            "WHERE run_id = %s", (run_id,)).fetchall()
+    outcome = {customer_id: (status, error) for customer_id, status, error in rows}
+    failed = {}
+    for customer_id in customer_ids:
+        status, error = outcome.get(customer_id, ("not started", None))
+        if status != "success":
+            failed[customer_id] = error or status
+    summary = {"run_id": run_id, "customers": len(customer_ids),
+               "succeeded": len(customer_ids) - len(failed), "failed": failed}
+    log.info("zuora sync run summary %s", json.dumps(summary, default=str, sort_keys=True))
+    if failed:
+        raise CustomersFailed(f"{len(failed)} of {len(customer_ids)} customers failed: "
+                              f"{', '.join(sorted(failed))}; see zuora.dead_letters "
+                              f"and zuora.sync_runs for run {run_id}")
+    return summary
+
+
+def _hook(customer: dict, run_id: str) -> ZuoraHook:
+    """The customer's hook, refusing a connection to the other kind of Zuora environment."""
+    hook = ZuoraHook(customer["zuora_conn_id"], track_id=f"zws-{customer['customer_id']}-{run_id}")
+    expected, actual = customer.get("environment"), hook.credentials.environment
+    if expected and actual != "unknown" and expected != actual:
+        raise ZuoraConfigError(
+            f"customer {customer['customer_id']} is registered as {expected}, but its connection "
+            f"points at a {actual} host ({hook.credentials.base_url}); fix the connection or the "
+            "customer's environment", conn_id=customer["zuora_conn_id"])
+    return hook
+
+
+def _api(hook: ZuoraHook) -> dict:
+    stats = hook.stats
+    return {"api_requests": stats["requests"], "token_mints": stats["token_mints"],
+            "rate_limited": stats["rate_limited"], "retries": stats["retries"]}
+
+
+def _report(stage: str, customer_id: str, run_id: str, started: float, counts: dict,
+            hook: ZuoraHook | None = None) -> dict:
+    """One structured JSON log line per stage, and the small dict the task returns."""
+    report = {"stage": stage, "customer_id": customer_id, "run_id": run_id,
+              "duration_s": round(time.monotonic() - started, 3),
+              "max_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+              **counts, **(_api(hook) if hook else {})}
+    log.info("zuora sync stage %s", json.dumps(report, default=str, sort_keys=True))
+    return report

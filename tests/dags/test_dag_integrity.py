@@ -1,0 +1,39 @@
+"""The DAG files load, and are shaped as operators expect."""
+
+import os
+
+import pytest
+from airflow.dag_processing.dagbag import DagBag
+
+
+@pytest.fixture(scope="module")
+def dagbag():
+    return DagBag(dag_folder=os.environ["AIRFLOW__CORE__DAGS_FOLDER"])
+
+
+def test_dags_load_without_import_errors(dagbag):
+    assert dagbag.import_errors == {}
+    assert {"zuora_workflow_sync", "zuora_sync_monitor"} <= set(dagbag.dag_ids)
+
+
+def test_sync_dag_shape(dagbag):
+    dag = dagbag.dags["zuora_workflow_sync"]
+    assert dag.max_active_runs == 1 and dag.catchup is False
+    assert set(dag.params.keys()) == {"customer_ids", "full_refresh"}
+    group = "customer_sync"
+    stages = [f"{group}.{name}" for name in ("list_workflows", "export_workflows", "validate", "upsert")]
+    for upstream, downstream in zip(stages, stages[1:]):
+        assert downstream in dag.get_task(upstream).downstream_task_ids
+    for task in dag.tasks:
+        assert task.execution_timeout is not None, task.task_id
+        assert task.retries == 3 or task.task_id == "summarize", task.task_id
+        if task.task_id in stages:
+            assert task.map_index_template, task.task_id
+    assert dag.get_task(stages[0]).pool == dag.get_task(stages[1]).pool == "zuora_api"
+    assert dag.get_task(stages[1]).max_active_tis_per_dagrun >= 1
+    assert dag.deadline is not None
+
+
+def test_monitor_dag_is_hourly(dagbag):
+    dag = dagbag.dags["zuora_sync_monitor"]
+    assert dag.schedule == "@hourly"
