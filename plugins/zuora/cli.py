@@ -1,0 +1,106 @@
+"""Add a real customer, checking its credentials before anything is saved.
+
+    export ZUORA_CLIENT_SECRET='...'      # or be prompted for it
+    PYTHONPATH=plugins .venv/bin/python -m zuora.cli add-customer acme --name "Acme Corp" \\
+        --environment production --base-url https://rest.zuora.com \\
+        --client-id b64e42ba-7e1a-4bc6-9146-5e1b420306b5
+
+1. validates the connection fields (``credentials_from_connection``) and that the base URL
+   is of the customer's environment;
+2. calls Zuora (``ZuoraHook.test_connection``: a token and one list page);
+3. only then stores the Airflow connection ``zuora_<customer_id>`` (``airflow connections
+   import`` from a private temporary file, so the secret never appears in a process list)
+   and upserts the ``zuora.customers`` row in the warehouse (connection ``zuora_warehouse``).
+
+With ``--no-airflow-connection`` the connection is expected to exist already (a secrets
+backend, or ``AIRFLOW_CONN_*`` variables); it is still tested before the row is written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from zuora.credentials import credentials_from_connection
+from zuora.errors import ZuoraError
+from zuora.hook import ZuoraHook
+
+
+def add_customer(args: argparse.Namespace, secret: str) -> str:
+    """Validate, test, then save; returns a message. Raises SystemExit on refusal."""
+    conn_id = args.conn_id or f"zuora_{args.customer_id}"
+    if args.no_airflow_connection:
+        hook = ZuoraHook(conn_id)
+    else:
+        definition = {"conn_type": "zuora", "host": args.base_url, "login": args.client_id,
+                      "password": secret, "extra": json.loads(args.extra or "{}")}
+        # make the connection visible to this process only, to test it before saving it
+        os.environ[f"AIRFLOW_CONN_{conn_id.upper()}"] = json.dumps(definition)
+        hook = ZuoraHook(conn_id)
+    try:
+        credentials = hook.credentials
+    except ZuoraError as exc:
+        raise SystemExit(f"refused: {exc}")
+    if credentials.environment not in (args.environment, "unknown"):
+        raise SystemExit(f"refused: {credentials.base_url} is a {credentials.environment} host, "
+                         f"but the customer is registered as {args.environment}")
+    ok, message = hook.test_connection()
+    if not ok:
+        raise SystemExit(f"refused: the credentials do not work: {message}")
+    if not args.no_airflow_connection:
+        _save_airflow_connection(conn_id, definition)
+    _save_customer(args.customer_id, args.name, conn_id, args.environment)
+    return f"customer {args.customer_id} added with connection {conn_id}: {message}"
+
+
+def _save_airflow_connection(conn_id: str, definition: dict) -> None:
+    airflow = Path(sys.executable).with_name("airflow")
+    with tempfile.NamedTemporaryFile("w", suffix=".json") as handle:  # created 0600
+        json.dump({conn_id: definition}, handle)
+        handle.flush()
+        result = subprocess.run([str(airflow), "connections", "import", "--overwrite", handle.name],
+                                capture_output=True, text=True)
+    if result.returncode != 0:
+        raise SystemExit(f"could not store the Airflow connection {conn_id}: "
+                         f"{result.stderr.strip()[-500:]}")
+
+
+def _save_customer(customer_id: str, name: str, conn_id: str, environment: str) -> None:
+    from zuora import sync, warehouse
+    with sync.warehouse_connection() as conn:
+        warehouse.apply_migrations(conn)
+        warehouse.upsert_customer(conn, customer_id=customer_id, name=name,
+                                  zuora_conn_id=conn_id, environment=environment)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m zuora.cli")
+    commands = parser.add_subparsers(dest="command", required=True)
+    add = commands.add_parser("add-customer", help="test a customer's credentials, then save them")
+    add.add_argument("customer_id")
+    add.add_argument("--name", required=True)
+    add.add_argument("--environment", required=True, choices=["production", "sandbox"])
+    add.add_argument("--base-url", help="the tenant's REST base URL, e.g. https://rest.zuora.com")
+    add.add_argument("--client-id")
+    add.add_argument("--extra", help="JSON options for the connection extra")
+    add.add_argument("--conn-id", help="Airflow connection id (default zuora_<customer_id>)")
+    add.add_argument("--no-airflow-connection", action="store_true",
+                     help="the connection exists already; only test it and write the customer row")
+    args = parser.parse_args(argv)
+    secret = ""
+    if not args.no_airflow_connection:
+        if not (args.base_url and args.client_id):
+            parser.error("--base-url and --client-id are required (or --no-airflow-connection)")
+        secret = os.environ.get("ZUORA_CLIENT_SECRET") or getpass.getpass("Zuora client secret: ")
+    print(add_customer(args, secret))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

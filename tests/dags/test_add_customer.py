@@ -1,0 +1,67 @@
+"""`python -m zuora.cli add-customer`: credentials are tested before anything is saved."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import psycopg
+
+ROOT = Path(__file__).resolve().parents[2]
+AIRFLOW = str(Path(sys.executable).with_name("airflow"))
+
+
+def add_customer(warehouse_uri, customer_id, secret, *args):
+    env = {**os.environ, "PYTHONPATH": f"{ROOT / 'plugins'}:{ROOT}",
+           "AIRFLOW_CONN_ZUORA_WAREHOUSE": warehouse_uri, "ZUORA_CLIENT_SECRET": secret}
+    return subprocess.run([sys.executable, "-m", "zuora.cli", "add-customer", customer_id,
+                           "--name", customer_id.title(), *args],
+                          env=env, capture_output=True, text=True, timeout=120)
+
+
+def customers(uri):
+    with psycopg.connect(uri) as conn:
+        exists = conn.execute("SELECT to_regclass('zuora.customers')").fetchone()[0]
+        return conn.execute("SELECT customer_id, zuora_conn_id, environment FROM zuora.customers"
+                            ).fetchall() if exists else []
+
+
+def airflow_connection(conn_id):
+    result = subprocess.run([AIRFLOW, "connections", "get", conn_id, "-o", "json"],
+                            capture_output=True, text=True)
+    return json.loads(result.stdout)[0] if result.returncode == 0 else None
+
+
+def test_good_credentials_are_saved(airflow_db, warehouse_uri, sim_tenant):
+    tenant = sim_tenant(workflows=2)
+    result = add_customer(warehouse_uri, "newco", tenant.client_secret, "--environment", "sandbox",
+                          "--base-url", tenant.base_url, "--client-id", tenant.client_id,
+                          "--extra", '{"allow_insecure_http": true, "environment": "sandbox"}')
+    assert result.returncode == 0, result.stderr
+    assert "customer newco added" in result.stdout
+    assert customers(warehouse_uri) == [("newco", "zuora_newco", "sandbox")]
+    saved = airflow_connection("zuora_newco")
+    assert saved["conn_type"] == "zuora" and saved["host"] == tenant.base_url
+    assert tenant.client_secret not in result.stdout + result.stderr
+
+
+def test_wrong_secret_saves_nothing(airflow_db, warehouse_uri, sim_tenant):
+    tenant = sim_tenant(workflows=1)
+    result = add_customer(warehouse_uri, "badco", "not-the-secret", "--environment", "sandbox",
+                          "--base-url", tenant.base_url, "--client-id", tenant.client_id,
+                          "--extra", '{"allow_insecure_http": true, "max_attempts": 1}')
+    assert result.returncode != 0
+    assert "refused: the credentials do not work" in result.stderr
+    assert "not-the-secret" not in result.stdout + result.stderr
+    assert customers(warehouse_uri) == []
+    assert airflow_connection("zuora_badco") is None
+
+
+def test_a_production_host_for_a_sandbox_customer_is_refused(airflow_db, warehouse_uri):
+    result = add_customer(warehouse_uri, "mixedup", "s3cret", "--environment", "sandbox",
+                          "--base-url", "https://rest.zuora.com",
+                          "--client-id", "b64e42ba-7e1a-4bc6-9146-5e1b420306b5")
+    assert result.returncode != 0
+    assert "is a production host, but the customer is registered as sandbox" in result.stderr
+    assert customers(warehouse_uri) == []
