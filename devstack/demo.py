@@ -78,6 +78,8 @@ def airflow_env(warehouse_uri: str, simulator_url: str) -> dict[str, str]:
            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
            "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
            "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "plugins")]),
+           # `airflow standalone` starts its components as `airflow ...` from PATH
+           "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
            # `airflow dags test` crashes at the end of a run with a deadline (Airflow 3.3.2 bug)
            "ZUORA_SYNC_DEADLINE_MINUTES": "0",
            "AIRFLOW_CONN_ZUORA_WAREHOUSE": warehouse_uri,
