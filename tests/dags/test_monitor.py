@@ -101,3 +101,15 @@ def test_alerts_go_to_a_webhook_connection(monkeypatch):
                                     "severity": "warning", "details": {"minutes": 45}}]
     finally:
         server.shutdown()
+
+
+def test_the_deadline_callback_alerts_through_the_channel(monkeypatch):
+    import asyncio
+
+    from zuora import alerts
+
+    sent = []
+    monkeypatch.setattr(alerts, "send_alert", lambda alert: sent.append(alert) or "log")
+    asyncio.run(alerts.deadline_missed(
+        context={"dag_run": {"dag_id": "zuora_workflow_sync", "run_id": "scheduled__x"}}))
+    assert [(a.kind, a.details["run_id"]) for a in sent] == [("deadline_missed", "scheduled__x")]
