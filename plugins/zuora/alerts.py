@@ -59,22 +59,29 @@ def send_alert(alert: Alert, conn_id: str = ALERT_CONN_ID) -> str:
 
 
 class ZuoraAlertNotifier(BaseNotifier):
-    """Task callback: alert with the task, customer, try and error."""
+    """Task callback: alert with the task, customer, try and error.
 
-    template_fields = ("title",)
-
-    def __init__(self, title: str = "Zuora workflow sync: {{ ti.task_id }} failed"):
-        super().__init__()
-        self.title = title
+    The title is built per call, not templated: Airflow renders a notifier's template fields
+    in place, so one shared instance would keep the first task's title.
+    """
 
     def notify(self, context) -> None:
         ti = context.get("ti")
         error = context.get("exception")
-        send_alert(Alert(kind="task_failed", severity="critical", title=self.title, details={
+        customer = customer_of(context)
+        title = (f"Zuora workflow sync: {getattr(ti, 'task_id', 'a task')} failed"
+                 + (f" for customer {customer}" if customer else ""))
+        send_alert(Alert(kind="task_failed", severity="critical", title=title, details={
             "dag_id": getattr(ti, "dag_id", None), "run_id": context.get("run_id"),
-            "task": getattr(ti, "task_id", None), "customer": getattr(ti, "rendered_map_index", None),
+            "task": getattr(ti, "task_id", None), "customer": customer,
             "try_number": getattr(ti, "try_number", None),
             "error": f"{type(error).__name__}: {error}" if error else None}))
+
+
+def customer_of(context) -> str | None:
+    """The customer id of a per-customer task (its ``customer`` argument), else None."""
+    customer = (getattr(context.get("task"), "op_kwargs", None) or {}).get("customer")
+    return customer.get("customer_id") if isinstance(customer, dict) else None
 
 
 async def deadline_missed(context=None, **kwargs) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 
 from zuora import sync, warehouse
+from zuora.alerts import customer_of
 
 log = logging.getLogger(__name__)
 
@@ -19,8 +20,7 @@ STAGES = {"list_workflows": "list", "export_workflows": "export", "validate": "v
 
 def dead_letter_failed_task(context) -> None:
     ti = context["ti"]
-    customer = (getattr(context.get("task"), "op_kwargs", None) or {}).get("customer") or {}
-    customer_id = customer.get("customer_id")
+    customer_id = customer_of(context)
     if not customer_id:
         return  # not a per-customer task: the run summary reports it
     error = context.get("exception")

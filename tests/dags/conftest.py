@@ -1,27 +1,14 @@
-"""Fixtures for DAG tests: an Airflow metadata DB (SQLite) and a warehouse with customers
-whose connections point at simulator tenants."""
+"""Fixtures for DAG tests: a warehouse with customers whose connections point at simulator
+tenants (the Airflow metadata DB and the DAG come from tests/conftest.py)."""
 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import psycopg
 import pytest
 
 from zuora import warehouse
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="session")
-def airflow_db():
-    """Migrate the SQLite metadata DB of the test AIRFLOW_HOME once per session."""
-    airflow = Path(sys.executable).with_name("airflow")
-    subprocess.run([str(airflow), "db", "migrate"], check=True, capture_output=True, env=os.environ)
 
 
 @pytest.fixture

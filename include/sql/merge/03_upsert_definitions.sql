@@ -22,6 +22,7 @@ ON CONFLICT (customer_id, zuora_id) DO UPDATE
        original_encrypted = CASE
              WHEN d.original_hash = excluded.original_hash AND d.original_encrypted IS NOT NULL
              THEN d.original_encrypted ELSE excluded.original_encrypted END
- WHERE d.original_hash IS DISTINCT FROM excluded.original_hash
-    OR d.exported_at < excluded.exported_at
-    OR (d.original_encrypted IS NULL AND excluded.original_encrypted IS NOT NULL);
+ WHERE d.exported_at <= excluded.exported_at           -- an older export never replaces a newer one
+   AND (d.original_hash IS DISTINCT FROM excluded.original_hash
+        OR d.exported_at < excluded.exported_at
+        OR (d.original_encrypted IS NULL AND excluded.original_encrypted IS NOT NULL));

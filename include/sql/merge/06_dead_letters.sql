@@ -1,14 +1,20 @@
 -- List items that cannot be stored and exports that failed become (or repeat) dead letters.
 INSERT INTO zuora.dead_letters AS dl (customer_id, run_id, stage, zuora_id, item_key, error_type,
                                       message, payload)
-SELECT s.customer_id, s.run_id, 'validate', s.zuora_id,
-       CASE WHEN s.reason = 'duplicate_id' THEN 'duplicate:' || s.zuora_id || ':' || i.item_hash
-            WHEN s.zuora_id IS NOT NULL THEN s.zuora_id::text
-            ELSE 'item:' || i.item_hash END,
-       s.reason, 'list item cannot be stored: ' || s.reason, i.item
-  FROM zuora.staging_workflows s
-  JOIN zuora.staging_list_items i USING (run_id, customer_id, position)
- WHERE s.run_id = %(run_id)s AND s.customer_id = %(customer_id)s AND s.disposition = 'dead_letter'
+SELECT customer_id, run_id, 'validate', zuora_id,
+       -- identical items listed more than once get one letter per copy (":2", ":3", ...)
+       item_key || CASE WHEN copy > 1 THEN ':' || copy ELSE '' END, reason,
+       'list item cannot be stored: ' || reason, item
+  FROM (SELECT s.customer_id, s.run_id, s.zuora_id, s.reason, i.item, k.item_key,
+               row_number() OVER (PARTITION BY k.item_key ORDER BY s.position) AS copy
+          FROM zuora.staging_workflows s
+          JOIN zuora.staging_list_items i USING (run_id, customer_id, position)
+         CROSS JOIN LATERAL (SELECT CASE
+                 WHEN s.reason = 'duplicate_id' THEN 'duplicate:' || s.zuora_id || ':' || i.item_hash
+                 WHEN s.zuora_id IS NOT NULL THEN s.zuora_id::text
+                 ELSE 'item:' || i.item_hash END AS item_key) k
+         WHERE s.run_id = %(run_id)s AND s.customer_id = %(customer_id)s
+           AND s.disposition = 'dead_letter') dead
 UNION ALL
 SELECT DISTINCT ON (e.zuora_id)
        e.customer_id, e.run_id, 'export', e.zuora_id, e.zuora_id::text,
