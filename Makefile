@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install test demo airflow clean
+.PHONY: install test test-reliability demo airflow clean
 
 install: $(STAMP)
 
@@ -16,6 +16,10 @@ $(STAMP): requirements.txt requirements-lock.txt
 
 test: $(STAMP)
 	$(PY) -m pytest
+
+# Only the fault-injection suite (also part of `make test`).
+test-reliability: $(STAMP)
+	$(PY) -m pytest tests/reliability
 
 demo: $(STAMP)
 	$(PY) -m devstack.demo
