@@ -27,7 +27,6 @@ import sys
 import tempfile
 from pathlib import Path
 
-from zuora.credentials import credentials_from_connection
 from zuora.errors import ZuoraError
 from zuora.hook import ZuoraHook
 

@@ -8,7 +8,6 @@ This test has a Postgres server of its own, so the session's server is never sto
 from __future__ import annotations
 
 import threading
-import time
 import uuid
 from datetime import timedelta
 
