@@ -7,11 +7,14 @@ Each test that asks for ``warehouse_uri`` gets a fresh database of its own on it
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 import tempfile
+import threading
 import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -71,3 +74,41 @@ def sync_dag(airflow_db):
     dag = DagBag(dag_folder=os.environ["AIRFLOW__CORE__DAGS_FOLDER"]).dags["zuora_workflow_sync"]
     dag.deadline = None  # dag.test() crashes at the end of a run with a deadline (Airflow 3.3.2)
     return dag
+
+
+class _StubZuora(BaseHTTPRequestHandler):
+    """A broken Zuora for what the simulator cannot do: ``server.pages[path] -> (status, bytes)``."""
+
+    def do_POST(self):
+        self._send(200, json.dumps({"access_token": "0" * 32, "expires_in": 3599}).encode())
+
+    def do_GET(self):
+        path = self.path.split("?", 1)[0]
+        self._send(*self.server.pages.get(path, (404, b'{"errors":[{"code":"not_found"}]}')))
+
+    def _send(self, status, body):
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def stub_zuora():
+    """stub_zuora({path: (status, body)}) -> the base URL of a stub server answering those."""
+    servers = []
+
+    def start(pages: dict) -> str:
+        server = ThreadingHTTPServer(("127.0.0.1", 0), _StubZuora)
+        server.pages = pages
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        return f"http://127.0.0.1:{server.server_port}"
+
+    yield start
+    for server in servers:
+        server.shutdown()

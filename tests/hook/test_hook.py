@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -243,52 +241,24 @@ def test_max_pages_stops_pagination_that_never_ends(sim_tenant, connect):
     assert listing.complete is False
 
 
-class _BrokenZuora(BaseHTTPRequestHandler):
-    """A broken API for what the simulator does not do: the server's ``answer(path)`` is the body."""
-
-    def do_POST(self):
-        self._send(json.dumps({"access_token": "0" * 32, "token_type": "bearer", "expires_in": 3599}))
-
-    def do_GET(self):
-        self._send(self.server.answer(self.path))
-
-    def _send(self, text):
-        data = text.encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args):
-        pass
-
-
 @pytest.fixture
-def broken_zuora(monkeypatch):
-    """broken_zuora(answer) -> a hook for a stub server answering every GET with answer(path)."""
-    servers = []
+def broken_zuora(stub_zuora, monkeypatch):
+    """broken_zuora({path: (status, body)}) -> a hook for a stub server answering those."""
 
-    def start(answer):
-        server = ThreadingHTTPServer(("127.0.0.1", 0), _BrokenZuora)
-        server.answer = answer
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        servers.append(server)
+    def start(pages):
         monkeypatch.setenv("AIRFLOW_CONN_ZUORA_BROKEN", json.dumps({
-            "conn_type": "zuora", "host": f"http://127.0.0.1:{server.server_port}",
+            "conn_type": "zuora", "host": stub_zuora(pages),
             "login": "b64e42ba-7e1a-4bc6-9146-5e1b420306b5", "password": "s",
             "extra": {"allow_insecure_http": True}}))
         return ZuoraHook("zuora_broken")
 
-    yield start
-    for server in servers:
-        server.shutdown()
+    return start
 
 
 def test_pagination_that_repeats_a_page_is_refused(broken_zuora):
-    hook = broken_zuora(lambda path: json.dumps({
+    hook = broken_zuora({"/workflows": (200, json.dumps({
         "data": [{"id": 1}, {"id": 2}],
-        "pagination": {"page": 1, "page_length": 2, "next_page": "http://x/workflows?page=1"}}))
+        "pagination": {"page": 1, "page_length": 2, "next_page": "http://x/workflows?page=1"}}).encode())})
     listing = hook.list_workflows()
     with pytest.raises(ZuoraMalformedResponseError, match="does not end"):
         list(listing)
@@ -296,7 +266,8 @@ def test_pagination_that_repeats_a_page_is_refused(broken_zuora):
 
 
 def test_absurdly_nested_export_is_a_malformed_response(broken_zuora):
-    hook = broken_zuora(lambda path: '{"workflow": ' + "[" * 100_000 + "]" * 100_000 + "}")
+    deep = '{"workflow": ' + "[" * 100_000 + "]" * 100_000 + "}"
+    hook = broken_zuora({"/workflows/1/export": (200, deep.encode())})
     with pytest.raises(ZuoraMalformedResponseError, match="nested too deeply"):
         hook.export_workflow(1)
 

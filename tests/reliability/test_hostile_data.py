@@ -10,8 +10,6 @@ a stub server serves what it cannot (items without ids, non-objects, duplicates,
 from __future__ import annotations
 
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -28,44 +26,6 @@ def nested(depth: int):
     for _ in range(depth):
         value = [value]
     return value
-
-
-class _Stub(BaseHTTPRequestHandler):
-    """A Zuora that answers ``server.pages[path] -> (status, body bytes)``; 404 otherwise."""
-
-    def do_POST(self):
-        self._send(200, json.dumps({"access_token": "0" * 32, "expires_in": 3599}).encode())
-
-    def do_GET(self):
-        path = self.path.split("?", 1)[0]
-        status, body = self.server.pages.get(path, (404, b'{"errors":[{"code":"not_found"}]}'))
-        self._send(status, body)
-
-    def _send(self, status, body):
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args):
-        pass
-
-
-@pytest.fixture
-def stub_zuora():
-    servers = []
-
-    def start(pages: dict) -> str:
-        server = ThreadingHTTPServer(("127.0.0.1", 0), _Stub)
-        server.pages = pages
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        servers.append(server)
-        return f"http://127.0.0.1:{server.server_port}"
-
-    yield start
-    for server in servers:
-        server.shutdown()
 
 
 def item(workflow_id, **fields):
