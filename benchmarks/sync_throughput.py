@@ -275,7 +275,7 @@ def main() -> None:
         sim.admin.reset_stats()
         stage_seconds = defaultdict(float)
         sampler = InFlightSampler(sim.admin)
-        cpu_before, rss_before = meter.read(), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        cpu_before = meter.read()
         if args.processes:
             context = multiprocessing.get_context("spawn")
             environ = {k: v for k, v in os.environ.items() if k.startswith(("AIRFLOW", "ZUORA"))}
