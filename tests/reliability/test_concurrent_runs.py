@@ -24,12 +24,15 @@ def test_same_customer_synced_by_two_runs_at_once(env, sim_tenant):
         except BaseException as exc:  # noqa: BLE001 - reported below
             errors.append((run_id, exc))
 
-    threads = [threading.Thread(target=run, args=(run_id,)) for run_id in ("run-a", "run-b")]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    assert not errors, errors
+    def run_at_once(*run_ids):
+        threads = [threading.Thread(target=run, args=(run_id,)) for run_id in run_ids]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+        assert not errors, errors
+
+    run_at_once("run-a", "run-b")
     inserted = [outcome[r]["upsert"]["inserted"] for r in ("run-a", "run-b")]
     assert sorted(inserted) == [0, 40]                       # one merge inserted, the other saw them
     for run_id in ("run-a", "run-b"):
@@ -44,12 +47,7 @@ def test_same_customer_synced_by_two_runs_at_once(env, sim_tenant):
     tenant.delete_workflow(ids[1])
     tenant.add_workflow(name="New")
     start.reset()
-    threads = [threading.Thread(target=run, args=(run_id,)) for run_id in ("run-c", "run-d")]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    assert not errors, errors
+    run_at_once("run-c", "run-d")
     for run_id in ("run-c", "run-d"):
         assert_consistent(env.uri, "acme", run_id, tenant=tenant, key=env.key)
     kinds = dict(rows(env.uri, "SELECT change_kind, count(*) FROM zuora.workflow_history "
