@@ -15,6 +15,7 @@ a 401 with a fresh token is a permanent ``ZuoraAuthError``. Errors are typed (zu
 from __future__ import annotations
 
 import json
+import os
 import re
 import threading
 import time
@@ -87,6 +88,12 @@ class ZuoraHook(BaseHook):
             session.mount("http://", adapter)
             session.headers.update({"Accept": "application/json", "Accept-Encoding": "gzip",
                                     "User-Agent": "zuora-workflow-sync"})
+            # Proxy and CA-bundle settings read from the environment once, here, instead of
+            # on every request (a millisecond of CPU each); ~/.netrc is never used.
+            session.trust_env = False
+            session.proxies = requests.utils.get_environ_proxies(self.credentials.base_url)
+            session.verify = (os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+                              or True)
             if self.track_id:
                 session.headers["Zuora-Track-Id"] = self.track_id
             self._session = session

@@ -13,6 +13,7 @@ What counts as a secret:
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from typing import Any
 
 REDACTED = "***REDACTED***"
@@ -22,6 +23,8 @@ _SECRET_FIELD = re.compile(
     r"^auth$|authorization|credential|signature|session[-_]?id|cookie)", re.IGNORECASE)
 _SECRET_NAME = re.compile(r"(auth|token|secret|pass(word|wd)?|pwd|key|signature|session|credential|cookie)",
                           re.IGNORECASE)
+_SECRET_WORDS = ("auth", "token", "secret", "pass", "pwd", "key", "signature", "session",
+                 "credential", "cookie")  # every match of _SECRET_NAME contains one of these
 _NOT_SECRET_FIELD = {"type", "auth_type", "token_type", "authorization_type"}
 _QUERY_PARAM = re.compile(r"(?P<lead>^|[?&;,\s])(?P<name>[^=&#\s?;,]+)=(?P<value>[^&#\s\"',;]*)")
 _URL_USERINFO = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<user>[^/:@\s]*):(?P<password>[^/@\s]+)@",
@@ -29,25 +32,39 @@ _URL_USERINFO = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<user>[^/:@\s]*)
 _INLINE_CREDENTIAL = re.compile(r"\b(?P<scheme>Bearer|Basic|Token)\s+(?P<value>[A-Za-z0-9._~+/=-]{8,})")
 
 
+@lru_cache(maxsize=4096)  # exports repeat the same few hundred keys
 def is_secret_field(name: str) -> bool:
     """A JSON key whose value is a credential (``password``, ``client_secret``, ...)."""
     return name.lower() not in _NOT_SECRET_FIELD and bool(_SECRET_FIELD.search(name))
 
 
+@lru_cache(maxsize=4096)
 def is_secret_name(name: str) -> bool:
     """A header or query parameter name that carries a credential (``X-API-Key``, ...)."""
     return bool(_SECRET_NAME.search(name))
 
 
+def _has_secret_word(text: str) -> bool:
+    """Whether ``_SECRET_NAME`` could match anywhere: a substring search when the text is
+    ASCII (fast), the regex itself otherwise (its case-insensitive matching goes beyond
+    ``str.lower``, e.g. "ſ" matches "s")."""
+    if not text.isascii():
+        return bool(_SECRET_NAME.search(text))
+    lowered = text.lower()
+    return any(word in lowered for word in _SECRET_WORDS)
+
+
 def redact_text(text: str) -> str:
     """Secrets in free text: query parameters, URL passwords, inline Bearer/Basic tokens."""
-    if "=" in text:
+    if "=" in text and _has_secret_word(text):
         text = _QUERY_PARAM.sub(
             lambda m: f"{m['lead']}{m['name']}={REDACTED}" if is_secret_name(m["name"]) and m["value"]
             else m.group(0), text)
     if "@" in text:
         text = _URL_USERINFO.sub(lambda m: f"{m['scheme']}{m['user']}:{REDACTED}@", text)
-    return _INLINE_CREDENTIAL.sub(lambda m: f"{m['scheme']} {REDACTED}", text)
+    if "Bearer" in text or "Basic" in text or "Token" in text:  # the regex is the slow part
+        text = _INLINE_CREDENTIAL.sub(lambda m: f"{m['scheme']} {REDACTED}", text)
+    return text
 
 
 def _blank(value: Any) -> Any:

@@ -124,6 +124,21 @@ def test_test_connection_succeeds_with_good_credentials(sim_tenant, connect):
     assert ok, message
 
 
+def test_proxy_settings_come_from_the_environment(sim_tenant, connect, monkeypatch):
+    """Read once per session (not per request), but still honoured: a dead proxy fails the
+    call before it reaches Zuora, and NO_PROXY for the host bypasses it."""
+    tenant = sim_tenant(workflows=1)
+    for name in ("no_proxy", "NO_PROXY", "http_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")  # discard port: nothing listens
+    ok, message = connect(tenant, max_attempts=1).test_connection()
+    assert not ok and "ProxyError" in message
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    assert tenant.stats()["requests"] == {}
+    ok, message = connect(tenant).test_connection()
+    assert ok, message
+
+
 def test_missing_workflow_permission_is_an_auth_error(sim_tenant, connect):
     tenant = sim_tenant(workflows=1, forbidden=True)
     with pytest.raises(ZuoraAuthError, match="Workflow View Access"):

@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from zuora.rails_timezones import RAILS_TO_IANA
-from zuora.redaction import REDACTED, redact
+from zuora.redaction import REDACTED, redact, redact_text
 from zuora.transform import make_storable, parse_zuora_timestamp, timezone_to_iana
 
 from tests.warehouse.factories import SECRET, export
@@ -89,3 +89,17 @@ def test_redaction_replaces_secret_values_and_keeps_structure():
         "note": f"curl -H 'Authorization: Bearer {REDACTED}'",
         "link": f"https://user:{REDACTED}@example.com/x?token={REDACTED}&page=2",
         "auth_type": "oauth", "author": "Jane"}
+
+
+@pytest.mark.parametrize("text, expected", [
+    # the fast paths (no secret word, no "Bearer"/"Basic"/"Token") leave text alone ...
+    ("a=1&b=2 plain text", "a=1&b=2 plain text"),
+    ("https://example.com/x?page=2", "https://example.com/x?page=2"),
+    # ... and never skip a secret, in any case or spelling the regex itself matches
+    ("https://x.test/?API_KEY=abc&page=2", f"https://x.test/?API_KEY={REDACTED}&page=2"),
+    ("see https://x.test/?paſſword=abc", f"see https://x.test/?paſſword={REDACTED}"),
+    ("q?sıgnature=abc", f"q?sıgnature={REDACTED}"),
+    ("Token abcdefgh12345", f"Token {REDACTED}"),
+])
+def test_redact_text_fast_paths_agree_with_the_patterns(text, expected):
+    assert redact_text(text) == expected
