@@ -1,14 +1,16 @@
 """Sync throughput: 20 customers x 500 workflows with 50 ms simulated latency per call, the
-library stages with customers in parallel, against the critical-path lower bound and against
-a naive sequential baseline (one request at a time, row-by-row upsert) in the same run.
+library stages with customers in parallel, against the critical-path lower bound, the CPU
+this machine needs for the same work, and a naive sequential baseline (one request at a
+time, row-by-row upsert) in the same run.
 
 Run: .venv/bin/python benchmarks/sync_throughput.py [--customers 20] [--workflows 500]
          [--parallel-customers 8] [--max-concurrency 4] [--latency-ms 50] [--avg-export-kb K]
-         [--baseline-customers 1] [--profile]
+         [--baseline-workflows 200] [--profile]
 Starts its own simulator and embedded Postgres and stops them after. Customers run in a
-thread pool of N (standing in for the 8 slots of the Airflow pool ``zuora_api``), each with
-its hook's ``max_concurrency`` M; the DAG runs each stage as its own task process. Writes
-the "Sync throughput" section of RESULTS.md (not with --profile).
+pool of N worker processes (standing in for the 8 slots of the Airflow pool ``zuora_api``;
+Airflow runs every task in its own process), each with its hook's ``max_concurrency`` M.
+Writes the "Sync throughput" section of RESULTS.md (a variant's own section with other
+sizes or latencies; nothing with --profile).
 """
 
 from __future__ import annotations
@@ -18,18 +20,15 @@ import _common  # noqa: F401  (paths and Airflow environment first)
 import argparse
 import cProfile
 import io
-import json
 import math
 import os
 import pstats
-import resource
 import threading
 import time
 from collections import defaultdict
 import multiprocessing
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor
 from datetime import timedelta
-from pathlib import Path
 
 import psutil
 import psycopg
@@ -38,6 +37,7 @@ from cryptography.fernet import Fernet
 
 from devstack.postgres import EmbeddedPostgres
 from zuora import sync, warehouse
+from zuora.hook import ZuoraHook
 from zuora.staging import _export_row
 from zuora_simulator.client import running_simulator
 
@@ -47,9 +47,9 @@ STAGES = ("list", "export", "validate", "upsert")
 
 # --- the library run -------------------------------------------------------------------
 
-def run_customer(customer: dict, run_id: str, stage_seconds: dict | None = None) -> dict:
+def run_customer(customer: dict, run_id: str) -> dict:
     """The four stage bodies in order, as the DAG's mapped group runs them."""
-    reports, stage_seconds = {}, stage_seconds if stage_seconds is not None else defaultdict(float)
+    reports, stage_seconds = {}, {}
     for stage in STAGES:
         started = time.perf_counter()
         if stage == "list":
@@ -61,8 +61,8 @@ def run_customer(customer: dict, run_id: str, stage_seconds: dict | None = None)
             reports[stage] = sync.validate_stage(customer, run_id)
         else:
             reports[stage] = sync.upsert_stage(customer, run_id)
-        stage_seconds[stage] += time.perf_counter() - started
-    reports["seconds"] = dict(stage_seconds)
+        stage_seconds[stage] = time.perf_counter() - started
+    reports["seconds"] = stage_seconds
     return reports
 
 
@@ -83,7 +83,7 @@ def warm_worker(_: int) -> int:
 
 
 def run_customer_in_process(customer: dict, run_id: str, environ: dict) -> dict:
-    """``run_customer`` in a worker process (``--processes``), as Airflow runs each task."""
+    """``run_customer`` in a worker process, as Airflow runs each task."""
     os.environ.update(environ)
     _common.quiet_logs()
     return run_customer(customer, run_id)
@@ -110,14 +110,17 @@ class InFlightSampler(threading.Thread):
         return sum(self.samples) / len(self.samples) if self.samples else 0.0
 
 
+LIBRARY = "library (worker processes)"
+
+
 class CpuMeter:
     """CPU seconds used by this process, the simulator and Postgres (backends included)."""
 
     def __init__(self, simulator_pid: int, postmaster_pid: int):
-        self.procs = {"benchmark process(es) (library)": psutil.Process(),
+        self.procs = {LIBRARY: psutil.Process(),
                       "simulator": psutil.Process(simulator_pid),
                       "postgres": psutil.Process(postmaster_pid)}
-        self.workers: list[psutil.Process] = []     # --processes: live worker processes
+        self.workers: list[psutil.Process] = []     # the live worker processes
 
     def read(self) -> dict[str, float]:
         out = {}
@@ -134,7 +137,7 @@ class CpuMeter:
             out[name] = total
         for worker in self.workers:
             c = worker.cpu_times()
-            out["benchmark process(es) (library)"] += c.user + c.system
+            out[LIBRARY] += c.user + c.system
         return out
 
 
@@ -182,35 +185,23 @@ def naive_sync(uri: str, tenant: dict, customer_id: str, limit: int | None = Non
 
 # --- per-item work -----------------------------------------------------------------------
 
-def per_export_cpu(tenant: dict, key: bytes, sample: int = 100) -> dict[str, float]:
-    """Client CPU milliseconds per export, by step, over ``sample`` exports fetched once."""
-    base = tenant["base_url"]
-    token = requests.post(f"{base}/oauth/token", timeout=60, data={
-        "client_id": tenant["client_id"], "client_secret": tenant["client_secret"],
-        "grant_type": "client_credentials"}).json()["access_token"]
-    body = requests.get(f"{base}/workflows", params={"page": 1, "page_length": PAGE_LENGTH},
-                        headers={"Authorization": f"Bearer {token}"}, timeout=60).json()
-    ids = [item["id"] for item in body["data"]][:sample]
-    session = requests.Session()
-    session.headers.update({"Authorization": f"Bearer {token}", "Accept-Encoding": "gzip"})
-    raw, cpu = [], defaultdict(float)
+def per_export_cpu(customer: dict, key: bytes, sample: int = 100) -> dict[str, float]:
+    """Library CPU milliseconds per export, by step, over ``sample`` exports of one customer,
+    one at a time in this thread (the hook's own call, then the staging row)."""
+    hook = ZuoraHook(customer["zuora_conn_id"])
+    ids = [item["id"] for item in hook.list_workflows()][:sample]
+    exports, cpu, listing_bytes = [], defaultdict(float), hook.stats["bytes"]
     for wid in ids:
         started = time.process_time()
-        response = session.get(f"{base}/workflows/{wid}/export", timeout=60)
-        content = response.content
-        cpu["HTTP + gunzip (requests)"] += time.process_time() - started
-        raw.append(content)
-    exports = []
-    started = time.process_time()
-    for content in raw:
-        exports.append(json.loads(content))
-    cpu["json.loads"] += time.process_time() - started
+        exports.append(hook.export_workflow(wid))
+        cpu["`ZuoraHook.export_workflow` (token, HTTP via requests, gunzip, JSON decode)"] += \
+            time.process_time() - started
     started = time.process_time()
     for wid, export in zip(ids, exports):
         _export_row("r", "c", wid, export, key)
     cpu["staging row (make_storable, redact, canonical JSON, hashes, zlib + Fernet)"] += \
         time.process_time() - started
-    size_kb = sum(len(c) for c in raw) / len(raw) / 1024
+    size_kb = (hook.stats["bytes"] - listing_bytes) / len(ids) / 1024
     return {"size_kb": size_kb, **{k: v * 1000 / len(ids) for k, v in cpu.items()}}
 
 
@@ -236,12 +227,10 @@ def main() -> None:
                         help="M: the hook's max_concurrency (exports in flight per customer)")
     parser.add_argument("--latency-ms", type=int, default=50)
     parser.add_argument("--avg-export-kb", type=float, default=None,
-                        help="average export size (default: the simulator's mix, ~39 KB)")
+                        help="average export size (default: the simulator's mix, ~47 KB)")
     parser.add_argument("--baseline-workflows", type=int, default=200,
                         help="workflows the naive baseline syncs (of one customer: token, all its "
                              "list pages, then these exports); extrapolated linearly to all")
-    parser.add_argument("--processes", action="store_true",
-                        help="run the N customers in worker processes instead of threads")
     parser.add_argument("--profile", action="store_true",
                         help="also cProfile one more customer's stages and print the top")
     args = parser.parse_args()
@@ -251,9 +240,8 @@ def main() -> None:
     N, M, latency = args.parallel_customers, args.max_concurrency, args.latency_ms / 1000
     key = Fernet.generate_key()
     os.environ["ZUORA_EXPORT_ENCRYPTION_KEY"] = key.decode()
-    extra_tenants = 3     # naive baseline, per-item sample, profile
     ids = [f"cust{i:02d}" for i in range(n_customers)]
-    spare = [f"spare{i:02d}" for i in range(extra_tenants)]
+    spare = ["naive", "sample", "profiled"]
     config = {"workflows": w, "latency_ms": args.latency_ms}
     if args.avg_export_kb:
         config["avg_export_kb"] = args.avg_export_kb
@@ -266,42 +254,30 @@ def main() -> None:
             warehouse.apply_migrations(conn)
             customers = [_common.register_customer(conn, t, infos[t], max_concurrency=M)
                          for t in ids]
-            profiled = _common.register_customer(conn, spare[-1], infos[spare[-1]],
-                                                 max_concurrency=M)
+            sampled, profiled = (_common.register_customer(conn, t, infos[t], max_concurrency=M)
+                                 for t in spare[1:])
         postmaster = int((pg.data_dir / "postmaster.pid").read_text().split()[0])
         meter = CpuMeter(sim.process.pid, postmaster)
 
-        # library: N customers at once, M exports in flight each
+        # library: N customers at once in worker processes, M exports in flight each
         sim.admin.reset_stats()
-        stage_seconds = defaultdict(float)
         sampler = InFlightSampler(sim.admin)
-        cpu_before = meter.read()
-        if args.processes:
-            context = multiprocessing.get_context("spawn")
-            environ = {k: v for k, v in os.environ.items() if k.startswith(("AIRFLOW", "ZUORA"))}
-            with ProcessPoolExecutor(max_workers=N, mp_context=context, initializer=_init_worker,
-                                     initargs=(context.Barrier(N),)) as pool:
-                pids = set(pool.map(warm_worker, range(N)))
-                assert len(pids) == N, pids
-                meter.workers = [psutil.Process(pid) for pid in pids]
-                cpu_before = meter.read()
-                sampler.start()
-                clock = time.perf_counter()
-                reports = list(pool.map(run_customer_in_process, customers,
-                                        ["run-lib"] * len(customers), [environ] * len(customers)))
-                library_wall = time.perf_counter() - clock
-                cpu_after = meter.read()
-            meter.workers = []
-        else:
+        context = multiprocessing.get_context("spawn")
+        environ = {k: v for k, v in os.environ.items() if k.startswith(("AIRFLOW", "ZUORA"))}
+        with ProcessPoolExecutor(max_workers=N, mp_context=context, initializer=_init_worker,
+                                 initargs=(context.Barrier(N),)) as pool:
+            pids = set(pool.map(warm_worker, range(N)))
+            assert len(pids) == N, pids
+            meter.workers = [psutil.Process(pid) for pid in pids]
+            cpu_before = meter.read()
             sampler.start()
             clock = time.perf_counter()
-            with ThreadPoolExecutor(max_workers=N, thread_name_prefix="customer") as pool:
-                reports = list(pool.map(lambda c: run_customer(c, "run-lib"), customers))
+            reports = list(pool.map(run_customer_in_process, customers,
+                                    ["run-lib"] * len(customers), [environ] * len(customers)))
             library_wall = time.perf_counter() - clock
             cpu_after = meter.read()
-        for report in reports:
-            for stage, seconds in report["seconds"].items():
-                stage_seconds[stage] += seconds
+        meter.workers = []
+        stage_seconds = {stage: sum(r["seconds"][stage] for r in reports) for stage in STAGES}
         mean_in_flight = sampler.stop()
         cpu_library = {k: v - cpu_before[k] for k, v in cpu_after.items()}
         stats = sim.admin.stats()
@@ -315,106 +291,105 @@ def main() -> None:
             (exported, failed, inserted)
 
         # naive sequential baseline on a subset, same simulator and Postgres
-        cpu_before = meter.read()
         clock = time.perf_counter()
-        naive_count = naive_sync(pg.uri, infos[spare[0]], spare[0], args.baseline_workflows)
+        naive_count = naive_sync(pg.uri, infos["naive"], "naive", args.baseline_workflows)
         naive_wall = time.perf_counter() - clock
-        cpu_naive = {k: v - cpu_before[k] for k, v in meter.read().items()}
         naive_full = naive_wall * n_customers * w / naive_count
 
-        item_cpu = per_export_cpu(infos[spare[1]], key)
+        item_cpu = per_export_cpu(sampled, key)
         profile_text = profile_one(profiled, "run-profile") if args.profile else ""
 
-    # the bounds
-    allowed = N * M
+    # the bounds: latency (the allowed concurrency kept busy) and CPU (this machine's cores)
+    allowed, cores = N * M, os.cpu_count() or 1
     waves = math.ceil(n_customers / N)
-    lower_bound = (pages + exported) / allowed * latency + waves * latency
+    latency_bound = (pages + exported) / allowed * latency + waves * latency
     per_customer_chain = (1 + pages / n_customers + math.ceil(w / M)) * latency
     cpu_total = sum(cpu_library.values())
-    cpu_bound = cpu_total / (os.cpu_count() or 1)
-    ratio = library_wall / lower_bound
+    cpu_floor = cpu_total / cores
+    library_cpu = cpu_library[LIBRARY]
+    others_floor = (cpu_total - library_cpu) / cores
+    ratio = library_wall / latency_bound
+    wave_bound = waves * per_customer_chain
+    largest_bound = max(latency_bound, wave_bound, cpu_floor)
+    per_workflow = {name: seconds * 1000 / (n_customers * w) for name, seconds in cpu_library.items()}
 
-    print(f"library {library_wall:.1f}s, lower bound {lower_bound:.1f}s, ratio {ratio:.2f}; "
-          f"naive {naive_wall:.1f}s for {naive_count} -> {naive_full:.0f}s; cpu {cpu_library}")
-    print("stage seconds (summed over customers):", dict(stage_seconds))
-    print("per-export client CPU:", item_cpu)
+    print(f"library {library_wall:.1f}s, latency bound {latency_bound:.1f}s ({ratio:.2f}x), "
+          f"cpu floor {cpu_floor:.1f}s; naive {naive_wall:.1f}s for {naive_count} -> "
+          f"{naive_full:.0f}s; cpu {cpu_library}")
+    print("stage seconds (summed over customers):", stage_seconds)
+    print("per-export library CPU:", item_cpu)
     if args.profile:
         print(profile_text)
         return
 
-    cpu_lines = "\n".join(f"| {name} | {seconds:.1f} s | {seconds / library_wall:.2f} |"
-                          for name, seconds in cpu_library.items())
-    naive_cpu = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in cpu_naive.items())
+    cpu_lines = "\n".join(f"| {name} | {seconds:.1f} s | {per_workflow[name]:.1f} ms | "
+                          f"{seconds / library_wall:.2f} |" for name, seconds in cpu_library.items())
     item_lines = "\n".join(f"| {k} | {v:.2f} ms |" for k, v in item_cpu.items() if k != "size_kb")
     stage_line = " / ".join(f"{stage_seconds[s]:.0f}" for s in STAGES)
     met = ratio <= 1.5
+    size = f"~{args.avg_export_kb:g} KB" if args.avg_export_kb else "the simulator's default size mix"
     body = f"""\
-`{_common.command('sync_throughput.py')}`: {n_customers} customers x {w:,} workflows
-(exports {"the simulator's default size mix" if not args.avg_export_kb else f"~{args.avg_export_kb:g} KB"},
-{item_cpu['size_kb']:.0f} KB measured on a sample), {args.latency_ms} ms latency on every call
+`{_common.command('sync_throughput.py')}`: {n_customers} customers x {w:,} workflows, exports
+{size} ({item_cpu['size_kb']:.0f} KB measured on a sample), {args.latency_ms} ms latency on every call
 (token, list, export). Library: the four stages per customer (`zuora.sync`, encryption key
-set), customers in a {"pool of worker processes (`--processes`)" if args.processes else "thread pool"} of **N = {N}** (the `zuora_api` pool's slots), each hook with
-**max_concurrency M = {M}**: {allowed} calls allowed in flight. Starts its own simulator and
-embedded Postgres 16. Machine: {machine}. Date: {started_at}.
+set), customers in a pool of **N = {N}** worker processes (the `zuora_api` pool's slots; Airflow
+runs each task in its own process), each hook with **max_concurrency M = {M}**: {allowed} calls
+allowed in flight. Starts its own simulator and embedded Postgres 16, all on the same machine:
+{machine}. Date: {started_at}.
 
-| what | wall | vs lower bound |
+| what | wall | ratio |
 |---|---|---|
-| critical-path lower bound: ((pages {pages} + exports {exported:,}) / {allowed} x {args.latency_ms} ms) + tokens ({waves} waves of N x {args.latency_ms} ms) | {lower_bound:.1f} s | 1.00 |
-| one customer's own chain (token + {pages // n_customers} pages + {w}/{M} export rounds) | {per_customer_chain:.1f} s | |
-| **library stages, N = {N}, M = {M}, {"processes" if args.processes else "threads"}** | **{library_wall:.1f} s** ({n_customers * w / library_wall:,.0f} workflows/s) | **{ratio:.2f}x** ({"meets" if met else "misses"} the 1.5x target) |
-| naive sequential baseline (plain `requests`, one call at a time; one autocommitted `INSERT ... ON CONFLICT` per workflow): measured on {naive_count:,} workflows of one customer, {naive_wall:.1f} s ({naive_wall / naive_count * 1000:.0f} ms each), extrapolated linearly to {n_customers * w:,} | {naive_full:.0f} s (extrapolated) | {naive_full / lower_bound:.1f}x |
+| latency lower bound (the issue's): ((pages {pages} + exports {exported:,}) / {allowed} x {args.latency_ms} ms) + tokens ({waves} waves x {args.latency_ms} ms) | {latency_bound:.1f} s | 1.00 |
+| pool-wave bound: {waves} waves of N customers (⌈{n_customers}/{N}⌉), each one customer's chain (token + {pages // n_customers} pages + {math.ceil(w / M)} export rounds of M) x {args.latency_ms} ms | {wave_bound:.1f} s | {wave_bound / latency_bound:.2f} |
+| CPU floor of this machine: CPU-seconds the run used (library + simulator + Postgres, table below) / {cores} cores | {cpu_floor:.1f} s | {cpu_floor / latency_bound:.2f} |
+| floor without any library CPU: simulator + Postgres CPU / {cores} cores | {others_floor:.1f} s | {others_floor / latency_bound:.2f} |
+| **library stages, N = {N}, M = {M}** | **{library_wall:.1f} s** ({n_customers * w / library_wall:,.0f} workflows/s) | **{ratio:.2f}x** the latency bound ({"meets" if met else "misses"} the 1.5x target); **{library_wall / largest_bound:.2f}x** the largest bound above |
+| naive sequential baseline (plain `requests`, one call at a time; one autocommitted `INSERT ... ON CONFLICT` per workflow): {naive_count:,} workflows of one customer in {naive_wall:.1f} s ({naive_wall / naive_count * 1000:.0f} ms each), extrapolated to {n_customers * w:,} | {naive_full:.0f} s | {naive_full / latency_bound:.1f}x |
 
 Library run in detail: {tokens} tokens minted, {stats['total']['total_requests']:,} requests,
-{stats['total']['rate_limited']} 429s; largest in flight per tenant {per_tenant_max} (M = {M});
-mean calls in flight across all tenants (sampled every 0.25 s) **{mean_in_flight:.1f}** of the
-{allowed} allowed. Stage wall seconds summed over customers (list / export / validate /
-upsert): {stage_line}. Peak RSS of the benchmark process {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB.
+{stats['total']['rate_limited']} 429s; largest in flight per tenant {per_tenant_max} (M = {M}); mean calls
+in flight across all tenants (sampled every 0.25 s) **{mean_in_flight:.1f}** of the {allowed} allowed.
+Stage wall seconds summed over customers (list / export / validate / upsert): {stage_line}.
 The library is {naive_full / library_wall:.0f}x faster than the naive baseline.
 
-CPU seconds used during the library run (2 cores = at most {2 * library_wall:.0f} CPU-seconds in {library_wall:.0f} s):
+CPU used during the library run ({cores} cores = at most {cores * library_wall:.0f} CPU-seconds in {library_wall:.0f} s):
 
-| process | CPU | cores busy (CPU / wall) |
-|---|---|---|
+| process | CPU | per workflow | cores busy (CPU / wall) |
+|---|---|---|---|
 {cpu_lines}
-| **all** | **{cpu_total:.1f} s** | **{cpu_total / library_wall:.2f}** |
+| **all** | **{cpu_total:.1f} s** | **{cpu_total * 1000 / (n_customers * w):.1f} ms** | **{cpu_total / library_wall:.2f}** |
 
-CPU-bound floor on this machine: {cpu_total:.0f} CPU-s / {os.cpu_count()} cores = **{cpu_bound:.1f} s**
-(the library wall is {library_wall / cpu_bound:.2f}x that). Naive baseline CPU: {naive_cpu}.
-
-Client CPU per export (measured over 100 exports of one tenant, one thread):
+Library CPU per export (100 exports of one more tenant, one at a time, after the run):
 
 | step | CPU per export |
 |---|---|
 {item_lines}
 """
-    client = cpu_library["benchmark process(es) (library)"]
-    per_workflow = {name: seconds * 1000 / (n_customers * w) for name, seconds in cpu_library.items()}
-    budget_ms = latency * 1000 / allowed
-    cores_needed = cpu_total / (1.5 * lower_bound)
-    staging_ms = next(v for k, v in item_cpu.items() if k.startswith("staging row"))
-    if met:
-        reading = (f"Reading: the library is within {ratio:.2f}x of the critical-path lower bound, "
-                   f"so it keeps the allowed {allowed} calls busy; what remains is per-item CPU "
-                   f"({cpu_total * 1000 / (n_customers * w):.1f} CPU-ms per workflow over all "
-                   f"processes) and the token and listing round trips.")
+    if cpu_floor < latency_bound:
+        reading = f"""Reading: the CPU is not short here (floor {cpu_floor:.0f} s, below the {latency_bound:.0f} s latency
+bound), and the library is **{ratio:.2f}x the latency bound** ({"meets" if met else "misses"} the 1.5x target), {mean_in_flight:.1f} of {allowed} calls
+in flight on average. Most of what separates it from 1.00 is the shape of the work, not waiting
+between calls: a customer's calls are one chain (token, then {pages // n_customers} pages one after the other,
+then {math.ceil(w / M)} rounds of M exports), so {n_customers} customers in N = {N} slots take {waves} waves of that chain
+({wave_bound:.0f} s; the last wave fills {n_customers - (waves - 1) * N} of {N} slots). The library is {library_wall / wave_bound:.2f}x that pool-wave bound;
+the rest is the stages' own work between calls (staging, validation, the merge)."""
     else:
-        reading = f"""Reading: **the target is missed ({ratio:.1f}x), and the cause is CPU, not waiting on
-Zuora**. Every workflow costs {cpu_total * 1000 / (n_customers * w):.1f} CPU-ms across the three processes (library
-{per_workflow['benchmark process(es) (library)']:.1f}, simulator {per_workflow['simulator']:.1f}, Postgres {per_workflow['postgres']:.1f}), while at full concurrency the
-latency budget is {args.latency_ms} ms / {allowed} = {budget_ms:.1f} ms of wall per workflow; on {os.cpu_count()} cores the CPU alone
-needs {cpu_bound:.0f} s ({cpu_bound / lower_bound:.1f}x the bound). {"With threads the library is one process, held to one core by the GIL (" + f"{client / library_wall:.2f}" + " cores busy), so the wall follows the library's own CPU and only " + f"{mean_in_flight:.1f}" + " calls are in flight on average instead of " + str(allowed) + ": the export threads and each stage's consumer wait for the GIL, not for Zuora. In Airflow each task is its own process, which `--processes` imitates. " if not args.processes else "With processes both cores are used (" + f"{cpu_total / library_wall:.2f}" + " busy), so the wall follows total CPU / cores. "}The library's per-export work
-is measured above: about {staging_ms:.1f} ms to build the staging row, most of it `redact` (regular expressions
-run on every string of the export: about 70% of the row in a cProfile of `zuora.staging._export_row`),
-plus the HTTP/gzip and JSON decoding (single-thread samples of 100 exports; they vary from run to run). Meeting 1.5x at this export size would take about {cores_needed:.0f} cores (total CPU / (1.5 x bound)),
-or far less per-item CPU. With small exports (`--avg-export-kb 2`) it is faster but still CPU-bound
-(its section): the fixed per-call CPU remains. The concurrency structure (N x M in flight, streaming
-into COPY) is not what limits it here; per-item CPU in one process is. The naive baseline is latency-bound instead: {naive_wall / naive_count * 1000:.0f} ms per workflow,
-one call at a time."""
-    variant = ", ".join(filter(None, ["processes" if args.processes else "",
-                                      f"{args.avg_export_kb:g} KB exports" if args.avg_export_kb else ""]))
+        reading = f"""Reading: **the 1.5x target is missed ({ratio:.1f}x), because this machine does not have
+the CPU for the work in that time, not because the sync waits**. The run needed {cpu_total:.0f} CPU-seconds
+({cpu_total * 1000 / (n_customers * w):.1f} ms per workflow over the three processes), so on {cores} cores nothing can finish it in less than
+{cpu_floor:.0f} s ({cpu_floor / latency_bound:.1f}x the latency bound); the library's wall is {library_wall / cpu_floor:.2f}x that floor,
+with both cores busy ({cpu_total / library_wall:.2f}) and only {mean_in_flight:.1f} of {allowed} calls in flight because the
+processes wait for a core, not for Zuora. The simulator and Postgres alone (standing in for Zuora's
+servers and the warehouse, which production does not run on the worker) need {others_floor:.0f} s of
+this machine, {"more than" if others_floor > 1.5 * latency_bound else "most of"} the {1.5 * latency_bound:.0f} s the target allows: {"the target cannot be met on " + str(cores) + " cores even by a library that costs nothing" if others_floor > 1.5 * latency_bound else "a library would have to cost almost nothing to meet it here"}. Meeting 1.5x at this size would take about
+{cpu_total / (1.5 * latency_bound):.0f} cores (total CPU / (1.5 x the bound)); the section with 500 ms latency shows the
+same code within the target once the CPU is not short."""
+    variant = ", ".join(filter(None, [
+        f"{args.latency_ms} ms latency" if args.latency_ms != 50 else "",
+        f"{args.avg_export_kb:g} KB exports" if args.avg_export_kb else ""]))
     title = f"Sync throughput ({variant})" if variant else "Sync throughput"
-    Path("/tmp/sync_throughput_body.md").write_text(body)
     print(body)
+    print(reading)
     _common.write_section(title, body + "\n" + reading + "\n")
 
 
