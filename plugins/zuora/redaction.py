@@ -21,10 +21,10 @@ REDACTED = "***REDACTED***"
 _SECRET_FIELD = re.compile(
     r"(passw(or)?d|passphrase|^pass$|^pwd$|secret|token|api[-_]?key|access[-_]?key|private[-_]?key|"
     r"^auth$|authorization|credential|signature|session[-_]?id|cookie)", re.IGNORECASE)
-_SECRET_NAME = re.compile(r"(auth|token|secret|pass(word|wd)?|pwd|key|signature|session|credential|cookie)",
-                          re.IGNORECASE)
+# a header or parameter name containing one of these words (in any case) carries a secret
 _SECRET_WORDS = ("auth", "token", "secret", "pass", "pwd", "key", "signature", "session",
-                 "credential", "cookie")  # every match of _SECRET_NAME contains one of these
+                 "credential", "cookie")
+_SECRET_NAME = re.compile("|".join(_SECRET_WORDS), re.IGNORECASE)
 _NOT_SECRET_FIELD = {"type", "auth_type", "token_type", "authorization_type"}
 _QUERY_PARAM = re.compile(r"(?P<lead>^|[?&;,\s])(?P<name>[^=&#\s?;,]+)=(?P<value>[^&#\s\"',;]*)")
 _URL_USERINFO = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<user>[^/:@\s]*):(?P<password>[^/@\s]+)@",

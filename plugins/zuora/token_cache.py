@@ -101,13 +101,16 @@ class TokenCache:
     def get(self) -> tuple[Token, bool]:
         """A usable token, and whether it was minted by this call."""
         with self._lock:
-            for token in (self._token, self._stored()):
-                if token is not None and token.usable(self._margin):
-                    self._token = token
-                    return token, False
+            if not self._usable(self._token):  # the stores only when this one will not do
+                self._token = self._stored()
+            if self._usable(self._token):
+                return self._token, False
             self._token = self._mint()
             self._remember(self._token)
             return self._token, True
+
+    def _usable(self, token: Token | None) -> bool:
+        return token is not None and token.usable(self._margin)
 
     def invalidate(self, token: Token) -> None:
         """Forget ``token`` (after a 401); a newer token minted meanwhile is kept."""
