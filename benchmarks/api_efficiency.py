@@ -140,7 +140,7 @@ else "customers' totals differed: " + str([sorted(t["per_customer"]) for _, t, _
 after the runs: {stored:,} workflows = {n} x {w}, {changed['updated']} updated by the 1% run.
 "Minted" is what the simulator counted at `/oauth/token`.
 
-Reading: {"every run makes at most the minimum number of calls; nothing is re-listed, retried or"
+Reading: {"every run makes at most the minimum number of calls; nothing is"
 if minimal else "**some run made more calls than the minimum (see the ratio column)**; nothing should be"}
 re-listed, retried or exported without a reason. The first run costs 1 token + {pages} list pages ({PAGE_LENGTH} a page, the
 maximum) + one export per workflow. An unchanged rerun costs only the {pages} list pages: the list

@@ -25,7 +25,6 @@ import os
 import subprocess
 import sys
 import tempfile
-from pathlib import Path
 
 from zuora.errors import ZuoraError
 from zuora.hook import ZuoraHook
@@ -59,11 +58,12 @@ def add_customer(args: argparse.Namespace, secret: str) -> str:
 
 
 def _save_airflow_connection(conn_id: str, definition: dict) -> None:
-    airflow = Path(sys.executable).with_name("airflow")
     with tempfile.NamedTemporaryFile("w", suffix=".json") as handle:  # created 0600
         json.dump({conn_id: definition}, handle)
         handle.flush()
-        result = subprocess.run([str(airflow), "connections", "import", "--overwrite", handle.name],
+        # this interpreter's Airflow, wherever its `airflow` script was installed
+        result = subprocess.run([sys.executable, "-m", "airflow", "connections", "import",
+                                 "--overwrite", handle.name],
                                 capture_output=True, text=True)
     if result.returncode != 0:
         raise SystemExit(f"could not store the Airflow connection {conn_id}: "

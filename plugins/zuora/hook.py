@@ -154,10 +154,10 @@ class ZuoraHook(BaseHook):
 
     # -- HTTP ---------------------------------------------------------------------------
 
-    def _get_json(self, path_or_url: str, params: dict | None = None) -> Any:
-        """GET with token, retries and error mapping; returns the decoded JSON body."""
-        url = path_or_url if "://" in path_or_url else self.credentials.base_url + path_or_url
-        endpoint = urlsplit(url).path
+    def _get_json(self, endpoint: str, params: dict | None = None) -> Any:
+        """GET ``endpoint`` (a path under the base URL) with token, retries and error mapping;
+        returns the decoded JSON body."""
+        url = self.credentials.base_url + endpoint
         options = self.credentials.options
         retrying = Retrying(
             retry=retry_if_exception(lambda exc: isinstance(exc, ZuoraTransientError)),

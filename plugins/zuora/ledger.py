@@ -99,14 +99,3 @@ def record_dead_letter(conn, *, run_id: str, customer_id: str, stage: str, error
              max(int(attempts or 1), 1))).fetchone()
     return row[0]
 
-
-def resolve_dead_letters(conn, customer_id: str, run_id: str, *, stage: str | None = None,
-                         zuora_id: int | None = None) -> int:
-    """Mark a customer's open dead letters (optionally of one stage/workflow) resolved."""
-    with committing(conn):
-        cur = conn.execute(
-            "UPDATE zuora.dead_letters SET resolved_at = now(), resolved_run_id = %s "
-            "WHERE customer_id = %s AND resolved_at IS NULL "
-            "AND (%s::text IS NULL OR stage = %s) AND (%s::bigint IS NULL OR zuora_id = %s)",
-            (run_id, customer_id, stage, stage, zuora_id, zuora_id))
-    return cur.rowcount

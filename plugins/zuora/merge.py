@@ -1,13 +1,12 @@
 """The merge: one customer's validated staging into the warehouse, in one transaction.
 
 Under a per-customer advisory lock, ``merge_customer``:
-1. encrypts the staged originals (when a key is given) and drops their plaintext;
-2. plans each stored list item: insert, update, restore, unchanged or stale;
-3. upserts ``workflows`` (unchanged rows are not rewritten, older never beats newer) and
+1. plans each stored list item: insert, update, restore, unchanged or stale;
+2. upserts ``workflows`` (unchanged rows are not rewritten, older never beats newer) and
    ``workflow_definitions``, and appends ``workflow_history``;
-4. soft-deletes workflows missing from a *complete* listing;
-5. records dead letters, resolves those this run fixed, flags review issues;
-6. checks listed = stored + dead-lettered, records the counts in ``sync_runs`` and removes
+3. soft-deletes workflows missing from a *complete* listing;
+4. records dead letters, resolves those this run fixed, flags review issues;
+5. checks listed = stored + dead-lettered, records the counts in ``sync_runs`` and removes
    the customer's staging rows. Any error rolls everything back, staging included.
 """
 
@@ -16,7 +15,6 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from zuora.secrets_box import encrypt_text
 from zuora.staging import clear_staging
 from zuora.transactions import committing
 
@@ -24,7 +22,6 @@ log = logging.getLogger(__name__)
 
 MERGE_SQL = Path(__file__).resolve().parents[2] / "include" / "sql" / "merge"
 MERGE_LOCK_CLASS = 0x7A77  # first key of the two-key advisory lock; second = hash of customer
-ENCRYPT_BATCH = 50
 BOOKKEEPING = ["first_seen_at", "last_seen_at", "last_changed_at", "last_run_id"]
 COUNT_COLUMNS = ("listed", "stored", "dead_lettered", "inserted", "updated", "unchanged",
                  "restored", "stale", "deleted", "invalid", "definitions_changed",
@@ -38,28 +35,6 @@ def _sql(name: str) -> str:
 def lock_customer(conn, customer_id: str) -> None:
     """Take the customer's merge lock until the current transaction ends."""
     conn.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (MERGE_LOCK_CLASS, customer_id))
-
-
-def encrypt_staged_originals(conn, run_id: str, customer_id: str, key: bytes) -> int:
-    """Replace plaintext originals in staging by their Fernet tokens, a batch at a time."""
-    conn.execute("CREATE TEMP TABLE IF NOT EXISTS merge_encrypted "
-                 "(zuora_id bigint, exported_at timestamptz, token bytea) ON COMMIT DROP")
-    done = 0
-    with conn.cursor(name="staged_originals") as source:
-        source.execute("SELECT zuora_id, exported_at, original_json FROM zuora.staging_exports "
-                       "WHERE run_id = %s AND customer_id = %s AND ok AND original_json IS NOT NULL",
-                       (run_id, customer_id))
-        while batch := source.fetchmany(ENCRYPT_BATCH):
-            with conn.cursor() as cur, cur.copy(
-                    "COPY merge_encrypted (zuora_id, exported_at, token) FROM STDIN") as copy:
-                for zuora_id, exported_at, text in batch:
-                    copy.write_row((zuora_id, exported_at, encrypt_text(text, key)))
-            done += len(batch)
-    conn.execute("UPDATE zuora.staging_exports e SET original_encrypted = t.token, original_json = NULL "
-                 "FROM merge_encrypted t WHERE e.run_id = %s AND e.customer_id = %s "
-                 "AND e.zuora_id = t.zuora_id AND e.exported_at = t.exported_at",
-                 (run_id, customer_id))
-    return done
 
 
 def _plan_counts(conn) -> dict[str, int]:
@@ -102,7 +77,7 @@ def _already_merged(conn, run_id: str, customer_id: str) -> dict:
 
 
 def merge_customer(conn, run_id: str, customer_id: str, *, environment: str | None = None,
-                   conn_id: str | None = None, encryption_key: bytes | None = None) -> dict:
+                   conn_id: str | None = None) -> dict:
     """Merge the customer's validated staging; returns the counts (see module docstring).
 
     Rerunning it after it committed changes nothing and returns the recorded counts.
@@ -120,13 +95,6 @@ def merge_customer(conn, run_id: str, customer_id: str, *, environment: str | No
             raise RuntimeError(f"staging of customer {customer_id} in run {run_id} is not "
                                "validated: run validate_staged first")
         key.update(complete=complete, listed_at=listed_at)
-        if encryption_key:
-            encrypt_staged_originals(conn, run_id, customer_id, encryption_key)
-        elif conn.execute("UPDATE zuora.staging_exports SET original_json = NULL WHERE run_id = "
-                          "%(run_id)s AND customer_id = %(customer_id)s AND original_json IS NOT NULL",
-                          key).rowcount:
-            log.warning("No encryption key: original exports of customer %s are not stored",
-                        customer_id)
         counts = _merge_steps(conn, key)
         counts.update(listed=listed, listing_complete=complete)
         if counts["listed"] != counts["stored"] + counts["dead_lettered"]:
@@ -139,7 +107,7 @@ def merge_customer(conn, run_id: str, customer_id: str, *, environment: str | No
 
 
 def _merge_steps(conn, key: dict) -> dict:
-    """Steps 2-5 inside the merge transaction; returns their counts."""
+    """Steps 1-4 inside the merge transaction; returns their counts."""
     conn.execute(_sql("01_plan"), key)
     conn.execute("ANALYZE merge_plan")
     counts = _plan_counts(conn)

@@ -1,7 +1,7 @@
 """The original export, kept only encrypted: zlib-compressed JSON inside a Fernet token.
 
-``encrypt_export``/``decrypt_export`` round-trip an export exactly (same dict, key order
-included). Keys are Fernet keys (``Fernet.generate_key()``); several, comma separated,
+``decrypt_export(encrypt_text(original_json(export), key), key)`` gives the export back
+exactly (same dict, key order included). Keys are Fernet keys (``Fernet.generate_key()``); several, comma separated,
 allow rotation: the first encrypts, any decrypts. ``resolve_encryption_key`` finds the key
 in the environment or an Airflow Variable; callers pass it in, so nothing here needs Airflow.
 """

@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from datetime import timedelta
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, NamedTuple
 
 from zuora.redaction import redact, redact_text
 from zuora.secrets_box import encrypt_text, original_json
@@ -105,16 +105,40 @@ def workflows_to_export(conn, run_id: str, customer_id: str, *, full_refresh: bo
     return [row[0] for row in rows]
 
 
-def _failed_export_row(run_id, customer_id, zuora_id, error, payload=None) -> tuple:
+class ExportRow(NamedTuple):
+    """One ``zuora.staging_exports`` row, its fields named as the table's columns."""
+
+    run_id: str
+    customer_id: str
+    zuora_id: int
+    ok: bool
+    version: str | None = None
+    priority: str | None = None
+    definition: str | None = None
+    definition_hash: str | None = None
+    task_count: int | None = None
+    linkage_count: int | None = None
+    size_bytes: int | None = None
+    original_hash: str | None = None
+    original_encrypted: bytes | None = None
+    repairs: list[str] = []
+    error_type: str | None = None
+    error_message: str | None = None
+
+
+_COPY_EXPORTS = f"COPY zuora.staging_exports ({', '.join(ExportRow._fields)}) FROM STDIN"
+
+
+def _failed_export_row(run_id, customer_id, zuora_id, error) -> ExportRow:
     error_type = type(error).__name__ if isinstance(error, BaseException) else "ExportFailed"
     message = redact_text(str(error) if error is not None else "no export returned")[:MAX_MESSAGE]
     message, _ = make_storable(message)
-    return (run_id, customer_id, zuora_id, False, None, None, None, None, None, None, None, None,
-            None, None, [], error_type, message, payload)
+    return ExportRow(run_id, customer_id, zuora_id, ok=False, error_type=error_type,
+                     error_message=message)
 
 
 def _export_row(run_id: str, customer_id: str, zuora_id: int, export: Any,
-                encryption_key: bytes | None) -> tuple:
+                encryption_key: bytes | None) -> ExportRow:
     if not isinstance(export, dict) or not isinstance(export.get("workflow"), dict):
         return _failed_export_row(run_id, customer_id, zuora_id,
                                   ValueError("export has no 'workflow' object"))
@@ -129,16 +153,18 @@ def _export_row(run_id: str, customer_id: str, zuora_id: int, export: Any,
     workflow = definition["workflow"]
     tasks, linkages = definition.get("tasks"), definition.get("linkages")
     version, priority = workflow.get("version"), workflow.get("priority")
-    encrypted = encrypt_text(original, encryption_key) if encryption_key else None
-    return (run_id, customer_id, zuora_id, True,
-            version if isinstance(version, str) else None,
-            priority if isinstance(priority, str) else None,
-            definition_text, hashlib.sha256(definition_text.encode()).hexdigest(),
-            len(tasks) if isinstance(tasks, list) else 0,
-            len(linkages) if isinstance(linkages, list) else 0,
-            len(original), None if encrypted else original,
-            hashlib.sha256(original.encode()).hexdigest(), encrypted, sorted(repairs),
-            None, None, None)
+    return ExportRow(
+        run_id, customer_id, zuora_id, ok=True,
+        version=version if isinstance(version, str) else None,
+        priority=priority if isinstance(priority, str) else None,
+        definition=definition_text,
+        definition_hash=hashlib.sha256(definition_text.encode()).hexdigest(),
+        task_count=len(tasks) if isinstance(tasks, list) else 0,
+        linkage_count=len(linkages) if isinstance(linkages, list) else 0,
+        size_bytes=len(original),
+        original_hash=hashlib.sha256(original.encode()).hexdigest(),
+        original_encrypted=encrypt_text(original, encryption_key) if encryption_key else None,
+        repairs=sorted(repairs))
 
 
 def stage_exports(conn, run_id: str, customer_id: str,
@@ -146,31 +172,30 @@ def stage_exports(conn, run_id: str, customer_id: str,
                   encryption_key: bytes | None = None) -> dict[str, int]:
     """COPY export results ``(workflow_id, export, error)`` into staging, one at a time.
 
-    Each export is stored redacted (``definition``) and as its exact original: encrypted
-    when ``encryption_key`` is given here, otherwise as plaintext in staging until the merge
-    encrypts it. Failures are staged too and become dead letters in the merge. Returns
+    Each export is stored redacted (``definition``); its exact original (secrets included)
+    only encrypted with ``encryption_key``, and not at all without one: no plaintext original
+    is ever written. Failures are staged too and become dead letters in the merge. Returns
     ``{"exported", "exports_failed", "exports_unchanged"}``.
     """
     exported = failed = 0
     with committing(conn):
         clear_staging(conn, run_id, customer_id, ["staging_exports"])
-        with conn.cursor() as cur, cur.copy(
-                "COPY zuora.staging_exports (run_id, customer_id, zuora_id, ok, version, priority, "
-                "definition, definition_hash, task_count, linkage_count, size_bytes, original_json, "
-                "original_hash, original_encrypted, repairs, error_type, error_message, payload) "
-                "FROM STDIN") as copy:
+        with conn.cursor() as cur, cur.copy(_COPY_EXPORTS) as copy:
             for zuora_id, export, error in results:
                 if error is None and export is not None:
                     row = _export_row(run_id, customer_id, int(zuora_id), export, encryption_key)
                 else:
                     row = _failed_export_row(run_id, customer_id, int(zuora_id), error)
                 copy.write_row(row)
-                exported += row[3]
-                failed += not row[3]
+                exported += row.ok
+                failed += not row.ok
         conn.execute("ANALYZE zuora.staging_exports")
         listed_ids = conn.execute(
             "SELECT count(DISTINCT zuora_id) FROM zuora.staging_list_items "
             "WHERE run_id = %s AND customer_id = %s", (run_id, customer_id)).fetchone()[0]
+    if exported and not encryption_key:
+        log.warning("No export encryption key: the original exports of customer %s are not "
+                    "stored, only their redacted definitions", customer_id)
     return {"exported": exported, "exports_failed": failed,
             "exports_unchanged": max(listed_ids - exported - failed, 0)}
 

@@ -99,8 +99,7 @@ def upsert_stage(customer: dict, run_id: str) -> dict:
     with warehouse_connection() as conn:
         counts = warehouse.merge_customer(conn, run_id, customer_id,
                                           environment=customer.get("environment"),
-                                          conn_id=customer["zuora_conn_id"],
-                                          encryption_key=warehouse.resolve_encryption_key())
+                                          conn_id=customer["zuora_conn_id"])
         warehouse.finish_sync_run(conn, run_id, customer_id, status="success")
     return _report("upsert", customer_id, run_id, started, counts)
 

@@ -10,10 +10,11 @@ by ``(run_id, customer_id)``, never XCom:
     start_sync_run(conn, run_id, customer_id, conn_id=, environment=)
     list:     stage_listing(conn, run_id, customer_id, items, complete | complete_flag=) -> listed
     export:   workflows_to_export(conn, run_id, customer_id, full_refresh=, lookback=) -> ids
-              stage_exports(conn, run_id, customer_id, hook.export_workflows(ids)) -> counts
+              stage_exports(conn, run_id, customer_id, hook.export_workflows(ids),
+                            encryption_key=resolve_encryption_key()) -> counts
     validate: validate_staged(conn, run_id, customer_id) -> counts
-    upsert:   merge_customer(conn, run_id, customer_id, environment=, conn_id=,
-                             encryption_key=) -> counts (listed = stored + dead_lettered)
+    upsert:   merge_customer(conn, run_id, customer_id, environment=, conn_id=)
+              -> counts (listed = stored + dead_lettered)
     add_sync_counts(conn, run_id, customer_id, **figures); finish_sync_run(..., status=, error=)
     on failure: record_dead_letter(conn, run_id=, customer_id=, stage=, error_type=, message=)
 
@@ -24,8 +25,7 @@ Backup: ``decrypt_original(conn, customer_id, zuora_id, key)`` gives the exact o
 from __future__ import annotations
 
 from zuora.customers import list_customers, upsert_customer
-from zuora.ledger import (add_sync_counts, finish_sync_run, record_dead_letter,
-                          resolve_dead_letters, start_sync_run)
+from zuora.ledger import add_sync_counts, finish_sync_run, record_dead_letter, start_sync_run
 from zuora.merge import lock_customer, merge_customer
 from zuora.migrations import apply_migrations
 from zuora.retention import Retention, cleanup
@@ -35,7 +35,7 @@ from zuora.validation import validate_staged
 
 __all__ = [
     "apply_migrations", "list_customers", "upsert_customer", "start_sync_run", "add_sync_counts",
-    "finish_sync_run", "record_dead_letter", "resolve_dead_letters", "stage_listing",
+    "finish_sync_run", "record_dead_letter", "stage_listing",
     "workflows_to_export", "stage_exports", "validate_staged", "merge_customer", "lock_customer",
     "cleanup", "Retention", "sweep_stale_staging", "decrypt_original", "decrypt_export",
     "resolve_encryption_key",

@@ -12,10 +12,10 @@ ROOT = Path(__file__).resolve().parents[2]
 AIRFLOW = str(Path(sys.executable).with_name("airflow"))
 
 
-def add_customer(warehouse_uri, customer_id, secret, *args):
+def add_customer(warehouse_uri, customer_id, secret, *args, python=sys.executable):
     env = {**os.environ, "PYTHONPATH": f"{ROOT / 'plugins'}:{ROOT}",
            "AIRFLOW_CONN_ZUORA_WAREHOUSE": warehouse_uri, "ZUORA_CLIENT_SECRET": secret}
-    return subprocess.run([sys.executable, "-m", "zuora.cli", "add-customer", customer_id,
+    return subprocess.run([python, "-m", "zuora.cli", "add-customer", customer_id,
                            "--name", customer_id.title(), *args],
                           env=env, capture_output=True, text=True, timeout=120)
 
@@ -33,11 +33,23 @@ def airflow_connection(conn_id):
     return json.loads(result.stdout)[0] if result.returncode == 0 else None
 
 
-def test_good_credentials_are_saved(airflow_db, warehouse_uri, sim_tenant):
+def venv_without_scripts(folder: Path) -> str:
+    """This venv's interpreter and packages, with no `airflow` script beside the interpreter
+    (as when the scripts are installed elsewhere, e.g. ~/.local/bin)."""
+    venv = Path(sys.prefix)
+    (folder / "bin").mkdir()
+    (folder / "bin" / "python").symlink_to(Path(sys.executable).resolve())
+    (folder / "lib").symlink_to(venv / "lib")
+    (folder / "pyvenv.cfg").write_text((venv / "pyvenv.cfg").read_text())
+    return str(folder / "bin" / "python")
+
+
+def test_good_credentials_are_saved(airflow_db, warehouse_uri, sim_tenant, tmp_path):
     tenant = sim_tenant(workflows=2)
     result = add_customer(warehouse_uri, "newco", tenant.client_secret, "--environment", "sandbox",
                           "--base-url", tenant.base_url, "--client-id", tenant.client_id,
-                          "--extra", '{"allow_insecure_http": true, "environment": "sandbox"}')
+                          "--extra", '{"allow_insecure_http": true, "environment": "sandbox"}',
+                          python=venv_without_scripts(tmp_path))
     assert result.returncode == 0, result.stderr
     assert "customer newco added" in result.stdout
     assert customers(warehouse_uri) == [("newco", "zuora_newco", "sandbox")]

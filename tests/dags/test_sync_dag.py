@@ -42,7 +42,7 @@ def test_first_run_stores_everything_and_a_rerun_exports_only_changes(sync_dag, 
     acme.reset_stats()
     globex.reset_stats()
 
-    second = run(sync_dag)
+    second = run(sync_dag, customer_ids=None, full_refresh=None)  # a trigger form left empty
     assert second.state == "success"
     # an unchanged customer costs its list page and no exports (the token is still cached)
     assert globex.stats()["requests"] == {"list": 1}

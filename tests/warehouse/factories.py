@@ -104,9 +104,9 @@ def sync(conn, run_id: str, customer_id: str, items: list[dict], *, complete: bo
                                         lookback=timedelta(days=7))
     results = ((i, None, failures[i]) if i in failures else (i, exports.get(i) or export(i), None)
                for i in ids)
-    export_counts = warehouse.stage_exports(conn, run_id, customer_id, results)
+    export_counts = warehouse.stage_exports(conn, run_id, customer_id, results, encryption_key=key)
     warehouse.validate_staged(conn, run_id, customer_id)
-    counts = warehouse.merge_customer(conn, run_id, customer_id, encryption_key=key,
+    counts = warehouse.merge_customer(conn, run_id, customer_id,
                                       environment="sandbox", conn_id=f"zuora_{customer_id}")
     warehouse.add_sync_counts(conn, run_id, customer_id, **export_counts)
     warehouse.finish_sync_run(conn, run_id, customer_id, status="success", **counts)

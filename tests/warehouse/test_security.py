@@ -5,10 +5,12 @@ from __future__ import annotations
 import logging
 
 import pytest
+import psycopg
 from cryptography.fernet import Fernet
 
 from tests.warehouse.factories import SECRET, export, list_item, sync
-from zuora import warehouse
+from zuora import migrations, warehouse
+from zuora.transactions import committing
 
 
 def readable_text(conn) -> dict[str, str]:
@@ -67,16 +69,48 @@ def test_encrypted_original_round_trips_exactly(conn, key):
     assert warehouse.decrypt_original(conn, "acme", 5, rotated) == tricky
 
 
-def test_original_is_encrypted_at_export_time_when_the_key_is_given(conn, key):
-    warehouse.stage_listing(conn, "r1", "acme", [list_item(1)], True)
-    warehouse.stage_exports(conn, "r1", "acme", [(1, export(1), None)], encryption_key=key)
-    plaintext = conn.execute("SELECT count(*) FROM zuora.staging_exports WHERE original_json IS NOT NULL"
-                             ).fetchone()[0]
+def all_text(conn) -> str:
+    """Every column of every table in the schema, as text: what a superuser could read."""
+    tables = [row[0] for row in conn.execute(
+        "SELECT table_name FROM information_schema.tables "
+        "WHERE table_schema = 'zuora' AND table_type = 'BASE TABLE'")]
+    text = "\n".join(conn.execute(f'SELECT coalesce(string_agg(t::text, \'\n\'), \'\') '
+                                   f'FROM zuora."{table}" t').fetchone()[0] for table in tables)
     conn.rollback()
-    assert plaintext == 0
-    warehouse.validate_staged(conn, "r1", "acme")
-    warehouse.merge_customer(conn, "r1", "acme", encryption_key=key)
-    assert warehouse.decrypt_original(conn, "acme", 1, key) == export(1)
+    return text
+
+
+@pytest.mark.parametrize("with_key", [True, False], ids=["key", "no key"])
+def test_a_run_that_fails_after_the_export_leaves_no_plaintext_original(conn, key, with_key):
+    warehouse.stage_listing(conn, "r1", "acme", [list_item(1)], True)
+    warehouse.stage_exports(conn, "r1", "acme", [(1, export(1), None)],
+                            encryption_key=key if with_key else None)
+    # the run dies here: no validation, no merge; staging stays until retention sweeps it
+    assert SECRET not in all_text(conn)
+    staged = conn.execute("SELECT original_hash, original_encrypted IS NOT NULL "
+                          "FROM zuora.staging_exports").fetchall()
+    conn.rollback()
+    assert len(staged) == 1 and staged[0][0] and staged[0][1] is with_key
+    if with_key:  # and the encrypted original staged is what the merge stores
+        warehouse.validate_staged(conn, "r1", "acme")
+        warehouse.merge_customer(conn, "r1", "acme")
+        assert warehouse.decrypt_original(conn, "acme", 1, key) == export(1)
+
+
+def test_migration_clears_plaintext_left_by_older_versions(warehouse_uri):
+    with psycopg.connect(warehouse_uri) as conn:
+        with committing(conn):
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (migrations.MIGRATION_LOCK,))
+            conn.execute(migrations._LEDGER)
+            for version, name, path in migrations.migration_files()[:2]:
+                conn.execute(path.read_text())
+                conn.execute("INSERT INTO zuora.schema_migrations (version, name, checksum) "
+                             "VALUES (%s, %s, 'old')", (version, name))
+            conn.execute("INSERT INTO zuora.staging_exports (run_id, customer_id, zuora_id, ok, "
+                         "original_json) VALUES ('r0', 'acme', 1, true, %s)", (f"token={SECRET}",))
+        assert SECRET in all_text(conn)
+        assert warehouse.apply_migrations(conn) == ["0003"]
+        assert SECRET not in all_text(conn)
 
 
 def test_without_a_key_the_original_is_not_stored(conn, caplog):
