@@ -1,9 +1,10 @@
 """`make demo`: the whole product on one machine, with nothing but Python.
 
-Starts the embedded Postgres (data kept in .demo/ so a second run is incremental) and the
-Zuora simulator with three demo customers, prepares an Airflow home with SQLite metadata
-under .demo/airflow, registers the customers, runs the DAG once with `airflow dags test`,
-prints a per-customer summary from the warehouse, and stops what it started.
+Starts the embedded Postgres (data kept in .demo/ so a second run is incremental; for root
+in a private folder see `postgres_folder`) and the Zuora simulator with three demo
+customers, prepares an Airflow home with SQLite metadata under .demo/airflow, registers
+the customers, runs the DAG once with `airflow dags test`, prints a per-customer summary
+from the warehouse, and stops what it started.
 
 `python -m devstack.demo --standalone` does the same setup and then runs
 `airflow standalone` so you can open the UI (http://localhost:8080), trigger with params,
@@ -14,8 +15,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import hashlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -25,6 +28,7 @@ from pathlib import Path
 import psycopg
 from cryptography.fernet import Fernet
 
+from devstack import postgres
 from devstack.postgres import EmbeddedPostgres
 from zuora_simulator.client import running_simulator
 from zuora_simulator.demo import demo_tenants
@@ -46,8 +50,12 @@ def main() -> int:
         subprocess.run(["rm", "-rf", str(DEMO)], check=True)
     DEMO.mkdir(exist_ok=True)
     sys.path.insert(0, str(ROOT / "plugins"))
+    postgres_data = postgres_folder()
+    if postgres_data != DEMO / "postgres":
+        say(f"Postgres data kept in {postgres_data}: under root Postgres runs as `nobody`, who "
+            f"cannot enter {DEMO}. `rm -rf .demo` (or --reset) starts over there too")
 
-    with EmbeddedPostgres(data_dir=DEMO / "postgres") as pg, running_simulator(demo=True) as sim:
+    with EmbeddedPostgres(data_dir=postgres_data) as pg, running_simulator(demo=True) as sim:
         env = airflow_env(pg.uri, sim.base_url)
         say(f"Postgres on {pg.uri}, Zuora simulator on {sim.base_url}")
         register_customers(pg.uri)
@@ -65,6 +73,29 @@ def main() -> int:
     return 0
 
 
+def postgres_folder() -> Path:
+    """Where the demo keeps its Postgres data: .demo/postgres, if Postgres can reach it.
+
+    Under root Postgres runs as `nobody`, who cannot enter .demo in a clone inside a private
+    folder (under /root, or a 0700 `mktemp -d`): then the data goes to a folder named after
+    this demo folder in /var/tmp (else the temporary folder), noted in
+    .demo/postgres-location. No note means .demo is new (or was removed to start over):
+    data left there by an earlier .demo is removed.
+    """
+    if postgres.reachable(DEMO):
+        return DEMO / "postgres"
+    note = DEMO / "postgres-location"
+    if note.exists():
+        return Path(note.read_text().strip())
+    base = Path("/var/tmp")  # kept across reboots, unlike /tmp
+    if not (base.is_dir() and postgres.reachable(base)):
+        base = postgres.shared_temp_dir()
+    folder = base / f"zws-demo-{hashlib.sha256(str(DEMO).encode()).hexdigest()[:12]}"
+    shutil.rmtree(folder, ignore_errors=True)
+    note.write_text(f"{folder}\n")
+    return folder
+
+
 def airflow_env(warehouse_uri: str, simulator_url: str) -> dict[str, str]:
     """Environment for every airflow command: home, folders, connections, variables."""
     key_file = DEMO / "export-encryption.key"
@@ -80,8 +111,6 @@ def airflow_env(warehouse_uri: str, simulator_url: str) -> dict[str, str]:
            "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "plugins")]),
            # `airflow standalone` starts its components as `airflow ...` from PATH
            "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
-           # `airflow dags test` crashes at the end of a run with a deadline (Airflow 3.3.2 bug)
-           "ZUORA_SYNC_DEADLINE_MINUTES": "0",
            "AIRFLOW_CONN_ZUORA_WAREHOUSE": warehouse_uri,
            "AIRFLOW_VAR_ZUORA_EXPORT_ENCRYPTION_KEY": key_file.read_text()}
     for tenant in demo_tenants():
@@ -112,7 +141,6 @@ def prepare_airflow(env: dict[str, str]) -> None:
 def run_standalone(env: dict[str, str]) -> int:
     say("Starting `airflow standalone`: open http://localhost:8080 (the admin password is "
         "printed below and stored in .demo/airflow); Ctrl-C stops everything")
-    env = {**env, "ZUORA_SYNC_DEADLINE_MINUTES": "30"}
     process = subprocess.Popen([airflow(), "standalone"], env=env, start_new_session=True)
     try:
         return process.wait()
