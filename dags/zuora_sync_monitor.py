@@ -5,8 +5,13 @@ Hourly health checks over `zuora.sync_runs` and `zuora.dead_letters`. Alerts (se
 the `zuora_alerts` connection and stored in `zuora.alerts`) when, within the last hour:
 the customer-sync failure rate is over 5%, a customer sync took over 30 minutes, Zuora
 rate-limited us often, dead letters are growing, or (with an `airflow_api` connection)
-over 1,000 task instances are queued. Thresholds: Airflow Variable
-`zuora_monitor_thresholds`, JSON, e.g. `{"max_failure_rate": 0.1, "max_rate_limited": 500}`.
+over 1,000 task instances are queued; a check that cannot run alerts as `check_failed`.
+Thresholds: Airflow Variable `zuora_monitor_thresholds`, JSON, e.g.
+`{"max_failure_rate": 0.1, "max_rate_limited": 500}`.
+
+`apply_retention` removes old staging, resolved dead letters, validation issues and sync runs
+(Variable `zuora_retention`, JSON, e.g. `{"staging_days": 2, "sync_runs_days": 400}`) and
+expired OAuth token Variables. A failed task alerts through `zuora_alerts`.
 """
 
 from __future__ import annotations
@@ -15,7 +20,9 @@ from datetime import datetime, timedelta, timezone
 
 from airflow.sdk import Variable, dag, task
 
-from zuora import monitor, sync
+from zuora import monitor, retention, sync
+from zuora.alerts import ZuoraAlertNotifier
+from zuora.retry import TransientErrorRetryPolicy
 
 
 @dag(
@@ -27,7 +34,9 @@ from zuora import monitor, sync
     tags=["zuora", "monitoring"],
     doc_md=__doc__,
     default_args={"retries": 1, "retry_delay": timedelta(minutes=5),
-                  "execution_timeout": timedelta(minutes=10)},
+                  "retry_policy": TransientErrorRetryPolicy(),  # a bad Variable fails at once
+                  "execution_timeout": timedelta(minutes=10),
+                  "on_failure_callback": ZuoraAlertNotifier()},
 )
 def zuora_sync_monitor():
     @task
@@ -36,7 +45,12 @@ def zuora_sync_monitor():
         with sync.warehouse_connection() as conn:
             return monitor.raise_alerts(conn, monitor.check(conn, thresholds))
 
+    @task
+    def apply_retention() -> dict:
+        return retention.run(Variable.get("zuora_retention", default=None))
+
     check_sync_health()
+    apply_retention()
 
 
 zuora_sync_monitor()

@@ -1,13 +1,15 @@
 """Health checks over the sync ledger, run hourly by the ``zuora_sync_monitor`` DAG.
 
-Each check reads ``zuora.sync_runs`` / ``zuora.dead_letters`` and returns the alerts it
-raises; every alert is written to ``zuora.alerts`` (so it can be queried) and sent through
-the configured channel (zuora.alerts). Thresholds come from ``Thresholds``; the DAG reads
-overrides from the Airflow Variable ``zuora_monitor_thresholds`` (JSON).
+Each check reads ``zuora.sync_runs`` / ``zuora.dead_letters`` (or the Airflow REST API) and
+returns the alerts it raises; a check that fails raises a ``check_failed`` alert instead and
+the others still run. Every alert is written to ``zuora.alerts`` (so it can be queried) and
+sent through the configured channel (zuora.alerts). Thresholds come from ``Thresholds``; the
+DAG reads overrides from the Airflow Variable ``zuora_monitor_thresholds`` (JSON).
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
@@ -17,8 +19,14 @@ import requests
 from psycopg.types.json import Jsonb
 
 from zuora.alerts import Alert, send_alert
+from zuora.redaction import redact_text
 
 log = logging.getLogger(__name__)
+
+
+# a threshold's type -> how errors name it, the JSON values accepted (bool never: JSON true is not 1)
+_JSON_TYPES = {"int": ("an integer", int), "float": ("a number", (int, float)),
+               "str": ("a string", str)}
 
 
 @dataclass(frozen=True)
@@ -33,23 +41,39 @@ class Thresholds:
     @classmethod
     def from_json(cls, text: str | None) -> "Thresholds":
         overrides = json.loads(text) if text else {}
-        unknown = set(overrides) - {f.name for f in dataclasses.fields(cls)}
+        if not isinstance(overrides, dict):
+            raise ValueError("monitor thresholds must be a JSON object, e.g. {\"max_failure_rate\": 0.1}")
+        types = {f.name: f.type for f in dataclasses.fields(cls)}
+        unknown = set(overrides) - set(types)
         if unknown:
             raise ValueError(f"unknown monitor thresholds {sorted(unknown)}")
+        for key, value in overrides.items():
+            expected, allowed = _JSON_TYPES[types[key]]
+            if isinstance(value, bool) or not isinstance(value, allowed):
+                raise ValueError(f"monitor threshold {key!r} must be {expected}, not {json.dumps(value)}")
         return cls(**overrides)
 
 
 def check(conn, thresholds: Thresholds) -> list[Alert]:
-    """Run every check; returns the alerts raised (not yet sent)."""
+    """Run every check; returns the alerts raised (not yet sent). A check that fails is
+    itself an alert (``check_failed``); the other checks still run."""
     window = {"minutes": thresholds.window_minutes}
-    alerts = [*_failure_rate(conn, thresholds, window), *_slow_syncs(conn, thresholds, window),
-              *_rate_limiting(conn, thresholds, window), *_dead_letters_growing(conn, window)]
-    queued = _queued_task_instances(thresholds.airflow_api_conn_id)
-    if queued is not None and queued > thresholds.max_queued_task_instances:
-        alerts.append(Alert("queue_backlog", f"{queued} task instances are queued in Airflow",
-                            details={"queued": queued,
-                                     "threshold": thresholds.max_queued_task_instances}))
+    alerts = []
+    for each in (_failure_rate, _slow_syncs, _rate_limiting, _dead_letters_growing, _queue_backlog):
+        try:
+            alerts += each(conn, thresholds, window)
+        except Exception as exc:
+            with contextlib.suppress(Exception):
+                conn.rollback()  # a failed query aborts the transaction the next checks share
+            alerts.append(_check_failed(each.__name__.lstrip("_"), exc))
     return alerts
+
+
+def _check_failed(name: str, error: Exception) -> Alert:
+    message = redact_text(f"{type(error).__name__}: {error}")[:500]
+    log.warning("Monitor check %s failed: %s", name, message)
+    return Alert("check_failed", f"monitor check {name} failed: {type(error).__name__}",
+                 details={"check": name, "error": message})
 
 
 def raise_alerts(conn, alerts: list[Alert]) -> list[dict]:
@@ -92,7 +116,7 @@ def _slow_syncs(conn, t: Thresholds, window: dict) -> list[Alert]:
                round(extract(epoch FROM coalesce(finished_at, now()) - started_at) / 60, 1)
           FROM zuora.sync_runs
          WHERE coalesce(finished_at, now()) > now() - make_interval(mins => %(minutes)s)
-           AND coalesce(finished_at, now()) - started_at > make_interval(mins => %(max)s)
+           AND coalesce(finished_at, now()) - started_at > %(max)s * interval '1 minute'
          ORDER BY 4 DESC""", {**window, "max": t.max_sync_minutes}).fetchall()
     return [Alert("slow_sync", f"customer {customer} sync took {minutes} minutes ({status})",
                   details={"customer_id": customer, "run_id": run_id, "minutes": float(minutes),
@@ -115,7 +139,7 @@ def _rate_limiting(conn, t: Thresholds, window: dict) -> list[Alert]:
     return []
 
 
-def _dead_letters_growing(conn, window: dict) -> list[Alert]:
+def _dead_letters_growing(conn, t: Thresholds, window: dict) -> list[Alert]:
     new, resolved, open_now = conn.execute("""
         SELECT count(*) FILTER (WHERE first_failed_at > now() - make_interval(mins => %(minutes)s)),
                count(*) FILTER (WHERE resolved_at > now() - make_interval(mins => %(minutes)s)),
@@ -125,6 +149,14 @@ def _dead_letters_growing(conn, window: dict) -> list[Alert]:
         return [Alert("dead_letters_growing", f"{new} new dead letters, {resolved} resolved; "
                       f"{open_now} open", details={"new": new, "resolved": resolved,
                                                    "open": open_now})]
+    return []
+
+
+def _queue_backlog(conn, t: Thresholds, window: dict) -> list[Alert]:
+    queued = _queued_task_instances(t.airflow_api_conn_id)
+    if queued is not None and queued > t.max_queued_task_instances:
+        return [Alert("queue_backlog", f"{queued} task instances are queued in Airflow",
+                      details={"queued": queued, "threshold": t.max_queued_task_instances})]
     return []
 
 

@@ -1,11 +1,14 @@
 """OAuth bearer tokens: minted once, reused until shortly before they expire.
 
 A token is shared by every thread of a process (one mint at a time, under a lock) and by
-the task processes of a run through an Airflow Variable. The Variable holds the token only
-encrypted with a key derived from the client secret, under a name made from a fingerprint
-of base URL, client id and secret: rotated credentials never see an old token, and nobody
-without the secret can use a stored one. Outside an Airflow task (tests, CLI) or when the
-Variable store is unreachable, the cache lives in the process alone.
+the task processes of a run through an Airflow Variable. The Variable holds JSON
+``{"expires_at": <epoch seconds>, "token": "<Fernet blob>"}``: the token only encrypted with
+a key derived from the client secret, under a name made from a fingerprint of base URL,
+client id and secret, so rotated credentials never see an old token and nobody without the
+secret can use a stored one; the expiry in clear, so ``drop_expired_tokens`` (run hourly by
+the monitor DAG's retention task) can delete expired ones without the secret. Outside an
+Airflow task (tests, CLI) or when the Variable store is unreachable, the cache lives in the
+process alone.
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ from typing import Callable, Protocol
 from cryptography.fernet import Fernet, InvalidToken
 
 log = logging.getLogger(__name__)
+
+KEY_PREFIX = "zuora_oauth_token_"
 
 
 @dataclass(frozen=True)
@@ -74,11 +79,45 @@ class VariableTokenStore:
 
 def default_store() -> TokenStore:
     """The Variable store inside an Airflow task, the process store elsewhere."""
+    return VariableTokenStore() if in_airflow_task() else ProcessTokenStore()
+
+
+def in_airflow_task() -> bool:
+    """True while an Airflow task runs (also in its threads): the Task SDK has a context."""
+    from airflow.sdk import get_current_context
     try:
-        from airflow.sdk.execution_time import task_runner
-    except ImportError:
-        return ProcessTokenStore()
-    return VariableTokenStore() if getattr(task_runner, "SUPERVISOR_COMMS", None) else ProcessTokenStore()
+        get_current_context()
+    except RuntimeError:  # "no context was found! Are you running within an Airflow task?"
+        return False
+    return True
+
+
+def drop_expired_tokens(now: float | None = None) -> int:
+    """Delete the token Variables that expired or that are not in the current format; returns
+    how many. Needs an Airflow task (the Task SDK lists DB-stored Variables only)."""
+    from airflow.sdk import Variable
+    now = time.time() if now is None else now
+    return sum(_drop_if_expired(key, now) for key in Variable.keys(prefix=KEY_PREFIX))
+
+
+def _drop_if_expired(key: str, now: float) -> bool:
+    from airflow.sdk import Variable
+    value = Variable.get(key, default=None)
+    if value is None:  # deleted meanwhile (another cleanup, or a 401 dropped it)
+        return False
+    if _expires_at(value) > now:
+        return False
+    Variable.delete(key)  # a Variable already gone is not an error
+    return True
+
+
+def _expires_at(value: str) -> float:
+    """The clear-text expiry of a stored token; 0 for anything else (an older format)."""
+    try:
+        expires_at = json.loads(value)["expires_at"]
+    except (ValueError, TypeError, KeyError):
+        return 0
+    return expires_at if isinstance(expires_at, (int, float)) else 0
 
 
 class TokenCache:
@@ -86,7 +125,7 @@ class TokenCache:
 
     def __init__(self, fingerprint: str, secret: str, mint: Callable[[], Token], *,
                  refresh_margin: float, store: TokenStore | None = None):
-        self.key = f"zuora_oauth_token_{fingerprint[:24]}"
+        self.key = f"{KEY_PREFIX}{fingerprint[:24]}"
         self._box = Fernet(base64.urlsafe_b64encode(
             hashlib.sha256(f"zuora-token-cache\0{fingerprint}\0{secret}".encode()).digest()))
         self._mint = mint
@@ -120,20 +159,31 @@ class TokenCache:
                 self._forget()
 
     def _stored(self) -> Token | None:
+        """The first usable token of the stores (process first), else None."""
         for store in self._stores:
             try:
-                blob = store.load(self.key)
-                if blob:
-                    data = json.loads(self._box.decrypt(blob.encode()))
-                    return Token(data["value"], data["expires_at"], data["lifetime"])
-            except InvalidToken:
-                log.debug("Ignoring a cached token encrypted for other credentials")
+                value = store.load(self.key)
             except Exception as exc:  # an unreachable store must not stop the sync
                 log.debug("Token store %s unavailable: %s", type(store).__name__, type(exc).__name__)
+                continue
+            token = self._open(value) if value else None
+            if self._usable(token):
+                return token
+        return None
+
+    def _open(self, value: str) -> Token | None:
+        try:
+            data = json.loads(self._box.decrypt(json.loads(value)["token"].encode()))
+            return Token(data["value"], data["expires_at"], data["lifetime"])
+        except InvalidToken:
+            log.debug("Ignoring a cached token encrypted for other credentials")
+        except (ValueError, TypeError, KeyError, AttributeError):
+            log.debug("Ignoring a cached token in an older format")
         return None
 
     def _remember(self, token: Token) -> None:
-        blob = self._box.encrypt(json.dumps(token.__dict__).encode()).decode()
+        blob = json.dumps({"expires_at": token.expires_at,
+                           "token": self._box.encrypt(json.dumps(token.__dict__).encode()).decode()})
         for store in self._stores:
             try:
                 store.save(self.key, blob)

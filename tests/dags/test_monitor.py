@@ -1,12 +1,18 @@
-"""The hourly monitor: each check fires on real ledger rows, and alerts are stored and sent."""
+"""The hourly monitor: each check fires on real ledger rows, and alerts are stored and sent;
+a check that cannot run is an alert, a failed monitor task alerts, retention runs hourly."""
 
 import json
+import logging
+import os
+import re
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import psycopg
 import pytest
 
+from devstack.postgres import free_port
 from zuora import monitor, warehouse
 from zuora.alerts import Alert, send_alert
 
@@ -66,6 +72,41 @@ def test_thresholds_are_settable(conn):
         monitor.Thresholds.from_json('{"max_failure": 0.2}')
 
 
+@pytest.mark.parametrize("text, message", [
+    ('[{"max_failure_rate": 0.1}]', "monitor thresholds must be a JSON object"),
+    ('{"max_failure_rate": "0.1"}', "monitor threshold 'max_failure_rate' must be a number"),
+    ('{"max_sync_minutes": null}', "monitor threshold 'max_sync_minutes' must be a number"),
+    ('{"max_rate_limited": 1.5}', "monitor threshold 'max_rate_limited' must be an integer"),
+    ('{"window_minutes": true}', "monitor threshold 'window_minutes' must be an integer"),
+    ('{"max_failure_rate": false}', "monitor threshold 'max_failure_rate' must be a number"),
+    ('{"airflow_api_conn_id": 8080}', "monitor threshold 'airflow_api_conn_id' must be a string"),
+])
+def test_thresholds_of_the_wrong_type_are_refused(text, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        monitor.Thresholds.from_json(text)
+
+
+def test_a_number_threshold_takes_an_integer_or_a_fraction(conn):
+    thresholds = monitor.Thresholds.from_json('{"max_failure_rate": 1, "max_sync_minutes": 44.5}')
+    assert thresholds == monitor.Thresholds(max_failure_rate=1, max_sync_minutes=44.5)
+    sync_run(conn, "r1", "slowco", minutes=45)
+    assert kinds(monitor.check(conn, thresholds)) == ["slow_sync"]
+
+
+def test_a_failing_check_is_an_alert_and_the_others_still_run(conn):
+    sync_run(conn, "r1", "ok")
+    sync_run(conn, "r1", "broken", status="failed")
+    # Postgres cannot compute an infinite interval: the slow-sync query fails
+    alerts = monitor.check(conn, monitor.Thresholds(max_sync_minutes=float("inf")))
+    assert kinds(alerts) == ["check_failed", "failure_rate"]
+    failed = next(a for a in alerts if a.kind == "check_failed")
+    assert failed.details["check"] == "slow_syncs"
+    assert failed.details["error"].startswith("DatetimeFieldOverflow: interval out of range")
+    monitor.raise_alerts(conn, alerts)  # the failed query left no aborted transaction behind
+    assert conn.execute("SELECT kind FROM zuora.alerts ORDER BY kind").fetchall() == [
+        ("check_failed",), ("failure_rate",)]
+
+
 def test_old_rows_are_outside_the_window(conn):
     sync_run(conn, "old", "a", status="failed", minutes_ago=180, rate_limited=1000)
     assert monitor.check(conn, monitor.Thresholds()) == []
@@ -113,3 +154,131 @@ def test_the_deadline_callback_alerts_through_the_channel(caplog):
         asyncio.run(deadline_missed(
             context={"dag_run": {"dag_id": "zuora_workflow_sync", "run_id": "scheduled__x"}}))
     assert '"kind": "deadline_missed"' in caplog.text and "scheduled__x" in caplog.text
+
+
+# -- the monitor DAG under dag.test(): real Airflow, real Postgres, real HTTP -------------------
+
+@pytest.fixture(scope="module")
+def monitor_dag(airflow_db):
+    from airflow.dag_processing.dagbag import DagBag
+    return DagBag(dag_folder=os.environ["AIRFLOW__CORE__DAGS_FOLDER"]).dags["zuora_sync_monitor"]
+
+
+@pytest.fixture
+def webhook():
+    """A local alert receiver; ``webhook.received`` holds the JSON bodies posted to it."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Webhook)
+    server.received = []
+    server.url = f"http://127.0.0.1:{server.server_port}/hook"
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield server
+    server.shutdown()
+
+
+def test_an_unreachable_airflow_api_is_an_alert_and_the_database_alerts_still_go_out(
+        monitor_dag, conn, warehouse_uri, webhook, monkeypatch, caplog):
+    monkeypatch.setenv("AIRFLOW_CONN_ZUORA_WAREHOUSE", warehouse_uri)
+    monkeypatch.setenv("AIRFLOW_CONN_ZUORA_ALERTS", json.dumps({"conn_type": "http", "host": webhook.url}))
+    monkeypatch.setenv("AIRFLOW_CONN_AIRFLOW_API", json.dumps({  # nothing listens on that port
+        "conn_type": "http", "host": "127.0.0.1", "port": free_port(), "login": "admin",
+        "password": "api-password-do-not-leak"}))
+    sync_run(conn, "r1", "ok")
+    sync_run(conn, "r1", "broken", status="failed")
+
+    with caplog.at_level(logging.INFO):
+        assert monitor_dag.test().state == "success"
+
+    stored = conn.execute("SELECT kind, details, channel FROM zuora.alerts ORDER BY kind").fetchall()
+    assert [(kind, channel) for kind, _, channel in stored] == [("check_failed", "http"),
+                                                               ("failure_rate", "http")]
+    assert stored[0][1]["check"] == "queue_backlog"
+    assert stored[0][1]["error"].startswith("ConnectionError: ")
+    assert sorted(alert["kind"] for alert in webhook.received) == ["check_failed", "failure_rate"]
+    everything = caplog.text + json.dumps(webhook.received) + json.dumps([row[1] for row in stored])
+    assert "api-password-do-not-leak" not in everything
+
+
+def test_a_failing_monitor_task_alerts(monitor_dag, conn, warehouse_uri, webhook, monkeypatch):
+    monkeypatch.setenv("AIRFLOW_CONN_ZUORA_WAREHOUSE", warehouse_uri)
+    monkeypatch.setenv("AIRFLOW_CONN_ZUORA_ALERTS", json.dumps({"conn_type": "http", "host": webhook.url}))
+    monkeypatch.setenv("AIRFLOW_VAR_ZUORA_MONITOR_THRESHOLDS", '{"max_failure_rate": "high"}')
+
+    assert monitor_dag.test().state == "failed"  # at once: a bad Variable is not retried
+
+    assert [alert["kind"] for alert in webhook.received] == ["task_failed"]
+    details = webhook.received[0]["details"]
+    assert (details["dag_id"], details["task"]) == ("zuora_sync_monitor", "check_sync_health")
+    assert "monitor threshold 'max_failure_rate' must be a number" in details["error"]
+
+
+def token_variables(replace: dict[str, str] | None = None) -> dict[str, str]:
+    """The token-cache Variables in the Airflow metadata DB (test code may use the ORM);
+    with ``replace``, they are replaced by these first."""
+    from airflow.models.variable import Variable
+    from airflow.utils.session import create_session
+    from sqlalchemy import delete, select
+
+    tokens = Variable.key.startswith("zuora_oauth_token_")
+    with create_session() as session:
+        if replace is not None:
+            session.execute(delete(Variable).where(tokens))
+            session.add_all(Variable(key=key, val=value) for key, value in replace.items())
+            session.flush()
+        return {v.key: v.val for v in session.scalars(select(Variable).where(tokens))}
+
+
+def test_retention_runs_hourly_on_real_rows_and_token_variables(monitor_dag, conn, warehouse_uri,
+                                                                 monkeypatch, caplog):
+    monkeypatch.setenv("AIRFLOW_CONN_ZUORA_WAREHOUSE", warehouse_uri)
+    monkeypatch.setenv("AIRFLOW_VAR_ZUORA_RETENTION", '{"sync_runs_days": 30}')
+    warehouse.upsert_customer(conn, customer_id="acme", name="Acme", zuora_conn_id="zuora_acme",
+                              environment="sandbox")
+    item = {"id": 1, "name": "Workflow 1", "updatedAt": "2026-01-01T00:00:00.000Z"}
+    for run_id in ("dead-run", "live-run"):
+        warehouse.stage_listing(conn, run_id, "acme", [item], True)
+    for zuora_id, message in ((1, "fixed long ago"), (2, "still failing")):
+        warehouse.record_dead_letter(conn, run_id="r0", customer_id="acme", stage="export",
+                                     zuora_id=zuora_id, error_type="ZuoraTransientError",
+                                     message=message)
+    for run_id in ("r-old", "r-new"):
+        warehouse.start_sync_run(conn, run_id, "acme")
+        warehouse.finish_sync_run(conn, run_id, "acme", status="success")
+    conn.execute("UPDATE zuora.staging_listings SET listed_at = now() - interval '3 days' "
+                 "WHERE run_id = 'dead-run'")
+    conn.execute("UPDATE zuora.dead_letters SET resolved_at = now() - interval '100 days' "
+                 "WHERE message = 'fixed long ago'")
+    conn.execute("UPDATE zuora.sync_runs SET started_at = now() - interval '40 days' "
+                 "WHERE run_id = 'r-old'")  # kept by the default of 400 days
+    conn.commit()
+    fresh = json.dumps({"expires_at": time.time() + 3600, "token": "gAAAAB-fresh"})
+    token_variables(replace={
+        "zuora_oauth_token_expired": json.dumps({"expires_at": time.time() - 60, "token": "gAAAAB-old"}),
+        "zuora_oauth_token_fresh": fresh,
+        "zuora_oauth_token_old_format": "gAAAAABold-format-fernet-blob"})
+
+    with caplog.at_level(logging.INFO, logger="zuora.retention"):
+        assert monitor_dag.test().state == "success"
+
+    assert conn.execute("SELECT run_id FROM zuora.staging_listings").fetchall() == [("live-run",)]
+    assert conn.execute("SELECT message FROM zuora.dead_letters").fetchall() == [("still failing",)]
+    assert conn.execute("SELECT run_id FROM zuora.sync_runs").fetchall() == [("r-new",)]
+    assert token_variables() == {"zuora_oauth_token_fresh": fresh}
+    line = next(r.getMessage() for r in caplog.records if r.getMessage().startswith("zuora retention "))
+    assert json.loads(line.removeprefix("zuora retention ")) == {
+        "staging": 1, "resolved_dead_letters": 1, "validation_issues": 0, "sync_runs": 1,
+        "history": 0, "expired_tokens": 2}
+
+
+def test_retention_settings_are_checked_before_anything_is_removed(monitor_dag, conn, warehouse_uri,
+                                                                   webhook, monkeypatch):
+    monkeypatch.setenv("AIRFLOW_CONN_ZUORA_WAREHOUSE", warehouse_uri)
+    monkeypatch.setenv("AIRFLOW_CONN_ZUORA_ALERTS", json.dumps({"conn_type": "http", "host": webhook.url}))
+    monkeypatch.setenv("AIRFLOW_VAR_ZUORA_RETENTION", '{"sync_runs": 30}')
+    expired = json.dumps({"expires_at": time.time() - 60, "token": "gAAAAB-old"})
+    token_variables(replace={"zuora_oauth_token_expired": expired})
+
+    assert monitor_dag.test().state == "failed"
+
+    assert [alert["details"]["task"] for alert in webhook.received] == ["apply_retention"]
+    assert "unknown retention setting 'sync_runs'" in webhook.received[0]["details"]["error"]
+    assert token_variables() == {"zuora_oauth_token_expired": expired}

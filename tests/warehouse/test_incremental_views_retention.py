@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
+
+import pytest
 
 from tests.warehouse.factories import BASE_TIME, list_item, sync
 from zuora import warehouse
@@ -73,6 +76,29 @@ def test_cleanup_applies_retention(conn):
                         "(SELECT count(*) FROM zuora.workflow_history)").fetchone()
     assert left == (0, 1, 2)  # insert, then the definition arriving
     assert warehouse.cleanup(conn, Retention(history=timedelta(0)))["history"] == 2
+
+
+def test_retention_settings_come_from_json_in_days():
+    assert Retention.from_json(None) == Retention.from_json("{}") == Retention()
+    retention = Retention.from_json('{"staging_days": 1, "resolved_dead_letters_days": 0.5, '
+                                    '"sync_runs_days": null, "history_days": 3650}')
+    assert retention == Retention(staging=timedelta(days=1), resolved_dead_letters=timedelta(hours=12),
+                                  sync_runs=None, history=timedelta(days=3650))
+
+
+@pytest.mark.parametrize("text, message", [
+    ('[2]', "zuora_retention must be a JSON object"),
+    ('{"staging": 2}', "unknown retention setting 'staging'"),
+    ('{"dead_letters_days": 2}', "unknown retention setting 'dead_letters_days'"),
+    ('{"staging_days": null}', "retention setting 'staging_days' must be a number of days >= 0, not null"),
+    ('{"sync_runs_days": "30"}', "retention setting 'sync_runs_days' must be a number of days >= 0 "
+                                 "or null (keep forever), not \"30\""),
+    ('{"history_days": true}', "retention setting 'history_days' must be a number of days"),
+    ('{"validation_issues_days": -1}', "retention setting 'validation_issues_days' must be a number"),
+])
+def test_retention_settings_are_parsed_strictly(text, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        Retention.from_json(text)
 
 
 def test_list_customers_filters_enabled_and_named(conn):
