@@ -67,11 +67,11 @@ def register_customer(conn, customer_id: str, tenant: dict, **extra) -> dict:
     """An ``AIRFLOW_CONN_ZUORA_<ID>`` connection for a simulator tenant (``add_tenant``'s
     answer) and the ``zuora.customers`` row; returns the customer dict the stages take."""
     from zuora import warehouse
+    from zuora.api.credentials import airflow_connection
     conn_id = f"zuora_{customer_id}"
-    os.environ[f"AIRFLOW_CONN_{conn_id.upper()}"] = json.dumps({
-        "conn_type": "zuora", "host": tenant["base_url"], "login": tenant["client_id"],
-        "password": tenant["client_secret"],
-        "extra": {"allow_insecure_http": True, "environment": "sandbox", **extra}})
+    os.environ[f"AIRFLOW_CONN_{conn_id.upper()}"] = json.dumps(airflow_connection(
+        tenant["base_url"], tenant["client_id"], tenant["client_secret"],
+        **{"allow_insecure_http": True, "environment": "sandbox", **extra}))
     warehouse.upsert_customer(conn, customer_id=customer_id, name=customer_id,
                               zuora_conn_id=conn_id, environment="sandbox")
     return {"customer_id": customer_id, "zuora_conn_id": conn_id, "environment": "sandbox"}

@@ -30,7 +30,6 @@ import argparse  # noqa: E402
 import logging  # noqa: E402
 import subprocess  # noqa: E402
 import time  # noqa: E402
-from datetime import timedelta  # noqa: E402
 
 
 def fit(points: list[tuple[int, float]]) -> tuple[float, float]:
@@ -48,10 +47,7 @@ def library_run(customers: list[dict], run_id: str) -> None:
     from zuora import sync
     sync.migrate()
     for customer in sync.customers_to_sync([c["customer_id"] for c in customers]):
-        sync.list_stage(customer, run_id)
-        sync.export_stage(customer, run_id, full_refresh=False, lookback=timedelta(days=7))
-        sync.validate_stage(customer, run_id)
-        sync.upsert_stage(customer, run_id)
+        sync.run_customer(customer, run_id)
     sync.summarize_run(run_id, [c["customer_id"] for c in customers])
 
 

@@ -16,24 +16,21 @@ import argparse
 import math
 import os
 import time
-from datetime import timedelta
 
 import psycopg
 from cryptography.fernet import Fernet
 
 from devstack.postgres import EmbeddedPostgres
 from zuora import sync, warehouse
-from zuora.token_cache import ProcessTokenStore
+from zuora.api.token_cache import ProcessTokenStore
 from zuora_simulator.client import running_simulator
 
 PAGE_LENGTH = 50  # the hook's default page_length (Zuora's maximum)
 
 
 def run_stages(customer: dict, run_id: str) -> dict:
-    listed = sync.list_stage(customer, run_id)
-    exported = sync.export_stage(customer, run_id, full_refresh=False, lookback=timedelta(days=7))
-    sync.validate_stage(customer, run_id)
-    merged = sync.upsert_stage(customer, run_id)
+    reports = sync.run_customer(customer, run_id)
+    listed, exported, merged = reports["list"], reports["export"], reports["upsert"]
     return {"listed": listed["listed"], "pages": listed["pages"], "exported": exported["exported"],
             "failed": exported["exports_failed"], "inserted": merged.get("inserted", 0),
             "updated": merged.get("updated", 0)}

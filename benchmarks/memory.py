@@ -33,7 +33,7 @@ def child(mode: str) -> None:
     """One measured process: prints a JSON line with its peak RSS (MB) and figures."""
     _common.quiet_logs()
     from zuora import sync                      # noqa: F401  the stage code and its imports
-    from zuora.hook import ZuoraHook            # noqa: F401
+    from zuora.api.hook import ZuoraHook            # noqa: F401
     from zuora import warehouse                 # noqa: F401
     import pandas                               # noqa: F401  (validate imports it)
     out = {"mode": mode, "after_imports_mb": rss_mb()}

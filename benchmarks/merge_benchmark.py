@@ -85,7 +85,7 @@ BASELINE_COLUMNS = ("customer_id", "zuora_id", "name", "status", "zuora_updated_
 
 def baseline_rows(customer_id: str, count: int):
     from psycopg.types.json import Jsonb
-    from zuora.transform import content_hash, parse_zuora_timestamp
+    from zuora.warehouse.transform import content_hash, parse_zuora_timestamp
     for i in range(1, count + 1):
         item = list_item(i)
         yield (customer_id, i, item["name"], item["status"], parse_zuora_timestamp(item["updatedAt"]),

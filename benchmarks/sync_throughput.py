@@ -28,7 +28,6 @@ import time
 from collections import defaultdict
 import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
-from datetime import timedelta
 
 import psutil
 import psycopg
@@ -37,32 +36,20 @@ from cryptography.fernet import Fernet
 
 from devstack.postgres import EmbeddedPostgres
 from zuora import sync, warehouse
-from zuora.hook import ZuoraHook
-from zuora.staging import _export_row
+from zuora.api.hook import ZuoraHook
+from zuora.warehouse.staging import _export_row
 from zuora_simulator.client import running_simulator
 
 PAGE_LENGTH = 50
-STAGES = ("list", "export", "validate", "upsert")
+STAGES = tuple(sync.STAGE_TASKS.values())
 
 
 # --- the library run -------------------------------------------------------------------
 
 def run_customer(customer: dict, run_id: str) -> dict:
-    """The four stage bodies in order, as the DAG's mapped group runs them."""
-    reports, stage_seconds = {}, {}
-    for stage in STAGES:
-        started = time.perf_counter()
-        if stage == "list":
-            reports[stage] = sync.list_stage(customer, run_id)
-        elif stage == "export":
-            reports[stage] = sync.export_stage(customer, run_id, full_refresh=False,
-                                               lookback=timedelta(days=7))
-        elif stage == "validate":
-            reports[stage] = sync.validate_stage(customer, run_id)
-        else:
-            reports[stage] = sync.upsert_stage(customer, run_id)
-        stage_seconds[stage] = time.perf_counter() - started
-    reports["seconds"] = stage_seconds
+    """The four stages in order (``sync.run_customer``), with each stage's seconds."""
+    reports = sync.run_customer(customer, run_id)
+    reports["seconds"] = {stage: reports[stage]["duration_s"] for stage in STAGES}
     return reports
 
 

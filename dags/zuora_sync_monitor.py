@@ -18,9 +18,8 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from airflow.sdk import Variable, dag, task
+from airflow.sdk import dag, task
 
-from zuora import monitor, retention, sync
 from zuora.alerts import ZuoraAlertNotifier
 from zuora.retry import TransientErrorRetryPolicy
 
@@ -41,13 +40,13 @@ from zuora.retry import TransientErrorRetryPolicy
 def zuora_sync_monitor():
     @task
     def check_sync_health() -> list[dict]:
-        thresholds = monitor.Thresholds.from_json(Variable.get("zuora_monitor_thresholds", default=None))
-        with sync.warehouse_connection() as conn:
-            return monitor.raise_alerts(conn, monitor.check(conn, thresholds))
+        from zuora import monitor  # task-time import: the DAG file stays cheap to parse
+        return monitor.check_sync_health()
 
     @task
     def apply_retention() -> dict:
-        return retention.run(Variable.get("zuora_retention", default=None))
+        from zuora import monitor
+        return monitor.apply_retention()
 
     check_sync_health()
     apply_retention()

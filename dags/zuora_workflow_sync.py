@@ -25,25 +25,23 @@ crashes at the end of a run of any DAG with a deadline.
 
 from __future__ import annotations
 
-import os
 from datetime import datetime, timedelta, timezone
 
 from airflow.sdk import Param, TriggerRule, dag, task, task_group
 
-from zuora import sync
+from zuora import settings
 from zuora.alerts import ZuoraAlertNotifier, run_deadline
 from zuora.callbacks import dead_letter_failed_task
 from zuora.retry import TransientErrorRetryPolicy
 
+# Task bodies import zuora.sync (requests, psycopg, pandas for validation) when they run, not
+# when this file is parsed: the dag-processor parses it every 30 s, each task process once.
 CUSTOMER_LABEL = "{{ task.op_kwargs['customer']['customer_id'] }}"
-MAX_CONCURRENT_EXPORTS = int(os.environ.get("ZUORA_SYNC_MAX_CONCURRENT_EXPORTS", "4"))
-LOOKBACK_DAYS = int(os.environ.get("ZUORA_SYNC_LOOKBACK_DAYS", "7"))
-DEADLINE_MINUTES = int(os.environ.get("ZUORA_SYNC_DEADLINE_MINUTES", "30"))  # 0: no deadline
 
 
 @dag(
     dag_id="zuora_workflow_sync",
-    schedule=os.environ.get("ZUORA_SYNC_SCHEDULE", "0 2 * * *"),
+    schedule=settings.schedule(),
     start_date=datetime(2026, 1, 1, tzinfo=timezone.utc),
     catchup=False,
     max_active_runs=1,
@@ -57,41 +55,46 @@ DEADLINE_MINUTES = int(os.environ.get("ZUORA_SYNC_DEADLINE_MINUTES", "30"))  # 0
                               description="Export every workflow, not only new or changed ones."),
     },
     default_args={
-        "retries": 3,
-        "retry_delay": timedelta(seconds=60),
+        "retries": len(settings.retry_delays()),
+        "retry_delay": settings.retry_delays()[0],
         "retry_policy": TransientErrorRetryPolicy(),
         "execution_timeout": timedelta(minutes=30),
         "on_failure_callback": [dead_letter_failed_task, ZuoraAlertNotifier()],
     },
-    deadline=run_deadline(DEADLINE_MINUTES),
+    deadline=run_deadline(settings.deadline_minutes()),
 )
 def zuora_workflow_sync():
     @task(execution_timeout=timedelta(minutes=5))
     def migrate():
+        from zuora import sync
         return {"applied": sync.migrate()}
 
     @task(execution_timeout=timedelta(minutes=5))
     def list_customers(params=None) -> list[dict]:
+        from zuora import sync
         return sync.customers_to_sync(params["customer_ids"])
 
     @task_group
     def customer_sync(customer: dict):
-        @task(pool="zuora_api", map_index_template=CUSTOMER_LABEL)
+        @task(pool=settings.POOL, map_index_template=CUSTOMER_LABEL)
         def list_workflows(customer: dict, run_id=None) -> dict:
+            from zuora import sync
             return sync.list_stage(customer, run_id)
 
-        @task(pool="zuora_api", max_active_tis_per_dagrun=MAX_CONCURRENT_EXPORTS,
+        @task(pool=settings.POOL, max_active_tis_per_dagrun=settings.max_concurrent_exports(),
               map_index_template=CUSTOMER_LABEL, execution_timeout=timedelta(minutes=60))
         def export_workflows(customer: dict, listed: dict, params=None, run_id=None) -> dict:
-            return sync.export_stage(customer, run_id, full_refresh=bool(params["full_refresh"]),
-                                     lookback=timedelta(days=LOOKBACK_DAYS))
+            from zuora import sync
+            return sync.export_stage(customer, run_id, full_refresh=bool(params["full_refresh"]))
 
         @task(map_index_template=CUSTOMER_LABEL)
         def validate(customer: dict, exported: dict, run_id=None) -> dict:
+            from zuora import sync
             return sync.validate_stage(customer, run_id)
 
         @task(map_index_template=CUSTOMER_LABEL)
         def upsert(customer: dict, validated: dict, run_id=None) -> dict:
+            from zuora import sync
             return sync.upsert_stage(customer, run_id)
 
         listed = list_workflows(customer=customer)
@@ -101,6 +104,7 @@ def zuora_workflow_sync():
 
     @task(trigger_rule=TriggerRule.ALL_DONE, on_failure_callback=ZuoraAlertNotifier())
     def summarize(customers: list[dict], run_id=None) -> dict:
+        from zuora import sync
         return sync.summarize_run(run_id, [c["customer_id"] for c in customers])
 
     customers = list_customers()

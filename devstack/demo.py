@@ -113,11 +113,11 @@ def airflow_env(warehouse_uri: str, simulator_url: str) -> dict[str, str]:
            "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
            "AIRFLOW_CONN_ZUORA_WAREHOUSE": warehouse_uri,
            "AIRFLOW_VAR_ZUORA_EXPORT_ENCRYPTION_KEY": key_file.read_text()}
+    from zuora.api.credentials import airflow_connection
     for tenant in demo_tenants():
-        env[f"AIRFLOW_CONN_ZUORA_DEMO_{tenant['tenant_id'].upper()}"] = json.dumps({
-            "conn_type": "zuora", "host": simulator_url, "login": tenant["client_id"],
-            "password": tenant["client_secret"],
-            "extra": {"allow_insecure_http": True, "environment": "sandbox"}})
+        env[f"AIRFLOW_CONN_ZUORA_DEMO_{tenant['tenant_id'].upper()}"] = json.dumps(airflow_connection(
+            simulator_url, tenant["client_id"], tenant["client_secret"],
+            allow_insecure_http=True, environment="sandbox"))
     return env
 
 

@@ -17,6 +17,8 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
+from zuora import settings
+
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE_FILE = ROOT / "docker-compose.yaml"
 DOCKERFILE = ROOT / "Dockerfile"
@@ -25,7 +27,7 @@ AIRFLOW_SERVICES = ["airflow-apiserver", "airflow-scheduler", "airflow-dag-proce
                     "airflow-triggerer", "airflow-worker", "airflow-init"]
 REQUIRED_SERVICES = AIRFLOW_SERVICES + ["postgres", "redis", "warehouse"]
 # Bind-mount sources that must exist in the repo, and those created at run time.
-REPO_DIRS = {"dags", "plugins", "include"}
+REPO_DIRS = {"dags"}  # the zuora package is installed in the image
 RUNTIME_DIRS = {"logs", "config"}
 
 _VAR = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?])([^}]*))?\}|\$([A-Za-z_][A-Za-z0-9_]*)")
@@ -273,19 +275,21 @@ def test_dockerfile_tag_matches_pins(dockerfile_lines):
     assert re.search(r"python3\.11\b", makefile), "Makefile's Python differs from the image's"
 
 
-def test_dockerfile_installs_with_lock_as_airflow_user(dockerfile_lines):
+def test_dockerfile_installs_the_package_under_the_images_constraints(dockerfile_lines):
     installs = [i for i, line in enumerate(dockerfile_lines)
                 if line.upper().startswith("RUN ") and re.search(r"\bpip install\b", line)]
     assert len(installs) == 1, "expected one pip install"
     i = installs[0]
     line = dockerfile_lines[i]
     assert "--no-cache-dir" in line
-    assert re.search(r"-r\s+\S*requirements\.txt\b", line)
-    assert re.search(r"(?:-c|--constraint)\s+\S*requirements-lock\.txt\b", line)
+    assert '"apache-airflow==${AIRFLOW_VERSION}"' in line, "keep the image's Airflow, not a second pin"
+    assert re.search(r"--constraint\s+\"\$\{HOME\}/constraints\.txt\"", line)
+    assert re.search(r"\s/opt/airflow/src(\s|$)", line), "installs the package (pip install .)"
     users = [l.split()[1] for l in dockerfile_lines[:i] if l.upper().startswith("USER ")]
     assert users and users[-1] == "airflow", "pip must run as the airflow user"
-    copied = " ".join(l for l in dockerfile_lines[:i] if l.upper().startswith("COPY "))
-    assert "requirements.txt" in copied and "requirements-lock.txt" in copied
+    copied = {l.split()[-2].rstrip("/") for l in dockerfile_lines[:i] if l.upper().startswith("COPY ")}
+    assert {"plugins", "include"} <= copied, "the package's code and SQL must be in the image"
+    assert "pyproject.toml" in " ".join(dockerfile_lines[:i])
 
 
 def test_dockerfile_ships_simulator_and_devstack(dockerfile_lines):
@@ -307,7 +311,7 @@ def test_dockerignore(dockerfile_lines):
         assert needed in patterns, f".dockerignore should exclude {needed}"
     assert any("__pycache__" in p for p in patterns)
     # What the Dockerfile copies must stay in the build context.
-    for copied in ("requirements.txt", "requirements-lock.txt", "zuora_simulator", "devstack"):
+    for copied in ("pyproject.toml", "plugins", "include", "zuora_simulator", "devstack"):
         assert copied not in patterns, f".dockerignore excludes {copied}, which the Dockerfile copies"
 
 
@@ -316,13 +320,13 @@ def test_dockerignore(dockerfile_lines):
 def test_init_creates_the_zuora_api_pool(services):
     init = services["airflow-init"]
     text = expand(command_text(init))
-    m = re.search(r"airflow pools set zuora_api (\d+) ", text)
-    assert m and int(m.group(1)) > 0, "airflow-init does not create the zuora_api pool"
+    m = re.search(rf"airflow pools set {settings.POOL} (\d+) ", text)
+    assert m and int(m.group(1)) > 0, f"airflow-init does not create the {settings.POOL} pool"
     env = env_of(init)
     assert env["_AIRFLOW_DB_MIGRATE"] == "true" and env["_AIRFLOW_WWW_USER_CREATE"] == "true"
     # The pool the DAG asks for is the one created here.
     dag = (ROOT / "dags" / "zuora_workflow_sync.py").read_text()
-    assert re.search(r"""pool\s*=\s*["']zuora_api["']""", dag)
+    assert "pool=settings.POOL" in dag
 
 
 def test_init_runs_before_the_airflow_services(services):

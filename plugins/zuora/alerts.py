@@ -18,12 +18,11 @@ import sys
 from dataclasses import asdict, dataclass, field
 from datetime import timedelta
 
-import requests
 from airflow.sdk import AsyncCallback, BaseHook, BaseNotifier, DeadlineAlert, DeadlineReference
 
-log = logging.getLogger(__name__)
+from zuora import settings
 
-ALERT_CONN_ID = "zuora_alerts"
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -39,7 +38,7 @@ class Alert:
         return "\n".join(lines)
 
 
-def send_alert(alert: Alert, conn_id: str = ALERT_CONN_ID) -> str:
+def send_alert(alert: Alert, conn_id: str = settings.ALERT_CONN_ID) -> str:
     """Deliver ``alert``; returns the channel used (smtp, slack, webhook or log)."""
     conn = _alert_connection(conn_id)
     channel = "log" if conn is None else conn.conn_type
@@ -125,5 +124,6 @@ def _url(conn, with_token: bool = False) -> str:
 
 
 def _post(url: str, payload: dict) -> None:
+    import requests  # only when an alert goes out: the DAG file stays cheap to parse
     response = requests.post(url, json=payload, timeout=(5, 15))
     response.raise_for_status()

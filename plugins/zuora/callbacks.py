@@ -9,13 +9,9 @@ from __future__ import annotations
 
 import logging
 
-from zuora import sync, warehouse
 from zuora.alerts import customer_of
 
 log = logging.getLogger(__name__)
-
-STAGES = {"list_workflows": "list", "export_workflows": "export", "validate": "validate",
-          "upsert": "upsert"}
 
 
 def dead_letter_failed_task(context) -> None:
@@ -23,8 +19,9 @@ def dead_letter_failed_task(context) -> None:
     customer_id = customer_of(context)
     if not customer_id:
         return  # not a per-customer task: the run summary reports it
+    from zuora import sync, warehouse  # at failure time: the DAG file stays cheap to parse
     error = context.get("exception")
-    stage = STAGES.get(ti.task_id.rsplit(".", 1)[-1], "task")
+    stage = sync.STAGE_TASKS.get(ti.task_id.rsplit(".", 1)[-1], "task")
     message = f"{type(error).__name__}: {error}" if error else "task failed"
     try:
         with sync.warehouse_connection() as conn:

@@ -26,28 +26,25 @@ import subprocess
 import sys
 import tempfile
 
-from zuora.errors import ZuoraError
-from zuora.hook import ZuoraHook
+from zuora import settings
+from zuora.api.credentials import airflow_connection
+from zuora.api.errors import ZuoraError
+from zuora.api.hook import ZuoraHook
 
 
 def add_customer(args: argparse.Namespace, secret: str) -> str:
     """Validate, test, then save; returns a message. Raises SystemExit on refusal."""
-    conn_id = args.conn_id or f"zuora_{args.customer_id}"
-    if args.no_airflow_connection:
-        hook = ZuoraHook(conn_id)
-    else:
-        definition = {"conn_type": "zuora", "host": args.base_url, "login": args.client_id,
-                      "password": secret, "extra": json.loads(args.extra or "{}")}
+    conn_id = args.conn_id or f"{settings.CUSTOMER_CONN_PREFIX}{args.customer_id}"
+    if not args.no_airflow_connection:
+        definition = airflow_connection(args.base_url, args.client_id, secret,
+                                        **json.loads(args.extra or "{}"))
         # make the connection visible to this process only, to test it before saving it
         os.environ[f"AIRFLOW_CONN_{conn_id.upper()}"] = json.dumps(definition)
-        hook = ZuoraHook(conn_id)
+    hook = ZuoraHook(conn_id)
     try:
-        credentials = hook.credentials
+        hook.credentials.check_environment(args.environment, args.customer_id)
     except ZuoraError as exc:
         raise SystemExit(f"refused: {exc}")
-    if credentials.environment not in (args.environment, "unknown"):
-        raise SystemExit(f"refused: {credentials.base_url} is a {credentials.environment} host, "
-                         f"but the customer is registered as {args.environment}")
     ok, message = hook.test_connection()
     if not ok:
         raise SystemExit(f"refused: the credentials do not work: {message}")

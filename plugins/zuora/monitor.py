@@ -10,48 +10,43 @@ DAG reads overrides from the Airflow Variable ``zuora_monitor_thresholds`` (JSON
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
 import logging
-from dataclasses import dataclass
 
 import requests
 from psycopg.types.json import Jsonb
 
 from zuora.alerts import Alert, send_alert
-from zuora.redaction import redact_text
+from zuora.settings import RETENTION_VARIABLE, THRESHOLDS_VARIABLE, Retention, Thresholds
+from zuora.warehouse.redaction import redact_text
 
 log = logging.getLogger(__name__)
 
 
-# a threshold's type -> how errors name it, the JSON values accepted (bool never: JSON true is not 1)
-_JSON_TYPES = {"int": ("an integer", int), "float": ("a number", (int, float)),
-               "str": ("a string", str)}
+def check_sync_health() -> list[dict]:
+    """The monitor DAG's hourly check: every check, its alerts sent and stored."""
+    from airflow.sdk import Variable
+
+    from zuora.sync import warehouse_connection
+    thresholds = Thresholds.from_json(Variable.get(THRESHOLDS_VARIABLE, default=None))
+    with warehouse_connection() as conn:
+        return raise_alerts(conn, check(conn, thresholds))
 
 
-@dataclass(frozen=True)
-class Thresholds:
-    window_minutes: int = 60               # look-back of every check
-    max_failure_rate: float = 0.05         # failed customer syncs / all finished syncs
-    max_sync_minutes: float = 30           # one customer's sync, finished or still running
-    max_rate_limited: int = 100            # 429s answered to us in the window, all customers
-    max_queued_task_instances: int = 1000  # needs the Airflow API connection
-    airflow_api_conn_id: str = "airflow_api"
+def apply_retention() -> dict[str, int]:
+    """The monitor DAG's hourly retention: the warehouse's ``cleanup`` with the
+    ``zuora_retention`` Variable, then the expired token Variables; logs one JSON line."""
+    from airflow.sdk import Variable
 
-    @classmethod
-    def from_json(cls, text: str | None) -> "Thresholds":
-        overrides = json.loads(text) if text else {}
-        if not isinstance(overrides, dict):
-            raise ValueError("monitor thresholds must be a JSON object, e.g. {\"max_failure_rate\": 0.1}")
-        types = {f.name: f.type for f in dataclasses.fields(cls)}
-        unknown = set(overrides) - set(types)
-        if unknown:
-            raise ValueError(f"unknown monitor thresholds {sorted(unknown)}")
-        for key, value in overrides.items():
-            expected, allowed = _JSON_TYPES[types[key]]
-            if isinstance(value, bool) or not isinstance(value, allowed):
-                raise ValueError(f"monitor threshold {key!r} must be {expected}, not {json.dumps(value)}")
-        return cls(**overrides)
+    from zuora.api.token_cache import drop_expired_tokens
+    from zuora.sync import warehouse_connection
+    from zuora.warehouse.retention import cleanup
+    retention = Retention.from_json(Variable.get(RETENTION_VARIABLE, default=None))
+    with warehouse_connection() as conn:
+        removed = cleanup(conn, retention)
+    removed["expired_tokens"] = drop_expired_tokens()
+    log.info("zuora retention %s", json.dumps(removed, sort_keys=True))
+    return removed
 
 
 def check(conn, thresholds: Thresholds) -> list[Alert]:

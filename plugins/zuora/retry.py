@@ -1,30 +1,31 @@
 """Airflow-level retries: minutes apart, and only for errors that a later try can fix.
 
 Inside the hook, tenacity retries single HTTP calls for seconds. Around a task, Airflow
-retries for minutes (60 s, 300 s, 900 s), through Airflow 3.3's ``retry_policy``, and only
+retries for minutes (60 s, 300 s, 900 s by default, ``$ZUORA_SYNC_RETRY_DELAYS``), through Airflow 3.3's ``retry_policy``, and only
 for transient errors: Zuora rate limits, server or network trouble, a lost database
 connection, a task timeout. Bad credentials, missing permission and bad data fail at once.
 """
 
 from __future__ import annotations
 
+import sys
 from datetime import timedelta
 
-import psycopg
 from airflow.sdk import RetryDecision, RetryPolicy
+from airflow.sdk.exceptions import AirflowTaskTimeout
 
-from zuora.errors import ZuoraError, ZuoraRateLimitError
-
-RETRY_DELAYS = (timedelta(seconds=60), timedelta(seconds=300), timedelta(seconds=900))
+from zuora import settings
+from zuora.api.errors import ZuoraError, ZuoraRateLimitError
 
 
 def is_transient(error: BaseException) -> bool:
     """True when the same task may succeed if simply run again later."""
     if isinstance(error, ZuoraError):
         return error.transient
-    if isinstance(error, (psycopg.OperationalError, psycopg.InterfaceError)):
+    psycopg = sys.modules.get("psycopg")  # not imported: not a psycopg error (and parsing stays cheap)
+    if psycopg and isinstance(error, (psycopg.OperationalError, psycopg.InterfaceError)):
         return True  # connection refused, lost or reset: the database may be back soon
-    return type(error).__name__ in ("AirflowTaskTimeout", "TimeoutError", "ConnectionError")
+    return isinstance(error, (AirflowTaskTimeout, TimeoutError, ConnectionError))
 
 
 class TransientErrorRetryPolicy(RetryPolicy):
@@ -35,7 +36,8 @@ class TransientErrorRetryPolicy(RetryPolicy):
         if not is_transient(exception):
             return RetryDecision.fail(reason=f"{name} is not transient: fix the cause, then clear "
                                              "the task to rerun it")
-        delay = RETRY_DELAYS[min(max(try_number, 1), len(RETRY_DELAYS)) - 1]
+        delays = settings.retry_delays()
+        delay = delays[min(max(try_number, 1), len(delays)) - 1]
         if isinstance(exception, ZuoraRateLimitError) and exception.retry_after:
             delay = max(delay, timedelta(seconds=exception.retry_after))
         return RetryDecision.retry(delay=delay, reason=f"transient {name}; retrying in {delay}")

@@ -17,13 +17,14 @@ import time
 from datetime import timedelta
 from typing import Iterator
 
-from zuora import warehouse
-from zuora.errors import ZuoraConfigError
-from zuora.hook import ZuoraHook
+from zuora import settings, warehouse
+from zuora.api.hook import ZuoraHook
 
 log = logging.getLogger(__name__)
 
-WAREHOUSE_CONN_ID = "zuora_warehouse"
+# The DAG's task per stage (task id -> stage name in sync_runs and dead_letters), in order.
+STAGE_TASKS = {"list_workflows": "list", "export_workflows": "export", "validate": "validate",
+               "upsert": "upsert"}
 
 
 class CustomersFailed(Exception):
@@ -31,7 +32,7 @@ class CustomersFailed(Exception):
 
 
 @contextlib.contextmanager
-def warehouse_connection(conn_id: str = WAREHOUSE_CONN_ID) -> Iterator:
+def warehouse_connection(conn_id: str = settings.WAREHOUSE_CONN_ID) -> Iterator:
     """A psycopg 3 connection to the warehouse named by an Airflow connection."""
     from airflow.providers.postgres.hooks.postgres import PostgresHook
     conn = PostgresHook(postgres_conn_id=conn_id).get_conn()
@@ -72,13 +73,14 @@ def list_stage(customer: dict, run_id: str) -> dict:
     return _report("list", customer_id, run_id, started, counts, hook)
 
 
-def export_stage(customer: dict, run_id: str, *, full_refresh: bool, lookback: timedelta) -> dict:
+def export_stage(customer: dict, run_id: str, *, full_refresh: bool = False,
+                 lookback: timedelta | None = None) -> dict:
     """Export what is new or changed (everything on a full refresh) into staging."""
     started, hook = time.monotonic(), _hook(customer, run_id)
     customer_id = customer["customer_id"]
     with warehouse_connection() as conn:
         ids = warehouse.workflows_to_export(conn, run_id, customer_id, full_refresh=full_refresh,
-                                            lookback=lookback)
+                                            lookback=settings.lookback() if lookback is None else lookback)
         counts = warehouse.stage_exports(conn, run_id, customer_id, hook.export_workflows(ids),
                                          encryption_key=warehouse.resolve_encryption_key())
         warehouse.add_sync_counts(conn, run_id, customer_id, **counts, **_api(hook))
@@ -102,6 +104,19 @@ def upsert_stage(customer: dict, run_id: str) -> dict:
                                           conn_id=customer["zuora_conn_id"])
         warehouse.finish_sync_run(conn, run_id, customer_id, status="success")
     return _report("upsert", customer_id, run_id, started, counts)
+
+
+def run_customer(customer: dict, run_id: str, *, full_refresh: bool = False,
+                 lookback: timedelta | None = None,
+                 stages: tuple[str, ...] = tuple(STAGE_TASKS.values())) -> dict[str, dict]:
+    """The customer's stages in order, in this process, as the DAG's mapped group runs them
+    one task each; returns each stage's report. For tools, benchmarks and tests."""
+    run = {"list": lambda: list_stage(customer, run_id),
+           "export": lambda: export_stage(customer, run_id, full_refresh=full_refresh,
+                                          lookback=lookback),
+           "validate": lambda: validate_stage(customer, run_id),
+           "upsert": lambda: upsert_stage(customer, run_id)}
+    return {stage: run[stage]() for stage in stages}
 
 
 def summarize_run(run_id: str, customer_ids: list[str]) -> dict:
@@ -128,12 +143,7 @@ def summarize_run(run_id: str, customer_ids: list[str]) -> dict:
 def _hook(customer: dict, run_id: str) -> ZuoraHook:
     """The customer's hook, refusing a connection to the other kind of Zuora environment."""
     hook = ZuoraHook(customer["zuora_conn_id"], track_id=f"zws-{customer['customer_id']}-{run_id}")
-    expected, actual = customer.get("environment"), hook.credentials.environment
-    if expected and actual != "unknown" and expected != actual:
-        raise ZuoraConfigError(
-            f"customer {customer['customer_id']} is registered as {expected}, but its connection "
-            f"points at a {actual} host ({hook.credentials.base_url}); fix the connection or the "
-            "customer's environment", conn_id=customer["zuora_conn_id"])
+    hook.credentials.check_environment(customer.get("environment"), customer["customer_id"])
     return hook
 
 

@@ -9,6 +9,7 @@ import psycopg
 import pytest
 
 from zuora import warehouse
+from zuora.api.credentials import airflow_connection
 
 
 @pytest.fixture
@@ -22,11 +23,9 @@ def sync_env(airflow_db, warehouse_uri, sim_tenant, monkeypatch):
     def add_customer(customer_id: str, tenant=None, secret: str | None = None, **config):
         tenant = tenant or sim_tenant(prefix=customer_id, **config)
         conn_id = f"zuora_{customer_id}"
-        monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps({
-            "conn_type": "zuora", "host": tenant.base_url, "login": tenant.client_id,
-            "password": secret or tenant.client_secret,
-            "extra": {"allow_insecure_http": True, "environment": "sandbox",
-                      "max_attempts": 3, "max_retry_wait": 2}}))
+        monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(airflow_connection(
+            tenant.base_url, tenant.client_id, secret or tenant.client_secret,
+            allow_insecure_http=True, environment="sandbox", max_attempts=3, max_retry_wait=2)))
         with psycopg.connect(warehouse_uri) as conn:
             warehouse.upsert_customer(conn, customer_id=customer_id, name=customer_id.title(),
                                       zuora_conn_id=conn_id, environment="sandbox")

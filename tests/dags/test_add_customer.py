@@ -75,5 +75,5 @@ def test_a_production_host_for_a_sandbox_customer_is_refused(airflow_db, warehou
                           "--base-url", "https://rest.zuora.com",
                           "--client-id", "b64e42ba-7e1a-4bc6-9146-5e1b420306b5")
     assert result.returncode != 0
-    assert "is a production host, but the customer is registered as sandbox" in result.stderr
+    assert "registered as sandbox, but its connection points at a production host" in result.stderr
     assert customers(warehouse_uri) == []

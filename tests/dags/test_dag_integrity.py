@@ -5,6 +5,8 @@ import os
 import pytest
 from airflow.dag_processing.dagbag import DagBag
 
+from zuora import settings, sync
+
 
 @pytest.fixture(scope="module")
 def dagbag():
@@ -21,15 +23,16 @@ def test_sync_dag_shape(dagbag):
     assert dag.max_active_runs == 1 and dag.catchup is False
     assert set(dag.params.keys()) == {"customer_ids", "full_refresh"}
     group = "customer_sync"
-    stages = [f"{group}.{name}" for name in ("list_workflows", "export_workflows", "validate", "upsert")]
+    stages = [f"{group}.{name}" for name in sync.STAGE_TASKS]  # what callbacks map to stages
+    assert {t.task_id for t in dag.tasks if t.task_id.startswith(group)} == set(stages)
     for upstream, downstream in zip(stages, stages[1:]):
         assert downstream in dag.get_task(upstream).downstream_task_ids
     for task in dag.tasks:
         assert task.execution_timeout is not None, task.task_id
-        assert task.retries == 3 or task.task_id == "summarize", task.task_id
+        assert task.retries == len(settings.retry_delays()) or task.task_id == "summarize", task.task_id
         if task.task_id in stages:
             assert task.map_index_template, task.task_id
-    assert dag.get_task(stages[0]).pool == dag.get_task(stages[1]).pool == "zuora_api"
+    assert dag.get_task(stages[0]).pool == dag.get_task(stages[1]).pool == settings.POOL
     assert dag.get_task(stages[1]).max_active_tis_per_dagrun >= 1
     assert dag.deadline is not None
 

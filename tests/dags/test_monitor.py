@@ -256,7 +256,7 @@ def test_retention_runs_hourly_on_real_rows_and_token_variables(monitor_dag, con
         "zuora_oauth_token_fresh": fresh,
         "zuora_oauth_token_old_format": "gAAAAABold-format-fernet-blob"})
 
-    with caplog.at_level(logging.INFO, logger="zuora.retention"):
+    with caplog.at_level(logging.INFO, logger="zuora.warehouse.retention"):
         assert monitor_dag.test().state == "success"
 
     assert conn.execute("SELECT run_id FROM zuora.staging_listings").fetchall() == [("live-run",)]

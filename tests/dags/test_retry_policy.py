@@ -6,7 +6,7 @@ import psycopg
 import pytest
 from airflow.sdk import RetryAction
 
-from zuora.errors import (
+from zuora.api.errors import (
     ZuoraAuthError,
     ZuoraConfigError,
     ZuoraMalformedResponseError,
@@ -45,3 +45,9 @@ def test_permanent_errors_fail_at_once(error):
 def test_a_long_retry_after_stretches_the_delay():
     error = ZuoraRateLimitError("429", retry_after=600)
     assert POLICY.evaluate(error, 1, 4).retry_delay == timedelta(seconds=600)
+
+
+def test_the_delays_come_from_the_setting(monkeypatch):
+    monkeypatch.setenv("ZUORA_SYNC_RETRY_DELAYS", "5,10")
+    delays = [POLICY.evaluate(ZuoraTransientError("503"), n, 3).retry_delay for n in (1, 2, 3)]
+    assert delays == [timedelta(seconds=5), timedelta(seconds=10), timedelta(seconds=10)]

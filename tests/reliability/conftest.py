@@ -9,14 +9,14 @@ import json
 import os
 import subprocess
 import sys
-from datetime import timedelta
 from pathlib import Path
 
 import psycopg
 import pytest
 from cryptography.fernet import Fernet
 
-from zuora import sync, warehouse
+from zuora import warehouse
+from zuora.api.credentials import airflow_connection
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -40,11 +40,11 @@ class Env:
                  client_id: str | None = None, secret: str | None = None, **extra) -> dict:
         """Register a customer (connection + zuora.customers row) for a tenant or a stub host."""
         conn_id = f"zuora_{customer_id}"
-        self.monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps({
-            "conn_type": "zuora", "host": host or tenant.base_url,
-            "login": client_id or (tenant.client_id if tenant else "b64e42ba-7e1a-4bc6-9146-5e1b420306b5"),
-            "password": secret or (tenant.client_secret if tenant else "stub-secret"),
-            "extra": {"allow_insecure_http": True, "environment": "sandbox", **RETRIES, **extra}}))
+        self.monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(airflow_connection(
+            host or tenant.base_url,
+            client_id or (tenant.client_id if tenant else "b64e42ba-7e1a-4bc6-9146-5e1b420306b5"),
+            secret or (tenant.client_secret if tenant else "stub-secret"),
+            **{"allow_insecure_http": True, "environment": "sandbox", **RETRIES, **extra})))
         with psycopg.connect(self.uri) as conn:
             warehouse.upsert_customer(conn, customer_id=customer_id, name=customer_id.title(),
                                       zuora_conn_id=conn_id, environment="sandbox")
@@ -58,23 +58,6 @@ class Env:
 @pytest.fixture
 def env(warehouse_uri, monkeypatch) -> Env:
     return Env(warehouse_uri, monkeypatch)
-
-
-def run_stages(customer: dict, run_id: str, *, full_refresh: bool = False,
-               stages=("list", "export", "validate", "upsert")) -> dict:
-    """The customer's task bodies, in order, as the DAG's mapped group runs them."""
-    reports = {}
-    for stage in stages:
-        if stage == "list":
-            reports[stage] = sync.list_stage(customer, run_id)
-        elif stage == "export":
-            reports[stage] = sync.export_stage(customer, run_id, full_refresh=full_refresh,
-                                               lookback=timedelta(days=7))
-        elif stage == "validate":
-            reports[stage] = sync.validate_stage(customer, run_id)
-        else:
-            reports[stage] = sync.upsert_stage(customer, run_id)
-    return reports
 
 
 def stage_process(stage_call: str) -> subprocess.Popen:

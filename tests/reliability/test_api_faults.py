@@ -12,8 +12,8 @@ from collections import defaultdict
 import pytest
 
 from tests.reliability.checks import assert_consistent, ledger
-from tests.reliability.conftest import run_stages
-from zuora.hook import ZuoraHook
+from zuora.sync import run_customer
+from zuora.api.hook import ZuoraHook
 
 
 @pytest.fixture
@@ -23,9 +23,9 @@ def http_log(monkeypatch):
     lock = threading.Lock()
     send = ZuoraHook._send
 
-    def recording_send(self, url, endpoint, params, token):
+    def recording_send(self, url, endpoint, params):
         sent = time.monotonic()
-        response = send(self, url, endpoint, params, token)
+        response = send(self, url, endpoint, params)
         with lock:
             log.append(((endpoint, tuple(sorted((params or {}).items()))), sent,
                         response.status_code, response.headers.get("Retry-After")))
@@ -39,14 +39,14 @@ def test_429_storm_is_waited_out_honouring_retry_after(env, sim_tenant, http_log
     tenant = sim_tenant(workflows=30, fault_seed=7, rate_limit_retry_after=1)
     acme = env.customer("acme", tenant, max_attempts=10, max_retry_wait=5, max_concurrency=8)
     tenant.script([{"endpoint": "list", "kind": "rate_limit", "retry_after": 1, "count": 2}])
-    run_stages(acme, "run-1", stages=("list",))
+    run_customer(acme, "run-1", stages=("list",))
     # the storm: for 2.5 s, 90% of the calls are refused with Retry-After: 1
     tenant.set_faults(rate_limit_rate=0.9)
     started = time.monotonic()
     storm_over = threading.Timer(2.5, tenant.set_faults, kwargs={"rate_limit_rate": 0.0})
     storm_over.start()
     try:
-        run_stages(acme, "run-1", stages=("export", "validate", "upsert"))
+        run_customer(acme, "run-1", stages=("export", "validate", "upsert"))
     finally:
         storm_over.cancel()
     elapsed = time.monotonic() - started
@@ -84,7 +84,7 @@ def test_server_errors_resets_and_hangs(env, sim_tenant):
                    {"endpoint": "export", "kind": "hang", "seconds": 3}])
     acme = env.customer("acme", tenant, read_timeout=0.5, max_retry_wait=0.5, max_concurrency=6)
     started = time.monotonic()
-    run_stages(acme, "run-1")
+    run_customer(acme, "run-1")
     elapsed = time.monotonic() - started
 
     stats = tenant.stats()
@@ -97,7 +97,7 @@ def test_server_errors_resets_and_hangs(env, sim_tenant):
     assert run["exports_failed"] == 0
     assert elapsed < 20
     # a rerun with the faults still on changes nothing (nothing changed at Zuora)
-    run_stages(acme, "run-2")
+    run_customer(acme, "run-2")
     assert_consistent(env.uri, "acme", "run-2", tenant=tenant, key=env.key)
     assert ledger(env.uri, "run-2", "acme")["listed"] == 40
 
@@ -107,14 +107,14 @@ def test_token_revoked_in_the_middle_of_exports(env, sim_tenant):
     # cover revocation under concurrency)
     tenant = sim_tenant(workflows=40)
     acme = env.customer("acme", tenant, max_concurrency=1)
-    run_stages(acme, "run-1", stages=("list",))
+    run_customer(acme, "run-1", stages=("list",))
     assert tenant.stats()["tokens_minted"] == 1
     # the 9th and the 20th export find their token revoked
     tenant.script([{"endpoint": "export", "kind": "latency", "ms": 1, "count": 8},
                    {"endpoint": "export", "kind": "unauthorized", "revoke": True},
                    {"endpoint": "export", "kind": "latency", "ms": 1, "count": 10},
                    {"endpoint": "export", "kind": "unauthorized", "revoke": True}])
-    run_stages(acme, "run-1", stages=("export", "validate", "upsert"))
+    run_customer(acme, "run-1", stages=("export", "validate", "upsert"))
 
     stats = tenant.stats()
     assert stats["tokens_minted"] == 3                       # one per revocation, no more

@@ -7,7 +7,7 @@ from __future__ import annotations
 import threading
 
 from tests.reliability.checks import assert_consistent, current_ids, rows, snapshot
-from tests.reliability.conftest import run_stages
+from zuora.sync import run_customer
 from zuora import sync
 
 
@@ -20,7 +20,7 @@ def test_same_customer_synced_by_two_runs_at_once(env, sim_tenant):
     def run(run_id):
         try:
             start.wait()
-            outcome[run_id] = run_stages(acme, run_id)
+            outcome[run_id] = run_customer(acme, run_id)
         except BaseException as exc:  # noqa: BLE001 - reported below
             errors.append((run_id, exc))
 
@@ -58,17 +58,17 @@ def test_same_customer_synced_by_two_runs_at_once(env, sim_tenant):
 def test_old_run_replayed_after_a_newer_one_keeps_newer_data(env, sim_tenant):
     tenant = sim_tenant(workflows=20)
     acme = env.customer("acme", tenant)
-    run_stages(acme, "run-0")
+    run_customer(acme, "run-0")
     ids = tenant.workflow_ids()
 
     # the old run lists, exports and validates, but its merge does not happen yet
-    run_stages(acme, "run-old", stages=("list", "export", "validate"))
+    run_customer(acme, "run-old", stages=("list", "export", "validate"))
     tenant.update_workflow(ids[0], name="Renamed later")                     # newer updatedAt
     tenant.delete_workflow(ids[1])                                           # gone at Zuora
     tenant.update_workflow(ids[2], description="changed, same updatedAt", touch_updated_at=False)
     tenant.update_workflow(ids[3], touch_updated_at=False, bump_version=False)  # export only
     added = tenant.add_workflow(name="Added later")["id"]
-    run_stages(acme, "run-new", full_refresh=True)
+    run_customer(acme, "run-new", full_refresh=True)
     assert_consistent(env.uri, "acme", "run-new", tenant=tenant, key=env.key)
     newer = snapshot(env.uri, "acme")
 

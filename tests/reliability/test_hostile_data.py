@@ -14,7 +14,7 @@ import json
 import pytest
 
 from tests.reliability.checks import assert_consistent, current_ids, ledger, rows
-from tests.reliability.conftest import run_stages
+from zuora.sync import run_customer
 
 SQL_NAME = "x'); DROP TABLE zuora.workflows; --"
 ODD_UNICODE = "Zażółć 🐍 \u202eRTL\u200b \ufeff BOM 𝔘𝔫𝔦 \U0010ffff"
@@ -139,7 +139,7 @@ def test_hostile_data_through_the_dag(env, sim_tenant, stub_zuora, sync_dag):
     letters_before = rows(env.uri, "SELECT dead_letter_id, item_key, attempts FROM zuora.dead_letters "
                                    "WHERE customer_id = 'hostile' ORDER BY 1")
     for customer in ("acme", "hostile"):
-        run_stages(env.customer(customer, tenant) if customer == "acme" else
+        run_customer(env.customer(customer, tenant) if customer == "acme" else
                    {"customer_id": "hostile", "zuora_conn_id": "zuora_hostile"}, "run-2")
     assert_consistent(env.uri, "hostile", "run-2", expected_ids=hostile_ids, dead_lettered=hostile_dead)
     assert_consistent(env.uri, "acme", "run-2", tenant=tenant, key=env.key)

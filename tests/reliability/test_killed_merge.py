@@ -11,7 +11,8 @@ import time
 import psycopg
 
 from tests.reliability.checks import assert_consistent, rows, snapshot
-from tests.reliability.conftest import run_stages, stage_process
+from tests.reliability.conftest import stage_process
+from zuora.sync import run_customer
 from zuora import sync
 
 
@@ -28,7 +29,7 @@ def wait_for(predicate, timeout: float = 30.0, what: str = "condition"):
 def test_merge_killed_mid_transaction_then_rerun(env, sim_tenant):
     tenant = sim_tenant(workflows=30)
     acme = env.customer("acme", tenant)
-    run_stages(acme, "run-1")
+    run_customer(acme, "run-1")
     assert_consistent(env.uri, "acme", "run-1", tenant=tenant, key=env.key)
 
     ids = tenant.workflow_ids()
@@ -36,7 +37,7 @@ def test_merge_killed_mid_transaction_then_rerun(env, sim_tenant):
     tenant.update_workflow(ids[1], description="same timestamp", touch_updated_at=False)
     tenant.delete_workflow(ids[2])
     added = tenant.add_workflow(name="Brand new")["id"]
-    run_stages(acme, "run-2", stages=("list", "export", "validate"))
+    run_customer(acme, "run-2", stages=("list", "export", "validate"))
     before = snapshot(env.uri, "acme")
 
     # A second session holds the run's ledger row: the merge does all its writes (workflows,

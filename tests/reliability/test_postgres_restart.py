@@ -17,7 +17,8 @@ from psycopg import sql
 
 from devstack.postgres import EmbeddedPostgres
 from tests.reliability.checks import assert_consistent, rows
-from tests.reliability.conftest import Env, run_stages
+from tests.reliability.conftest import Env
+from zuora.sync import run_customer
 from zuora import sync
 from zuora.retry import is_transient
 
@@ -43,7 +44,7 @@ def test_postgres_restarts_during_a_run(own_postgres, sim_tenant):
     pg, env = own_postgres
     tenant = sim_tenant(workflows=24, latency_ms=60)
     acme = env.customer("acme", tenant, max_concurrency=2)
-    run_stages(acme, "run-0", stages=("list", "export", "validate", "upsert"))
+    run_customer(acme, "run-0", stages=("list", "export", "validate", "upsert"))
     tenant.update_workflow(tenant.workflow_ids()[0], name="Changed while the database was down")
     tenant.delete_workflow(tenant.workflow_ids()[1])
 

@@ -9,7 +9,7 @@ import pytest
 
 from tests.warehouse.factories import BASE_TIME, list_item, sync
 from zuora import warehouse
-from zuora.retention import Retention
+from zuora.warehouse.retention import Retention
 
 
 def test_workflows_to_export_is_incremental(conn):

@@ -10,7 +10,8 @@ import psycopg
 import pytest
 
 from tests.warehouse.factories import BASE_TIME, export, list_item, sync
-from zuora import merge, warehouse
+from zuora import warehouse
+from zuora.warehouse import merge
 
 
 def workflows(conn, customer="acme") -> dict[int, tuple]:

@@ -7,7 +7,7 @@ import threading
 import psycopg
 
 from zuora import warehouse
-from zuora.migrations import migration_files
+from zuora.warehouse.migrations import migration_files
 
 TABLES = {"customers", "workflows", "workflow_definitions", "workflow_history", "sync_runs",
           "dead_letters", "validation_issues", "schema_migrations", "staging_listings",

@@ -9,8 +9,9 @@ import psycopg
 from cryptography.fernet import Fernet
 
 from tests.warehouse.factories import SECRET, export, list_item, sync
-from zuora import migrations, warehouse
-from zuora.transactions import committing
+from zuora import warehouse
+from zuora.warehouse import migrations
+from zuora.warehouse.transactions import committing
 
 
 def readable_text(conn) -> dict[str, str]:

@@ -7,9 +7,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from zuora.rails_timezones import RAILS_TO_IANA
-from zuora.redaction import REDACTED, redact, redact_text
-from zuora.transform import make_storable, parse_zuora_timestamp, timezone_to_iana
+from zuora.warehouse.rails_timezones import RAILS_TO_IANA
+from zuora.warehouse.redaction import REDACTED, redact, redact_text
+from zuora.warehouse.transform import make_storable, parse_zuora_timestamp, timezone_to_iana
 
 from tests.warehouse.factories import SECRET, export
 

@@ -16,10 +16,12 @@ from typing import Any
 
 from cryptography.fernet import Fernet, MultiFernet
 
+from zuora import settings
+
 log = logging.getLogger(__name__)
 
-KEY_VARIABLE = "zuora_export_encryption_key"
-KEY_ENV = "ZUORA_EXPORT_ENCRYPTION_KEY"
+KEY_VARIABLE = settings.ENCRYPTION_KEY_VARIABLE
+KEY_ENV = settings.ENCRYPTION_KEY_ENV
 
 
 def original_json(export: Any) -> str:

@@ -24,14 +24,13 @@ Backup: ``decrypt_original(conn, customer_id, zuora_id, key)`` gives the exact o
 
 from __future__ import annotations
 
-from zuora.customers import list_customers, upsert_customer
-from zuora.ledger import add_sync_counts, finish_sync_run, record_dead_letter, start_sync_run
-from zuora.merge import lock_customer, merge_customer
-from zuora.migrations import apply_migrations
-from zuora.retention import Retention, cleanup
-from zuora.secrets_box import decrypt_export, resolve_encryption_key
-from zuora.staging import stage_exports, stage_listing, sweep_stale_staging, workflows_to_export
-from zuora.validation import validate_staged
+from zuora.warehouse.customers import list_customers, upsert_customer
+from zuora.warehouse.ledger import add_sync_counts, finish_sync_run, record_dead_letter, start_sync_run
+from zuora.warehouse.merge import lock_customer, merge_customer
+from zuora.warehouse.migrations import apply_migrations
+from zuora.warehouse.retention import Retention, cleanup
+from zuora.warehouse.secrets_box import decrypt_export, resolve_encryption_key
+from zuora.warehouse.staging import stage_exports, stage_listing, sweep_stale_staging, workflows_to_export
 
 __all__ = [
     "apply_migrations", "list_customers", "upsert_customer", "start_sync_run", "add_sync_counts",
@@ -40,6 +39,13 @@ __all__ = [
     "cleanup", "Retention", "sweep_stale_staging", "decrypt_original", "decrypt_export",
     "resolve_encryption_key",
 ]
+
+
+def validate_staged(conn, run_id: str, customer_id: str) -> dict[str, int]:
+    """See ``zuora.warehouse.validation.validate_staged`` (imported here only when called:
+    it needs pandas, which nothing else does)."""
+    from zuora.warehouse.validation import validate_staged as validate
+    return validate(conn, run_id, customer_id)
 
 
 def decrypt_original(conn, customer_id: str, zuora_id: int, key: bytes | str) -> dict:

@@ -13,14 +13,13 @@ Under a per-customer advisory lock, ``merge_customer``:
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
-from zuora.staging import clear_staging
-from zuora.transactions import committing
+from zuora.warehouse.sql import sql_text
+from zuora.warehouse.staging import clear_staging
+from zuora.warehouse.transactions import committing
 
 log = logging.getLogger(__name__)
 
-MERGE_SQL = Path(__file__).resolve().parents[2] / "include" / "sql" / "merge"
 MERGE_LOCK_CLASS = 0x7A77  # first key of the two-key advisory lock; second = hash of customer
 BOOKKEEPING = ["first_seen_at", "last_seen_at", "last_changed_at", "last_run_id"]
 COUNT_COLUMNS = ("listed", "stored", "dead_lettered", "inserted", "updated", "unchanged",
@@ -29,7 +28,7 @@ COUNT_COLUMNS = ("listed", "stored", "dead_lettered", "inserted", "updated", "un
 
 
 def _sql(name: str) -> str:
-    return (MERGE_SQL / f"{name}.sql").read_text()
+    return sql_text(f"merge/{name}.sql")
 
 
 def lock_customer(conn, customer_id: str) -> None:

@@ -9,8 +9,8 @@ from datetime import datetime, timezone
 
 import pytest
 
-from zuora import token_cache
-from zuora.token_cache import ProcessTokenStore, Token, TokenCache, VariableTokenStore
+from zuora.api import token_cache
+from zuora.api.token_cache import ProcessTokenStore, Token, TokenCache, VariableTokenStore
 
 FINGERPRINT, SECRET = "f" * 64, "client-secret-do-not-leak"
 RESULTS: dict = {}  # what the task bodies return: dag.test() runs them in this process

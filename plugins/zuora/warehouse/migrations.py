@@ -1,8 +1,8 @@
 """Versioned SQL migrations for the ``zuora`` schema.
 
-``apply_migrations(conn)`` runs the files ``include/sql/migrations/NNNN_name.sql`` not yet in
-the ledger ``zuora.schema_migrations``, in order, then (re)creates the views in
-``include/sql/views/`` and the ``zuora_reader`` grants (``include/sql/roles.sql``). Everything
+``apply_migrations(conn)`` runs the files ``sql/migrations/NNNN_name.sql`` (see
+``zuora.warehouse.sql``) not yet in the ledger ``zuora.schema_migrations``, in order, then
+(re)creates the views in ``sql/views/`` and the ``zuora_reader`` grants (``sql/roles.sql``). Everything
 happens in one transaction under an advisory lock, so concurrent callers apply each
 migration once and a failing migration leaves nothing half done.
 """
@@ -12,16 +12,13 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
-from pathlib import Path
+from importlib.resources.abc import Traversable
 
-from zuora.transactions import committing
+from zuora.warehouse.sql import sql_files, sql_text
+from zuora.warehouse.transactions import committing
 
 log = logging.getLogger(__name__)
 
-SQL_DIR = Path(__file__).resolve().parents[2] / "include" / "sql"
-MIGRATIONS_DIR = SQL_DIR / "migrations"
-VIEWS_DIR = SQL_DIR / "views"
-ROLES_FILE = SQL_DIR / "roles.sql"
 MIGRATION_LOCK = 0x7A756F7261  # "zuora": one advisory lock key for schema changes
 
 _LEDGER = """
@@ -35,10 +32,10 @@ CREATE TABLE IF NOT EXISTS zuora.schema_migrations (
 _FILE_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 
 
-def migration_files() -> list[tuple[str, str, Path]]:
+def migration_files() -> list[tuple[str, str, Traversable]]:
     """``(version, name, path)`` of every migration file, in version order."""
     found = []
-    for path in sorted(MIGRATIONS_DIR.glob("*.sql")):
+    for path in sql_files("migrations"):
         match = _FILE_NAME.match(path.name)
         if not match:
             raise ValueError(f"migration file name must look like 0001_name.sql: {path.name}")
@@ -66,7 +63,7 @@ def apply_migrations(conn) -> list[str]:
             conn.execute("INSERT INTO zuora.schema_migrations (version, name, checksum) "
                          "VALUES (%s, %s, %s)", (version, name, checksum))
             applied_now.append(version)
-        for path in sorted(VIEWS_DIR.glob("*.sql")):
+        for path in sql_files("views"):
             conn.execute(path.read_text())
-        conn.execute(ROLES_FILE.read_text())
+        conn.execute(sql_text("roles.sql"))
     return applied_now

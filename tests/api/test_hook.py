@@ -8,14 +8,15 @@ import time
 
 import pytest
 
-from zuora.errors import (
+from zuora.api.errors import (
     ZuoraAuthError,
     ZuoraMalformedResponseError,
     ZuoraNotFoundError,
     ZuoraTimeoutError,
     ZuoraTransientError,
 )
-from zuora.hook import ZuoraHook
+from zuora.api.credentials import airflow_connection
+from zuora.api.hook import ZuoraHook
 
 FAST_RETRIES = {"max_attempts": 4, "max_retry_wait": 2, "max_retry_time": 20}
 
@@ -27,10 +28,9 @@ def connect(monkeypatch):
 
     def make(tenant, secret=None, track_id=None, **extra) -> ZuoraHook:
         conn_id = f"zuora_{tenant.tenant_id.replace('-', '_')}_{len(made)}"
-        monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps({
-            "conn_type": "zuora", "host": tenant.base_url, "login": tenant.client_id,
-            "password": secret or tenant.client_secret,
-            "extra": {"allow_insecure_http": True, **FAST_RETRIES, **extra}}))
+        monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(airflow_connection(
+            tenant.base_url, tenant.client_id, secret or tenant.client_secret,
+            **{"allow_insecure_http": True, **FAST_RETRIES, **extra})))
         made.append(conn_id)
         return ZuoraHook(conn_id, track_id=track_id)
 
@@ -122,6 +122,36 @@ def test_bad_credentials_fail_fast_with_a_clear_message(sim_tenant, connect, cap
 def test_test_connection_succeeds_with_good_credentials(sim_tenant, connect):
     ok, message = connect(sim_tenant(workflows=1)).test_connection()
     assert ok, message
+
+
+def test_get_conn_is_an_authenticated_session(sim_tenant, connect):
+    """get_conn() is usable as it is: the token is added, and a revoked one replaced once."""
+    tenant = sim_tenant(workflows=3)
+    hook = connect(tenant)
+    session = hook.get_conn()
+    first = session.get(tenant.base_url + "/workflows", params={"page_length": 2}, timeout=10)
+    assert first.status_code == 200 and len(first.json()["data"]) == 2
+    tenant.revoke_tokens()
+    again = session.get(tenant.base_url + "/workflows", timeout=10)
+    assert again.status_code == 200 and [r.status_code for r in again.history] == [401]
+    assert tenant.stats()["tokens_minted"] == 2
+
+
+def test_the_connection_test_is_one_short_attempt(sim_tenant, connect):
+    """The form's Test button: a few seconds at most, not a sync's retry budget."""
+    tenant = sim_tenant(workflows=1)
+    hook = connect(tenant, max_attempts=6, read_timeout=60)
+    tenant.script([{"endpoint": "list", "kind": "status", "status": 503, "count": 5}])
+    started = time.monotonic()
+    ok, message = hook.test_connection()
+    assert not ok and "503" in message
+    assert time.monotonic() - started < 5
+    assert api_calls(tenant, "list") == 1
+    slow = sim_tenant(workflows=1, hang_rate=1.0, hang_seconds=30, fault_endpoints=["list"])
+    started = time.monotonic()
+    ok, message = connect(slow, read_timeout=60).test_connection()
+    assert not ok and "timeout" in message
+    assert time.monotonic() - started < 10
 
 
 def test_proxy_settings_come_from_the_environment(sim_tenant, connect, monkeypatch):
@@ -261,10 +291,9 @@ def broken_zuora(stub_zuora, monkeypatch):
     """broken_zuora({path: (status, body)}) -> a hook for a stub server answering those."""
 
     def start(pages):
-        monkeypatch.setenv("AIRFLOW_CONN_ZUORA_BROKEN", json.dumps({
-            "conn_type": "zuora", "host": stub_zuora(pages),
-            "login": "b64e42ba-7e1a-4bc6-9146-5e1b420306b5", "password": "s",
-            "extra": {"allow_insecure_http": True}}))
+        monkeypatch.setenv("AIRFLOW_CONN_ZUORA_BROKEN", json.dumps(airflow_connection(
+            stub_zuora(pages), "b64e42ba-7e1a-4bc6-9146-5e1b420306b5", "s",
+            allow_insecure_http=True)))
         return ZuoraHook("zuora_broken")
 
     return start

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from zuora.transactions import committing
+from zuora.warehouse.transactions import committing
 
 ENVIRONMENTS = ("production", "sandbox")
 _FIELDS = ("customer_id", "name", "zuora_conn_id", "environment", "enabled", "created_at",

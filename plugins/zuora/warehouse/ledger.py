@@ -8,9 +8,9 @@ failed for good (one open letter per customer, stage and item; a repeat counts a
 
 from __future__ import annotations
 
-from zuora.redaction import redact, redact_text
-from zuora.transactions import committing
-from zuora.transform import make_storable
+from zuora.warehouse.redaction import redact, redact_text
+from zuora.warehouse.transactions import committing
+from zuora.warehouse.transform import make_storable
 
 # Figures that add up over a run's stages (each stage's hook counts its own requests) ...
 ADDED = ("api_requests", "token_mints", "rate_limited", "retries")
@@ -84,7 +84,7 @@ def record_dead_letter(conn, *, run_id: str, customer_id: str, stage: str, error
     item_key = "" if zuora_id is None else str(zuora_id)
     stored_payload = None
     if payload is not None:
-        from zuora.transform import canonical_json
+        from zuora.warehouse.transform import canonical_json
         stored_payload = canonical_json(redact(make_storable(payload)[0]))
     message = make_storable(redact_text(message))[0][:4000]
     with committing(conn):

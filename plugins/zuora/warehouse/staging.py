@@ -15,10 +15,10 @@ import logging
 from datetime import timedelta
 from typing import Any, Callable, Iterable, NamedTuple
 
-from zuora.redaction import redact, redact_text
-from zuora.secrets_box import encrypt_text, original_json
-from zuora.transactions import committing
-from zuora.transform import canonical_json, content_hash, list_item_id, make_storable
+from zuora.warehouse.redaction import redact, redact_text
+from zuora.warehouse.secrets_box import encrypt_text, original_json
+from zuora.warehouse.transactions import committing
+from zuora.warehouse.transform import canonical_json, content_hash, list_item_id, make_storable
 
 log = logging.getLogger(__name__)
 

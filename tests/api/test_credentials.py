@@ -7,8 +7,8 @@ import logging
 import pytest
 from airflow.sdk import Connection
 
-from zuora.credentials import credentials_from_connection
-from zuora.errors import ZuoraConfigError
+from zuora.api.credentials import credentials_from_connection
+from zuora.api.errors import ZuoraConfigError
 
 CLIENT_ID = "b64e42ba-7e1a-4bc6-9146-5e1b420306b5"
 SECRET = "dOFENLWU193EEoEsWjPZrc/jLKVr5+OrN1HC9Kqg"

@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from zuora.errors import ZuoraConfigError
+from zuora.api.errors import ZuoraConfigError
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +36,8 @@ ZUORA_HOSTS: dict[str, tuple[str, str]] = {
     "rest.pt1.zuora.com": ("sandbox", "US Performance Test"),
 }
 _SANDBOX_LABELS = {"apisandbox", "sandbox", "test", "pt1"}
+CONN_TYPE = "zuora"
+FORM_FIELD_PREFIX = f"extra__{CONN_TYPE}__"
 _CLIENT_ID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 
 
@@ -114,6 +116,14 @@ class ZuoraCredentials:
     region: str                  # e.g. "EU", or "custom host"
     options: ZuoraOptions
 
+    def check_environment(self, expected: str | None, customer_id: str) -> None:
+        """Refuse a connection to the other kind of tenant than the customer is registered as."""
+        if expected and self.environment != "unknown" and expected != self.environment:
+            raise ZuoraConfigError(
+                f"customer {customer_id} is registered as {expected}, but its connection points "
+                f"at a {self.environment} host ({self.base_url}); fix the connection or the "
+                "customer's environment", conn_id=self.conn_id)
+
     @property
     def fingerprint(self) -> str:
         """Identifies base URL + client id + secret without revealing the secret."""
@@ -147,18 +157,30 @@ def credentials_from_connection(conn) -> ZuoraCredentials:
 
 
 def _extra_of(conn) -> dict:
+    """The extra as options: the connection form's fields (``extra__zuora__page_length``
+    or ``page_length``) count as their option; a field left empty is not set."""
     raw = conn.extra or ""
     if isinstance(raw, dict):
-        return raw
-    if not raw.strip():
+        extra = raw
+    elif not raw.strip():
         return {}
-    try:
-        extra = json.loads(raw)
-    except ValueError:
-        raise ZuoraConfigError("the connection extra is not valid JSON", conn_id=conn.conn_id) from None
+    else:
+        try:
+            extra = json.loads(raw)
+        except ValueError:
+            raise ZuoraConfigError("the connection extra is not valid JSON",
+                                   conn_id=conn.conn_id) from None
     if not isinstance(extra, dict):
         raise ZuoraConfigError("the connection extra must be a JSON object", conn_id=conn.conn_id)
-    return extra
+    return {key.removeprefix(FORM_FIELD_PREFIX): value for key, value in extra.items()
+            if value not in (None, "")}
+
+
+def airflow_connection(base_url: str, client_id: str, client_secret: str, **extra) -> dict:
+    """A customer's Airflow connection, as ``airflow connections import`` and
+    ``AIRFLOW_CONN_<ID>`` (JSON) take it."""
+    return {"conn_type": CONN_TYPE, "host": base_url, "login": client_id,
+            "password": client_secret, "extra": extra}
 
 
 def _base_url(conn_id: str, host: str | None, port: int | None) -> tuple[str, str, str]:

@@ -15,9 +15,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from zuora.redaction import redact_text
-from zuora.transactions import committing
-from zuora.transform import parse_zuora_timestamp, timezone_to_iana
+from zuora.warehouse.redaction import redact_text
+from zuora.warehouse.transactions import committing
+from zuora.warehouse.transform import parse_zuora_timestamp, timezone_to_iana
 
 CHUNK = 2000
 LONG_TEXT = 10_000
