@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install test test-reliability demo airflow clean
+.PHONY: install test test-reliability demo airflow cluster clean
 
 install: $(STAMP)
 
@@ -30,5 +30,9 @@ demo: $(STAMP)
 airflow: $(STAMP)
 	$(PY) -m devstack.demo --standalone
 
+# The docker-compose topology as local processes (Celery, 2 workers); Ctrl-C stops it.
+cluster: $(STAMP)
+	$(PY) -m devstack.cluster
+
 clean:
-	rm -rf $(VENV) .demo .pytest_cache
+	rm -rf $(VENV) .demo .cluster .pytest_cache

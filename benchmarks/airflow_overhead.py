@@ -46,9 +46,10 @@ def fit(points: list[tuple[int, float]]) -> tuple[float, float]:
 def library_run(customers: list[dict], run_id: str) -> None:
     from zuora import sync
     sync.migrate()
-    for customer in sync.customers_to_sync([c["customer_id"] for c in customers]):
+    to_sync = sync.customers_to_sync([c["customer_id"] for c in customers])
+    for customer in to_sync:
         sync.run_customer(customer, run_id)
-    sync.summarize_run(run_id, [c["customer_id"] for c in customers])
+    sync.summarize_run(run_id, to_sync)
 
 
 def main() -> None:

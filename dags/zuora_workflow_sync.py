@@ -103,9 +103,9 @@ def zuora_workflow_sync():
         return upsert(customer=customer, validated=validated)
 
     @task(trigger_rule=TriggerRule.ALL_DONE, on_failure_callback=ZuoraAlertNotifier())
-    def summarize(customers: list[dict], run_id=None) -> dict:
+    def summarize(customers: list[dict] | None, run_id=None) -> dict:
         from zuora import sync
-        return sync.summarize_run(run_id, [c["customer_id"] for c in customers])
+        return sync.summarize_run(run_id, customers)
 
     customers = list_customers()
     migrate() >> customers

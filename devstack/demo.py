@@ -1,7 +1,7 @@
 """`make demo`: the whole product on one machine, with nothing but Python.
 
 Starts the embedded Postgres (data kept in .demo/ so a second run is incremental; for root
-in a private folder see `postgres_folder`) and the Zuora simulator with three demo
+in a private folder see `postgres.data_folder`) and the Zuora simulator with three demo
 customers, prepares an Airflow home with SQLite metadata under .demo/airflow, registers
 the customers, runs the DAG once with `airflow dags test`, prints a per-customer summary
 from the warehouse, and stops what it started.
@@ -15,10 +15,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import hashlib
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -50,7 +48,7 @@ def main() -> int:
         subprocess.run(["rm", "-rf", str(DEMO)], check=True)
     DEMO.mkdir(exist_ok=True)
     sys.path.insert(0, str(ROOT / "plugins"))
-    postgres_data = postgres_folder()
+    postgres_data = postgres.data_folder(DEMO)
     if postgres_data != DEMO / "postgres":
         say(f"Postgres data kept in {postgres_data}: under root Postgres runs as `nobody`, who "
             f"cannot enter {DEMO}. `rm -rf .demo` (or --reset) starts over there too")
@@ -71,29 +69,6 @@ def main() -> int:
             f"({'success' if result.returncode == 0 else 'failed: see .demo/last-run.log'})")
         print_summary(pg.uri)
     return 0
-
-
-def postgres_folder() -> Path:
-    """Where the demo keeps its Postgres data: .demo/postgres, if Postgres can reach it.
-
-    Under root Postgres runs as `nobody`, who cannot enter .demo in a clone inside a private
-    folder (under /root, or a 0700 `mktemp -d`): then the data goes to a folder named after
-    this demo folder in /var/tmp (else the temporary folder), noted in
-    .demo/postgres-location. No note means .demo is new (or was removed to start over):
-    data left there by an earlier .demo is removed.
-    """
-    if postgres.reachable(DEMO):
-        return DEMO / "postgres"
-    note = DEMO / "postgres-location"
-    if note.exists():
-        return Path(note.read_text().strip())
-    base = Path("/var/tmp")  # kept across reboots, unlike /tmp
-    if not (base.is_dir() and postgres.reachable(base)):
-        base = postgres.shared_temp_dir()
-    folder = base / f"zws-demo-{hashlib.sha256(str(DEMO).encode()).hexdigest()[:12]}"
-    shutil.rmtree(folder, ignore_errors=True)
-    note.write_text(f"{folder}\n")
-    return folder
 
 
 def airflow_env(warehouse_uri: str, simulator_url: str) -> dict[str, str]:

@@ -120,6 +120,30 @@ def reachable_installation(install_dir: Path) -> Path:
     return target / PACKAGE / "pginstall"
 
 
+def data_folder(home: Path) -> Path:
+    """Where a tool keeping its state in ``home`` (the demo's .demo/, the cluster's .cluster/)
+    keeps Postgres data: ``home/postgres``, if the server account can reach it.
+
+    Under root Postgres runs as `nobody`, who cannot enter a clone inside a private folder
+    (under /root, or a 0700 `mktemp -d`): then the data goes to a folder named after ``home``
+    in /var/tmp (else the temporary folder), noted in ``home/postgres-location``. No note
+    means ``home`` is new (or was removed to start over): data left there earlier is removed.
+    """
+    if reachable(home):
+        return home / "postgres"
+    note = home / "postgres-location"
+    if note.exists():
+        return Path(note.read_text().strip())
+    base = Path("/var/tmp")  # kept across reboots, unlike /tmp
+    if not (base.is_dir() and reachable(base)):
+        base = shared_temp_dir()
+    folder = base / f"zws-{home.name.strip('.')}-{hashlib.sha256(str(home).encode()).hexdigest()[:12]}"
+    shutil.rmtree(folder, ignore_errors=True)
+    home.mkdir(parents=True, exist_ok=True)
+    note.write_text(f"{folder}\n")
+    return folder
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -48,12 +48,21 @@ def migrate() -> list[str]:
 
 
 def customers_to_sync(customer_ids: list[str] | None) -> list[dict]:
-    """Enabled customers, or only those named; a name that is not enabled is an error."""
+    """Enabled customers, or only those named; a name that is not enabled is an error, and
+    so are more customers than Airflow maps ([core] max_map_length), with what to change."""
+    from airflow.sdk import conf  # the Task SDK's configuration: env vars, then airflow.cfg
     with warehouse_connection() as conn:
         customers = warehouse.list_customers(conn, customer_ids or None)
     missing = sorted(set(customer_ids or ()) - {c["customer_id"] for c in customers})
     if missing:
         raise ValueError(f"customer_ids not found or not enabled in zuora.customers: {missing}")
+    limit = conf.getint("core", "max_map_length", fallback=1024)
+    if len(customers) > limit:
+        raise ValueError(
+            f"{len(customers)} customers to sync, but Airflow maps at most {limit} per task "
+            f"([core] max_map_length): raise it on every Airflow component (scheduler, "
+            f"API server, workers, dag-processor), e.g. AIRFLOW__CORE__MAX_MAP_LENGTH="
+            f"{len(customers)}, or sync fewer customers per run with the customer_ids param")
     return [{"customer_id": c["customer_id"], "zuora_conn_id": c["zuora_conn_id"],
              "environment": c["environment"]} for c in customers]
 
@@ -119,17 +128,31 @@ def run_customer(customer: dict, run_id: str, *, full_refresh: bool = False,
     return {stage: run[stage]() for stage in stages}
 
 
-def summarize_run(run_id: str, customer_ids: list[str]) -> dict:
-    """The run's outcome per customer; raises ``CustomersFailed`` when any did not succeed."""
+def summarize_run(run_id: str, customers: list[dict] | None) -> dict:
+    """The run's outcome per customer; raises ``CustomersFailed`` when any did not succeed.
+
+    A customer whose tasks ended without closing its ``sync_runs`` row (a task lost with its
+    worker on its last try runs no failure callback) is closed here as failed, with a dead
+    letter, so no row stays 'running' and the failure is alerted like any other.
+    """
+    if customers is None:
+        raise CustomersFailed(f"run {run_id} has no list of customers: list_customers failed")
+    customer_ids = [c["customer_id"] for c in customers]
     with warehouse_connection() as conn:
-        rows = conn.execute("SELECT customer_id, status, error FROM zuora.sync_runs "
-                            "WHERE run_id = %s", (run_id,)).fetchall()
-    outcome = {customer_id: (status, error) for customer_id, status, error in rows}
-    failed = {}
-    for customer_id in customer_ids:
-        status, error = outcome.get(customer_id, ("not started", None))
-        if status != "success":
-            failed[customer_id] = error or status
+        outcome = {customer_id: (status, error) for customer_id, status, error in conn.execute(
+            "SELECT customer_id, status, error FROM zuora.sync_runs WHERE run_id = %s",
+            (run_id,)).fetchall()}
+        failed = {}
+        for customer_id in customer_ids:
+            status, error = outcome.get(customer_id, ("not started", None))
+            if status in ("running", "not started"):
+                error = (f"the customer's tasks ended while its sync was {status} (a task lost "
+                         "with its worker, or never run): rerun the customer")
+                warehouse.record_dead_letter(conn, run_id=run_id, customer_id=customer_id,
+                                             stage="task", error_type="TaskLost", message=error)
+                warehouse.finish_sync_run(conn, run_id, customer_id, status="failed", error=error)
+            if status != "success":
+                failed[customer_id] = error or status
     summary = {"run_id": run_id, "customers": len(customer_ids),
                "succeeded": len(customer_ids) - len(failed), "failed": failed}
     log.info("zuora sync run summary %s", json.dumps(summary, default=str, sort_keys=True))

@@ -91,14 +91,14 @@ def test_demo_of_a_private_clone_keeps_postgres_data_where_nobody_can_reach(
     clone, install_dir = private_clone
     monkeypatch.setattr(demo, "DEMO", clone / ".demo")
     demo.DEMO.mkdir()
-    data = demo.postgres_folder()
+    data = postgres.data_folder(demo.DEMO)
     try:
         assert data.parent in (Path("/var/tmp"), shared_tmp) and postgres.reachable(data)
         with EmbeddedPostgres(data_dir=data, install_dir=install_dir) as pg, \
                 psycopg.connect(pg.uri, autocommit=True) as conn:
             conn.execute("CREATE TABLE kept (x int)")
         # the next run finds the same data
-        assert demo.postgres_folder() == data
+        assert postgres.data_folder(demo.DEMO) == data
         with EmbeddedPostgres(data_dir=data, install_dir=install_dir) as pg, \
                 psycopg.connect(pg.uri) as conn:
             assert conn.execute("SELECT to_regclass('kept') IS NOT NULL").fetchone() == (True,)
@@ -106,7 +106,7 @@ def test_demo_of_a_private_clone_keeps_postgres_data_where_nobody_can_reach(
         # `rm -rf .demo` starts over: the data kept elsewhere goes too
         shutil.rmtree(demo.DEMO)
         demo.DEMO.mkdir()
-        assert demo.postgres_folder() == data and not data.exists()
+        assert postgres.data_folder(demo.DEMO) == data and not data.exists()
     finally:
         shutil.rmtree(data, ignore_errors=True)
 
@@ -115,4 +115,4 @@ def test_demo_keeps_postgres_data_in_the_demo_folder_when_postgres_can_enter_it(
         shared_tmp, monkeypatch):
     monkeypatch.setattr(demo, "DEMO", shared_tmp / ".demo")
     demo.DEMO.mkdir()
-    assert demo.postgres_folder() == demo.DEMO / "postgres"
+    assert postgres.data_folder(demo.DEMO) == demo.DEMO / "postgres"
