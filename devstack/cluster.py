@@ -75,9 +75,10 @@ def hostname() -> str:
 
 
 class Cluster:
-    def __init__(self, home: Path, workers: int):
+    def __init__(self, home: Path, workers: int, demo: bool = True):
         self.home = home.resolve()
         self.workers = workers
+        self.demo = demo
         self.logs = self.home / "logs"
         self.processes: dict[str, subprocess.Popen] = {}
         self.commands: dict[str, tuple[list[str], dict[str, str]]] = {}
@@ -89,7 +90,7 @@ class Cluster:
         self.logs.mkdir(parents=True, exist_ok=True)
         with self._only_one(), postgres.EmbeddedPostgres(
                 data_dir=postgres.data_folder(self.home)) as pg, \
-                running_simulator(demo=True) as sim, self._redis() as redis_port:
+                running_simulator(demo=self.demo, tenants=None if self.demo else []) as sim, self._redis() as redis_port:
             try:
                 return self._start_all(pg, sim.base_url, redis_port)
             finally:
@@ -172,7 +173,7 @@ class Cluster:
                "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
                "AIRFLOW__CORE__HOSTNAME_CALLABLE": "devstack.cluster.hostname",
                "AIRFLOW_VAR_ZUORA_EXPORT_ENCRYPTION_KEY": keys["export_key"]}
-        for tenant in demo_tenants():
+        for tenant in demo_tenants() if self.demo else ():
             env[f"AIRFLOW_CONN_ZUORA_DEMO_{tenant['tenant_id'].upper()}"] = json.dumps(
                 airflow_connection(simulator_url, tenant["client_id"], tenant["client_secret"],
                                    allow_insecure_http=True, environment="sandbox"))
@@ -189,7 +190,7 @@ class Cluster:
               "Zuora API calls"], env, self.logs / "pools.log")
         with psycopg.connect(self.warehouse_uri) as conn:
             warehouse.apply_migrations(conn)
-            for customer_id, name in CUSTOMERS.items():
+            for customer_id, name in CUSTOMERS.items() if self.demo else ():
                 warehouse.upsert_customer(conn, customer_id=customer_id, name=name,
                                           zuora_conn_id=f"zuora_demo_{customer_id}",
                                           environment="sandbox")
@@ -314,9 +315,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--home", type=Path, default=ROOT / ".cluster",
                         help="state, logs and cluster.json (default .cluster)")
     parser.add_argument("--workers", type=int, default=2, help="Celery workers (default 2)")
+    parser.add_argument("--no-demo", action="store_true",
+                        help="no demo tenants and customers (the tests add their own)")
     args = parser.parse_args(argv)
     args.home.mkdir(parents=True, exist_ok=True)
-    return Cluster(args.home, args.workers).run()
+    return Cluster(args.home, args.workers, demo=not args.no_demo).run()
 
 
 if __name__ == "__main__":

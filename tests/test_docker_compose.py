@@ -144,13 +144,9 @@ def test_simulator_is_reachable_as_loopback_from_the_worker(services):
 
 def test_common_environment(services):
     env = {k: expand(v) for k, v in env_of(services["airflow-scheduler"]).items()}
-    assert env["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
-    assert env["AIRFLOW__CORE__AUTH_MANAGER"] == (
-        "airflow.providers.fab.auth_manager.fab_auth_manager.FabAuthManager")
     assert urlsplit(env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]).hostname == "postgres"
     assert urlsplit(env["AIRFLOW__CELERY__BROKER_URL"]).hostname == "redis"
-    assert env["AIRFLOW__CORE__LOAD_EXAMPLES"].lower() == "false"
-    assert env["AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION"].lower() == "true"
+    assert env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"].startswith("/opt/airflow/config/")
     api = urlsplit(env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"])
     assert (api.hostname, api.port, api.path) == ("airflow-apiserver", 8080, "/execution/")
     # Secrets come from the environment / .env and must be set (no baked-in defaults).
@@ -323,7 +319,7 @@ def test_init_creates_the_zuora_api_pool(services):
     m = re.search(rf"airflow pools set {settings.POOL} (\d+) ", text)
     assert m and int(m.group(1)) > 0, f"airflow-init does not create the {settings.POOL} pool"
     env = env_of(init)
-    assert env["_AIRFLOW_DB_MIGRATE"] == "true" and env["_AIRFLOW_WWW_USER_CREATE"] == "true"
+    assert env["_AIRFLOW_DB_MIGRATE"] == "true"
     # The pool the DAG asks for is the one created here.
     dag = (ROOT / "dags" / "zuora_workflow_sync.py").read_text()
     assert "pool=settings.POOL" in dag
@@ -373,7 +369,7 @@ def env_example() -> dict[str, str]:
 def test_env_example_documents_every_required_setting():
     values = env_example()
     for name in required_vars(COMPOSE_FILE.read_text()) | {
-            "AIRFLOW_UID", "FERNET_KEY", "_AIRFLOW_WWW_USER_USERNAME", "_AIRFLOW_WWW_USER_PASSWORD"}:
+            "AIRFLOW_UID", "FERNET_KEY"}:
         assert name in values, f".env.example does not document {name}"
     assert "Fernet.generate_key()" in (ROOT / ".env.example").read_text()
 
@@ -391,7 +387,7 @@ def test_env_example_connections_are_placeholders_or_demo():
         assert urlsplit(conn["host"]).hostname == "127.0.0.1", f"{name}: the hook refuses http to non-loopback"
         assert urlsplit(conn["host"]).port == 8090
         assert conn["extra"].get("allow_insecure_http") is True
-    for name in ("FERNET_KEY", "AIRFLOW__API_AUTH__JWT_SECRET", "_AIRFLOW_WWW_USER_PASSWORD"):
+    for name in ("FERNET_KEY", "AIRFLOW__API_AUTH__JWT_SECRET"):
         assert values[name].startswith("<"), f"{name} in .env.example must be a placeholder"
 
 

@@ -100,12 +100,25 @@ def run_deadline(minutes: int, argv: list[str] = sys.argv) -> DeadlineAlert | No
 
 
 async def deadline_missed(context=None, **kwargs) -> None:
-    """DeadlineAlert callback: the run is not done in time (runs in the triggerer)."""
+    """DeadlineAlert callback: the run is not done in time (runs in the triggerer); the alert
+    is sent and stored in zuora.alerts like the monitor's."""
     dag_run = (context or {}).get("dag_run") or {}
     alert = Alert(kind="deadline_missed", severity="critical",
                   title="Zuora workflow sync: run not finished within its deadline",
-                  details={"dag_id": dag_run.get("dag_id"), "run_id": dag_run.get("run_id"), **kwargs})
-    await asyncio.to_thread(send_alert, alert)
+                  details={"dag_id": dag_run.get("dag_id"), "run_id": dag_run.get("dag_run_id"),
+                           **kwargs})
+    await asyncio.to_thread(_send_and_store, alert)
+
+
+def _send_and_store(alert: Alert) -> None:
+    from zuora.monitor import raise_alerts
+    from zuora.sync import warehouse_connection
+    try:
+        with warehouse_connection() as conn:
+            raise_alerts(conn, [alert])
+    except Exception as exc:  # the warehouse is down: the alert must still go out
+        log.error("Could not store alert %s (%s); sending it only", alert.kind, type(exc).__name__)
+        send_alert(alert)
 
 
 def _alert_connection(conn_id: str):

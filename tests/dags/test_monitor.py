@@ -152,7 +152,7 @@ def test_the_deadline_callback_alerts_through_the_channel(caplog):
 
     with caplog.at_level(logging.WARNING, logger="zuora.alerts"):
         asyncio.run(deadline_missed(
-            context={"dag_run": {"dag_id": "zuora_workflow_sync", "run_id": "scheduled__x"}}))
+            context={"dag_run": {"dag_id": "zuora_workflow_sync", "dag_run_id": "scheduled__x"}}))
     assert '"kind": "deadline_missed"' in caplog.text and "scheduled__x" in caplog.text
 
 

@@ -1,0 +1,161 @@
+"""The local Celery cluster (`make cluster`), started once for the deployment tests, and a
+client for Airflow's REST API v2 as the UI uses it (JWT from /auth/token)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import psycopg
+import pytest
+import requests
+
+from zuora import warehouse
+from zuora.api.credentials import airflow_connection
+from zuora_simulator.client import AdminClient
+
+ROOT = Path(__file__).resolve().parents[2]
+DAG_ID = "zuora_workflow_sync"
+
+# What the tests change in the deployment: retries seconds apart instead of minutes, a lost
+# worker noticed in 20 s, a one-minute run deadline.
+SETTINGS = {"ZUORA_SYNC_RETRY_DELAYS": "3,3,3",
+            "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "20",
+            "ZUORA_SYNC_DEADLINE_MINUTES": "1"}
+
+
+class _Receiver(BaseHTTPRequestHandler):
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        self.server.received.append(json.loads(body))
+        self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+class Api:
+    """Airflow's REST API v2 with the admin's JWT."""
+
+    def __init__(self, info: dict):
+        self.base = info["api_url"]
+        password = json.loads(Path(info["password_file"]).read_text())["admin"]
+        token = requests.post(f"{self.base}/auth/token", timeout=30,
+                              json={"username": "admin", "password": password})
+        token.raise_for_status()
+        self.session = requests.Session()
+        self.session.headers["Authorization"] = f"Bearer {token.json()['access_token']}"
+
+    def call(self, method: str, path: str, **kwargs) -> dict:
+        response = self.session.request(method, f"{self.base}/api/v2{path}", timeout=60, **kwargs)
+        assert response.status_code < 300, f"{method} {path}: {response.status_code} {response.text}"
+        return response.json() if response.content else {}
+
+    def trigger(self, conf: dict, dag_id: str = DAG_ID) -> str:
+        run = self.call("POST", f"/dags/{dag_id}/dagRuns", json={"logical_date": None, "conf": conf})
+        return run["dag_run_id"]
+
+    def run(self, run_id: str, dag_id: str = DAG_ID) -> dict:
+        return self.call("GET", f"/dags/{dag_id}/dagRuns/{run_id}")
+
+    def wait(self, run_id: str, timeout: float = 240, dag_id: str = DAG_ID) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            state = self.run(run_id, dag_id)["state"]
+            if state in ("success", "failed"):
+                return state
+            time.sleep(2)
+        raise AssertionError(f"run {run_id} not finished within {timeout} s")
+
+    def task_instances(self, run_id: str, dag_id: str = DAG_ID) -> list[dict]:
+        return self.call("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances",
+                         params={"limit": 1000})["task_instances"]
+
+    def tries(self, run_id: str, task_id: str, map_index: int) -> list[dict]:
+        return self.call("GET", f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/{task_id}/"
+                                f"{map_index}/tries")["task_instances"]
+
+
+class Deployment:
+    """The running cluster: its REST API, warehouse, simulator and processes."""
+
+    def __init__(self, home: Path, info: dict, alerts: list):
+        self.home = home
+        self.info = info
+        self.api = Api(info)
+        self.sim = AdminClient(info["simulator_url"])
+        self.alerts = alerts      # what the zuora_alerts webhook received
+
+    def first_run(self, timeout: float = 120) -> str:
+        deadline = time.monotonic() + timeout
+        while not (runs := self.api.call("GET", f"/dags/{DAG_ID}/dagRuns")["dag_runs"]):
+            assert time.monotonic() < deadline, "the scheduler created no run"
+            time.sleep(1)
+        return runs[0]["dag_run_id"]
+
+    def component_pid(self, name: str) -> int:
+        return json.loads((self.home / "cluster.json").read_text())["components"][name]
+
+    def query(self, sql: str, *params) -> list[tuple]:
+        with psycopg.connect(self.info["warehouse_uri"]) as conn:
+            return conn.execute(sql, params).fetchall()
+
+    def add_customer(self, customer_id: str, secret: str | None = None, **tenant) -> dict:
+        """A simulator tenant, its Airflow connection (through the REST API, as a person adds
+        one in the UI) and its zuora.customers row; returns the tenant."""
+        created = self.sim.add_tenant(customer_id, **tenant)
+        definition = airflow_connection(created["base_url"], created["client_id"],
+                                        secret or created["client_secret"],
+                                        allow_insecure_http=True, environment="sandbox",
+                                        max_attempts=1)
+        self.api.call("POST", "/connections", json={
+            "connection_id": f"zuora_{customer_id}", "conn_type": "zuora",
+            "host": definition["host"], "login": definition["login"],
+            "password": definition["password"], "extra": json.dumps(definition["extra"])})
+        with psycopg.connect(self.info["warehouse_uri"]) as conn:
+            warehouse.upsert_customer(conn, customer_id=customer_id, name=customer_id,
+                                      zuora_conn_id=f"zuora_{customer_id}", environment="sandbox")
+        return created
+
+
+@pytest.fixture(scope="session")
+def deployment(tmp_path_factory):
+    """`python -m devstack.cluster --no-demo` in a home of its own, with the zuora_alerts
+    webhook pointing at a receiver of the test; the sync DAG unpaused and its first
+    scheduled run (no customers yet) done. Stopped with SIGTERM at the end."""
+    receiver = ThreadingHTTPServer(("127.0.0.1", 0), _Receiver)
+    receiver.received = []
+    threading.Thread(target=receiver.serve_forever, daemon=True).start()
+    home = tmp_path_factory.mktemp("cluster")
+    env = {**os.environ, **SETTINGS, "AIRFLOW_CONN_ZUORA_ALERTS": json.dumps(
+        {"conn_type": "http", "host": f"http://127.0.0.1:{receiver.server_port}/alerts"})}
+    log = open(home / "cluster.out", "wb")
+    process = subprocess.Popen([sys.executable, "-m", "devstack.cluster", "--home", str(home),
+                                "--no-demo"], cwd=ROOT, env=env, stdout=log,
+                               stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 240
+        while not (home / "cluster.json").exists():
+            assert process.poll() is None, (home / "cluster.out").read_text()[-3000:]
+            assert time.monotonic() < deadline, "the cluster did not start within 240 s"
+            time.sleep(1)
+        deployment = Deployment(home, json.loads((home / "cluster.json").read_text()),
+                                receiver.received)
+        deployment.api.call("PATCH", f"/dags/{DAG_ID}", json={"is_paused": False})
+        deployment.api.wait(deployment.first_run())   # the scheduled run unpausing starts
+        yield deployment
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=90)
+        finally:
+            receiver.shutdown()
+            log.close()

@@ -1,0 +1,178 @@
+"""The product in its real runtime: a scheduler, an API server, a triggerer and two Celery
+workers (`make cluster`), driven through the REST API as a person drives the UI. Runs happen
+one at a time (max_active_runs=1), so each test waits for its own."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from datetime import datetime, timedelta, timezone
+
+from tests.deployment.conftest import DAG_ID
+
+GROUP = "customer_sync"
+
+
+def parse(ts: str) -> datetime:
+    return datetime.fromisoformat(ts.replace("Z", "+00:00"))
+
+
+def mapped(tis: list[dict], stage: str) -> list[dict]:
+    return [ti for ti in tis if ti["task_id"] == f"{GROUP}.{stage}"]
+
+
+def max_overlap(tis: list[dict]) -> int:
+    """Most task instances running at the same moment, from their start and end times."""
+    events = sorted([(parse(t["start_date"]), 1) for t in tis] + [(parse(t["end_date"]), -1) for t in tis],
+                    key=lambda e: (e[0], e[1]))
+    running = peak = 0
+    for _, step in events:
+        running += step
+        peak = max(peak, running)
+    return peak
+
+
+def wait_for_state(deployment, run_id: str, stage: str, state: str, timeout: float = 120) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for ti in mapped(deployment.api.task_instances(run_id), stage):
+            if ti["state"] == state:
+                return ti
+        time.sleep(1)
+    raise AssertionError(f"no {stage} task {state} within {timeout} s")
+
+
+def test_chosen_customers_sync_within_the_pool_through_a_scheduler_restart(deployment):
+    api = deployment.api
+    api.call("PATCH", "/pools/zuora_api", json={"pool": "zuora_api", "slots": 2, "include_deferred": False})
+    chosen = [f"p{n}" for n in range(1, 5)]
+    for customer in chosen + ["other"]:
+        deployment.add_customer(customer, workflows=6, latency_ms=300)
+    run_id = api.trigger({"customer_ids": chosen, "full_refresh": True})
+    wait_for_state(deployment, run_id, "list_workflows", "running")
+    os.killpg(deployment.component_pid("scheduler"), signal.SIGKILL)  # the cluster restarts it
+    assert api.wait(run_id, timeout=300) == "success"
+    api.call("PATCH", "/pools/zuora_api", json={"pool": "zuora_api", "slots": 8, "include_deferred": False})
+
+    tis = api.task_instances(run_id)
+    for stage in ("list_workflows", "export_workflows", "validate", "upsert"):
+        assert sorted(t["rendered_map_index"] for t in mapped(tis, stage)) == chosen, stage
+    assert max_overlap(mapped(tis, "list_workflows") + mapped(tis, "export_workflows")) <= 2
+    assert {t["hostname"] for t in tis} <= {"worker1", "worker2"}
+    assert deployment.query("SELECT customer_id, status, listed, stored FROM zuora.sync_runs "
+                            "WHERE run_id = %s ORDER BY 1", run_id) == [
+        (c, "success", 6, 6) for c in chosen]
+    for customer in chosen:
+        stats = deployment.sim.stats(customer)
+        assert stats["tokens_minted"] == 1, (customer, stats)  # shared by all its task processes
+        assert stats["max_in_flight"] <= 4                    # the connection's max_concurrency
+    # nothing duplicated by the restart: one insert per workflow, nothing else
+    assert deployment.query("SELECT customer_id, change_kind, count(*) FROM zuora.workflow_history "
+                            "GROUP BY 1, 2 ORDER BY 1") == [(c, "insert", 6) for c in chosen]
+
+
+def test_transient_errors_are_retried_on_schedule_and_permanent_ones_dead_lettered(deployment):
+    api = deployment.api
+    flaky = deployment.add_customer("flaky", workflows=3)
+    deployment.sim.script("flaky", [{"endpoint": "list", "kind": "status", "status": 503,
+                                     "count": 2}])
+    deployment.add_customer("badcreds", secret="not-the-secret", workflows=2)
+    deployment.add_customer("steady", workflows=2)
+    run_id = api.trigger({"customer_ids": ["flaky", "badcreds", "steady"]})
+    assert api.wait(run_id, timeout=240) == "failed"       # summarize fails a run with a failure
+
+    [flaky_list] = [t for t in mapped(api.task_instances(run_id), "list_workflows")
+                    if t["rendered_map_index"] == "flaky"]
+    tries = api.tries(run_id, f"{GROUP}.list_workflows", flaky_list["map_index"])
+    assert [t["state"] for t in sorted(tries, key=lambda t: t["try_number"])] == [
+        "failed", "failed", "success"] or flaky_list["try_number"] == 3
+    starts = sorted(parse(t["start_date"]) for t in tries)
+    assert len(starts) == 3 and all(b - a >= timedelta(seconds=3) for a, b in zip(starts, starts[1:]))
+    assert deployment.sim.stats("flaky")["requests"]["list"] == 3
+    assert flaky["workflow_count"] == 3
+
+    outcome = dict(deployment.query("SELECT customer_id, status FROM zuora.sync_runs "
+                                    "WHERE run_id = %s", run_id))
+    assert outcome == {"flaky": "success", "badcreds": "failed", "steady": "success"}
+    [bad_list] = [t for t in mapped(api.task_instances(run_id), "list_workflows")
+                  if t["rendered_map_index"] == "badcreds"]
+    assert bad_list["state"] == "failed" and bad_list["try_number"] == 1   # not retried
+    assert deployment.query("SELECT stage, error_type FROM zuora.open_dead_letters "
+                            "WHERE customer_id = 'badcreds'") == [("list", "ZuoraAuthError")]
+    deadline = time.monotonic() + 30
+    while not any(a["kind"] == "task_failed" and a["details"].get("customer") == "badcreds"
+                  for a in deployment.alerts):
+        assert time.monotonic() < deadline, deployment.alerts
+        time.sleep(1)
+    assert not any("not-the-secret" in str(a) for a in deployment.alerts)
+
+
+def test_a_worker_killed_mid_export_is_retried_and_the_deadline_alerts(deployment):
+    api = deployment.api
+    deployment.add_customer("slow", workflows=24, latency_ms=4000)   # a run over one minute
+    run_id = api.trigger({"customer_ids": ["slow"]})
+    export = wait_for_state(deployment, run_id, "export_workflows", "running")
+    time.sleep(3)                                  # the task is exporting
+    os.killpg(deployment.component_pid(export["hostname"]), signal.SIGKILL)
+    assert api.wait(run_id, timeout=300) == "success"
+
+    [export] = mapped(api.task_instances(run_id), "export_workflows")
+    assert export["try_number"] == 2
+    listed, stored, dead = deployment.query("SELECT listed, stored, dead_lettered FROM zuora.sync_runs "
+                                            "WHERE run_id = %s", run_id)[0]
+    assert (listed, stored, dead) == (24, 24, 0)
+    for table in ("staging_list_items", "staging_exports", "staging_workflows", "staging_listings"):
+        assert deployment.query(f"SELECT count(*) FROM zuora.{table} WHERE run_id = %s",
+                                run_id) == [(0,)], table
+    # the run took over its one-minute deadline: the triggerer alerted, delivered and stored
+    stored_alerts = deployment.query("SELECT details ->> 'run_id', channel FROM zuora.alerts "
+                                     "WHERE kind = 'deadline_missed'")
+    assert (run_id, "http") in stored_alerts
+    assert any(a["kind"] == "deadline_missed" and a["details"]["run_id"] == run_id
+               for a in deployment.alerts)
+
+
+def test_a_three_day_backfill_runs_one_day_at_a_time(deployment):
+    api = deployment.api
+    deployment.add_customer("daily", workflows=4)
+    before = deployment.query("SELECT count(*) FROM zuora.workflow_history")[0][0]
+    today = datetime.now(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
+    backfill = api.call("POST", "/backfills", json={
+        "dag_id": DAG_ID, "from_date": (today - timedelta(days=4)).isoformat(),
+        "to_date": (today - timedelta(days=1, hours=12)).isoformat(), "max_active_runs": 1,
+        "dag_run_conf": {"customer_ids": ["daily"]}})
+    deadline = time.monotonic() + 240
+    while True:
+        runs = [r for r in api.call("GET", f"/dags/{DAG_ID}/dagRuns",
+                                    params={"run_type": "backfill", "limit": 100})["dag_runs"]]
+        if len(runs) == 3 and all(r["state"] in ("success", "failed") for r in runs):
+            break
+        assert time.monotonic() < deadline, runs
+        time.sleep(3)
+    assert [r["state"] for r in runs] == ["success"] * 3
+    spans = sorted((parse(r["start_date"]), parse(r["end_date"])) for r in runs)
+    assert all(end <= next_start for (_, end), (next_start, _) in zip(spans, spans[1:]))
+    assert backfill["max_active_runs"] == 1
+    # the first run inserted the 4 workflows; the next two found nothing changed
+    assert deployment.query("SELECT count(*) FROM zuora.workflow_history")[0][0] == before + 4
+    assert deployment.query("SELECT count(*) FROM zuora.sync_runs WHERE customer_id = 'daily' "
+                            "AND status = 'success'") == [(3,)]
+
+
+def test_the_monitor_reads_the_real_queue_through_the_airflow_api(deployment):
+    api = deployment.api
+    base = deployment.info["api_url"]
+    password = open(deployment.info["password_file"]).read()
+    import json
+    api.call("POST", "/connections", json={
+        "connection_id": "airflow_api", "conn_type": "http", "host": base, "login": "admin",
+        "password": json.loads(password)["admin"]})
+    api.call("POST", "/variables", json={"key": "zuora_monitor_thresholds",
+                                         "value": '{"max_queued_task_instances": -1}'})
+    api.call("PATCH", "/dags/zuora_sync_monitor", json={"is_paused": False})
+    run_id = api.trigger({}, dag_id="zuora_sync_monitor")
+    assert api.wait(run_id, timeout=180, dag_id="zuora_sync_monitor") == "success"
+    backlog = deployment.query("SELECT details FROM zuora.alerts WHERE kind = 'queue_backlog'")
+    assert backlog and backlog[-1][0]["threshold"] == -1 and backlog[-1][0]["queued"] >= 0
+    assert not deployment.query("SELECT 1 FROM zuora.alerts WHERE kind = 'check_failed'")
