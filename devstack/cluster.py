@@ -75,8 +75,9 @@ def hostname() -> str:
 
 
 class Cluster:
-    def __init__(self, home: Path, workers: int, demo: bool = True):
+    def __init__(self, home: Path, workers: int, demo: bool = True, dags_folder: Path = ROOT / "dags"):
         self.home = home.resolve()
+        self.dags_folder = dags_folder.resolve()
         self.workers = workers
         self.demo = demo
         self.logs = self.home / "logs"
@@ -169,7 +170,7 @@ class Cluster:
         env = {**shared_settings(),
                **topology_settings(self.home, pg_port, redis_port, self.api_port, keys),
                "AIRFLOW_HOME": str(self.home / "airflow"),
-               "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
+               "AIRFLOW__CORE__DAGS_FOLDER": str(self.dags_folder),
                "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
                "AIRFLOW__CORE__HOSTNAME_CALLABLE": "devstack.cluster.hostname",
                "AIRFLOW_VAR_ZUORA_EXPORT_ENCRYPTION_KEY": keys["export_key"]}
@@ -317,9 +318,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=2, help="Celery workers (default 2)")
     parser.add_argument("--no-demo", action="store_true",
                         help="no demo tenants and customers (the tests add their own)")
+    parser.add_argument("--dags-folder", type=Path, default=ROOT / "dags",
+                        help="the DAG folder (default dags/; benchmarks add a baseline DAG)")
     args = parser.parse_args(argv)
     args.home.mkdir(parents=True, exist_ok=True)
-    return Cluster(args.home, args.workers, demo=not args.no_demo).run()
+    return Cluster(args.home, args.workers, demo=not args.no_demo,
+                   dags_folder=args.dags_folder).run()
 
 
 if __name__ == "__main__":

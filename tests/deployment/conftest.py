@@ -15,14 +15,14 @@ from pathlib import Path
 
 import psycopg
 import pytest
-import requests
 
+from devstack.airflow_api import SYNC_DAG, Api
 from zuora import warehouse
 from zuora.api.credentials import airflow_connection
 from zuora_simulator.client import AdminClient
 
 ROOT = Path(__file__).resolve().parents[2]
-DAG_ID = "zuora_workflow_sync"
+DAG_ID = SYNC_DAG
 
 # What the tests change in the deployment: retries seconds apart instead of minutes, a lost
 # worker noticed in 20 s, a one-minute run deadline.
@@ -40,48 +40,6 @@ class _Receiver(BaseHTTPRequestHandler):
 
     def log_message(self, *args):
         pass
-
-
-class Api:
-    """Airflow's REST API v2 with the admin's JWT."""
-
-    def __init__(self, info: dict):
-        self.base = info["api_url"]
-        password = json.loads(Path(info["password_file"]).read_text())["admin"]
-        token = requests.post(f"{self.base}/auth/token", timeout=30,
-                              json={"username": "admin", "password": password})
-        token.raise_for_status()
-        self.session = requests.Session()
-        self.session.headers["Authorization"] = f"Bearer {token.json()['access_token']}"
-
-    def call(self, method: str, path: str, **kwargs) -> dict:
-        response = self.session.request(method, f"{self.base}/api/v2{path}", timeout=60, **kwargs)
-        assert response.status_code < 300, f"{method} {path}: {response.status_code} {response.text}"
-        return response.json() if response.content else {}
-
-    def trigger(self, conf: dict, dag_id: str = DAG_ID) -> str:
-        run = self.call("POST", f"/dags/{dag_id}/dagRuns", json={"logical_date": None, "conf": conf})
-        return run["dag_run_id"]
-
-    def run(self, run_id: str, dag_id: str = DAG_ID) -> dict:
-        return self.call("GET", f"/dags/{dag_id}/dagRuns/{run_id}")
-
-    def wait(self, run_id: str, timeout: float = 240, dag_id: str = DAG_ID) -> str:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            state = self.run(run_id, dag_id)["state"]
-            if state in ("success", "failed"):
-                return state
-            time.sleep(2)
-        raise AssertionError(f"run {run_id} not finished within {timeout} s")
-
-    def task_instances(self, run_id: str, dag_id: str = DAG_ID) -> list[dict]:
-        return self.call("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances",
-                         params={"limit": 1000})["task_instances"]
-
-    def tries(self, run_id: str, task_id: str, map_index: int) -> list[dict]:
-        return self.call("GET", f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/{task_id}/"
-                                f"{map_index}/tries")["task_instances"]
 
 
 class Deployment:

@@ -1,0 +1,55 @@
+"""The floor Airflow itself imposes: zuora_workflow_sync's shape (migrate -> list_customers ->
+one mapped group of four tasks per customer, labelled by customer -> summarize) with tasks that
+do nothing. benchmarks/cluster_overhead.py puts it beside the real DAGs in the cluster's DAG
+folder and runs both for the same customers."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from airflow.sdk import TriggerRule, dag, task, task_group
+
+LABEL = "{{ task.op_kwargs['customer']['customer_id'] }}"
+
+
+@dag(dag_id="zuora_noop_shape", schedule=None, start_date=datetime(2026, 1, 1, tzinfo=timezone.utc),
+     catchup=False, max_active_runs=1, tags=["benchmark"])
+def zuora_noop_shape():
+    @task
+    def migrate():
+        return {}
+
+    @task
+    def list_customers(params=None, dag_run=None) -> list[dict]:
+        return [{"customer_id": c} for c in dag_run.conf.get("customer_ids", [])]
+
+    @task_group
+    def customer_sync(customer: dict):
+        @task(map_index_template=LABEL)
+        def list_workflows(customer: dict) -> dict:
+            return {}
+
+        @task(map_index_template=LABEL)
+        def export_workflows(customer: dict, listed: dict) -> dict:
+            return {}
+
+        @task(map_index_template=LABEL)
+        def validate(customer: dict, exported: dict) -> dict:
+            return {}
+
+        @task(map_index_template=LABEL)
+        def upsert(customer: dict, validated: dict) -> dict:
+            return {}
+
+        return upsert(customer, validate(customer, export_workflows(customer, list_workflows(customer))))
+
+    @task(trigger_rule=TriggerRule.ALL_DONE)
+    def summarize(customers: list[dict] | None) -> dict:
+        return {"customers": len(customers or [])}
+
+    customers = list_customers()
+    migrate() >> customers
+    customer_sync.expand(customer=customers) >> summarize(customers)
+
+
+zuora_noop_shape()
