@@ -26,11 +26,9 @@ from datetime import datetime
 from pathlib import Path
 
 import psutil
-import psycopg
 
 from devstack.airflow_api import SYNC_DAG, Api
-from zuora import warehouse
-from zuora.api.credentials import airflow_connection
+from devstack.cluster import add_customer
 from zuora_simulator.client import AdminClient
 
 NOOP_DAG = "zuora_noop_shape"
@@ -93,22 +91,6 @@ def import_costs(samples: int = 5) -> tuple[float, float, float]:
     return tuple(statistics.median(r[i] for r in runs) for i in range(3))
 
 
-def add_customers(api: Api, sim: AdminClient, warehouse_uri: str, names: list[str],
-                  workflows: int) -> None:
-    with psycopg.connect(warehouse_uri) as conn:
-        for name in names:
-            tenant = sim.add_tenant(name, workflows=workflows)
-            definition = airflow_connection(tenant["base_url"], tenant["client_id"],
-                                            tenant["client_secret"], allow_insecure_http=True,
-                                            environment="sandbox")
-            api.call("POST", "/connections", json={
-                "connection_id": f"zuora_{name}", "conn_type": "zuora",
-                "host": definition["host"], "login": definition["login"],
-                "password": definition["password"], "extra": json.dumps(definition["extra"])})
-            warehouse.upsert_customer(conn, customer_id=name, name=name,
-                                      zuora_conn_id=f"zuora_{name}", environment="sandbox")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="1,10,50", help="customers per run, comma separated")
@@ -149,12 +131,13 @@ def main() -> None:
         for run in first:                      # the scheduled run unpausing starts: no customers
             api.wait(run["dag_run_id"])
         sim = AdminClient(info["simulator_url"])
-        add_customers(api, sim, info["warehouse_uri"], ["warmup"], args.workflows)
+        add_customer(api, sim, info["warehouse_uri"], "warmup", workflows=args.workflows)
         for dag_id in (NOOP_DAG, SYNC_DAG):    # pool processes and caches warm, not measured
             measured_run(api, info["pid"], dag_id, ["warmup"])
         for size in sizes:
             names = [f"s{size}c{n}" for n in range(size)]
-            add_customers(api, sim, info["warehouse_uri"], names, args.workflows)
+            for name in names:
+                add_customer(api, sim, info["warehouse_uri"], name, workflows=args.workflows)
             noop = measured_run(api, info["pid"], NOOP_DAG, names)
             ours = measured_run(api, info["pid"], SYNC_DAG, names)
             rows.append((size, ours, noop))

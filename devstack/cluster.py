@@ -34,15 +34,12 @@ import psycopg
 import requests
 from cryptography.fernet import Fernet
 
-from devstack import postgres
+from devstack import demo, postgres
 from zuora_simulator.client import running_simulator
-from zuora_simulator.demo import demo_tenants
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_SETTINGS = ROOT / "airflow.env"
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
-CUSTOMERS = {"acme": "Acme Corp", "globex": "Globex (rate limited)",
-             "initech": "Initech (one export always fails)"}
 
 
 def shared_settings() -> dict[str, str]:
@@ -67,6 +64,26 @@ def topology_settings(home: Path, pg_port: int, redis_port: int, api_port: int,
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(home / "passwords.json"),
         "AIRFLOW_CONN_ZUORA_WAREHOUSE": f"postgresql://postgres@127.0.0.1:{pg_port}/warehouse",
     }
+
+
+def add_customer(api, sim, warehouse_uri: str, customer_id: str, *, secret: str | None = None,
+                 extra: dict | None = None, **tenant) -> dict:
+    """A simulator tenant, its Airflow connection (through the REST API, as a person adds one
+    in the UI) and its zuora.customers row, in a running cluster; returns the tenant."""
+    from zuora import warehouse
+    from zuora.api.credentials import airflow_connection
+    created = sim.add_tenant(customer_id, **tenant)
+    definition = airflow_connection(created["base_url"], created["client_id"],
+                                    secret or created["client_secret"], allow_insecure_http=True,
+                                    environment="sandbox", **(extra or {}))
+    api.call("POST", "/connections", json={
+        "connection_id": f"zuora_{customer_id}", "conn_type": "zuora",
+        "host": definition["host"], "login": definition["login"],
+        "password": definition["password"], "extra": json.dumps(definition["extra"])})
+    with psycopg.connect(warehouse_uri) as conn:
+        warehouse.upsert_customer(conn, customer_id=customer_id, name=customer_id,
+                                  zuora_conn_id=f"zuora_{customer_id}", environment="sandbox")
+    return created
 
 
 def hostname() -> str:
@@ -166,18 +183,14 @@ class Cluster:
                 "fernet_key": Fernet.generate_key().decode(), "jwt_secret": secrets.token_urlsafe(48),
                 "export_key": Fernet.generate_key().decode()}))
         keys = json.loads(keys_file.read_text())
-        from zuora.api.credentials import airflow_connection
         env = {**shared_settings(),
                **topology_settings(self.home, pg_port, redis_port, self.api_port, keys),
                "AIRFLOW_HOME": str(self.home / "airflow"),
                "AIRFLOW__CORE__DAGS_FOLDER": str(self.dags_folder),
                "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
                "AIRFLOW__CORE__HOSTNAME_CALLABLE": "devstack.cluster.hostname",
-               "AIRFLOW_VAR_ZUORA_EXPORT_ENCRYPTION_KEY": keys["export_key"]}
-        for tenant in demo_tenants() if self.demo else ():
-            env[f"AIRFLOW_CONN_ZUORA_DEMO_{tenant['tenant_id'].upper()}"] = json.dumps(
-                airflow_connection(simulator_url, tenant["client_id"], tenant["client_secret"],
-                                   allow_insecure_http=True, environment="sandbox"))
+               "AIRFLOW_VAR_ZUORA_EXPORT_ENCRYPTION_KEY": keys["export_key"],
+               **(demo.demo_connections(simulator_url) if self.demo else {})}
         passthrough = {k: v for k, v in os.environ.items()
                        if k.startswith(("AIRFLOW__", "AIRFLOW_CONN_", "AIRFLOW_VAR_", "ZUORA_"))}
         return {**os.environ, **env, **passthrough,
@@ -191,10 +204,8 @@ class Cluster:
               "Zuora API calls"], env, self.logs / "pools.log")
         with psycopg.connect(self.warehouse_uri) as conn:
             warehouse.apply_migrations(conn)
-            for customer_id, name in CUSTOMERS.items() if self.demo else ():
-                warehouse.upsert_customer(conn, customer_id=customer_id, name=name,
-                                          zuora_conn_id=f"zuora_demo_{customer_id}",
-                                          environment="sandbox")
+        if self.demo:
+            demo.register_customers(self.warehouse_uri)
 
     def _start(self, name: str, command: list[str], env: dict[str, str]) -> None:
         self.commands[name] = (command, env)

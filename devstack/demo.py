@@ -88,12 +88,15 @@ def airflow_env(warehouse_uri: str, simulator_url: str) -> dict[str, str]:
            "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
            "AIRFLOW_CONN_ZUORA_WAREHOUSE": warehouse_uri,
            "AIRFLOW_VAR_ZUORA_EXPORT_ENCRYPTION_KEY": key_file.read_text()}
+    return {**env, **demo_connections(simulator_url)}
+
+
+def demo_connections(simulator_url: str) -> dict[str, str]:
+    """``AIRFLOW_CONN_ZUORA_DEMO_*`` for the simulator's demo tenants."""
     from zuora.api.credentials import airflow_connection
-    for tenant in demo_tenants():
-        env[f"AIRFLOW_CONN_ZUORA_DEMO_{tenant['tenant_id'].upper()}"] = json.dumps(airflow_connection(
-            simulator_url, tenant["client_id"], tenant["client_secret"],
-            allow_insecure_http=True, environment="sandbox"))
-    return env
+    return {f"AIRFLOW_CONN_ZUORA_DEMO_{tenant['tenant_id'].upper()}": json.dumps(airflow_connection(
+        simulator_url, tenant["client_id"], tenant["client_secret"],
+        allow_insecure_http=True, environment="sandbox")) for tenant in demo_tenants()}
 
 
 def register_customers(warehouse_uri: str) -> None:
@@ -110,7 +113,9 @@ def register_customers(warehouse_uri: str) -> None:
 def prepare_airflow(env: dict[str, str]) -> None:
     AIRFLOW_HOME.mkdir(parents=True, exist_ok=True)
     run_quietly([airflow(), "db", "migrate"], env)
-    run_quietly([airflow(), "pools", "set", "zuora_api", "8", "Zuora API calls"], env)
+    from zuora import settings
+    run_quietly([airflow(), "pools", "set", settings.POOL, str(settings.POOL_SLOTS),
+                 "Zuora API calls"], env)
 
 
 def run_standalone(env: dict[str, str]) -> int:

@@ -16,9 +16,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from devstack import cluster
 from devstack.airflow_api import SYNC_DAG, Api
-from zuora import warehouse
-from zuora.api.credentials import airflow_connection
 from zuora_simulator.client import AdminClient
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -67,21 +66,9 @@ class Deployment:
             return conn.execute(sql, params).fetchall()
 
     def add_customer(self, customer_id: str, secret: str | None = None, **tenant) -> dict:
-        """A simulator tenant, its Airflow connection (through the REST API, as a person adds
-        one in the UI) and its zuora.customers row; returns the tenant."""
-        created = self.sim.add_tenant(customer_id, **tenant)
-        definition = airflow_connection(created["base_url"], created["client_id"],
-                                        secret or created["client_secret"],
-                                        allow_insecure_http=True, environment="sandbox",
-                                        max_attempts=1)
-        self.api.call("POST", "/connections", json={
-            "connection_id": f"zuora_{customer_id}", "conn_type": "zuora",
-            "host": definition["host"], "login": definition["login"],
-            "password": definition["password"], "extra": json.dumps(definition["extra"])})
-        with psycopg.connect(self.info["warehouse_uri"]) as conn:
-            warehouse.upsert_customer(conn, customer_id=customer_id, name=customer_id,
-                                      zuora_conn_id=f"zuora_{customer_id}", environment="sandbox")
-        return created
+        """A customer with a simulator tenant, one try per HTTP call; returns the tenant."""
+        return cluster.add_customer(self.api, self.sim, self.info["warehouse_uri"], customer_id,
+                                    secret=secret, extra={"max_attempts": 1}, **tenant)
 
 
 @pytest.fixture(scope="session")
