@@ -133,6 +133,41 @@ def test_a_worker_killed_mid_export_is_retried_and_the_deadline_alerts(deploymen
                for a in deployment.alerts)
 
 
+def test_a_customer_lost_on_its_last_try_ends_dead_lettered_and_alerted(deployment):
+    api = deployment.api
+    deployment.add_customer("doomed", workflows=2)
+    deployment.add_customer("fine", workflows=2)
+    # three tries fail fast and are retried; the last one hangs in the list call, and its
+    # worker is killed there: no exception, so nothing in the task runner sees the failure
+    deployment.sim.script("doomed", [{"endpoint": "list", "kind": "status", "status": 503, "count": 3},
+                                     {"endpoint": "list", "kind": "hang", "seconds": 60}])
+    run_id = api.trigger({"customer_ids": ["doomed", "fine"]})
+    deadline = time.monotonic() + 120
+    while not (last := [t for t in mapped(api.task_instances(run_id), "list_workflows")
+                        if t["rendered_map_index"] == "doomed" and t["state"] == "running"
+                        and t["try_number"] == 4]):
+        assert time.monotonic() < deadline, "the list task never ran its last try"
+        time.sleep(1)
+    time.sleep(2)                                  # the try is waiting for its list page
+    os.killpg(deployment.component_pid(last[0]["hostname"]), signal.SIGKILL)
+    assert api.wait(run_id, timeout=240) == "failed"
+
+    states = {(t["task_id"], t["rendered_map_index"]): (t["state"], t["try_number"])
+              for t in api.task_instances(run_id) if t["map_index"] >= 0}
+    assert states[(f"{GROUP}.list_workflows", "doomed")] == ("failed", 4)
+    assert states[(f"{GROUP}.upsert", "fine")][0] == "success"
+    assert deployment.query("SELECT customer_id, status FROM zuora.sync_runs WHERE run_id = %s "
+                            "ORDER BY 1", run_id) == [("doomed", "failed"), ("fine", "success")]
+    assert deployment.query("SELECT stage, error_type FROM zuora.dead_letters "
+                            "WHERE customer_id = 'doomed' AND run_id = %s", run_id) == [
+        ("task", "TaskLost")]
+    deadline = time.monotonic() + 30
+    while not any(a["kind"] == "task_failed" and a["details"]["run_id"] == run_id
+                  and "doomed" in str(a["details"]["error"]) for a in deployment.alerts):
+        assert time.monotonic() < deadline, deployment.alerts
+        time.sleep(1)
+
+
 def test_a_three_day_backfill_runs_one_day_at_a_time(deployment):
     api = deployment.api
     deployment.add_customer("daily", workflows=4)
