@@ -61,16 +61,32 @@ def measured_run(api: Api, cluster_pid: int, dag_id: str, customers: list[str]) 
     run = api.run(run_id, dag_id)
     wall = (parse(run["end_date"]) - parse(run["queued_at"])).total_seconds()
     time.sleep(3)  # let the last task processes be reaped and counted
-    stages = [ti for ti in api.task_instances(run_id, dag_id) if ti["map_index"] >= 0]
+    tis = api.task_instances(run_id, dag_id)
+    phases = [task_phases(api, dag_id, run_id, ti) for ti in tis
+              if ti["map_index"] >= 0 and ti["state"] == "success"]
+    if len(phases) != 4 * len(customers):   # the floor is only a floor if all its tasks ran
+        raise SystemExit(f"{dag_id} run {run_id} ended {state}, not every stage task succeeded: "
+                         f"{[(ti['task_id'], ti['map_index'], ti['state']) for ti in tis]}")
     return {"state": state, "wall": wall, "cpu": airflow_cpu_seconds(cluster_pid) - cpu,
-            "tasks": len(api.task_instances(run_id, dag_id)),
-            "queued_s": statistics.median(_seconds(ti["queued_when"], ti["start_date"])
-                                          for ti in stages if ti["queued_when"]),
-            "running_s": statistics.median(_seconds(ti["start_date"], ti["end_date"]) for ti in stages)}
+            "tasks": len(tis),
+            "phases": {phase: statistics.median(p[phase] for p in phases) for phase in PHASES}}
 
 
-def _seconds(start: str, end: str) -> float:
-    return (parse(end) - parse(start)).total_seconds()
+# Where a stage task's time goes, from its queued, start and end times and what its body
+# reported (when it started, how long it ran). The start time is set right after the worker
+# forks the task process, so start -> code is the task process getting ready: the Task SDK's
+# start-up, parsing the DAG file, and our stage's lazy imports.
+PHASES = ("queued -> start", "start -> code", "code", "code -> end")
+
+
+def task_phases(api: Api, dag_id: str, run_id: str, ti: dict) -> dict[str, float]:
+    report = api.call("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{ti['task_id']}/"
+                             "xcomEntries/return_value",
+                      params={"map_index": ti["map_index"], "deserialize": True})["value"]
+    queued, start, end = (parse(ti[k]).timestamp() for k in ("queued_when", "start_date", "end_date"))
+    code_end = report["started_at"] + report["duration_s"]
+    return dict(zip(PHASES, (start - queued, report["started_at"] - start, report["duration_s"],
+                             end - code_end)))
 
 
 IMPORTS = """
@@ -171,17 +187,19 @@ def write(rows: list, args, imports: tuple[float, float, float]) -> None:
         "for 4 task processes per customer whatever they do."
         + (f" Our code adds about {sum(per_customer) / len(per_customer):.1f} CPU-s per "
            "customer over the floor." if per_customer else ""),
-        "", "Where a stage task's time goes (medians over the mapped tasks of each run):", "",
-        "| customers | ours: queued -> start s | ours: start -> end s | no-op: queued -> start s | "
-        "no-op: start -> end s |", "|---|---|---|---|---|",
-        *(f"| {size} | {o['queued_s']:.1f} | {o['running_s']:.1f} | {n['queued_s']:.1f} | "
-          f"{n['running_s']:.1f} |" for size, o, n in rows),
-        "", f"Start -> end of a no-op task is Airflow's own cost per task (the worker starts the "
-        f"task process, which parses the DAG file and talks to the Execution API); ours minus "
-        f"no-op is our code, imports included. Imports in a fresh interpreter (median of 5): "
-        f"`airflow.sdk` {imports[0]:.2f} s, then `zuora.sync` (every stage) {imports[1]:.2f} s, "
-        f"then the validation module (pandas, the validate task only) {imports[2]:.2f} s; the "
-        f"DAG file itself: see \"DAG file import time\"."])
+        "", "Where a stage task's time goes, median seconds over the mapped tasks of each run "
+        "(start is set when the worker has forked the task process; start -> code is the task "
+        "process getting ready: the Task SDK's start-up, parsing the DAG file, and for ours the "
+        "stage's lazy imports; code -> end is returning the result and reporting success):", "",
+        "| customers | " + " | ".join(f"ours: {p}" for p in PHASES) + " | "
+        + " | ".join(f"no-op: {p}" for p in PHASES) + " |", "|---" * (1 + 2 * len(PHASES)) + "|",
+        *(f"| {size} | " + " | ".join(f"{o['phases'][p]:.2f}" for p in PHASES) + " | "
+          + " | ".join(f"{n['phases'][p]:.2f}" for p in PHASES) + " |" for size, o, n in rows),
+        "", f"Queued -> start includes waiting for a free worker slot or pool slot. Imports in a "
+        f"fresh interpreter (median of 5): `airflow.sdk` {imports[0]:.2f} s (already loaded in "
+        f"the worker the task process is forked from), then `zuora.sync` (every stage) "
+        f"{imports[1]:.2f} s, then the validation module (pandas, the validate task only) "
+        f"{imports[2]:.2f} s; the DAG file itself: see \"DAG file import time\"."])
     _common.write_section("Cluster overhead", body)
     print(body)
 

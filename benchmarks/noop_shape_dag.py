@@ -1,10 +1,12 @@
 """The floor Airflow itself imposes: zuora_workflow_sync's shape (migrate -> list_customers ->
 one mapped group of four tasks per customer, labelled by customer -> summarize) with tasks that
-do nothing. benchmarks/cluster_overhead.py puts it beside the real DAGs in the cluster's DAG
-folder and runs both for the same customers."""
+do nothing but say when their body started (as our stages' reports do).
+benchmarks/cluster_overhead.py puts it beside the real DAGs in the cluster's DAG folder and
+runs both for the same customers."""
 
 from __future__ import annotations
 
+import time
 from datetime import datetime, timezone
 
 from airflow.sdk import TriggerRule, dag, task, task_group
@@ -27,21 +29,24 @@ def zuora_noop_shape():
     def customer_sync(customer: dict):
         @task(map_index_template=LABEL)
         def list_workflows(customer: dict) -> dict:
-            return {}
+            return {"started_at": time.time(), "duration_s": 0.0}
 
         @task(map_index_template=LABEL)
         def export_workflows(customer: dict, listed: dict) -> dict:
-            return {}
+            return {"started_at": time.time(), "duration_s": 0.0}
 
         @task(map_index_template=LABEL)
         def validate(customer: dict, exported: dict) -> dict:
-            return {}
+            return {"started_at": time.time(), "duration_s": 0.0}
 
         @task(map_index_template=LABEL)
         def upsert(customer: dict, validated: dict) -> dict:
-            return {}
+            return {"started_at": time.time(), "duration_s": 0.0}
 
-        return upsert(customer, validate(customer, export_workflows(customer, list_workflows(customer))))
+        # keywords, as in our DAG: the map index template reads op_kwargs
+        listed = list_workflows(customer=customer)
+        exported = export_workflows(customer=customer, listed=listed)
+        return upsert(customer=customer, validated=validate(customer=customer, exported=exported))
 
     @task(trigger_rule=TriggerRule.ALL_DONE)
     def summarize(customers: list[dict] | None) -> dict:

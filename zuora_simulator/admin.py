@@ -1,4 +1,4 @@
-"""The admin API under ``/_sim``: tenants, workflows, scripted faults, tokens and stats.
+"""The admin API under ``/_sim``: tenants, workflows, scripted faults, tokens, imports and stats.
 
 No authentication; admin calls are not counted in the API stats and get no latency or faults.
 Errors answer ``{"error": "..."}`` with 400 (bad input), 404 (unknown tenant or workflow)
@@ -204,6 +204,14 @@ async def expected_export(request: Request, tenant_id: str, workflow_id: int):
         return _error(404, "unknown version")
     body = tenant.export_body(wf, version, _registry(request).cache)
     return Response(body, media_type="application/json")
+
+
+# --- imports ----------------------------------------------------------------------------
+
+@router.get("/tenants/{tenant_id}/imports")
+async def list_imports(request: Request, tenant_id: str) -> list:
+    """Every request that reached an import endpoint, oldest first (see versions.py)."""
+    return list(_tenant(request, tenant_id).imports)
 
 
 # --- stats ------------------------------------------------------------------------------

@@ -1,12 +1,14 @@
-"""The HTTP app: the Zuora endpoints (/oauth/token, /workflows, /workflows/{id}/export), the
+"""The HTTP app: the Zuora endpoints (/oauth/token, /workflows, /workflows/{id}/export,
+/workflows/{id}/versions, POST /workflows/import, POST /workflows/{id}/versions/import), the
 request pipeline every API call goes through, and the outer envelope (request ids, gzip).
 
 Each endpoint is served at the root (the tenant is known from the credentials or token, as on
 a real Zuora host) and under ``/t/{tenant_id}`` (a per-tenant base URL; another tenant's
 credentials or token are unknown there).
 
-Pipeline of an API call: authenticate (401) -> rate window (429 code 70) -> permission (403)
--> concurrency (429 code 50000070) -> latency -> scripted/random fault -> handler.
+Pipeline of an API call: authenticate (401) -> rate window (429 code 70) -> permission (403:
+Workflow View Access, or Manage Access for the imports) -> concurrency (429 code 50000070)
+-> latency -> scripted/random fault -> handler.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from fastapi import FastAPI, HTTPException, Request
 from starlette.middleware.gzip import GZipMiddleware
 from starlette.responses import Response
 
-from . import admin, data, faults, responses
+from . import admin, data, faults, responses, versions
 from .config import Limits
 from .state import Registry, Tenant
 
@@ -42,6 +44,11 @@ def create_app(registry: Registry) -> Callable:
         api.add_api_route(prefix + "/oauth/token", token_endpoint, methods=["POST"])
         api.add_api_route(prefix + "/workflows", list_endpoint, methods=["GET"])
         api.add_api_route(prefix + "/workflows/{workflow_id}/export", export_endpoint, methods=["GET"])
+        api.add_api_route(prefix + "/workflows/{workflow_id}/versions", versions_endpoint,
+                          methods=["GET"])
+        api.add_api_route(prefix + "/workflows/import", import_endpoint, methods=["POST"])
+        api.add_api_route(prefix + "/workflows/{workflow_id}/versions/import",
+                          version_import_endpoint, methods=["POST"])
     return EnvelopeMiddleware(GZipMiddleware(api, minimum_size=1000, compresslevel=1))
 
 
@@ -153,6 +160,27 @@ async def export_endpoint(request: Request, workflow_id: str, tenant_id: str | N
                            lambda t: export_workflow(request, t, wid, workflow_id), wid)
 
 
+async def versions_endpoint(request: Request, workflow_id: str, tenant_id: str | None = None) -> Response:
+    wid = int(workflow_id) if workflow_id.isdigit() else None
+    return await serve_api(request, "versions", tenant_id,
+                           lambda t: versions.list_versions(t, wid, workflow_id), wid)
+
+
+async def import_endpoint(request: Request, tenant_id: str | None = None) -> Response:
+    body = await request.body()
+    return await serve_api(request, "import", tenant_id,
+                           lambda t: versions.import_workflow(request, t, body), manage=True)
+
+
+async def version_import_endpoint(request: Request, workflow_id: str,
+                                  tenant_id: str | None = None) -> Response:
+    wid = int(workflow_id) if workflow_id.isdigit() else None
+    body = await request.body()
+    return await serve_api(request, "versions_import", tenant_id,
+                           lambda t: versions.import_version(request, t, wid, workflow_id, body),
+                           wid, manage=True)
+
+
 def list_workflows(request: Request, tenant: Tenant) -> Response:
     """One page of workflow definitions, newest (highest id) first."""
     q = request.query_params
@@ -192,13 +220,13 @@ def list_workflows(request: Request, tenant: Tenant) -> Response:
 
 
 def export_workflow(request: Request, tenant: Tenant, wid: int | None, raw_id: str) -> Response:
-    """The export of one version (active by default; ``version`` = x.y.z or latest)."""
+    """The export of one version (the active one by default; ``version`` = x.y.z, or
+    ``latest`` = the highest-numbered one)."""
     if wid in tenant.config.faults.failing_export_ids:
         return responses.server_error(500, f"Failed to export workflow {wid}: Internal Server Error")
     wf = tenant.workflows.get(wid) if wid is not None else None
     if wf is None:
-        return responses.workflow_error(404, f"Workflow definition '{raw_id}' is not found.",
-                                        code="not_found")
+        return versions.unknown_workflow(raw_id)
     wanted = request.query_params.get("version")
     if wanted is not None and not VERSION_RE.match(wanted):
         return responses.workflow_error(400, f"The input of version '{wanted}' is invalid.")
@@ -210,8 +238,10 @@ def export_workflow(request: Request, tenant: Tenant, wid: int | None, raw_id: s
 
 
 async def serve_api(request: Request, endpoint: str, tenant_id: str | None,
-                    handler: Callable[[Tenant], Response], workflow_id: int | None = None) -> Response:
-    """Authentication, limits, latency and faults around one API handler; exact stats."""
+                    handler: Callable[[Tenant], Response], workflow_id: int | None = None,
+                    manage: bool = False) -> Response:
+    """Authentication, limits, latency and faults around one API handler; exact stats.
+    ``manage``: the call needs Workflow Manage Access (tenant flag ``manage_access``)."""
     reg = registry_of(request)
     hinted = reg.tenants.get(tenant_id) if tenant_id is not None else None
     if tenant_id is not None and hinted is None:
@@ -232,8 +262,8 @@ async def serve_api(request: Request, endpoint: str, tenant_id: str | None,
     if tenant.hit_rate_window(now):
         retry = max(1, math.ceil(tenant.window.reset_in(limits.rate_window_seconds, now)))
         response = responses.rate_limited(retry)
-    elif tenant.config.forbidden:
-        response = responses.forbidden()
+    elif tenant.config.forbidden or (manage and not tenant.config.manage_access):
+        response = responses.forbidden("Workflow Manage Access" if manage else "Workflow View Access")
     elif tenant.in_flight >= limits.concurrency_limit:
         response = responses.concurrency_limited(limits.concurrency_retry_after)
     else:

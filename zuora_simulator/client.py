@@ -105,6 +105,13 @@ class AdminClient:
         params = {"version": version} if version else {}
         return self._call("GET", f"/tenants/{tenant_id}/workflows/{workflow_id}/export", **params)
 
+    def imports(self, tenant_id: str) -> list[dict]:
+        """Every request that reached POST /workflows/import or .../versions/import, oldest
+        first: ``seq``, ``kind`` (workflow or version), ``workflow_id``, ``version_id``,
+        ``version``, ``activate``, ``workflow_definition_id``, ``idempotency_key``,
+        ``replay``, ``replay_of``, ``created``, ``status``."""
+        return self._call("GET", f"/tenants/{tenant_id}/imports")
+
     # stats
     def stats(self, tenant_id: str | None = None) -> dict:
         return self._call("GET", f"/tenants/{tenant_id}/stats" if tenant_id else "/stats")

@@ -15,7 +15,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-ENDPOINTS = ("token", "list", "export")
+ENDPOINTS = ("token", "list", "export", "versions", "import", "versions_import")
 TENANT_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
@@ -67,6 +67,7 @@ class TenantConfig:
     workflows: int = 0                     # how many workflows to generate at creation
     token_ttl: int = 3599                  # expires_in of minted tokens, seconds
     forbidden: bool = False                # every API call answers 403 (no Workflow permission)
+    manage_access: bool = True             # False: the import POSTs answer 403 (Manage Access)
     avg_export_kb: float | None = None     # scale generated export sizes (default mix ~39 KB)
     legacy_share: float = 1 / 12           # share of list items without status/active_version
     limits: Limits = field(default_factory=Limits)
@@ -127,6 +128,9 @@ def validate(config: TenantConfig) -> None:
         raise ConfigError("client_id must be exactly 36 characters")
     if config.client_secret and len(config.client_secret) > 42:
         raise ConfigError("client_secret must be at most 42 characters")
+    for name in ("forbidden", "manage_access"):
+        if not isinstance(getattr(config, name), bool):
+            raise ConfigError(f"{name} must be true or false")
     f = config.faults
     for name in ("error_rate", "reset_rate", "hang_rate", "malformed_rate", "rate_limit_rate"):
         rate = float(getattr(f, name))

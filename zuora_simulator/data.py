@@ -15,7 +15,7 @@ import random
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, Iterator
 
 SECRET_MARKER = "SIM-SECRET-"
 TIMEZONES = ["Eastern Time (US & Canada)", "Pacific Time (US & Canada)", "Sydney", "London",
@@ -77,13 +77,24 @@ class Version:
     header: dict[str, Any]
     created_at: datetime
     updated_at: datetime
-    tasks: list[dict] | None = None        # explicit content set through the admin API
+    tasks: list[dict] | None = None        # explicit content (admin API or an import)
     linkages: list[dict] | None = None
+    workflow_doc: dict[str, Any] | None = None  # an import's ``workflow`` object, kept verbatim
+    label: str | None = None               # version number other than 0.0.<number> (imports)
     etag: int = field(default_factory=lambda: next(ETAGS))  # changes on every edit (cache key)
 
     @property
     def version(self) -> str:
-        return f"0.0.{self.number}"
+        return self.label or f"0.0.{self.number}"
+
+    @property
+    def key(self) -> tuple[int, ...]:
+        return version_key(self.version)
+
+
+def version_key(version: str) -> tuple[int, ...]:
+    """"1.0.10" -> (1, 0, 10): version numbers compare numerically, part by part."""
+    return tuple(int(part) for part in version.split("."))
 
 
 @dataclass
@@ -96,8 +107,9 @@ class Workflow:
     legacy: bool
     size_class: str
     created_at: datetime
-    current: Version
-    history: list[Version] = field(default_factory=list)  # older versions, oldest first
+    current: Version                      # the active version
+    history: list[Version] = field(default_factory=list)  # the other versions, ascending number
+    touched_at: datetime | None = None    # updatedAt moved without a new active version
 
     @property
     def header(self) -> dict[str, Any]:
@@ -105,12 +117,35 @@ class Workflow:
 
     @property
     def updated_at(self) -> datetime:
+        if self.touched_at is not None and self.touched_at > self.current.updated_at:
+            return self.touched_at
         return self.current.updated_at
 
+    def versions(self) -> list[Version]:
+        """Every version, oldest (lowest version number) first."""
+        return sorted([*self.history, self.current], key=lambda v: v.key)
+
+    def add_version(self, version: Version, activate: bool) -> None:
+        """Add a version; ``activate`` makes it the active one (the old one stays, inactive)."""
+        if activate:
+            self.history.append(self.current)
+            self.current = version
+        else:
+            self.history.append(version)
+        self.history.sort(key=lambda v: v.key)
+
+    def next_version(self) -> tuple[int, str | None]:
+        """(number, label) of a version one patch above the highest: 0.0.N+1 or x.y.z+1."""
+        major, minor, patch = max(v.key for v in self.versions())
+        return patch + 1, None if (major, minor) == (0, 0) else f"{major}.{minor}.{patch + 1}"
+
     def version_named(self, name: str | None) -> Version | None:
-        if name in (None, "", "latest"):
+        """The active version (no name), the highest-numbered one ("latest") or an x.y.z."""
+        if name in (None, ""):
             return self.current
-        for version in [self.current, *self.history]:
+        if name == "latest":
+            return self.versions()[-1]
+        for version in self.versions():
             if version.version == name:
                 return version
         return None
@@ -120,7 +155,7 @@ class Workflow:
         return {
             "id": self.id, **self.header, "status": self.status,
             "version": self.current.version, "active_version_id": self.current.version_id,
-            "versions": [v.version for v in [*self.history, self.current]],
+            "versions": [v.version for v in self.versions()],
             "created_at": self.created_at.isoformat(), "updated_at": self.updated_at.isoformat(),
             "created_at_display": format_timestamp(self.created_at, self.ts_format),
             "updated_at_display": format_timestamp(self.updated_at, self.ts_format),
@@ -145,11 +180,37 @@ def list_item(wf: Workflow) -> dict[str, Any]:
         "updatedAt": format_timestamp(wf.updated_at, fmt),
     })
     if not wf.legacy:
-        item["active_version"] = {"id": wf.current.version_id, "description": h["description"],
-                                  "version": wf.current.version, "type": "Workflow::Setup",
-                                  "status": "Active"}
+        item["active_version"] = _active_version(wf)
         item["latest_inactive_verisons"] = [_inactive_item(v, fmt) for v in reversed(wf.history[-10:])]
     return item
+
+
+def _active_version(wf: Workflow) -> dict[str, Any]:
+    return {"id": wf.current.version_id, "description": wf.header["description"],
+            "version": wf.current.version, "type": "Workflow::Setup", "status": "Active"}
+
+
+def definition_item(wf: Workflow) -> dict[str, Any]:
+    """A ``WorkflowDefinition`` (the answer of a version import), in the list's formats."""
+    h, fmt = wf.header, wf.ts_format
+    return {"id": wf.id, "name": h["name"], "status": wf.status, "active_version": _active_version(wf),
+            "calloutTrigger": h["callout_trigger"], "ondemandTrigger": h["ondemand_trigger"],
+            "scheduledTrigger": h["scheduled_trigger"], "interval": h["interval"],
+            "timezone": h["timezone"], "createdAt": format_timestamp(wf.created_at, fmt),
+            "updatedAt": format_timestamp(wf.updated_at, fmt)}
+
+
+def version_item(wf: Workflow, v: Version) -> dict[str, Any]:
+    """A GET /workflows/{id}/versions item; timestamps "YYYY-MM-DD HH:MM:SS" (UTC)."""
+    h = v.header
+    return {"id": v.version_id, "version": v.version, "name": h["name"],
+            "description": h["description"], "type": "Workflow::Setup",
+            "interval": h["interval"], "timezone": h["timezone"],
+            "calloutTrigger": h["callout_trigger"], "ondemandTrigger": h["ondemand_trigger"],
+            "scheduledTrigger": h["scheduled_trigger"], "priority": h["priority"],
+            "status": "Active" if v is wf.current else "Inactive",
+            "createdAt": format_timestamp(v.created_at, "naive"),
+            "updatedAt": format_timestamp(v.updated_at, "naive")}
 
 
 def _inactive_item(v: Version, fmt: str) -> dict[str, Any]:
@@ -167,6 +228,8 @@ def _inactive_item(v: Version, fmt: str) -> dict[str, Any]:
 
 def render_export(wf: Workflow, version: Version, seed: int, avg_export_kb: float | None) -> bytes:
     """The GET /workflows/{id}/export body for one version, as compact JSON bytes."""
+    if version.workflow_doc is not None:
+        return _render_imported(wf, version, seed, avg_export_kb)
     h = version.header
     workflow = {
         "id": wf.id, "name": h["name"], "description": h["description"],
@@ -188,6 +251,65 @@ def render_export(wf: Workflow, version: Version, seed: int, avg_export_kb: floa
         tasks, linkages = generate_content(seed, wf.id, version.revision, wf.size_class, avg_export_kb)
     return json.dumps({"workflow": workflow, "tasks": tasks, "linkages": linkages},
                       separators=(",", ":")).encode()
+
+
+def _render_imported(wf: Workflow, version: Version, seed: int, avg_export_kb: float | None) -> bytes:
+    """An imported version: its ``workflow`` object as imported (header fields it carries
+    follow later admin edits), with the simulator's ``id`` and ``version``."""
+    workflow = dict(version.workflow_doc or {})
+    for key in HEADER_FIELDS:
+        if key in workflow:
+            workflow[key] = version.header[key]
+    workflow["id"] = wf.id
+    if wf.legacy:
+        workflow.pop("version", None)
+    else:
+        workflow["version"] = version.version
+    if version.tasks is not None:
+        tasks, linkages = version.tasks, version.linkages or []
+    else:
+        tasks, linkages = generate_content(seed, wf.id, version.revision, wf.size_class, avg_export_kb)
+    return json.dumps({"workflow": workflow, "tasks": tasks, "linkages": linkages},
+                      separators=(",", ":")).encode()
+
+
+def check_content(tasks: list[dict], linkages: list[dict]) -> None:
+    """Raise ValueError for task ids that are not unique integers/strings, or a linkage
+    to a task that is not in ``tasks``."""
+    known = [task["id"] for task in tasks if task.get("id") is not None]
+    if not all(isinstance(i, (int, str)) and not isinstance(i, bool) for i in known):
+        raise ValueError("Task ids must be integers or strings.")
+    if len(set(known)) != len(known):
+        raise ValueError("Task ids must be unique.")
+    for number, link in enumerate(linkages):
+        for key in ("source_task_id", "target_task_id"):
+            if link.get(key) is not None and link[key] not in known:
+                raise ValueError(f"Linkage {number} refers to task {link[key]!r}, which is not in tasks.")
+
+
+def imported_content(workflow: dict[str, Any], tasks: list[dict], linkages: list[dict], wid: int,
+                     task_ids: Iterator[int]) -> tuple[dict[str, Any], list[dict], list[dict]]:
+    """What an import stores (content passed :func:`check_content`): the ``workflow`` object
+    as sent (its ``id`` and ``version`` are replaced at render), tasks with new ids drawn
+    from ``task_ids``, and linkages pointing at those ids and at workflow ``wid``. Every
+    other key is kept as sent, in its order."""
+    new_ids: dict[Any, int] = {}
+    new_tasks = []
+    for task in tasks:
+        new_id = next(task_ids)
+        if task.get("id") is not None:
+            new_ids[task["id"]] = new_id
+        new_tasks.append({**task, "id": new_id})
+    new_links = []
+    for link in linkages:
+        link = dict(link)
+        for key in ("source_task_id", "target_task_id"):
+            if link.get(key) is not None:
+                link[key] = new_ids[link[key]]
+        if "source_workflow_id" in link:
+            link["source_workflow_id"] = wid
+        new_links.append(link)
+    return dict(workflow), new_tasks, new_links
 
 
 class ExportCache:

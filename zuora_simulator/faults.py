@@ -2,9 +2,10 @@
 
 Script items are one-shot faults, e.g. ``{"endpoint": "export", "kind": "status", "status": 503,
 "count": 3}``. A request takes the first queued item whose ``endpoint`` and optional
-``workflow_id`` match it. ``endpoint`` is ``token``, ``list``, ``export`` or ``any`` (the
-default), and ``any`` means any Workflow API call (list or export), never the token call,
-so a test can script data-call faults without caring when its client mints tokens.
+``workflow_id`` match it. ``endpoint`` is ``token``, ``list``, ``export``, ``versions``,
+``import``, ``versions_import`` or ``any`` (the default), and ``any`` means any Workflow API
+call (every endpoint but the token call), so a test can script data-call faults without
+caring when its client mints tokens.
 
 Kinds: ``status`` (status, optional retry_after/body), ``rate_limit`` (retry_after),
 ``concurrency_limit`` (retry_after), ``unauthorized`` (revoke: also revoke the token used),
@@ -25,6 +26,7 @@ from typing import Any
 from starlette.responses import Response
 
 from . import responses
+from .config import ENDPOINTS
 from .state import Tenant
 
 KINDS = ("status", "rate_limit", "concurrency_limit", "unauthorized", "reset", "hang", "latency",
@@ -48,8 +50,8 @@ def validate_script(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
         item["count"] = int(item.get("count", 1))
         if item.get("kind") not in KINDS:
             raise ValueError(f"script kind must be one of {KINDS}: {item}")
-        if item["endpoint"] not in ("token", "list", "export", "any"):
-            raise ValueError(f"script endpoint must be token, list, export or any: {item}")
+        if item["endpoint"] not in (*ENDPOINTS, "any"):
+            raise ValueError(f"script endpoint must be one of {(*ENDPOINTS, 'any')}: {item}")
         if item["kind"] == "status" and "status" not in item:
             raise ValueError(f"a status fault needs a status: {item}")
         if item["kind"] == "reset" and item.get("phase", "connect") not in ("connect", "body"):

@@ -72,6 +72,9 @@ class SimTenant:
     def delete_workflow(self, workflow_id: int) -> None:
         self.admin.delete_workflow(self.tenant_id, workflow_id)
 
+    def imports(self) -> list[dict]:
+        return self.admin.imports(self.tenant_id)
+
     def revoke_tokens(self) -> int:
         return self.admin.revoke_tokens(self.tenant_id)
 

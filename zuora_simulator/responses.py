@@ -30,9 +30,8 @@ def unauthorized() -> Response:
     return json_response(body, 401, {"WWW-Authenticate": WWW_AUTHENTICATE})
 
 
-def forbidden() -> Response:
-    return workflow_error(403, "You do not have the 'Workflow View Access' permission.",
-                          code="forbidden")
+def forbidden(permission: str = "Workflow View Access") -> Response:
+    return workflow_error(403, f"You do not have the '{permission}' permission.", code="forbidden")
 
 
 def rate_limited(retry_after: int, period: str = "minute") -> Response:

@@ -81,6 +81,9 @@ class Tenant:
         self.window = Window()
         self.in_flight = 0
         self.stats = Stats()
+        self.task_ids = itertools.count(1_000_000_000)  # tasks created by imports
+        self.imports: list[dict[str, Any]] = []        # every import request, oldest first
+        self.idempotency: dict[str, Any] = {}          # Idempotency-Key -> stored answer
         self.reseed_faults()
         if config.workflows:
             self.generate(int(config.workflows), config.seed)
@@ -145,11 +148,12 @@ class Tenant:
             else old.updated_at
         revision = old.revision + 1 if change_content else old.revision
         if bump:
-            new = data.Version(old.number + 1, self._take_id(), revision, dict(old.header),
+            number, label = wf.next_version()
+            new = data.Version(number, self._take_id(), revision, dict(old.header),
                                updated, updated, old.tasks if not change_content else None,
-                               old.linkages if not change_content else None)
-            wf.history.append(old)
-            wf.current = new
+                               old.linkages if not change_content else None,
+                               workflow_doc=old.workflow_doc, label=label)
+            wf.add_version(new, activate=True)
         else:
             old.revision, old.updated_at = revision, updated
             if change_content:
@@ -157,6 +161,43 @@ class Tenant:
             new = old
         self._apply_fields(wf, new, fields)
         return wf
+
+    def import_workflow(self, header: dict[str, Any], content: dict[str, Any], version: str,
+                        activate: bool) -> data.Workflow:
+        """A new workflow whose first version holds the imported content (checked by
+        :func:`data.check_content`). Without ``activate`` the definition is Inactive."""
+        wid = self._take_id()
+        fmt = data.TS_FORMATS[(wid * 3 + self.config.seed) % 4]
+        now = data.truncate_for_format(datetime.now(timezone.utc), fmt)
+        wf = data.Workflow(
+            id=wid, status="Active" if activate else "Inactive", ts_format=fmt, legacy=False,
+            size_class=data.pick_size_class(self.config.seed, wid), created_at=now,
+            current=self._imported_version(wid, header, content, version, 1, now))
+        self.workflows[wid] = wf
+        return wf
+
+    def import_version(self, wf: data.Workflow, header: dict[str, Any], content: dict[str, Any],
+                       version: str, activate: bool) -> data.Version:
+        """A new version of ``wf`` (active if ``activate``); updatedAt moves to now."""
+        now = data.truncate_for_format(datetime.now(timezone.utc), wf.ts_format)
+        revision = max(v.revision for v in wf.versions()) + 1
+        new = self._imported_version(wf.id, header, content, version, revision, now)
+        wf.add_version(new, activate)
+        wf.touched_at = now
+        return new
+
+    def _imported_version(self, wid: int, header: dict[str, Any], content: dict[str, Any],
+                          version: str, revision: int, now: datetime) -> data.Version:
+        doc, tasks, linkages = data.imported_content(content["workflow"], content["tasks"],
+                                                     content["linkages"], wid, self.task_ids)
+        return data.Version(data.version_key(version)[-1], self._take_id(), revision, header,
+                            now, now, tasks, linkages, workflow_doc=doc, label=version)
+
+    def record_import(self, record: dict[str, Any]) -> dict[str, Any]:
+        """Keep one import request's record, numbered from 1."""
+        record = {"seq": len(self.imports) + 1, **record}
+        self.imports.append(record)
+        return record
 
     def _apply_fields(self, wf: data.Workflow, version: data.Version, fields: dict[str, Any]) -> None:
         for key in list(fields):

@@ -21,10 +21,19 @@ BEGIN
         -- Column list: everything except the encrypted original and its hash.
         REVOKE SELECT ON zuora.workflow_definitions FROM zuora_reader;
         GRANT SELECT (customer_id, zuora_id, version, definition, definition_hash, task_count,
-                      linkage_count, size_bytes, exported_at, run_id)
+                      linkage_count, size_bytes, exported_at, run_id, fingerprint, settings_hash,
+                      task_hashes)
               ON zuora.workflow_definitions TO zuora_reader;
+        REVOKE SELECT ON zuora.workflow_versions FROM zuora_reader;
+        GRANT SELECT (customer_id, zuora_id, version_id, version, version_order, name, status,
+                      zuora_created_at, zuora_updated_at, listed_at, run_id, definition,
+                      definition_hash, fingerprint, settings_hash, task_hashes, task_count,
+                      size_bytes, exported_at, export_error)
+              ON zuora.workflow_versions TO zuora_reader;
+        GRANT SELECT ON zuora.workflow_version_listings, zuora.restores TO zuora_reader;
         GRANT SELECT ON zuora.current_workflows, zuora.workflow_tasks, zuora.changes_per_day,
-                        zuora.sync_health, zuora.open_dead_letters
+                        zuora.sync_health, zuora.open_dead_letters, zuora.workflow_version_changes,
+                        zuora.workflow_version_tasks
               TO zuora_reader;
     END IF;
 END

@@ -38,6 +38,7 @@ ENVIRONMENT = {
     "ZUORA_SYNC_LOOKBACK_DAYS": "7",                # re-export definitions older than this
     "ZUORA_SYNC_DEADLINE_MINUTES": "30",            # alert when a run is not done; 0 = none
     "ZUORA_SYNC_RETRY_DELAYS": "60,300,900",        # seconds between a task's tries
+    "ZUORA_SYNC_HISTORY_CALLS": "100",              # version-history backfill calls per customer per run
 }
 
 
@@ -66,6 +67,11 @@ def max_concurrent_exports() -> int:
 
 def lookback() -> timedelta:
     return timedelta(days=_positive_int("ZUORA_SYNC_LOOKBACK_DAYS", minimum=0))
+
+
+def history_calls() -> int:
+    """API calls per customer per run for the version-history backfill (0 = none)."""
+    return _positive_int("ZUORA_SYNC_HISTORY_CALLS", minimum=0)
 
 
 def deadline_minutes() -> int:

@@ -18,7 +18,9 @@ from datetime import timedelta
 from typing import Iterator
 
 from zuora import settings, warehouse
+from zuora.api.errors import ZuoraError
 from zuora.api.hook import ZuoraHook
+from zuora.warehouse import versions
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +46,9 @@ def warehouse_connection(conn_id: str = settings.WAREHOUSE_CONN_ID) -> Iterator:
 
 def migrate() -> list[str]:
     with warehouse_connection() as conn:
-        return warehouse.apply_migrations(conn)
+        applied = warehouse.apply_migrations(conn)
+        versions.fill_fingerprints(conn)
+        return applied
 
 
 def customers_to_sync(customer_ids: list[str] | None) -> list[dict]:
@@ -83,17 +87,49 @@ def list_stage(customer: dict, run_id: str) -> dict:
 
 
 def export_stage(customer: dict, run_id: str, *, full_refresh: bool = False,
-                 lookback: timedelta | None = None) -> dict:
-    """Export what is new or changed (everything on a full refresh) into staging."""
+                 lookback: timedelta | None = None, history_calls: int | None = None) -> dict:
+    """Export what is new or changed (everything on a full refresh) into staging, then
+    bring the workflows' version history up to date (see ``sync_versions``)."""
     started, hook = time.monotonic(), _hook(customer, run_id)
     customer_id = customer["customer_id"]
+    key = warehouse.resolve_encryption_key()
     with warehouse_connection() as conn:
         ids = warehouse.workflows_to_export(conn, run_id, customer_id, full_refresh=full_refresh,
                                             lookback=settings.lookback() if lookback is None else lookback)
         counts = warehouse.stage_exports(conn, run_id, customer_id, hook.export_workflows(ids),
-                                         encryption_key=warehouse.resolve_encryption_key())
+                                         encryption_key=key)
+        counts |= sync_versions(conn, hook, run_id, customer_id, key, settings.history_calls()
+                                if history_calls is None else history_calls)
         warehouse.add_sync_counts(conn, run_id, customer_id, **counts, **_api(hook))
     return _report("export", customer_id, run_id, started, counts, hook)
+
+
+def sync_versions(conn, hook: ZuoraHook, run_id: str, customer_id: str, key: bytes | None,
+                  budget: int) -> dict:
+    """List the versions of workflows whose list item changed, then spend at most ``budget``
+    calls on the history backfill: listing versions never listed, exporting versions never
+    exported. A failed call is counted, logged and tried again on a later run; it never fails
+    the customer's sync (its current definitions are already staged)."""
+    changed, backfill = versions.workflows_to_list_versions(conn, run_id, customer_id, budget)
+    listed = failed = 0
+    for zuora_id, item_hash in changed + backfill:
+        try:
+            listed += versions.record_versions(conn, run_id, customer_id, zuora_id, item_hash,
+                                               hook.list_versions(zuora_id))
+        except ZuoraError as exc:
+            failed += 1
+            log.warning("versions of workflow %s of %s not listed: %s", zuora_id, customer_id, exc)
+    versions.fill_from_current_exports(conn, run_id, customer_id)
+    pending = versions.versions_to_export(conn, run_id, customer_id, budget - len(backfill))
+    counts = versions.store_version_exports(conn, run_id, customer_id,
+                                            hook.export_versions(pending), key)
+    counts["versions_failed"] += failed
+    left = versions.versions_pending(conn, run_id, customer_id)
+    if left:
+        log.info("history of %s: %d versions (or workflows' version lists) still to fetch; "
+                 "later runs continue, %d calls each ($ZUORA_SYNC_HISTORY_CALLS)",
+                 customer_id, left, budget)
+    return {"versions_listed": listed, **counts, "versions_pending": left}
 
 
 def validate_stage(customer: dict, run_id: str) -> dict:
@@ -179,8 +215,9 @@ def _api(hook: ZuoraHook) -> dict:
 def _report(stage: str, customer_id: str, run_id: str, started: float, counts: dict,
             hook: ZuoraHook | None = None) -> dict:
     """One structured JSON log line per stage, and the small dict the task returns."""
+    duration = time.monotonic() - started
     report = {"stage": stage, "customer_id": customer_id, "run_id": run_id,
-              "duration_s": round(time.monotonic() - started, 3),
+              "started_at": round(time.time() - duration, 3), "duration_s": round(duration, 3),
               "max_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
               **counts, **(_api(hook) if hook else {})}
     log.info("zuora sync stage %s", json.dumps(report, default=str, sort_keys=True))

@@ -12,7 +12,8 @@ from zuora.warehouse.migrations import migration_files
 TABLES = {"customers", "workflows", "workflow_definitions", "workflow_history", "sync_runs",
           "dead_letters", "validation_issues", "schema_migrations", "staging_listings",
           "staging_list_items", "staging_workflows", "staging_exports"}
-VIEWS = {"current_workflows", "workflow_tasks", "changes_per_day", "sync_health", "open_dead_letters"}
+VIEWS = {"current_workflows", "workflow_tasks", "changes_per_day", "sync_health", "open_dead_letters",
+         "workflow_version_changes", "workflow_version_tasks"}
 
 
 def _schema(conn) -> tuple[set, set, list]:
@@ -67,6 +68,9 @@ def test_reader_role_reads_everything_but_the_encrypted_original(conn):
     assert can("sync_runs", "zuora_environment") and can("dead_letters", "payload")
     assert not can("workflow_definitions", "original_encrypted")
     assert not can("workflow_definitions", "original_hash")
+    assert can("workflow_versions", "definition") and can("restores", "zuora_response")
+    assert not can("workflow_versions", "original_encrypted")
+    assert not can("workflow_versions", "original_hash")
     for view in VIEWS:
         assert conn.execute("SELECT has_table_privilege('zuora_reader', %s, 'SELECT')",
                             (f"zuora.{view}",)).fetchone()[0], view

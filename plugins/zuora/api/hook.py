@@ -116,7 +116,7 @@ class ZuoraHook(BaseHook):
                 credentials.options, max_attempts=1, max_retry_time=0,
                 connect_timeout=min(credentials.options.connect_timeout, 3.0),
                 read_timeout=min(credentials.options.read_timeout, 5.0)))
-            probe._get_json("/workflows", params={"page": 1, "page_length": 1})
+            probe._request_json("GET", "/workflows", params={"page": 1, "page_length": 1})
         except ZuoraError as exc:
             return False, str(exc)
         return True, (f"Connected to {credentials.base_url} ({credentials.environment}, "
@@ -131,7 +131,7 @@ class ZuoraHook(BaseHook):
     def export_workflow(self, workflow_id: int, version: str | None = None) -> dict:
         """The export ``{workflow, tasks, linkages, ...}``; ``ZuoraNotFoundError`` on 404."""
         params = {"version": version} if version else None
-        export = self._get_json(f"/workflows/{int(workflow_id)}/export", params=params)
+        export = self._request_json("GET", f"/workflows/{int(workflow_id)}/export", params=params)
         if not isinstance(export, dict) or not isinstance(export.get("workflow"), dict):
             raise ZuoraMalformedResponseError(
                 f"export of workflow {workflow_id} has no 'workflow' object",
@@ -146,30 +146,65 @@ class ZuoraHook(BaseHook):
         finishes, so one failed export never loses the others. Only a bounded window of
         results is held in memory at once.
         """
+        return self._concurrently(self.export_workflow, workflow_ids)
+
+    def export_versions(self, versions: Iterable[tuple[int, str]]
+                        ) -> Iterator[tuple[tuple[int, str], dict | None, ZuoraError | None]]:
+        """``export_workflows`` for ``(workflow_id, version)`` pairs: one version each."""
+        return self._concurrently(lambda key: self.export_workflow(*key), versions)
+
+    def list_versions(self, workflow_id: int) -> list[dict]:
+        """Every version of a workflow (``GET /workflows/{id}/versions``), as Zuora lists them."""
+        endpoint = f"/workflows/{int(workflow_id)}/versions"
+        body = self._request_json("GET", endpoint)
+        versions = body.get("data") if isinstance(body, dict) else None
+        if not isinstance(versions, list):
+            raise ZuoraMalformedResponseError("the versions response has no 'data' list",
+                                              conn_id=self.zuora_conn_id, endpoint=endpoint)
+        return versions
+
+    def import_workflow(self, export: dict, *, activate: bool, idempotency_key: str) -> dict:
+        """``POST /workflows/import``: a new workflow from an export; returns Zuora's answer.
+        Needs the 'Workflow Manage Access' permission."""
+        return self._request_json("POST", "/workflows/import", params={"activate": _flag(activate)},
+                                  body=export, headers={"Idempotency-Key": idempotency_key})
+
+    def import_version(self, workflow_id: int, export: dict, *, version: str, activate: bool,
+                       idempotency_key: str) -> dict:
+        """``POST /workflows/{id}/versions/import``: a new version (numbered above every
+        existing one) of a workflow from an export. Needs 'Workflow Manage Access'."""
+        return self._request_json("POST", f"/workflows/{int(workflow_id)}/versions/import",
+                                  params={"version": version, "activate": _flag(activate)},
+                                  body=export, headers={"Idempotency-Key": idempotency_key})
+
+    def _concurrently(self, call: Callable[[Any], dict], keys: Iterable[Any]
+                      ) -> Iterator[tuple[Any, dict | None, ZuoraError | None]]:
         limit = self.credentials.options.max_concurrency
-        ids = iter(workflow_ids)
+        keys = iter(keys)
         with ThreadPoolExecutor(max_workers=limit, thread_name_prefix="zuora-export") as pool:
             running = {}
             while True:
-                for workflow_id in ids:
-                    running[pool.submit(self.export_workflow, workflow_id)] = workflow_id
+                for key in keys:
+                    running[pool.submit(call, key)] = key
                     if len(running) >= limit:
                         break
                 if not running:
                     return
                 done, _ = wait(running, return_when=FIRST_COMPLETED)
                 for future in done:
-                    workflow_id = running.pop(future)
+                    key = running.pop(future)
                     try:
-                        yield workflow_id, future.result(), None
+                        yield key, future.result(), None
                     except ZuoraError as exc:
-                        yield workflow_id, None, exc
+                        yield key, None, exc
 
     # -- HTTP ---------------------------------------------------------------------------
 
-    def _get_json(self, endpoint: str, params: dict | None = None) -> Any:
-        """GET ``endpoint`` (a path under the base URL) with token, retries and error mapping;
-        returns the decoded JSON body."""
+    def _request_json(self, method: str, endpoint: str, params: dict | None = None, *,
+                      body: Any = None, headers: dict | None = None) -> Any:
+        """``method`` ``endpoint`` (a path under the base URL) with token, retries and error
+        mapping; returns the decoded JSON body. A POST is retried only with an
+        Idempotency-Key, so Zuora never performs it twice."""
         url = self.credentials.base_url + endpoint
         options = self.credentials.options
         retrying = Retrying(
@@ -181,27 +216,30 @@ class ZuoraHook(BaseHook):
         )
         for attempt in retrying:
             with attempt:
-                response = self._authorized_get(url, endpoint, params)
+                response = self._authorized(method, url, endpoint, params, body, headers)
                 return self._decode(response, endpoint)
 
-    def _authorized_get(self, url: str, endpoint: str, params: dict | None) -> requests.Response:
-        response = self._send(url, endpoint, params)  # a cached token refused: re-minted once
+    def _authorized(self, method: str, url: str, endpoint: str, params: dict | None, body: Any,
+                    headers: dict | None) -> requests.Response:
+        # a cached token refused: re-minted once (ZuoraTokenAuth)
+        response = self._send(url, endpoint, params, method=method, body=body, headers=headers)
         if response.status_code == 401:
             raise ZuoraAuthError(
                 "Zuora refused a freshly minted token: the client credentials were revoked, or the "
-                "OAuth client's user lacks the 'Workflow View Access' permission",
+                f"OAuth client's user lacks the '{_permission(method)}' permission",
                 **self._where(endpoint, response))
-        self._raise_for_status(response, endpoint)
+        self._raise_for_status(response, endpoint, method)
         return response
 
-    def _send(self, url: str, endpoint: str, params: dict | None) -> requests.Response:
+    def _send(self, url: str, endpoint: str, params: dict | None, *, method: str = "GET",
+              body: Any = None, headers: dict | None = None) -> requests.Response:
         self._pace()
         options = self.credentials.options
         with self._lock:
             self.stats["requests"] += 1
         try:
-            response = self.get_conn().get(url, params=params,
-                                           timeout=(options.connect_timeout, options.read_timeout))
+            response = self.get_conn().request(method, url, params=params, json=body, headers=headers,
+                                               timeout=(options.connect_timeout, options.read_timeout))
         except requests.Timeout as exc:
             self._count("timeouts")
             raise ZuoraTimeoutError(f"no answer within the timeout ({type(exc).__name__})",
@@ -217,7 +255,7 @@ class ZuoraHook(BaseHook):
     def _mint(self) -> Token:
         """POST /oauth/token with the client credentials (form-encoded).
 
-        Runs under the token cache's lock from inside ``_get_json``, whose retries also
+        Runs under the token cache's lock from inside ``_request_json``, whose retries also
         cover this call: one retry layer, not two.
         """
         credentials = self.credentials
@@ -265,7 +303,8 @@ class ZuoraHook(BaseHook):
 
     # -- responses, errors, rate limits ---------------------------------------------------
 
-    def _raise_for_status(self, response: requests.Response, endpoint: str) -> None:
+    def _raise_for_status(self, response: requests.Response, endpoint: str,
+                          method: str = "GET") -> None:
         status = response.status_code
         if status < 400:
             return
@@ -280,7 +319,7 @@ class ZuoraHook(BaseHook):
             raise ZuoraTransientError(f"Zuora server error: {text}", **where)
         if status == 403:
             raise ZuoraAuthError(f"permission denied ({text}): give the OAuth client's user the "
-                                 "'Workflow View Access' permission", **where)
+                                 f"'{_permission(method)}' permission", **where)
         if status == 404:
             raise ZuoraNotFoundError(f"not found: {text}", **where)
         raise ZuoraClientError(f"request rejected: {text}", **where)
@@ -401,7 +440,7 @@ class WorkflowListing:
                     f"pagination does not end (page {page} after {len(seen_pages)} pages)",
                     conn_id=hook.zuora_conn_id, endpoint="/workflows")
             seen_pages.add(page)
-            body = hook._get_json("/workflows", params={"page": page, "page_length": self.page_length})
+            body = hook._request_json("GET", "/workflows", params={"page": page, "page_length": self.page_length})
             items, next_page = _page_of(body, hook.zuora_conn_id)
             self.pages += 1
             hook._count("pages")
@@ -455,6 +494,15 @@ def _error_text(response: requests.Response) -> str:
             if body.get(key):
                 return str(body[key])
     return json.dumps(body)[:200]
+
+
+def _permission(method: str) -> str:
+    """The Zuora permission a Workflow API call needs: reading, or creating (imports)."""
+    return "Workflow View Access" if method == "GET" else "Workflow Manage Access"
+
+
+def _flag(value: bool) -> str:
+    return "true" if value else "false"
 
 
 def _mask(secret: str) -> None:

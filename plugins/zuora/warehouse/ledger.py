@@ -17,7 +17,8 @@ ADDED = ("api_requests", "token_mints", "rate_limited", "retries")
 # ... and figures a stage sets (rerunning the stage gives the same value).
 SET = ("pages", "listed", "listing_complete", "exported", "exports_unchanged", "exports_failed",
        "inserted", "updated", "unchanged", "deleted", "restored", "stale", "invalid", "stored",
-       "dead_lettered", "definitions_changed")
+       "dead_lettered", "definitions_changed", "versions_listed", "versions_exported",
+       "versions_failed", "versions_pending")
 STAGES = ("list", "export", "validate", "upsert", "task")
 
 

@@ -15,6 +15,7 @@ import logging
 from datetime import timedelta
 from typing import Any, Callable, Iterable, NamedTuple
 
+from zuora.warehouse.fingerprint import summarize
 from zuora.warehouse.redaction import redact, redact_text
 from zuora.warehouse.secrets_box import encrypt_text, original_json
 from zuora.warehouse.transactions import committing
@@ -124,6 +125,9 @@ class ExportRow(NamedTuple):
     repairs: list[str] = []
     error_type: str | None = None
     error_message: str | None = None
+    fingerprint: str | None = None
+    settings_hash: str | None = None
+    task_hashes: str | None = None
 
 
 _COPY_EXPORTS = f"COPY zuora.staging_exports ({', '.join(ExportRow._fields)}) FROM STDIN"
@@ -153,6 +157,7 @@ def _export_row(run_id: str, customer_id: str, zuora_id: int, export: Any,
     workflow = definition["workflow"]
     tasks, linkages = definition.get("tasks"), definition.get("linkages")
     version, priority = workflow.get("version"), workflow.get("priority")
+    summary = summarize(definition)
     return ExportRow(
         run_id, customer_id, zuora_id, ok=True,
         version=version if isinstance(version, str) else None,
@@ -164,7 +169,8 @@ def _export_row(run_id: str, customer_id: str, zuora_id: int, export: Any,
         size_bytes=len(original),
         original_hash=hashlib.sha256(original.encode()).hexdigest(),
         original_encrypted=encrypt_text(original, encryption_key) if encryption_key else None,
-        repairs=sorted(repairs))
+        repairs=sorted(repairs), fingerprint=summary.fingerprint,
+        settings_hash=summary.settings_hash, task_hashes=canonical_json(summary.task_hashes))
 
 
 def stage_exports(conn, run_id: str, customer_id: str,
