@@ -1,9 +1,15 @@
-"""Add a real customer, checking its credentials before anything is saved.
+"""The command line: add a customer, restore or promote a workflow version, report drift.
+
+    PYTHONPATH=plugins .venv/bin/python -m zuora.cli add-customer ...   # see below
+    ... -m zuora.cli restore acme 101 --version 0.0.2 [--to globex] [--apply] ...
+    ... -m zuora.cli drift [TENANT_GROUP]
+
+**add-customer** tests a real customer's credentials before anything is saved:
 
     export ZUORA_CLIENT_SECRET='...'      # or be prompted for it
     PYTHONPATH=plugins .venv/bin/python -m zuora.cli add-customer acme --name "Acme Corp" \\
         --environment production --base-url https://rest.zuora.com \\
-        --client-id b64e42ba-7e1a-4bc6-9146-5e1b420306b5
+        --client-id b64e42ba-7e1a-4bc6-9146-5e1b420306b5 [--tenant-group acme]
 
 1. validates the connection fields (``credentials_from_connection``) and that the base URL
    is of the customer's environment;
@@ -14,6 +20,10 @@
 
 With ``--no-airflow-connection`` the connection is expected to exist already (a secrets
 backend, or ``AIRFLOW_CONN_*`` variables); it is still tested before the row is written.
+
+**restore** (``zuora.restore``) shows what it would import where (a dry run, recorded in
+``zuora.restores``); with ``--apply`` it imports the stored exact original into Zuora.
+**drift** (``zuora.drift``) compares a tenant group's sandbox and production workflows.
 """
 
 from __future__ import annotations
@@ -25,6 +35,7 @@ import os
 import subprocess
 import sys
 import tempfile
+from datetime import datetime, timezone
 
 from zuora import settings
 from zuora.api.credentials import airflow_connection
@@ -50,7 +61,7 @@ def add_customer(args: argparse.Namespace, secret: str) -> str:
         raise SystemExit(f"refused: the credentials do not work: {message}")
     if not args.no_airflow_connection:
         _save_airflow_connection(conn_id, definition)
-    _save_customer(args.customer_id, args.name, conn_id, args.environment)
+    _save_customer(args.customer_id, args.name, conn_id, args.environment, args.tenant_group)
     return f"customer {args.customer_id} added with connection {conn_id}: {message}"
 
 
@@ -67,12 +78,37 @@ def _save_airflow_connection(conn_id: str, definition: dict) -> None:
                          f"{result.stderr.strip()[-500:]}")
 
 
-def _save_customer(customer_id: str, name: str, conn_id: str, environment: str) -> None:
+def _save_customer(customer_id: str, name: str, conn_id: str, environment: str,
+                   tenant_group: str | None) -> None:
     from zuora import sync, warehouse
     with sync.warehouse_connection() as conn:
         warehouse.apply_migrations(conn)
-        warehouse.upsert_customer(conn, customer_id=customer_id, name=name,
-                                  zuora_conn_id=conn_id, environment=environment)
+        try:
+            warehouse.upsert_customer(conn, customer_id=customer_id, name=name, zuora_conn_id=conn_id,
+                                      environment=environment, tenant_group=tenant_group)
+        except ValueError as exc:
+            raise SystemExit(f"refused: {exc}")
+
+
+def restore(args: argparse.Namespace) -> str:
+    from zuora.restore import RestoreRefused, run
+    try:
+        text, _ = run(args.customer_id, args.zuora_id, version=args.version, as_of=args.as_of,
+                      to=args.to, as_new_workflow=args.as_new_workflow, activate=args.activate,
+                      apply_it=args.apply, confirm_production=args.confirm_production,
+                      requested_by=getpass.getuser())
+    except (RestoreRefused, ZuoraError) as exc:
+        raise SystemExit(f"refused: {exc}")
+    return text
+
+
+def _timestamp(text: str) -> datetime:
+    """ISO 8601; a time without a zone is UTC."""
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO timestamp: {text!r}") from None
+    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -88,7 +124,35 @@ def main(argv: list[str] | None = None) -> int:
     add.add_argument("--conn-id", help="Airflow connection id (default zuora_<customer_id>)")
     add.add_argument("--no-airflow-connection", action="store_true",
                      help="the connection exists already; only test it and write the customer row")
+    add.add_argument("--tenant-group", help="pairs this customer with its other environment (drift)")
+
+    restore_cmd = commands.add_parser(
+        "restore", help="restore or promote a stored workflow version (a dry run unless --apply)")
+    restore_cmd.add_argument("customer_id", help="the customer the version was synced from")
+    restore_cmd.add_argument("zuora_id", type=int, help="the workflow's Zuora id in that customer")
+    which = restore_cmd.add_mutually_exclusive_group(required=True)
+    which.add_argument("--version", help="the version number, e.g. 0.0.2")
+    which.add_argument("--as-of", type=_timestamp, metavar="TIMESTAMP",
+                       help="the newest version created by then (ISO 8601, UTC if no zone)")
+    restore_cmd.add_argument("--to", metavar="CUSTOMER", help="promote into this customer's tenant")
+    restore_cmd.add_argument("--as-new-workflow", action="store_true",
+                             help="import as a new workflow, not a new version of an existing one")
+    restore_cmd.add_argument("--activate", action="store_true", help="make the import the active version")
+    restore_cmd.add_argument("--apply", action="store_true", help="import it (after a dry run)")
+    restore_cmd.add_argument("--confirm-production", action="store_true",
+                             help="required to import into a production tenant")
+
+    drift_cmd = commands.add_parser("drift", help="compare a tenant group's sandbox and production")
+    drift_cmd.add_argument("tenant_group", nargs="?", help="one group (default: an overview of all)")
+
     args = parser.parse_args(argv)
+    if args.command == "restore":
+        print(restore(args))
+        return 0
+    if args.command == "drift":
+        from zuora import drift
+        print(drift.run(args.tenant_group))
+        return 0
     secret = ""
     if not args.no_airflow_connection:
         if not (args.base_url and args.client_id):

@@ -15,7 +15,17 @@ def dagbag():
 
 def test_dags_load_without_import_errors(dagbag):
     assert dagbag.import_errors == {}
-    assert {"zuora_workflow_sync", "zuora_sync_monitor"} <= set(dagbag.dag_ids)
+    assert {"zuora_workflow_sync", "zuora_sync_monitor", "zuora_workflow_restore"} <= set(dagbag.dag_ids)
+
+
+def test_restore_dag_offers_the_cli_choices_and_is_a_dry_run_by_default(dagbag):
+    dag = dagbag.dags["zuora_workflow_restore"]
+    assert dag.schedule is None or dag.timetable.summary == "None"
+    params = dag.params
+    assert set(params.keys()) == {"customer_id", "zuora_id", "version", "as_of", "to_customer",
+                                  "as_new_workflow", "activate", "apply", "confirm_production"}
+    assert params["apply"] is False and params["confirm_production"] is False
+    assert [t.retries for t in dag.tasks] == [0]
 
 
 def test_sync_dag_shape(dagbag):
