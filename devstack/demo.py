@@ -2,9 +2,11 @@
 
 Starts the embedded Postgres (data kept in .demo/ so a second run is incremental; for root
 in a private folder see `postgres.data_folder`) and the Zuora simulator with three demo
-customers, prepares an Airflow home with SQLite metadata under .demo/airflow, registers
-the customers, runs the DAG once with `airflow dags test`, prints a per-customer summary
-from the warehouse, and stops what it started.
+customers plus Umbrella, a company with a sandbox and a production customer (tenant group
+`umbrella`) whose sandbox differs in two workflows, prepares an Airflow home with SQLite
+metadata under .demo/airflow, registers the customers, runs the DAG once with `airflow dags
+test`, prints a per-customer summary from the warehouse, Umbrella's drift report and the
+dry run of promoting its differing workflow to production, and stops what it started.
 
 `python -m devstack.demo --standalone` does the same setup and then runs
 `airflow standalone` so you can open the UI (http://localhost:8080), trigger with params,
@@ -28,6 +30,7 @@ from cryptography.fernet import Fernet
 
 from devstack import postgres
 from devstack.postgres import EmbeddedPostgres
+from zuora_simulator import demo as sim_demo
 from zuora_simulator.client import running_simulator
 from zuora_simulator.demo import demo_tenants
 
@@ -37,6 +40,11 @@ AIRFLOW_HOME = DEMO / "airflow"
 DAG_ID = "zuora_workflow_sync"
 CUSTOMERS = {"acme": "Acme Corp", "globex": "Globex (rate limited)",
              "initech": "Initech (one export always fails)"}
+# Umbrella's two environments, one tenant group: customer id (= simulator tenant id) ->
+# (name, environment)
+UMBRELLA_GROUP = "umbrella"
+UMBRELLA = {sim_demo.UMBRELLA_SANDBOX: ("Umbrella Corp (sandbox)", "sandbox"),
+            sim_demo.UMBRELLA_PRODUCTION: ("Umbrella Corp", "production")}
 
 
 def main() -> int:
@@ -54,9 +62,10 @@ def main() -> int:
             f"cannot enter {DEMO}. `rm -rf .demo` (or --reset) starts over there too")
 
     with EmbeddedPostgres(data_dir=postgres_data) as pg, running_simulator(demo=True) as sim:
-        env = airflow_env(pg.uri, sim.base_url)
+        add_umbrella_tenants(sim.admin)
+        env = airflow_env(pg.uri, sim.base_url, umbrella=True)
         say(f"Postgres on {pg.uri}, Zuora simulator on {sim.base_url}")
-        register_customers(pg.uri)
+        register_customers(pg.uri, umbrella=True)
         prepare_airflow(env)
         if args.standalone:
             return run_standalone(env)
@@ -68,10 +77,11 @@ def main() -> int:
         say(f"DAG run finished in {time.monotonic() - started:.0f} s "
             f"({'success' if result.returncode == 0 else 'failed: see .demo/last-run.log'})")
         print_summary(pg.uri)
+        show_drift_and_restore(env, pg.uri)
     return 0
 
 
-def airflow_env(warehouse_uri: str, simulator_url: str) -> dict[str, str]:
+def airflow_env(warehouse_uri: str, simulator_url: str, umbrella: bool = False) -> dict[str, str]:
     """Environment for every airflow command: home, folders, connections, variables."""
     key_file = DEMO / "export-encryption.key"
     if not key_file.exists():
@@ -88,25 +98,40 @@ def airflow_env(warehouse_uri: str, simulator_url: str) -> dict[str, str]:
            "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
            "AIRFLOW_CONN_ZUORA_WAREHOUSE": warehouse_uri,
            "AIRFLOW_VAR_ZUORA_EXPORT_ENCRYPTION_KEY": key_file.read_text()}
-    return {**env, **demo_connections(simulator_url)}
+    return {**env, **demo_connections(simulator_url, umbrella)}
 
 
-def demo_connections(simulator_url: str) -> dict[str, str]:
-    """``AIRFLOW_CONN_ZUORA_DEMO_*`` for the simulator's demo tenants."""
+def demo_connections(simulator_url: str, umbrella: bool = False) -> dict[str, str]:
+    """``AIRFLOW_CONN_ZUORA_DEMO_*`` for the simulator's demo tenants (and Umbrella's)."""
     from zuora.api.credentials import airflow_connection
+    tenants = [(tenant, "sandbox") for tenant in demo_tenants()]
+    if umbrella:
+        tenants += [(tenant, UMBRELLA[tenant["tenant_id"]][1])
+                    for tenant in sim_demo.umbrella_tenants()]
     return {f"AIRFLOW_CONN_ZUORA_DEMO_{tenant['tenant_id'].upper()}": json.dumps(airflow_connection(
         simulator_url, tenant["client_id"], tenant["client_secret"],
-        allow_insecure_http=True, environment="sandbox")) for tenant in demo_tenants()}
+        allow_insecure_http=True, environment=environment)) for tenant, environment in tenants}
 
 
-def register_customers(warehouse_uri: str) -> None:
+def add_umbrella_tenants(admin) -> None:
+    """Umbrella's sandbox and production tenants, the sandbox made to differ in two workflows."""
+    for config in sim_demo.umbrella_tenants():
+        admin.add_tenant(**config)
+    sim_demo.make_umbrella_drift(admin)
+
+
+def register_customers(warehouse_uri: str, umbrella: bool = False) -> None:
     from zuora import warehouse
+    customers = [(customer_id, name, "sandbox", None) for customer_id, name in CUSTOMERS.items()]
+    if umbrella:
+        customers += [(customer_id, name, environment, UMBRELLA_GROUP)
+                      for customer_id, (name, environment) in UMBRELLA.items()]
     with psycopg.connect(warehouse_uri) as conn:
         warehouse.apply_migrations(conn)
-        for customer_id, name in CUSTOMERS.items():
+        for customer_id, name, environment, tenant_group in customers:
             warehouse.upsert_customer(conn, customer_id=customer_id, name=name,
                                       zuora_conn_id=f"zuora_demo_{customer_id}",
-                                      environment="sandbox")
+                                      environment=environment, tenant_group=tenant_group)
         conn.commit()
 
 
@@ -157,6 +182,26 @@ def print_summary(warehouse_uri: str) -> None:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)))
     print(f"\nOpen dead letters: {open_dead_letters} (SELECT * FROM zuora.open_dead_letters)")
     print("Run `make demo` again to see an incremental run: unchanged workflows are not exported.")
+
+
+def show_drift_and_restore(env: dict[str, str], warehouse_uri: str) -> None:
+    """Umbrella's drift report, and the dry run of promoting its differing sandbox workflow
+    to production: the CLI, as a user runs it."""
+    with psycopg.connect(warehouse_uri) as conn:
+        different = conn.execute(
+            "SELECT sandbox_customer_id, sandbox_zuora_id, sandbox_version, production_customer_id "
+            "FROM zuora.environment_drift WHERE tenant_group = %s AND state = 'different' "
+            "ORDER BY workflow_name LIMIT 1", (UMBRELLA_GROUP,)).fetchone()
+    commands = [["drift", UMBRELLA_GROUP]]
+    if different:
+        sandbox, zuora_id, version, production = different
+        commands.append(["restore", sandbox, str(zuora_id), "--version", version, "--to", production])
+    for arguments in commands:
+        print()
+        say(f"python -m zuora.cli {' '.join(arguments)}")
+        result = subprocess.run([sys.executable, "-m", "zuora.cli", *arguments], env=env,
+                                capture_output=True, text=True)
+        print((result.stdout or result.stderr).rstrip())
 
 
 def airflow() -> str:

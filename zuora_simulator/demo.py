@@ -7,14 +7,19 @@
 
 Credentials are derived from tenant id and seed (see :func:`demo_tenants`), so they are the
 same on every start.
+
+``make demo`` adds a company with two environments (not part of ``--demo``):
+:func:`umbrella_tenants` (``umbrella_sbx`` and ``umbrella_prod``, 12 identical workflows)
+and :func:`make_umbrella_drift`, which makes the sandbox differ in exactly two workflows.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from .client import AdminClient
 from .config import derive_client_id, derive_client_secret
-from .data import generate_workflows
+from .data import HEADER_FIELDS, generate_workflows
 
 
 def _first_ids(seed: int, count: int) -> list[int]:
@@ -35,3 +40,49 @@ def demo_tenants() -> list[dict[str, Any]]:
         config["client_id"] = derive_client_id(config["tenant_id"], config["seed"])
         config["client_secret"] = derive_client_secret(config["tenant_id"], config["seed"])
     return configs
+
+
+# Umbrella's sandbox and production: one seed, so the same workflows (ids, names, content).
+UMBRELLA_SEED = 404
+UMBRELLA_WORKFLOWS = 12
+UMBRELLA_SANDBOX, UMBRELLA_PRODUCTION = "umbrella_sbx", "umbrella_prod"
+# After every generated updatedAt (2025-09-30 at the latest): the sandbox's edits are newer.
+UMBRELLA_EDITED_AT = "2025-10-01T09:30:00Z"
+UMBRELLA_NEW_WORKFLOW = "Usage Overage Alert (draft)"
+
+
+def umbrella_tenants() -> list[dict[str, Any]]:
+    """Tenant configs of Umbrella's sandbox and production (the same 12 workflows)."""
+    return [{"tenant_id": tenant_id, "seed": UMBRELLA_SEED, "workflows": UMBRELLA_WORKFLOWS,
+             "client_id": derive_client_id(tenant_id, UMBRELLA_SEED),
+             "client_secret": derive_client_secret(tenant_id, UMBRELLA_SEED)}
+            for tenant_id in (UMBRELLA_SANDBOX, UMBRELLA_PRODUCTION)]
+
+
+def make_umbrella_drift(admin: AdminClient) -> dict[str, Any]:
+    """Make Umbrella's sandbox differ from production in exactly two workflows, the same way
+    on every start (fixed timestamps, so a second demo run exports nothing new):
+
+    - the third workflow is edited in the sandbox: its second task's notes change, and it
+      was saved on UMBRELLA_EDITED_AT, after production's copy;
+    - a new workflow, UMBRELLA_NEW_WORKFLOW, exists only in the sandbox.
+
+    Returns ``{"changed": (workflow id, name, task name), "added": (id, name)}``.
+    """
+    ids = admin.workflow_ids(UMBRELLA_SANDBOX)
+    changed = ids[2]
+    truth = admin.get_workflow(UMBRELLA_SANDBOX, changed)
+    export = admin.expected_export(UMBRELLA_SANDBOX, changed)
+    tasks = export["tasks"]
+    tasks[1]["notes"] = "Edited in sandbox: retry twice before failing"
+    # re-created under its id with the edited content: the admin API's update would stamp now
+    admin.delete_workflow(UMBRELLA_SANDBOX, changed)
+    admin.add_workflow(UMBRELLA_SANDBOX, id=changed, **{k: truth[k] for k in HEADER_FIELDS},
+                       status=truth["status"], legacy=truth["legacy"],
+                       ts_format=truth["ts_format"], size_class=truth["size_class"],
+                       created_at=truth["created_at"], updated_at=UMBRELLA_EDITED_AT,
+                       tasks=tasks, linkages=export["linkages"])
+    added = admin.add_workflow(UMBRELLA_SANDBOX, name=UMBRELLA_NEW_WORKFLOW,
+                               created_at=UMBRELLA_EDITED_AT, updated_at=UMBRELLA_EDITED_AT)
+    return {"changed": (changed, truth["name"], tasks[1]["name"]),
+            "added": (added["id"], added["name"])}

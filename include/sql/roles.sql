@@ -33,7 +33,7 @@ BEGIN
         GRANT SELECT ON zuora.workflow_version_listings, zuora.restores TO zuora_reader;
         GRANT SELECT ON zuora.current_workflows, zuora.workflow_tasks, zuora.changes_per_day,
                         zuora.sync_health, zuora.open_dead_letters, zuora.workflow_version_changes,
-                        zuora.workflow_version_tasks
+                        zuora.workflow_version_tasks, zuora.environment_drift
               TO zuora_reader;
     END IF;
 END

@@ -18,7 +18,6 @@ from datetime import timedelta
 from typing import Iterator
 
 from zuora import settings, warehouse
-from zuora.api.errors import ZuoraError
 from zuora.api.hook import ZuoraHook
 from zuora.warehouse import versions
 
@@ -111,14 +110,15 @@ def sync_versions(conn, hook: ZuoraHook, run_id: str, customer_id: str, key: byt
     exported. A failed call is counted, logged and tried again on a later run; it never fails
     the customer's sync (its current definitions are already staged)."""
     changed, backfill = versions.workflows_to_list_versions(conn, run_id, customer_id, budget)
+    item_hashes = dict(changed + backfill)
     listed = failed = 0
-    for zuora_id, item_hash in changed + backfill:
-        try:
-            listed += versions.record_versions(conn, run_id, customer_id, zuora_id, item_hash,
-                                               hook.list_versions(zuora_id))
-        except ZuoraError as exc:
+    for zuora_id, listing, error in hook.list_versions_of(item_hashes):
+        if error is None:
+            listed += versions.record_versions(conn, run_id, customer_id, zuora_id,
+                                               item_hashes[zuora_id], listing)
+        else:
             failed += 1
-            log.warning("versions of workflow %s of %s not listed: %s", zuora_id, customer_id, exc)
+            log.warning("versions of workflow %s of %s not listed: %s", zuora_id, customer_id, error)
     versions.fill_from_current_exports(conn, run_id, customer_id)
     pending = versions.versions_to_export(conn, run_id, customer_id, budget - len(backfill))
     counts = versions.store_version_exports(conn, run_id, customer_id,

@@ -195,6 +195,25 @@ def test_a_three_day_backfill_runs_one_day_at_a_time(deployment):
                             "AND status = 'success'") == [(3,)]
 
 
+def test_a_restore_triggered_from_the_ui_is_a_dry_run_until_applied(deployment):
+    api = deployment.api
+    deployment.add_customer("restorable", workflows=2)
+    assert api.wait(api.trigger({"customer_ids": ["restorable"]}), timeout=180) == "success"
+    zuora_id, version = deployment.query(
+        "SELECT zuora_id, version FROM zuora.workflow_versions WHERE customer_id = 'restorable' "
+        "AND original_encrypted IS NOT NULL ORDER BY zuora_id, version_order LIMIT 1")[0]
+    api.call("PATCH", "/dags/zuora_workflow_restore", json={"is_paused": False})
+    conf = {"customer_id": "restorable", "zuora_id": zuora_id, "version": version}
+    for run_conf in (conf, {**conf, "apply": True}):
+        run_id = api.trigger(run_conf, dag_id="zuora_workflow_restore")
+        assert api.wait(run_id, timeout=120, dag_id="zuora_workflow_restore") == "success"
+    assert deployment.query("SELECT status, applied, requested_by, source_version FROM zuora.restores "
+                            "WHERE source_customer_id = 'restorable' ORDER BY restore_id") == [
+        ("planned", False, "admin", version), ("imported", True, "admin", version)]
+    imports = deployment.sim.imports("restorable")             # the tenant is named after it
+    assert [(i["kind"], i["workflow_id"], i["replay"]) for i in imports] == [("version", zuora_id, False)]
+
+
 def test_the_monitor_reads_the_real_queue_through_the_airflow_api(deployment):
     api = deployment.api
     base = deployment.info["api_url"]

@@ -87,3 +87,15 @@ def test_the_version_changes_view_says_what_changed_task_by_task(env, sim_tenant
     assert rows[2] == ("0.0.3", "0.0.2", [], [], [], True)        # only the description
     tasks = env.query("SELECT version, count(*) FROM zuora.workflow_version_tasks GROUP BY 1 ORDER BY 1")
     assert [count for _, count in tasks] == [len(before), len(after), len(after)]
+
+
+def test_a_failing_history_call_never_fails_the_sync_and_is_tried_again(env, sim_tenant):
+    tenant = sim_tenant(workflows=2)
+    acme = env.customer("acme", tenant, max_attempts=1)
+    tenant.script([{"endpoint": "versions", "kind": "status", "status": 500}])
+    sync.run_customer(acme, "run-1")
+    assert env.query("SELECT status, stored, versions_failed, versions_pending > 0 FROM zuora.sync_runs") == [
+        ("success", 2, 1, True)]
+    sync.run_customer(acme, "run-2")
+    assert env.query("SELECT status, versions_failed, versions_pending FROM zuora.sync_runs "
+                     "WHERE run_id = 'run-2'") == [("success", 0, 0)]

@@ -13,7 +13,7 @@ TABLES = {"customers", "workflows", "workflow_definitions", "workflow_history", 
           "dead_letters", "validation_issues", "schema_migrations", "staging_listings",
           "staging_list_items", "staging_workflows", "staging_exports"}
 VIEWS = {"current_workflows", "workflow_tasks", "changes_per_day", "sync_health", "open_dead_letters",
-         "workflow_version_changes", "workflow_version_tasks"}
+         "workflow_version_changes", "workflow_version_tasks", "environment_drift"}
 
 
 def _schema(conn) -> tuple[set, set, list]:

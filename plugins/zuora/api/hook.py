@@ -163,6 +163,11 @@ class ZuoraHook(BaseHook):
                                               conn_id=self.zuora_conn_id, endpoint=endpoint)
         return versions
 
+    def list_versions_of(self, workflow_ids: Iterable[int]
+                         ) -> Iterator[tuple[int, list[dict] | None, ZuoraError | None]]:
+        """``list_versions`` of many workflows, concurrently as ``export_workflows``."""
+        return self._concurrently(self.list_versions, workflow_ids)
+
     def import_workflow(self, export: dict, *, activate: bool, idempotency_key: str) -> dict:
         """``POST /workflows/import``: a new workflow from an export; returns Zuora's answer.
         Needs the 'Workflow Manage Access' permission."""
