@@ -14,19 +14,13 @@ from __future__ import annotations
 import _common  # noqa: F401  (paths)
 
 import argparse
-import json
-import os
-import signal
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from datetime import datetime
-from pathlib import Path
 
-import psutil
-
+from _cluster import airflow_cpu_seconds, running_cluster, unpause
 from devstack.airflow_api import SYNC_DAG, Api
 from devstack.cluster import add_customer
 from zuora_simulator.client import AdminClient
@@ -36,22 +30,6 @@ NOOP_DAG = "zuora_noop_shape"
 
 def parse(timestamp: str) -> datetime:
     return datetime.fromisoformat(timestamp.replace("Z", "+00:00"))
-
-
-def airflow_cpu_seconds(cluster_pid: int) -> float:
-    """CPU used so far by every Airflow process under the cluster (not Postgres, Redis or the
-    simulator): each component with its live descendants, and the children they reaped."""
-    total = 0.0
-    for component in psutil.Process(cluster_pid).children():
-        try:
-            if "airflow" not in " ".join(component.cmdline()):
-                continue
-            for process in [component, *component.children(recursive=True)]:
-                times = process.cpu_times()
-                total += times.user + times.system + times.children_user + times.children_system
-        except psutil.NoSuchProcess:
-            continue
-    return total
 
 
 def measured_run(api: Api, cluster_pid: int, dag_id: str, customers: list[str]) -> dict:
@@ -113,39 +91,13 @@ def main() -> None:
     parser.add_argument("--workflows", type=int, default=3, help="per customer")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
-    home = Path(tempfile.mkdtemp(prefix="zws-bench-cluster-"))
-    dags = home / "dags"
-    dags.mkdir()
-    for dag_file in ("zuora_workflow_sync.py", "zuora_sync_monitor.py"):
-        (dags / dag_file).symlink_to(_common.ROOT / "dags" / dag_file)
-    (dags / "noop_shape_dag.py").symlink_to(_common.ROOT / "benchmarks" / "noop_shape_dag.py")
-    log = open(home / "cluster.out", "wb")
-    cluster = subprocess.Popen([sys.executable, "-m", "devstack.cluster", "--home", str(home),
-                                "--no-demo", "--dags-folder", str(dags)], cwd=_common.ROOT,
-                               stdout=log, stderr=subprocess.STDOUT,
-                               # not _common's Airflow settings: the cluster's own, its DAG folder
-                               env={k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")})
+    dags = _common.ROOT / "dags"
     rows = []
-    try:
-        while not (home / "cluster.json").exists():
-            if cluster.poll() is not None:
-                raise SystemExit((home / "cluster.out").read_text()[-3000:])
-            time.sleep(1)
-        info = json.loads((home / "cluster.json").read_text())
-        api = Api(info)
-        for dag_id in (SYNC_DAG, NOOP_DAG):
-            deadline = time.monotonic() + 180
-            while True:                        # until the dag-processor has parsed it
-                try:
-                    api.call("PATCH", f"/dags/{dag_id}", json={"is_paused": False})
-                    break
-                except RuntimeError:
-                    if time.monotonic() > deadline:
-                        raise
-                    time.sleep(2)
-        first = api.call("GET", f"/dags/{SYNC_DAG}/dagRuns")["dag_runs"]
-        for run in first:                      # the scheduled run unpausing starts: no customers
-            api.wait(run["dag_run_id"])
+    with running_cluster({"zuora_workflow_sync.py": dags / "zuora_workflow_sync.py",
+                          "zuora_sync_monitor.py": dags / "zuora_sync_monitor.py",
+                          "noop_shape_dag.py": _common.ROOT / "benchmarks" / "noop_shape_dag.py"}
+                         ) as (info, api):
+        unpause(api, SYNC_DAG, NOOP_DAG)
         sim = AdminClient(info["simulator_url"])
         add_customer(api, sim, info["warehouse_uri"], "warmup", workflows=args.workflows)
         for dag_id in (NOOP_DAG, SYNC_DAG):    # pool processes and caches warm, not measured
@@ -158,10 +110,6 @@ def main() -> None:
             ours = measured_run(api, info["pid"], SYNC_DAG, names)
             rows.append((size, ours, noop))
             print(size, ours, noop, flush=True)
-    finally:
-        cluster.send_signal(signal.SIGTERM)
-        cluster.wait(timeout=120)
-        log.close()
     write(rows, args, import_costs())
 
 

@@ -8,6 +8,9 @@ Keeps the Zuora Workflow definitions of every enabled customer in the warehouse
 (`list_workflows` → `export_workflows` → `validate` → `upsert`, labelled by customer id)
 → `summarize`, which writes the run summary and **fails the run when any customer failed**
 (all other customers still finish). Failed customers are in `zuora.dead_letters`.
+A customer with nothing new, changed or deleted is synced by `list_workflows` alone, which
+then ends **skipped** with the reason in its log, and its other three tasks are skipped without
+starting (its `zuora.sync_runs` row says success, with the usual counts).
 
 **Trigger form (params):**
 - `customer_ids`: only these customers (empty = every enabled customer)
@@ -28,6 +31,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 from airflow.sdk import Param, TriggerRule, dag, task, task_group
+from airflow.sdk.exceptions import AirflowSkipException
 
 from zuora import settings
 from zuora.alerts import ZuoraAlertNotifier, run_deadline
@@ -77,9 +81,17 @@ def zuora_workflow_sync():
     @task_group
     def customer_sync(customer: dict):
         @task(pool=settings.POOL, map_index_template=CUSTOMER_LABEL)
-        def list_workflows(customer: dict, run_id=None) -> dict:
+        def list_workflows(customer: dict, params=None, run_id=None) -> dict:
             from zuora import sync
-            return sync.list_stage(customer, run_id)
+            report = sync.list_stage(customer, run_id, finish_unchanged=not params["full_refresh"])
+            if "finished" in report:
+                # A customer with nothing to do was synced by this task. Ending it skipped makes
+                # the scheduler skip the other three without starting them (a short-circuit
+                # cannot: Airflow 3.3 ignores it inside a mapped task group, apache/airflow#67265).
+                raise AirflowSkipException(
+                    f"customer {customer['customer_id']} synced in this task: nothing new, changed "
+                    "or deleted, so export, validate and upsert are skipped (see zuora.sync_runs)")
+            return report
 
         @task(pool=settings.POOL, max_active_tis_per_dagrun=settings.max_concurrent_exports(),
               map_index_template=CUSTOMER_LABEL, execution_timeout=timedelta(minutes=60))

@@ -17,6 +17,8 @@ def sync_env(airflow_db, warehouse_uri, sim_tenant, monkeypatch):
     """add_customer(customer_id, tenant=None, **tenant_config) registers a customer whose
     connection points at a (new) simulator tenant; returns the tenant."""
     monkeypatch.setenv("AIRFLOW_CONN_ZUORA_WAREHOUSE", warehouse_uri)
+    # these tests count current-definition calls; the history backfill is tested in tests/history
+    monkeypatch.setenv("ZUORA_SYNC_HISTORY_CALLS", "0")
     with psycopg.connect(warehouse_uri) as conn:
         warehouse.apply_migrations(conn)
 

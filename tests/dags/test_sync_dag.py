@@ -102,3 +102,45 @@ def test_customer_ids_param_limits_the_run(sync_dag, sync_env):
     assert [r[0] for r in query(sync_env.uri, "SELECT customer_id FROM zuora.sync_runs "
                                               "WHERE run_id = %s", result.run_id)] == ["one"]
     assert two.stats()["requests"] == {}
+
+
+def stage_states(result) -> dict[str, list[str]]:
+    """Stage -> the states of its mapped task instances, by map index (customers by id)."""
+    states: dict[str, list[str]] = {}
+    for ti in sorted(result.get_task_instances(), key=lambda ti: ti.map_index):
+        if ti.map_index >= 0:
+            states.setdefault(ti.task_id.rsplit(".", 1)[-1], []).append(ti.state)
+    return states
+
+
+def test_an_unchanged_customer_costs_one_task_and_any_change_runs_all_four(sync_dag, sync_env):
+    tenants = {name: sync_env(name, workflows=3) for name in ("busy", "gone", "letter", "quiet")}
+    first = run(sync_dag)
+    assert first.state == "success"
+    assert set(stage_states(first)["upsert"]) == {"success"}
+
+    tenants["busy"].update_workflow(tenants["busy"].workflow_ids()[0], name="Changed")
+    tenants["gone"].delete_workflow(tenants["gone"].workflow_ids()[0])
+    from zuora import sync, warehouse
+    with sync.warehouse_connection() as conn:    # an earlier run left a dead letter to retry
+        warehouse.record_dead_letter(conn, run_id="earlier", customer_id="letter", stage="list",
+                                     error_type="ZuoraTransientError", message="503")
+    for tenant in tenants.values():
+        tenant.reset_stats()
+    second = run(sync_dag)
+    assert second.state == "success"
+    everything = ["success"] * 3
+    assert stage_states(second) == {          # busy, gone, letter, quiet: synced by its list task
+        "list_workflows": everything + ["skipped"],
+        "export_workflows": everything + ["skipped"],
+        "validate": everything + ["skipped"],
+        "upsert": everything + ["skipped"]}
+    assert tenants["quiet"].stats()["requests"] == {"list": 1}
+    rows = query(sync_env.uri, "SELECT customer_id, status, listed, stored, unchanged, deleted "
+                               "FROM zuora.sync_runs WHERE run_id = %s ORDER BY 1", second.run_id)
+    assert rows == [("busy", "success", 3, 3, 2, 0), ("gone", "success", 2, 2, 2, 1),
+                    ("letter", "success", 3, 3, 3, 0), ("quiet", "success", 3, 3, 3, 0)]
+    assert query(sync_env.uri, "SELECT count(*) FROM zuora.open_dead_letters") == [(0,)]
+    # a full refresh always runs the four stages
+    third = run(sync_dag, full_refresh=True)
+    assert set(stage_states(third)["upsert"]) == {"success"}

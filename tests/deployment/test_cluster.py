@@ -189,8 +189,17 @@ def test_a_three_day_backfill_runs_one_day_at_a_time(deployment):
     spans = sorted((parse(r["start_date"]), parse(r["end_date"])) for r in runs)
     assert all(end <= next_start for (_, end), (next_start, _) in zip(spans, spans[1:]))
     assert backfill["max_active_runs"] == 1
-    # the first run inserted the 4 workflows; the next two found nothing changed
+    # the first run inserted the 4 workflows; the next two found nothing changed, so each
+    # synced the customer in its list task (skipped, with the reason) and started nothing else
     assert deployment.query("SELECT count(*) FROM zuora.workflow_history")[0][0] == before + 4
+    first, *later = sorted(runs, key=lambda r: r["logical_date"])
+    assert {t["state"] for t in mapped(api.task_instances(first["dag_run_id"]), "upsert")} == {"success"}
+    for run in later:
+        stages = [t for t in api.task_instances(run["dag_run_id"]) if t["map_index"] >= 0]
+        assert {(t["task_id"], t["state"]) for t in stages} == {
+            (f"{GROUP}.{stage}", "skipped") for stage in ("list_workflows", "export_workflows",
+                                                           "validate", "upsert")}
+        assert all(t["start_date"] is None for t in stages if not t["task_id"].endswith("list_workflows"))
     assert deployment.query("SELECT count(*) FROM zuora.sync_runs WHERE customer_id = 'daily' "
                             "AND status = 'success'") == [(3,)]
 

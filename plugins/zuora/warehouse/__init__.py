@@ -9,6 +9,7 @@ by ``(run_id, customer_id)``, never XCom:
     list_customers(conn, customer_ids=None) -> list[dict]     enabled customers
     start_sync_run(conn, run_id, customer_id, conn_id=, environment=)
     list:     stage_listing(conn, run_id, customer_id, items, complete | complete_flag=) -> listed
+              work_after_listing(conn, run_id, customer_id, lookback=) -> reasons (none: finish)
     export:   workflows_to_export(conn, run_id, customer_id, full_refresh=, lookback=) -> ids
               stage_exports(conn, run_id, customer_id, hook.export_workflows(ids),
                             encryption_key=resolve_encryption_key()) -> counts
@@ -30,12 +31,13 @@ from zuora.warehouse.merge import lock_customer, merge_customer
 from zuora.warehouse.migrations import apply_migrations
 from zuora.warehouse.retention import Retention, cleanup
 from zuora.warehouse.secrets_box import decrypt_export, resolve_encryption_key
-from zuora.warehouse.staging import stage_exports, stage_listing, sweep_stale_staging, workflows_to_export
+from zuora.warehouse.staging import (stage_exports, stage_listing, sweep_stale_staging,
+                                     work_after_listing, workflows_to_export)
 
 __all__ = [
     "apply_migrations", "list_customers", "upsert_customer", "start_sync_run", "add_sync_counts",
     "finish_sync_run", "record_dead_letter", "stage_listing",
-    "workflows_to_export", "stage_exports", "validate_staged", "merge_customer", "lock_customer",
+    "workflows_to_export", "work_after_listing", "stage_exports", "validate_staged", "merge_customer", "lock_customer",
     "cleanup", "Retention", "sweep_stale_staging", "decrypt_original", "decrypt_export",
     "resolve_encryption_key",
 ]

@@ -106,6 +106,36 @@ def workflows_to_export(conn, run_id: str, customer_id: str, *, full_refresh: bo
     return [row[0] for row in rows]
 
 
+_WORK = """
+SELECT (SELECT count(*) FROM zuora.workflows w
+         WHERE w.customer_id = %(customer_id)s AND w.deleted_at IS NULL
+           AND NOT EXISTS (SELECT FROM zuora.staging_list_items s
+                            WHERE s.run_id = %(run_id)s AND s.customer_id = %(customer_id)s
+                              AND s.zuora_id = w.zuora_id)),
+       (SELECT count(*) FROM zuora.staging_list_items s
+         WHERE s.run_id = %(run_id)s AND s.customer_id = %(customer_id)s
+           AND (s.zuora_id IS NULL OR s.item IS NULL)),
+       (SELECT count(*) FROM zuora.dead_letters d
+         WHERE d.customer_id = %(customer_id)s AND d.resolved_at IS NULL),
+       (SELECT NOT complete FROM zuora.staging_listings
+         WHERE run_id = %(run_id)s AND customer_id = %(customer_id)s)
+"""
+
+
+def work_after_listing(conn, run_id: str, customer_id: str, *, lookback: timedelta) -> list[str]:
+    """Why the customer's export, validate and upsert stages must run after this listing
+    (empty: nothing new, changed, deleted, due for the lookback re-export, unusable or
+    dead-lettered, so the merge would change nothing but the ledger)."""
+    to_export = workflows_to_export(conn, run_id, customer_id, lookback=lookback)
+    with committing(conn):
+        gone, unusable, dead, incomplete = conn.execute(
+            _WORK, {"run_id": run_id, "customer_id": customer_id}).fetchone()
+    counts = {"workflows to export": len(to_export), "deleted": gone,
+              "list items to dead-letter": unusable, "open dead letters to retry": dead}
+    return ([f"{count} {what}" for what, count in counts.items() if count]
+            + (["the listing is incomplete"] if incomplete else []))
+
+
 class ExportRow(NamedTuple):
     """One ``zuora.staging_exports`` row, its fields named as the table's columns."""
 

@@ -1,0 +1,84 @@
+"""The local Celery cluster (`python -m devstack.cluster`) for the benchmarks that measure
+Airflow itself: started with a DAG folder of chosen files, its DAGs unpaused, and the CPU used
+by every Airflow process it runs."""
+
+from __future__ import annotations
+
+import _common
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Iterator
+
+import psutil
+
+from devstack.airflow_api import SYNC_DAG, Api
+
+
+@contextlib.contextmanager
+def running_cluster(dag_files: dict[str, Path]) -> Iterator[tuple[dict, Api]]:
+    """A cluster whose DAG folder holds ``dag_files`` (name -> file); yields its cluster.json
+    and a REST API client, and stops it at the end."""
+    home = Path(tempfile.mkdtemp(prefix="zws-bench-cluster-"))
+    dags = home / "dags"
+    dags.mkdir()
+    for name, path in dag_files.items():
+        (dags / name).symlink_to(path)
+    log = open(home / "cluster.out", "wb")
+    cluster = subprocess.Popen([sys.executable, "-m", "devstack.cluster", "--home", str(home),
+                                "--no-demo", "--dags-folder", str(dags)], cwd=_common.ROOT,
+                               stdout=log, stderr=subprocess.STDOUT,
+                               # not _common's Airflow settings: the cluster's own, its DAG folder
+                               env={k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")})
+    try:
+        while not (home / "cluster.json").exists():
+            if cluster.poll() is not None:
+                raise SystemExit((home / "cluster.out").read_text()[-3000:])
+            time.sleep(1)
+        info = json.loads((home / "cluster.json").read_text())
+        yield info, Api(info)
+    finally:
+        cluster.send_signal(signal.SIGTERM)
+        cluster.wait(timeout=120)
+        log.close()
+
+
+def unpause(api: Api, *dag_ids: str) -> None:
+    """Unpause each DAG once the dag-processor has parsed it; wait for the sync DAG's first
+    scheduled run (unpausing starts one; no customers yet)."""
+    for dag_id in dag_ids:
+        deadline = time.monotonic() + 180
+        while True:
+            try:
+                api.call("PATCH", f"/dags/{dag_id}", json={"is_paused": False})
+                break
+            except RuntimeError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(2)
+    if SYNC_DAG in dag_ids:
+        for run in api.call("GET", f"/dags/{SYNC_DAG}/dagRuns")["dag_runs"]:
+            api.wait(run["dag_run_id"])
+
+
+def airflow_cpu_seconds(cluster_pid: int) -> float:
+    """CPU used so far by every Airflow process under the cluster (not Postgres, Redis or the
+    simulator): each component with its live descendants, and the children they reaped."""
+    total = 0.0
+    for component in psutil.Process(cluster_pid).children():
+        try:
+            if "airflow" not in " ".join(component.cmdline()):
+                continue
+            for process in [component, *component.children(recursive=True)]:
+                times = process.cpu_times()
+                total += times.user + times.system + times.children_user + times.children_system
+        except psutil.NoSuchProcess:
+            continue
+    return total
