@@ -64,7 +64,12 @@ def unpause(api: Api, *dag_ids: str) -> None:
                     raise
                 time.sleep(2)
     if SYNC_DAG in dag_ids:
-        for run in api.call("GET", f"/dags/{SYNC_DAG}/dagRuns")["dag_runs"]:
+        deadline = time.monotonic() + 120
+        while not (runs := api.call("GET", f"/dags/{SYNC_DAG}/dagRuns")["dag_runs"]):
+            if time.monotonic() > deadline:
+                raise SystemExit("the scheduler created no run of the sync DAG after unpausing it")
+            time.sleep(1)
+        for run in runs:
             api.wait(run["dag_run_id"])
 
 

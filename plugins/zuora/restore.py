@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import logging
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -29,7 +30,10 @@ from zuora.api.hook import ZuoraHook
 from zuora.warehouse.fingerprint import Diff, Summary, diff, summarize
 from zuora.warehouse.redaction import redact
 from zuora.warehouse.transactions import committing
+from zuora.warehouse.transform import parse_zuora_timestamp
 from zuora.warehouse.versions import version_order
+
+log = logging.getLogger(__name__)
 
 
 class RestoreRefused(Exception):
@@ -221,8 +225,6 @@ def run(source_customer: str, zuora_id: int, *, version: str | None = None,
 
 def run_from_params(params: dict, *, requested_by: str) -> dict:
     """``run`` for the zuora_workflow_restore DAG: its params, the text in the task log."""
-    import logging
-    from zuora.warehouse.transform import parse_zuora_timestamp
     text, summary = run(params["customer_id"], params["zuora_id"], version=params.get("version") or None,
                         as_of=parse_zuora_timestamp(params.get("as_of")),
                         to=params.get("to_customer") or None,
@@ -230,7 +232,7 @@ def run_from_params(params: dict, *, requested_by: str) -> dict:
                         activate=bool(params.get("activate")), apply_it=bool(params.get("apply")),
                         confirm_production=bool(params.get("confirm_production")),
                         requested_by=requested_by)
-    logging.getLogger(__name__).info("%s", text)
+    log.info("%s", text)
     return summary
 
 

@@ -88,8 +88,10 @@ def list_stage(customer: dict, run_id: str, *, finish_unchanged: bool = False) -
                                          complete_flag=lambda: listing.complete)
         counts = {"listed": listed, "listing_complete": listing.complete, "pages": listing.pages}
         warehouse.add_sync_counts(conn, run_id, customer_id, **counts, **_api(hook))
-        work = _work_after_listing(conn, run_id, customer_id) if finish_unchanged else ["asked to"]
+        work = _work_after_listing(conn, run_id, customer_id) if finish_unchanged else None
     report = _report("list", customer_id, run_id, started, counts, hook)
+    if work is None:
+        return report
     if work:
         log.info("customer %s: export, validate and upsert to run (%s)", customer_id, "; ".join(work))
         return report
@@ -111,7 +113,7 @@ def _work_after_listing(conn, run_id: str, customer_id: str) -> list[str]:
 
 
 def export_stage(customer: dict, run_id: str, *, full_refresh: bool = False,
-                 lookback: timedelta | None = None, history_calls: int | None = None) -> dict:
+                 lookback: timedelta | None = None) -> dict:
     """Export what is new or changed (everything on a full refresh) into staging, then
     bring the workflows' version history up to date (see ``sync_versions``)."""
     started, hook = time.monotonic(), _hook(customer, run_id)
@@ -122,8 +124,7 @@ def export_stage(customer: dict, run_id: str, *, full_refresh: bool = False,
                                             lookback=settings.lookback() if lookback is None else lookback)
         counts = warehouse.stage_exports(conn, run_id, customer_id, hook.export_workflows(ids),
                                          encryption_key=key)
-        counts |= sync_versions(conn, hook, run_id, customer_id, key, settings.history_calls()
-                                if history_calls is None else history_calls)
+        counts |= sync_versions(conn, hook, run_id, customer_id, key, settings.history_calls())
         warehouse.add_sync_counts(conn, run_id, customer_id, **counts, **_api(hook))
     return _report("export", customer_id, run_id, started, counts, hook)
 

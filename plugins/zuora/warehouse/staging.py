@@ -171,8 +171,10 @@ def _failed_export_row(run_id, customer_id, zuora_id, error) -> ExportRow:
                      error_message=message)
 
 
-def _export_row(run_id: str, customer_id: str, zuora_id: int, export: Any,
-                encryption_key: bytes | None) -> ExportRow:
+def export_row(run_id: str, customer_id: str, zuora_id: int, export: Any,
+               encryption_key: bytes | None) -> ExportRow:
+    """What is stored of one export: redacted definition, hashes, fingerprint, counts, the
+    original only encrypted; a failed row when it cannot be stored."""
     if not isinstance(export, dict) or not isinstance(export.get("workflow"), dict):
         return _failed_export_row(run_id, customer_id, zuora_id,
                                   ValueError("export has no 'workflow' object"))
@@ -219,7 +221,7 @@ def stage_exports(conn, run_id: str, customer_id: str,
         with conn.cursor() as cur, cur.copy(_COPY_EXPORTS) as copy:
             for zuora_id, export, error in results:
                 if error is None and export is not None:
-                    row = _export_row(run_id, customer_id, int(zuora_id), export, encryption_key)
+                    row = export_row(run_id, customer_id, int(zuora_id), export, encryption_key)
                 else:
                     row = _failed_export_row(run_id, customer_id, int(zuora_id), error)
                 copy.write_row(row)

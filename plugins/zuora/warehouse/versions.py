@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 from typing import Any, Iterable
 
-from zuora.warehouse.staging import _export_row
+from zuora.warehouse.staging import export_row
 from zuora.warehouse.transactions import committing
 from zuora.warehouse.transform import make_storable, parse_zuora_timestamp
 
@@ -150,7 +150,7 @@ def store_version_exports(conn, run_id: str, customer_id: str,
     original only encrypted); a failure is noted on the version and tried again later."""
     exported = failed = 0
     for (zuora_id, version), export, error in results:
-        row = (_export_row(run_id, customer_id, zuora_id, export, encryption_key)
+        row = (export_row(run_id, customer_id, zuora_id, export, encryption_key)
                if error is None and export is not None else None)
         with committing(conn):
             if row is not None and row.ok:
