@@ -98,8 +98,10 @@ def test_transient_errors_are_retried_on_schedule_and_permanent_ones_dead_letter
     [bad_list] = [t for t in mapped(api.task_instances(run_id), "list_workflows")
                   if t["rendered_map_index"] == "badcreds"]
     assert bad_list["state"] == "failed" and bad_list["try_number"] == 1   # not retried
-    assert deployment.query("SELECT stage, error_type FROM zuora.open_dead_letters "
-                            "WHERE customer_id = 'badcreds'") == [("list", "ZuoraAuthError")]
+    [(stage, error_type, message)] = deployment.query(
+        "SELECT stage, error_type, message FROM zuora.open_dead_letters WHERE customer_id = 'badcreds'")
+    assert (stage, error_type) == ("list", "ZuoraAuthError")
+    assert "refused the client credentials" in message and "not-the-secret" not in message
     deadline = time.monotonic() + 30
     while not any(a["kind"] == "task_failed" and a["details"].get("customer") == "badcreds"
                   for a in deployment.alerts):
@@ -221,6 +223,18 @@ def test_a_restore_triggered_from_the_ui_is_a_dry_run_until_applied(deployment):
         ("planned", False, "admin", version), ("imported", True, "admin", version)]
     imports = deployment.sim.imports("restorable")             # the tenant is named after it
     assert [(i["kind"], i["workflow_id"], i["replay"]) for i in imports] == [("version", zuora_id, False)]
+
+
+def test_the_trigger_forms_offer_the_params_as_the_ui_reads_them(deployment):
+    """The UI marks a param required unless its schema type admits null."""
+    params = deployment.api.call("GET", f"/dags/{DAG_ID}/details")["params"]
+    assert set(params) == {"customer_ids", "full_refresh"}
+    for name, param in params.items():
+        assert "null" in param["schema"]["type"], (name, param)
+        assert param["description"], name
+    assert params["customer_ids"]["value"] == [] and params["full_refresh"]["value"] is False
+    restore = deployment.api.call("GET", "/dags/zuora_workflow_restore/details")["params"]
+    assert restore["apply"]["value"] is False and restore["confirm_production"]["value"] is False
 
 
 def test_the_monitor_reads_the_real_queue_through_the_airflow_api(deployment):

@@ -17,7 +17,7 @@ import pytest
 from zuora.api.credentials import airflow_connection
 
 ROOT = Path(__file__).resolve().parents[2]
-PIP = ["-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+PIP = ["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-compile"]
 
 
 @pytest.fixture(scope="module")
