@@ -73,17 +73,22 @@ def unpause(api: Api, *dag_ids: str) -> None:
             api.wait(run["dag_run_id"])
 
 
-def airflow_cpu_seconds(cluster_pid: int) -> float:
-    """CPU used so far by every Airflow process under the cluster (not Postgres, Redis or the
-    simulator): each component with its live descendants, and the children they reaped."""
+def airflow_cpu_seconds(info: dict) -> float:
+    """CPU used so far by every Airflow process of the cluster: each component of cluster.json
+    (api-server, scheduler, dag-processor, triggerer, the Celery workers) with its live
+    descendants and the children they reaped, so every task process is counted. By pid, not
+    by command line: a Celery worker renames itself ``[celeryd: ...]``."""
     total = 0.0
-    for component in psutil.Process(cluster_pid).children():
+    for pid in info["components"].values():
         try:
-            if "airflow" not in " ".join(component.cmdline()):
-                continue
-            for process in [component, *component.children(recursive=True)]:
-                times = process.cpu_times()
-                total += times.user + times.system + times.children_user + times.children_system
+            root = psutil.Process(pid)
+            processes = [root, *root.children(recursive=True)]
         except psutil.NoSuchProcess:
             continue
+        for process in processes:
+            try:
+                times = process.cpu_times()
+            except psutil.NoSuchProcess:
+                continue
+            total += times.user + times.system + times.children_user + times.children_system
     return total

@@ -32,8 +32,8 @@ def parse(timestamp: str) -> datetime:
     return datetime.fromisoformat(timestamp.replace("Z", "+00:00"))
 
 
-def measured_run(api: Api, cluster_pid: int, dag_id: str, customers: list[str]) -> dict:
-    cpu = airflow_cpu_seconds(cluster_pid)
+def measured_run(api: Api, info: dict, dag_id: str, customers: list[str]) -> dict:
+    cpu = airflow_cpu_seconds(info)
     run_id = api.trigger({"customer_ids": customers}, dag_id=dag_id)
     state = api.wait(run_id, timeout=1800, dag_id=dag_id)
     run = api.run(run_id, dag_id)
@@ -45,7 +45,7 @@ def measured_run(api: Api, cluster_pid: int, dag_id: str, customers: list[str]) 
     if len(phases) != 4 * len(customers):   # the floor is only a floor if all its tasks ran
         raise SystemExit(f"{dag_id} run {run_id} ended {state}, not every stage task succeeded: "
                          f"{[(ti['task_id'], ti['map_index'], ti['state']) for ti in tis]}")
-    return {"state": state, "wall": wall, "cpu": airflow_cpu_seconds(cluster_pid) - cpu,
+    return {"state": state, "wall": wall, "cpu": airflow_cpu_seconds(info) - cpu,
             "tasks": len(tis),
             "phases": {phase: statistics.median(p[phase] for p in phases) for phase in PHASES}}
 
@@ -101,13 +101,13 @@ def main() -> None:
         sim = AdminClient(info["simulator_url"])
         add_customer(api, sim, info["warehouse_uri"], "warmup", workflows=args.workflows)
         for dag_id in (NOOP_DAG, SYNC_DAG):    # pool processes and caches warm, not measured
-            measured_run(api, info["pid"], dag_id, ["warmup"])
+            measured_run(api, info, dag_id, ["warmup"])
         for size in sizes:
             names = [f"s{size}c{n}" for n in range(size)]
             for name in names:
                 add_customer(api, sim, info["warehouse_uri"], name, workflows=args.workflows)
-            noop = measured_run(api, info["pid"], NOOP_DAG, names)
-            ours = measured_run(api, info["pid"], SYNC_DAG, names)
+            noop = measured_run(api, info, NOOP_DAG, names)
+            ours = measured_run(api, info, SYNC_DAG, names)
             rows.append((size, ours, noop))
             print(size, ours, noop, flush=True)
     write(rows, args, import_costs())

@@ -37,7 +37,7 @@ from cryptography.fernet import Fernet
 from devstack.postgres import EmbeddedPostgres
 from zuora import sync, warehouse
 from zuora.api.hook import ZuoraHook
-from zuora.warehouse.staging import _export_row
+from zuora.warehouse.staging import export_row
 from zuora_simulator.client import running_simulator
 
 PAGE_LENGTH = 50
@@ -185,7 +185,7 @@ def per_export_cpu(customer: dict, key: bytes, sample: int = 100) -> dict[str, f
             time.process_time() - started
     started = time.process_time()
     for wid, export in zip(ids, exports):
-        _export_row("r", "c", wid, export, key)
+        export_row("r", "c", wid, export, key)
     cpu["staging row (make_storable, redact, canonical JSON, hashes, zlib + Fernet)"] += \
         time.process_time() - started
     size_kb = (hook.stats["bytes"] - listing_bytes) / len(ids) / 1024

@@ -28,15 +28,15 @@ def parse(timestamp: str) -> datetime:
     return datetime.fromisoformat(timestamp.replace("Z", "+00:00"))
 
 
-def measured_run(api: Api, cluster_pid: int, dag_id: str, customers: list[str], sim: AdminClient) -> dict:
+def measured_run(api: Api, info: dict, dag_id: str, customers: list[str], sim: AdminClient) -> dict:
     requests = sum(sum(sim.stats(c)["requests"].values()) for c in customers)
-    cpu = airflow_cpu_seconds(cluster_pid)
+    cpu = airflow_cpu_seconds(info)
     run_id = api.trigger({"customer_ids": customers}, dag_id=dag_id)
     state = api.wait(run_id, timeout=1800, dag_id=dag_id)
     run = api.run(run_id, dag_id)
     time.sleep(3)  # let the last task processes be reaped and counted
     tis = api.task_instances(run_id, dag_id)
-    return {"state": state, "cpu": airflow_cpu_seconds(cluster_pid) - cpu,
+    return {"state": state, "cpu": airflow_cpu_seconds(info) - cpu,
             "wall": (parse(run["end_date"]) - parse(run["queued_at"])).total_seconds(),
             # a task a worker ran has its hostname; one the scheduler skipped has none
             "started": sum(1 for ti in tis if ti["hostname"]), "instances": len(tis),
@@ -63,7 +63,7 @@ def main() -> None:
         assert api.wait(first, timeout=1800) == "success"
         for _ in range(args.rounds):
             for dag_id in (BEFORE, SYNC_DAG):
-                results[dag_id].append(measured_run(api, info["pid"], dag_id, names, sim))
+                results[dag_id].append(measured_run(api, info, dag_id, names, sim))
                 print(dag_id, results[dag_id][-1], flush=True)
     write(results, args)
 
