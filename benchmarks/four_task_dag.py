@@ -29,23 +29,23 @@ def zuora_sync_four_tasks():
     @task_group
     def customer_sync(customer: dict):
         @task(pool=settings.POOL, map_index_template=LABEL)
-        def list_workflows(customer: dict, run_id=None) -> dict:
+        def list_workflows(customer: dict, run_id=None):
             from zuora import sync
             return sync.list_stage(customer, run_id)       # never finishes the customer
 
         @task(pool=settings.POOL, max_active_tis_per_dagrun=settings.max_concurrent_exports(),
               map_index_template=LABEL)
-        def export_workflows(customer: dict, listed: dict, run_id=None) -> dict:
+        def export_workflows(customer: dict, listed: dict, run_id=None):
             from zuora import sync
             return sync.export_stage(customer, run_id)
 
         @task(map_index_template=LABEL)
-        def validate(customer: dict, exported: dict, run_id=None) -> dict:
+        def validate(customer: dict, exported: dict, run_id=None):
             from zuora import sync
             return sync.validate_stage(customer, run_id)
 
         @task(map_index_template=LABEL)
-        def upsert(customer: dict, validated: dict, run_id=None) -> dict:
+        def upsert(customer: dict, validated: dict, run_id=None):
             from zuora import sync
             return sync.upsert_stage(customer, run_id)
 
@@ -54,7 +54,7 @@ def zuora_sync_four_tasks():
         return upsert(customer=customer, validated=validate(customer=customer, exported=exported))
 
     @task(trigger_rule=TriggerRule.ALL_DONE)
-    def summarize(customers: list[dict] | None, run_id=None) -> dict:
+    def summarize(customers: list[dict] | None, run_id=None):
         from zuora import sync
         return sync.summarize_run(run_id, customers)
 

@@ -28,19 +28,19 @@ def zuora_noop_shape():
     @task_group
     def customer_sync(customer: dict):
         @task(map_index_template=LABEL)
-        def list_workflows(customer: dict) -> dict:
+        def list_workflows(customer: dict):
             return {"started_at": time.time(), "duration_s": 0.0}
 
         @task(map_index_template=LABEL)
-        def export_workflows(customer: dict, listed: dict) -> dict:
+        def export_workflows(customer: dict, listed: dict):
             return {"started_at": time.time(), "duration_s": 0.0}
 
         @task(map_index_template=LABEL)
-        def validate(customer: dict, exported: dict) -> dict:
+        def validate(customer: dict, exported: dict):
             return {"started_at": time.time(), "duration_s": 0.0}
 
         @task(map_index_template=LABEL)
-        def upsert(customer: dict, validated: dict) -> dict:
+        def upsert(customer: dict, validated: dict):
             return {"started_at": time.time(), "duration_s": 0.0}
 
         # keywords, as in our DAG: the map index template reads op_kwargs
@@ -49,7 +49,7 @@ def zuora_noop_shape():
         return upsert(customer=customer, validated=validate(customer=customer, exported=exported))
 
     @task(trigger_rule=TriggerRule.ALL_DONE)
-    def summarize(customers: list[dict] | None) -> dict:
+    def summarize(customers: list[dict] | None):
         return {"customers": len(customers or [])}
 
     customers = list_customers()

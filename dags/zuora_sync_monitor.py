@@ -44,7 +44,7 @@ def zuora_sync_monitor():
         return monitor.check_sync_health()
 
     @task
-    def apply_retention() -> dict:
+    def apply_retention():
         from zuora import monitor
         return monitor.apply_retention()
 

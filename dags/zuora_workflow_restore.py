@@ -47,7 +47,7 @@ from airflow.sdk import Param, dag, task
 )
 def zuora_workflow_restore():
     @task
-    def restore(params=None, dag_run=None) -> dict:
+    def restore(params=None, dag_run=None):
         from zuora import restore
         return restore.run_from_params(params, requested_by=dag_run.triggering_user_name or "airflow")
 

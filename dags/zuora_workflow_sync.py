@@ -40,6 +40,8 @@ from zuora.retry import TransientErrorRetryPolicy
 
 # Task bodies import zuora.sync (requests, psycopg, pandas for validation) when they run, not
 # when this file is parsed: the dag-processor parses it every 30 s, each task process once.
+# No `-> dict` return annotations: Airflow would store every key of a report as an XCom row
+# of its own (multiple_outputs), dozens of metadata rows per customer.
 CUSTOMER_LABEL = "{{ task.op_kwargs['customer']['customer_id'] }}"
 
 
@@ -81,7 +83,7 @@ def zuora_workflow_sync():
     @task_group
     def customer_sync(customer: dict):
         @task(pool=settings.POOL, map_index_template=CUSTOMER_LABEL)
-        def list_workflows(customer: dict, params=None, run_id=None) -> dict:
+        def list_workflows(customer: dict, params=None, run_id=None):
             from zuora import sync
             report = sync.list_stage(customer, run_id, finish_unchanged=not params["full_refresh"])
             if "finished" in report:
@@ -95,17 +97,17 @@ def zuora_workflow_sync():
 
         @task(pool=settings.POOL, max_active_tis_per_dagrun=settings.max_concurrent_exports(),
               map_index_template=CUSTOMER_LABEL, execution_timeout=timedelta(minutes=60))
-        def export_workflows(customer: dict, listed: dict, params=None, run_id=None) -> dict:
+        def export_workflows(customer: dict, listed: dict, params=None, run_id=None):
             from zuora import sync
             return sync.export_stage(customer, run_id, full_refresh=bool(params["full_refresh"]))
 
         @task(map_index_template=CUSTOMER_LABEL)
-        def validate(customer: dict, exported: dict, run_id=None) -> dict:
+        def validate(customer: dict, exported: dict, run_id=None):
             from zuora import sync
             return sync.validate_stage(customer, run_id)
 
         @task(map_index_template=CUSTOMER_LABEL)
-        def upsert(customer: dict, validated: dict, run_id=None) -> dict:
+        def upsert(customer: dict, validated: dict, run_id=None):
             from zuora import sync
             return sync.upsert_stage(customer, run_id)
 
@@ -115,7 +117,7 @@ def zuora_workflow_sync():
         return upsert(customer=customer, validated=validated)
 
     @task(trigger_rule=TriggerRule.ALL_DONE, on_failure_callback=ZuoraAlertNotifier())
-    def summarize(customers: list[dict] | None, run_id=None) -> dict:
+    def summarize(customers: list[dict] | None, run_id=None):
         from zuora import sync
         return sync.summarize_run(run_id, customers)
 

@@ -18,6 +18,12 @@ def test_dags_load_without_import_errors(dagbag):
     assert {"zuora_workflow_sync", "zuora_sync_monitor", "zuora_workflow_restore"} <= set(dagbag.dag_ids)
 
 
+def test_no_task_spreads_its_result_over_many_xcom_rows(dagbag):
+    for dag in dagbag.dags.values():
+        for task in dag.tasks:
+            assert not getattr(task, "multiple_outputs", False), (dag.dag_id, task.task_id)
+
+
 def test_restore_dag_offers_the_cli_choices_and_is_a_dry_run_by_default(dagbag):
     dag = dagbag.dags["zuora_workflow_restore"]
     assert dag.schedule is None or dag.timetable.summary == "None"
