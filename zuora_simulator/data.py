@@ -229,7 +229,18 @@ def _inactive_item(v: Version, fmt: str) -> dict[str, Any]:
 def render_export(wf: Workflow, version: Version, seed: int, avg_export_kb: float | None) -> bytes:
     """The GET /workflows/{id}/export body for one version, as compact JSON bytes."""
     if version.workflow_doc is not None:
-        return _render_imported(wf, version, seed, avg_export_kb)
+        workflow = _imported_workflow(wf, version)
+    else:
+        workflow = _generated_workflow(wf, version)
+    if version.tasks is not None:
+        tasks, linkages = version.tasks, version.linkages or []
+    else:
+        tasks, linkages = generate_content(seed, wf.id, version.revision, wf.size_class, avg_export_kb)
+    return json.dumps({"workflow": workflow, "tasks": tasks, "linkages": linkages},
+                      separators=(",", ":")).encode()
+
+
+def _generated_workflow(wf: Workflow, version: Version) -> dict[str, Any]:
     h = version.header
     workflow = {
         "id": wf.id, "name": h["name"], "description": h["description"],
@@ -245,15 +256,10 @@ def render_export(wf: Workflow, version: Version, seed: int, avg_export_kb: floa
     }
     if not wf.legacy:
         workflow["version"] = version.version
-    if version.tasks is not None:
-        tasks, linkages = version.tasks, version.linkages or []
-    else:
-        tasks, linkages = generate_content(seed, wf.id, version.revision, wf.size_class, avg_export_kb)
-    return json.dumps({"workflow": workflow, "tasks": tasks, "linkages": linkages},
-                      separators=(",", ":")).encode()
+    return workflow
 
 
-def _render_imported(wf: Workflow, version: Version, seed: int, avg_export_kb: float | None) -> bytes:
+def _imported_workflow(wf: Workflow, version: Version) -> dict[str, Any]:
     """An imported version: its ``workflow`` object as imported (header fields it carries
     follow later admin edits), with the simulator's ``id`` and ``version``."""
     workflow = dict(version.workflow_doc or {})
@@ -265,12 +271,7 @@ def _render_imported(wf: Workflow, version: Version, seed: int, avg_export_kb: f
         workflow.pop("version", None)
     else:
         workflow["version"] = version.version
-    if version.tasks is not None:
-        tasks, linkages = version.tasks, version.linkages or []
-    else:
-        tasks, linkages = generate_content(seed, wf.id, version.revision, wf.size_class, avg_export_kb)
-    return json.dumps({"workflow": workflow, "tasks": tasks, "linkages": linkages},
-                      separators=(",", ":")).encode()
+    return workflow
 
 
 def check_content(tasks: list[dict], linkages: list[dict]) -> None:
