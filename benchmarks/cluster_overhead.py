@@ -71,18 +71,17 @@ IMPORTS = """
 import sys, time
 started = time.perf_counter(); import airflow.sdk; sdk = time.perf_counter() - started
 started = time.perf_counter(); import zuora.sync; stages = time.perf_counter() - started
-started = time.perf_counter(); import zuora.warehouse.validation; validation = time.perf_counter() - started
-print(sdk, stages, validation)
+print(sdk, stages)
 """
 
 
-def import_costs(samples: int = 5) -> tuple[float, float, float]:
-    """Median seconds to import airflow.sdk, then zuora.sync (every stage task), then the
-    validation module (pandas: the validate task only), in fresh interpreters."""
+def import_costs(samples: int = 5) -> tuple[float, float]:
+    """Median seconds to import airflow.sdk, then zuora.sync (every stage), in fresh
+    interpreters."""
     runs = [tuple(map(float, subprocess.run([sys.executable, "-c", IMPORTS], capture_output=True,
-                                            text=True, check=True).stdout.split()[-3:]))
+                                            text=True, check=True).stdout.split()[-2:]))
             for _ in range(samples)]
-    return tuple(statistics.median(r[i] for r in runs) for i in range(3))
+    return tuple(statistics.median(r[i] for r in runs) for i in range(2))
 
 
 def main() -> None:
@@ -113,7 +112,7 @@ def main() -> None:
     write(rows, args, import_costs())
 
 
-def write(rows: list, args, imports: tuple[float, float, float]) -> None:
+def write(rows: list, args, imports: tuple[float, float]) -> None:
     lines = ["| customers | task instances | our run: wall s | Airflow CPU-s | no-op shape: wall s | "
              "Airflow CPU-s | ratio wall | ratio CPU | our run's state |",
              "|---|---|---|---|---|---|---|---|---|"]
@@ -146,8 +145,7 @@ def write(rows: list, args, imports: tuple[float, float, float]) -> None:
         "", f"Queued -> start includes waiting for a free worker slot or pool slot. Imports in a "
         f"fresh interpreter (median of 5): `airflow.sdk` {imports[0]:.2f} s (already loaded in "
         f"the worker the task process is forked from), then `zuora.sync` (every stage) "
-        f"{imports[1]:.2f} s, then the validation module (pandas, the validate task only) "
-        f"{imports[2]:.2f} s; the DAG file itself: see \"DAG file import time\"."])
+        f"{imports[1]:.2f} s; the DAG file itself: see \"DAG file import time\"."])
     _common.write_section("Cluster overhead", body)
     print(body)
 

@@ -35,7 +35,6 @@ def child(mode: str) -> None:
     from zuora import sync                      # noqa: F401  the stage code and its imports
     from zuora.api.hook import ZuoraHook            # noqa: F401
     from zuora import warehouse                 # noqa: F401
-    import pandas                               # noqa: F401  (validate imports it)
     out = {"mode": mode, "after_imports_mb": rss_mb()}
     if mode == "stages":
         started = time.perf_counter()
@@ -111,7 +110,7 @@ and embedded Postgres 16 (whose memory is not counted). Machine: {machine}. Date
 
 | process | peak RSS | above the floor |
 |---|---|---|
-| floor: the same imports only (zuora.sync, hook, warehouse, pandas, Airflow SDK) | {floor['peak_mb']:.0f} MB | 0 |
+| floor: the same imports only (zuora.sync, hook, warehouse, Airflow SDK) | {floor['peak_mb']:.0f} MB | 0 |
 | **export + validate + upsert stages** ({stages['seconds']:.0f} s; after export {stages['after_export_mb']:.0f} MB, after validate {stages['after_validate_mb']:.0f} MB, after upsert {stages['after_upsert_mb']:.0f} MB) | **{stages['peak_mb']:.0f} MB** | **{above_floor:.0f} MB** = {above_floor / data_mb:.0%} of the data |
 | baseline: every export decoded into one list (hook.export_workflows, no staging) | {everything['peak_mb']:.0f} MB | {list_above:.0f} MB = {list_above / data_mb:.0%} of the data |
 
@@ -121,7 +120,7 @@ the imports alone take, {"well below" if above_floor < data_mb / 2 else "**not**
 bounded because every stage streams: `export_workflows` keeps at most `max_concurrency`
 exports in flight and yields each as it arrives, `stage_exports` COPYs it to staging and drops
 it, validation reads list items in chunks of 2,000, and the merge encrypts in batches of 50 and
-does the rest in SQL inside Postgres. Most of the floor is the Airflow SDK, pandas and psycopg.
+does the rest in SQL inside Postgres. Most of the floor is the Airflow SDK and psycopg.
 """
     print(body)
     _common.write_section("Memory", body)

@@ -67,7 +67,7 @@ def sync_customer(conn, run_id: str, customer_id: str, count: int, key: bytes | 
                                               lookback=timedelta(days=7))
     _timed("export (redact, encrypt, COPY)", warehouse.stage_exports, conn, run_id, customer_id,
            ((i, small_export(i), None) for i in to_export), encryption_key=key)
-    _timed("validate (pandas)", warehouse.validate_staged, conn, run_id, customer_id)
+    _timed("validate", warehouse.validate_staged, conn, run_id, customer_id)
     return _timed("merge", warehouse.merge_customer, conn, run_id, customer_id)
 
 

@@ -38,7 +38,7 @@ from zuora.alerts import ZuoraAlertNotifier, run_deadline
 from zuora.callbacks import dead_letter_failed_task
 from zuora.retry import TransientErrorRetryPolicy
 
-# Task bodies import zuora.sync (requests, psycopg, pandas for validation) when they run, not
+# Task bodies import zuora.sync (requests, psycopg) when they run, not
 # when this file is parsed: the dag-processor parses it every 30 s, each task process once.
 # No `-> dict` return annotations: Airflow would store every key of a report as an XCom row
 # of its own (multiple_outputs), dozens of metadata rows per customer.

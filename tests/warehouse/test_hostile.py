@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
 from tests.warehouse.factories import export, list_item, sync
 
 
@@ -35,6 +37,19 @@ def test_hostile_list_items_and_exports(conn):
     assert letter == ("export", "ValueError")
     assert conn.execute("SELECT count(*) FROM zuora.workflows").fetchone()[0] == 6
     assert conn.execute("SELECT to_regclass('zuora.workflows') IS NOT NULL").fetchone()[0]
+
+
+def test_a_duplicated_id_is_judged_by_the_copy_that_is_kept(conn):
+    """The newest copy of a workflow listed twice is stored with its own validation status,
+    whatever is wrong with the older copy (dead-lettered as a duplicate)."""
+    older = list_item(7, name=None, createdAt=12345, updated=datetime(2024, 1, 1, tzinfo=timezone.utc))
+    newer = list_item(7, updated=datetime(2024, 6, 1, tzinfo=timezone.utc))
+    counts = sync(conn, "r1", "acme", [older, list_item(8), newer])
+    assert counts["listed"] == 3 and counts["stored"] == 2 and counts["dead_lettered"] == 1
+    assert conn.execute("SELECT name, validation_status FROM zuora.workflows "
+                        "WHERE zuora_id = 7").fetchone() == ("Workflow 7", "valid")
+    rules = {r[0] for r in conn.execute("SELECT rule FROM zuora.validation_issues WHERE zuora_id = 7")}
+    assert {"bad_timestamp", "duplicate_id"} <= rules
 
 
 def test_stage_exports_holds_one_export_at_a_time(conn):

@@ -33,6 +33,7 @@ from zuora.warehouse.retention import Retention, cleanup
 from zuora.warehouse.secrets_box import decrypt_export, resolve_encryption_key
 from zuora.warehouse.staging import (stage_exports, stage_listing, sweep_stale_staging,
                                      work_after_listing, workflows_to_export)
+from zuora.warehouse.validation import validate_staged
 
 __all__ = [
     "apply_migrations", "list_customers", "upsert_customer", "start_sync_run", "add_sync_counts",
@@ -41,13 +42,6 @@ __all__ = [
     "cleanup", "Retention", "sweep_stale_staging", "decrypt_original", "decrypt_export",
     "resolve_encryption_key",
 ]
-
-
-def validate_staged(conn, run_id: str, customer_id: str) -> dict[str, int]:
-    """See ``zuora.warehouse.validation.validate_staged`` (imported here only when called:
-    it needs pandas, which nothing else does)."""
-    from zuora.warehouse.validation import validate_staged as validate
-    return validate(conn, run_id, customer_id)
 
 
 def decrypt_original(conn, customer_id: str, zuora_id: int, key: bytes | str) -> dict:
