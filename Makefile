@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install test test-reliability demo airflow cluster clean
+.PHONY: install lint test test-reliability demo airflow cluster clean
 
 install: $(STAMP)
 
@@ -17,7 +17,13 @@ $(STAMP): requirements.txt requirements-lock.txt pyproject.toml
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e .
 	touch $(STAMP)
 
-test: $(STAMP)
+# Lint, format and type checks (configured in pyproject.toml); `make test` runs them first.
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+test: lint
 	$(PY) -m pytest
 
 # Only the fault-injection suite (also part of `make test`).

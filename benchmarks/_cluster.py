@@ -4,8 +4,6 @@ by every Airflow process it runs."""
 
 from __future__ import annotations
 
-import _common
-
 import contextlib
 import json
 import os
@@ -14,9 +12,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
+import _common
 import psutil
 
 from devstack.airflow_api import SYNC_DAG, Api
@@ -32,11 +31,23 @@ def running_cluster(dag_files: dict[str, Path]) -> Iterator[tuple[dict, Api]]:
     for name, path in dag_files.items():
         (dags / name).symlink_to(path)
     log = open(home / "cluster.out", "wb")
-    cluster = subprocess.Popen([sys.executable, "-m", "devstack.cluster", "--home", str(home),
-                                "--no-demo", "--dags-folder", str(dags)], cwd=_common.ROOT,
-                               stdout=log, stderr=subprocess.STDOUT,
-                               # not _common's Airflow settings: the cluster's own, its DAG folder
-                               env={k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")})
+    cluster = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "devstack.cluster",
+            "--home",
+            str(home),
+            "--no-demo",
+            "--dags-folder",
+            str(dags),
+        ],
+        cwd=_common.ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        # not _common's Airflow settings: the cluster's own, its DAG folder
+        env={k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")},
+    )
     try:
         while not (home / "cluster.json").exists():
             if cluster.poll() is not None:

@@ -40,9 +40,11 @@ def machine() -> str:
     except OSError:
         pass
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
-    mem_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1024 ** 3
-    return (f"{platform.machine()}, {os.cpu_count()} cores ({model}), {mem_gb:.0f} GB RAM, "
-            f"Python {platform.python_version()}, load average at start {load}")
+    mem_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1024**3
+    return (
+        f"{platform.machine()}, {os.cpu_count()} cores ({model}), {mem_gb:.0f} GB RAM, "
+        f"Python {platform.python_version()}, load average at start {load}"
+    )
 
 
 def command(script: str, argv: list[str] | None = None) -> str:
@@ -68,18 +70,26 @@ def register_customer(conn, customer_id: str, tenant: dict, **extra) -> dict:
     answer) and the ``zuora.customers`` row; returns the customer dict the stages take."""
     from zuora import warehouse
     from zuora.api.credentials import airflow_connection
+
     conn_id = f"zuora_{customer_id}"
-    os.environ[f"AIRFLOW_CONN_{conn_id.upper()}"] = json.dumps(airflow_connection(
-        tenant["base_url"], tenant["client_id"], tenant["client_secret"],
-        **{"allow_insecure_http": True, "environment": "sandbox", **extra}))
-    warehouse.upsert_customer(conn, customer_id=customer_id, name=customer_id,
-                              zuora_conn_id=conn_id, environment="sandbox")
+    os.environ[f"AIRFLOW_CONN_{conn_id.upper()}"] = json.dumps(
+        airflow_connection(
+            tenant["base_url"],
+            tenant["client_id"],
+            tenant["client_secret"],
+            **{"allow_insecure_http": True, "environment": "sandbox", **extra},
+        )
+    )
+    warehouse.upsert_customer(
+        conn, customer_id=customer_id, name=customer_id, zuora_conn_id=conn_id, environment="sandbox"
+    )
     return {"customer_id": customer_id, "zuora_conn_id": conn_id, "environment": "sandbox"}
 
 
 def quiet_logs() -> None:
     """The stages log one JSON line each; keep the benchmark output readable."""
     import logging
+
     logging.basicConfig(level=logging.WARNING)
     for name in ("zuora", "airflow", "httpx"):
         logging.getLogger(name).setLevel(logging.WARNING)

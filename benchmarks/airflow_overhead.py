@@ -24,12 +24,12 @@ os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(Path(__file__).resolve().parents[
 os.environ["AIRFLOW__CORE__PLUGINS_FOLDER"] = str(Path(__file__).resolve().parents[1] / "plugins")
 os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING")
 
-import _common  # noqa: E402  (paths)
-
 import argparse  # noqa: E402
 import logging  # noqa: E402
 import subprocess  # noqa: E402
 import time  # noqa: E402
+
+import _common  # noqa: E402  (paths)
 
 
 def fit(points: list[tuple[int, float]]) -> tuple[float, float]:
@@ -45,6 +45,7 @@ def fit(points: list[tuple[int, float]]) -> tuple[float, float]:
 
 def library_run(customers: list[dict], run_id: str) -> None:
     from zuora import sync
+
     sync.migrate()
     to_sync = sync.customers_to_sync([c["customer_id"] for c in customers])
     for customer in to_sync:
@@ -56,15 +57,23 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="1,10,50", help="customers per run, comma separated")
     parser.add_argument("--workflows", type=int, default=5, help="per customer")
-    parser.add_argument("--budget", type=float, default=180.0,
-                        help="seconds for the dag.test() runs; a size that would overrun is skipped")
+    parser.add_argument(
+        "--budget",
+        type=float,
+        default=180.0,
+        help="seconds for the dag.test() runs; a size that would overrun is skipped",
+    )
     args = parser.parse_args()
     sizes = sorted({int(s) for s in args.sizes.split(",")})
     started_at, machine = _common.utc_date(), _common.machine()
 
     clock = time.perf_counter()
-    subprocess.run([str(Path(sys.executable).with_name("airflow")), "db", "migrate"], check=True,
-                   capture_output=True, env=os.environ)
+    subprocess.run(
+        [str(Path(sys.executable).with_name("airflow")), "db", "migrate"],
+        check=True,
+        capture_output=True,
+        env=os.environ,
+    )
     migrate_seconds = time.perf_counter() - clock
 
     import psycopg
@@ -79,8 +88,7 @@ def main() -> None:
     groups = {("dag", size): [f"d{size}_{i:02d}" for i in range(size)] for size in sizes}
     groups.update({("lib", size): [f"l{size}_{i:02d}" for i in range(size)] for size in library_sizes})
     all_ids = [t for ids in groups.values() for t in ids]
-    tenants = [{"tenant_id": t, "workflows": args.workflows, "seed": i + 1}
-               for i, t in enumerate(all_ids)]
+    tenants = [{"tenant_id": t, "workflows": args.workflows, "seed": i + 1} for i, t in enumerate(all_ids)]
 
     with EmbeddedPostgres() as pg, running_simulator(tenants=tenants) as sim:
         os.environ["AIRFLOW_CONN_ZUORA_WAREHOUSE"] = pg.uri
@@ -88,13 +96,14 @@ def main() -> None:
         with psycopg.connect(pg.uri) as conn:
             warehouse.apply_migrations(conn)
             for t in all_ids:
-                customers[t] = _common.register_customer(conn, t, sim.admin.get_tenant(t),
-                                                         max_attempts=3, max_retry_wait=2)
+                customers[t] = _common.register_customer(
+                    conn, t, sim.admin.get_tenant(t), max_attempts=3, max_retry_wait=2
+                )
 
         from airflow.dag_processing.dagbag import DagBag
+
         clock = time.perf_counter()
-        dag = DagBag(dag_folder=os.environ["AIRFLOW__CORE__DAGS_FOLDER"]
-                     ).dags["zuora_workflow_sync"]
+        dag = DagBag(dag_folder=os.environ["AIRFLOW__CORE__DAGS_FOLDER"]).dags["zuora_workflow_sync"]
         parse_seconds = time.perf_counter() - clock
         dag.deadline = None  # dag.test() crashes at the end of a run with a deadline (3.3.2)
         logging.getLogger("airflow").setLevel(logging.WARNING)
@@ -109,7 +118,7 @@ def main() -> None:
 
         points, skipped, spent = [], [], 0.0
         for size in sizes:
-            if len(points) >= 2:   # the first two sizes always run: they give the slope
+            if len(points) >= 2:  # the first two sizes always run: they give the slope
                 intercept, slope = fit(points)
                 projected = intercept + slope * size
                 if spent + projected > args.budget:
@@ -123,24 +132,30 @@ def main() -> None:
             spent += seconds
             assert run.state == "success", (size, run.state)
             with psycopg.connect(pg.uri) as conn:
-                stored = conn.execute("SELECT count(*) FROM zuora.workflows WHERE customer_id = ANY(%s)",
-                                      (ids,)).fetchone()[0]
+                stored = conn.execute(
+                    "SELECT count(*) FROM zuora.workflows WHERE customer_id = ANY(%s)", (ids,)
+                ).fetchone()[0]
             assert stored == size * args.workflows, (size, stored)
             points.append((size, seconds))
             print(f"dag.test(), {size} customers: {seconds:.1f} s", flush=True)
 
     intercept, slope = fit(points)
     lib_intercept, lib_slope = fit(library)
-    rows = "\n".join(f"| {size} | {4 * size + 3} | {seconds:.1f} s | {seconds / size:.2f} s |"
-                     for size, seconds in points)
-    lib_rows = "\n".join(f"| {size} (library stages, no Airflow) | {4 * size} calls | {seconds:.1f} s | "
-                         f"{seconds / size:.2f} s |" for size, seconds in library)
+    rows = "\n".join(
+        f"| {size} | {4 * size + 3} | {seconds:.1f} s | {seconds / size:.2f} s |" for size, seconds in points
+    )
+    lib_rows = "\n".join(
+        f"| {size} (library stages, no Airflow) | {4 * size} calls | {seconds:.1f} s | "
+        f"{seconds / size:.2f} s |"
+        for size, seconds in library
+    )
     skipped_text = "".join(
         f" **{size} customers skipped**: projected {projected:.0f} s from the slope so far, over "
         f"the {args.budget:.0f} s budget (run with `--budget {projected * 1.3 + spent:.0f}` to include it)."
-        for size, projected in skipped)
+        for size, projected in skipped
+    )
     body = f"""\
-`{_common.command('airflow_overhead.py')}`: `zuora_workflow_sync` end to end with
+`{_common.command("airflow_overhead.py")}`: `zuora_workflow_sync` end to end with
 `dag.test()` (customers chosen with the `customer_ids` param, each a first sync of
 {args.workflows} workflows from its own simulator tenant, no latency), against the same library
 stages called directly in this process (no Airflow). Fresh Airflow home with SQLite metadata
@@ -155,7 +170,7 @@ Date: {started_at}.{skipped_text}
 
 Fit: dag.test() = **{intercept:.1f} s + {slope:.2f} s per customer**; library stages alone =
 {lib_intercept:.1f} s + {lib_slope:.2f} s per customer. So the mapped task group costs about
-**{slope - lib_slope:.2f} s per customer** on top of the sync work itself ({slope / lib_slope if lib_slope else float('nan'):.0f}x the work at this
+**{slope - lib_slope:.2f} s per customer** on top of the sync work itself ({slope / lib_slope if lib_slope else float("nan"):.0f}x the work at this
 tiny data size), i.e. about {(slope - lib_slope) / 4:.2f} s per task instance.
 
 Reading: with small data the run time is Airflow's own per-task cost, linear in customers:

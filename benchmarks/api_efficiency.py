@@ -10,13 +10,12 @@ as the DAG's mapped group does, and writes the "API efficiency" section of RESUL
 
 from __future__ import annotations
 
-import _common  # noqa: F401  (paths and Airflow environment first)
-
 import argparse
 import math
 import os
 import time
 
+import _common  # noqa: F401  (paths and Airflow environment first)
 import psycopg
 from cryptography.fernet import Fernet
 
@@ -31,16 +30,32 @@ PAGE_LENGTH = 50  # the hook's default page_length (Zuora's maximum)
 def run_stages(customer: dict, run_id: str) -> dict:
     reports = sync.run_customer(customer, run_id)
     listed, exported, merged = reports["list"], reports["export"], reports["upsert"]
-    return {"listed": listed["listed"], "pages": listed["pages"], "exported": exported["exported"],
-            "failed": exported["exports_failed"], "inserted": merged.get("inserted", 0),
-            "updated": merged.get("updated", 0)}
+    return {
+        "listed": listed["listed"],
+        "pages": listed["pages"],
+        "exported": exported["exported"],
+        "failed": exported["exports_failed"],
+        "inserted": merged.get("inserted", 0),
+        "updated": merged.get("updated", 0),
+    }
 
 
 def sync_all(sim, customers: list[dict], run_id: str) -> dict:
     """Sync every customer; per-customer server-side request counts, summed."""
-    totals = {"token": 0, "list": 0, "export": 0, "minted": 0, "other": 0, "429": 0,
-              "listed": 0, "exported": 0, "failed": 0, "inserted": 0, "updated": 0,
-              "per_customer": set()}
+    totals = {
+        "token": 0,
+        "list": 0,
+        "export": 0,
+        "minted": 0,
+        "other": 0,
+        "429": 0,
+        "listed": 0,
+        "exported": 0,
+        "failed": 0,
+        "inserted": 0,
+        "updated": 0,
+        "per_customer": set(),
+    }
     for customer in customers:
         tenant = customer["customer_id"]
         sim.admin.reset_stats(tenant)
@@ -98,35 +113,48 @@ def main() -> None:
                 sim.admin.update_workflow(t, wid, name=f"changed {wid}")
         clock = time.perf_counter()
         changed = sync_all(sim, customers, "run-3")
-        rows.append((f"rerun, {args.changed_percent:g}% changed ({changed_per_customer} per customer)",
-                     changed, 1 + pages + changed_per_customer, time.perf_counter() - clock))
+        rows.append(
+            (
+                f"rerun, {args.changed_percent:g}% changed ({changed_per_customer} per customer)",
+                changed,
+                1 + pages + changed_per_customer,
+                time.perf_counter() - clock,
+            )
+        )
 
-        ProcessTokenStore._blobs.clear()   # as a new process with no cached token would start
+        ProcessTokenStore._blobs.clear()  # as a new process with no cached token would start
         clock = time.perf_counter()
         cold = sync_all(sim, customers, "run-4")
-        rows.append(("rerun, nothing changed, token cache emptied", cold, 1 + pages,
-                     time.perf_counter() - clock))
+        rows.append(
+            ("rerun, nothing changed, token cache emptied", cold, 1 + pages, time.perf_counter() - clock)
+        )
 
         with psycopg.connect(pg.uri) as conn:
-            stored = conn.execute("SELECT count(*) FROM zuora.workflows WHERE deleted_at IS NULL"
-                                  ).fetchone()[0]
+            stored = conn.execute("SELECT count(*) FROM zuora.workflows WHERE deleted_at IS NULL").fetchone()[
+                0
+            ]
     assert stored == n * w, (stored, n * w)
     assert changed["exported"] == n * changed_per_customer, changed
     assert unchanged["exported"] == 0, unchanged
 
     same = all(len(t["per_customer"]) == 1 for _, t, _, _ in rows)
-    minimal = all((t["token"] + t["list"] + t["export"] + t["other"]) / n <= minimum
-                  for _, t, minimum, _ in rows)
-    table = ["| run | token (minted) | list pages | exports | total per customer | minimum per customer "
-             "(1 token + pages + changed exports) | ratio | 429s | wall |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    minimal = all(
+        (t["token"] + t["list"] + t["export"] + t["other"]) / n <= minimum for _, t, minimum, _ in rows
+    )
+    table = [
+        "| run | token (minted) | list pages | exports | total per customer | minimum per customer "
+        "(1 token + pages + changed exports) | ratio | 429s | wall |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for label, t, minimum, seconds in rows:
         total = (t["token"] + t["list"] + t["export"] + t["other"]) / n
-        table.append(f"| {label} | {t['token'] / n:g} ({t['minted'] / n:g}) | {t['list'] / n:g} | "
-                     f"{t['export'] / n:g} | **{total:g}** | {minimum} | {total / minimum:.2f} | "
-                     f"{t['429']} | {seconds:.1f} s |")
+        table.append(
+            f"| {label} | {t['token'] / n:g} ({t['minted'] / n:g}) | {t['list'] / n:g} | "
+            f"{t['export'] / n:g} | **{total:g}** | {minimum} | {total / minimum:.2f} | "
+            f"{t['429']} | {seconds:.1f} s |"
+        )
     body = f"""\
-`{_common.command('api_efficiency.py')}` ({n} customers x {w} workflows, default simulator
+`{_common.command("api_efficiency.py")}` ({n} customers x {w} workflows, default simulator
 tenants: no latency or faults). Starts its own simulator and embedded Postgres 16. Runs the
 library stages per customer (`zuora.sync.list_stage` -> `export_stage` -> `validate_stage` ->
 `upsert_stage`, connections from `AIRFLOW_CONN_*`, an export encryption key set), and counts
@@ -135,14 +163,22 @@ Machine: {machine}. Date: {started_at}.
 
 {chr(10).join(table)}
 
-Figures are per customer (averages over {n}; {"every customer had the same total" if same
-else "customers' totals differed: " + str([sorted(t["per_customer"]) for _, t, _, _ in rows])}). Stored
-after the runs: {stored:,} workflows = {n} x {w}, {changed['updated']} updated by the 1% run.
+Figures are per customer (averages over {n}; {
+        "every customer had the same total"
+        if same
+        else "customers' totals differed: " + str([sorted(t["per_customer"]) for _, t, _, _ in rows])
+    }). Stored
+after the runs: {stored:,} workflows = {n} x {w}, {changed["updated"]} updated by the 1% run.
 "Minted" is what the simulator counted at `/oauth/token`.
 
-Reading: {"every run makes at most the minimum number of calls; nothing is"
-if minimal else "**some run made more calls than the minimum (see the ratio column)**; nothing should be"}
-re-listed, retried or exported without a reason. The first run costs 1 token + {pages} list pages ({PAGE_LENGTH} a page, the
+Reading: {
+        "every run makes at most the minimum number of calls; nothing is"
+        if minimal
+        else "**some run made more calls than the minimum (see the ratio column)**; nothing should be"
+    }
+re-listed, retried or exported without a reason. The first run costs 1 token + {pages} list pages ({
+        PAGE_LENGTH
+    } a page, the
 maximum) + one export per workflow. An unchanged rerun costs only the {pages} list pages: the list
 item's content hash shows nothing changed, so nothing is exported. With 1% changed it exports
 exactly those {changed_per_customer} (`update_workflow` moves `updatedAt` and the active version). The

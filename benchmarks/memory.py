@@ -10,8 +10,6 @@ section of RESULTS.md. Each figure is the child process's own ``ru_maxrss``.
 
 from __future__ import annotations
 
-import _common  # noqa: F401  (paths and Airflow environment first)
-
 import argparse
 import json
 import os
@@ -20,6 +18,8 @@ import subprocess
 import sys
 import time
 from datetime import timedelta
+
+import _common  # noqa: F401  (paths and Airflow environment first)
 
 RUN_ID = "run-memory"
 CUSTOMER = {"customer_id": "big", "zuora_conn_id": "zuora_big", "environment": "sandbox"}
@@ -32,35 +32,47 @@ def rss_mb() -> float:
 def child(mode: str) -> None:
     """One measured process: prints a JSON line with its peak RSS (MB) and figures."""
     _common.quiet_logs()
-    from zuora import sync                      # noqa: F401  the stage code and its imports
-    from zuora.api.hook import ZuoraHook            # noqa: F401
-    from zuora import warehouse                 # noqa: F401
+    from zuora import (
+        sync,  # noqa: F401  the stage code and its imports
+        warehouse,  # noqa: F401
+    )
+    from zuora.api.hook import ZuoraHook  # noqa: F401
+
     out = {"mode": mode, "after_imports_mb": rss_mb()}
     if mode == "stages":
         started = time.perf_counter()
-        exported = sync.export_stage(CUSTOMER, RUN_ID, full_refresh=False,
-                                     lookback=timedelta(days=7))
+        exported = sync.export_stage(CUSTOMER, RUN_ID, full_refresh=False, lookback=timedelta(days=7))
         out["after_export_mb"] = rss_mb()
         sync.validate_stage(CUSTOMER, RUN_ID)
         out["after_validate_mb"] = rss_mb()
         merged = sync.upsert_stage(CUSTOMER, RUN_ID)
-        out.update(after_upsert_mb=rss_mb(), exported=exported["exported"],
-                   failed=exported["exports_failed"], inserted=merged.get("inserted"),
-                   seconds=time.perf_counter() - started)
+        out.update(
+            after_upsert_mb=rss_mb(),
+            exported=exported["exported"],
+            failed=exported["exports_failed"],
+            inserted=merged.get("inserted"),
+            seconds=time.perf_counter() - started,
+        )
     elif mode == "list_all":
         started = time.perf_counter()
         hook = ZuoraHook(CUSTOMER["zuora_conn_id"])
         ids = [item["id"] for item in hook.list_workflows()]
         exports = [export for _, export, error in hook.export_workflows(ids) if error is None]
-        out.update(exports=len(exports), export_bytes=hook.stats["bytes"],
-                   seconds=time.perf_counter() - started)
+        out.update(
+            exports=len(exports), export_bytes=hook.stats["bytes"], seconds=time.perf_counter() - started
+        )
     out["peak_mb"] = rss_mb()
     print(json.dumps(out))
 
 
 def measure(mode: str) -> dict:
-    result = subprocess.run([sys.executable, __file__, "--child", mode], capture_output=True,
-                            text=True, env=os.environ.copy(), cwd=_common.ROOT)
+    result = subprocess.run(
+        [sys.executable, __file__, "--child", mode],
+        capture_output=True,
+        text=True,
+        env=os.environ.copy(),
+        cwd=_common.ROOT,
+    )
     if result.returncode:
         raise RuntimeError(f"child {mode} failed:\n{result.stdout}\n{result.stderr}")
     return json.loads(result.stdout.strip().splitlines()[-1])
@@ -86,13 +98,15 @@ def main() -> None:
     started_at, machine = _common.utc_date(), _common.machine()
     os.environ["ZUORA_EXPORT_ENCRYPTION_KEY"] = Fernet.generate_key().decode()
     tenant = {"tenant_id": "big", "workflows": args.workflows, "avg_export_kb": args.avg_export_kb}
-    with EmbeddedPostgres() as pg, running_simulator(tenants=[tenant],
-                                                     extra_args=["--export-cache-mb", "8"]) as sim:
+    with (
+        EmbeddedPostgres() as pg,
+        running_simulator(tenants=[tenant], extra_args=["--export-cache-mb", "8"]) as sim,
+    ):
         os.environ["AIRFLOW_CONN_ZUORA_WAREHOUSE"] = pg.uri
         with psycopg.connect(pg.uri) as conn:
             warehouse.apply_migrations(conn)
             _common.register_customer(conn, "big", sim.admin.get_tenant("big"))
-        listed = sync.list_stage(CUSTOMER, RUN_ID)["listed"]     # in this process: cheap
+        listed = sync.list_stage(CUSTOMER, RUN_ID)["listed"]  # in this process: cheap
         floor = measure("floor")
         stages = measure("stages")
         everything = measure("list_all")
@@ -101,7 +115,7 @@ def main() -> None:
     above_floor = stages["peak_mb"] - floor["peak_mb"]
     list_above = everything["peak_mb"] - floor["peak_mb"]
     body = f"""\
-`{_common.command('memory.py')}`: one customer, {args.workflows:,} workflows, simulator
+`{_common.command("memory.py")}`: one customer, {args.workflows:,} workflows, simulator
 `avg_export_kb={args.avg_export_kb:g}`: **{data_mb:.0f} MB of exports** (uncompressed JSON as
 received, counted by the hook). The list stage runs in the benchmark process; each measured
 process below is a fresh `python benchmarks/memory.py --child ...` whose own `ru_maxrss` is
@@ -110,11 +124,11 @@ and embedded Postgres 16 (whose memory is not counted). Machine: {machine}. Date
 
 | process | peak RSS | above the floor |
 |---|---|---|
-| floor: the same imports only (zuora.sync, hook, warehouse, Airflow SDK) | {floor['peak_mb']:.0f} MB | 0 |
-| **export + validate + upsert stages** ({stages['seconds']:.0f} s; after export {stages['after_export_mb']:.0f} MB, after validate {stages['after_validate_mb']:.0f} MB, after upsert {stages['after_upsert_mb']:.0f} MB) | **{stages['peak_mb']:.0f} MB** | **{above_floor:.0f} MB** = {above_floor / data_mb:.0%} of the data |
-| baseline: every export decoded into one list (hook.export_workflows, no staging) | {everything['peak_mb']:.0f} MB | {list_above:.0f} MB = {list_above / data_mb:.0%} of the data |
+| floor: the same imports only (zuora.sync, hook, warehouse, Airflow SDK) | {floor["peak_mb"]:.0f} MB | 0 |
+| **export + validate + upsert stages** ({stages["seconds"]:.0f} s; after export {stages["after_export_mb"]:.0f} MB, after validate {stages["after_validate_mb"]:.0f} MB, after upsert {stages["after_upsert_mb"]:.0f} MB) | **{stages["peak_mb"]:.0f} MB** | **{above_floor:.0f} MB** = {above_floor / data_mb:.0%} of the data |
+| baseline: every export decoded into one list (hook.export_workflows, no staging) | {everything["peak_mb"]:.0f} MB | {list_above:.0f} MB = {list_above / data_mb:.0%} of the data |
 
-Reading: the sync of ~{data_mb:.0f} MB of exports peaks at {stages['peak_mb']:.0f} MB, {above_floor:.0f} MB above what
+Reading: the sync of ~{data_mb:.0f} MB of exports peaks at {stages["peak_mb"]:.0f} MB, {above_floor:.0f} MB above what
 the imports alone take, {"well below" if above_floor < data_mb / 2 else "**not** well below"} the data size, while simply holding the decoded exports costs
 {list_above:.0f} MB ({list_above / data_mb:.1f}x the JSON size: Python objects are larger than their text). Memory is
 bounded because every stage streams: `export_workflows` keeps at most `max_concurrency`

@@ -7,15 +7,21 @@ runs both for the same customers."""
 from __future__ import annotations
 
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from airflow.sdk import TriggerRule, dag, task, task_group
 
 LABEL = "{{ task.op_kwargs['customer']['customer_id'] }}"
 
 
-@dag(dag_id="zuora_noop_shape", schedule=None, start_date=datetime(2026, 1, 1, tzinfo=timezone.utc),
-     catchup=False, max_active_runs=1, tags=["benchmark"])
+@dag(
+    dag_id="zuora_noop_shape",
+    schedule=None,
+    start_date=datetime(2026, 1, 1, tzinfo=UTC),
+    catchup=False,
+    max_active_runs=1,
+    tags=["benchmark"],
+)
 def zuora_noop_shape():
     @task
     def migrate():

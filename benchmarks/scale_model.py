@@ -35,8 +35,6 @@ section is written (``--part write`` rewrites it) when all three are there.
 
 from __future__ import annotations
 
-import _common  # noqa: F401  (paths and Airflow environment first)
-
 import argparse
 import json
 import math
@@ -48,6 +46,7 @@ import time
 from datetime import datetime
 from pathlib import Path
 
+import _common  # noqa: F401  (paths and Airflow environment first)
 import psutil
 
 FLAG = Path("/tmp/zws-bench-free")
@@ -60,20 +59,20 @@ PAGE_LENGTH = 50
 # product's and Airflow 3.3's defaults; the Zuora answer time is an assumption (the simulator
 # answers at once; the reference gives no figure), see SCALE.md.
 DEPLOYMENT = {
-    "latency_s": 0.5,            # ASSUMED: Zuora's answer time per call (token, page, export, versions)
-    "max_concurrency": 4,        # hook: calls in flight per export task (connection extra)
-    "pool_slots": 8,             # pool zuora_api: list + export tasks running at once
-    "export_tis": 4,             # $ZUORA_SYNC_MAX_CONCURRENT_EXPORTS: export tasks per run at once
-    "max_active_tasks": 16,      # [core] max_active_tasks_per_dag: tasks of the DAG running at once
-    "max_tis_per_query": 16,     # [scheduler] max_tis_per_query: TIs queued per scheduler loop (0 = no cap)
-    "parallelism": 32,           # [core] parallelism: TIs running or queued per scheduler
-    "slots": 8,                  # Celery worker slots (2 workers x 4 here)
-    "slots_per_worker": 16,      # for sizing production workers
-    "customers_per_task": 1,     # 1 = the DAG as it is; B > 1 = one mapped group per B customers (a change)
-    "tokens_per_customer": 1,    # a daily run mints one token per customer (TTL 1 h)
+    "latency_s": 0.5,  # ASSUMED: Zuora's answer time per call (token, page, export, versions)
+    "max_concurrency": 4,  # hook: calls in flight per export task (connection extra)
+    "pool_slots": 8,  # pool zuora_api: list + export tasks running at once
+    "export_tis": 4,  # $ZUORA_SYNC_MAX_CONCURRENT_EXPORTS: export tasks per run at once
+    "max_active_tasks": 16,  # [core] max_active_tasks_per_dag: tasks of the DAG running at once
+    "max_tis_per_query": 16,  # [scheduler] max_tis_per_query: TIs queued per scheduler loop (0 = no cap)
+    "parallelism": 32,  # [core] parallelism: TIs running or queued per scheduler
+    "slots": 8,  # Celery worker slots (2 workers x 4 here)
+    "slots_per_worker": 16,  # for sizing production workers
+    "customers_per_task": 1,  # 1 = the DAG as it is; B > 1 = one mapped group per B customers (a change)
+    "tokens_per_customer": 1,  # a daily run mints one token per customer (TTL 1 h)
     "lookback_due_fraction": 0.0,  # share of workflows re-exported because their definition is >= 7 days old
-    "legacy_share": 1 / 12,      # changed workflows whose export has no version: one more export call
-    "machine_cores": None,       # local check: everything on one machine of this many cores
+    "legacy_share": 1 / 12,  # changed workflows whose export has no version: one more export call
+    "machine_cores": None,  # local check: everything on one machine of this many cores
     "hour_s": 3600.0,
 }
 
@@ -83,13 +82,19 @@ ZUORA_LIMITS = {
     "developer sandbox": {"minute": 12_500, "hour": 25_000, "day": 50_000},
     "API sandbox": {"minute": 2_500, "hour": 5_000, "day": 10_000},
 }
-ZUORA_CONCURRENCY = 40       # default concurrency limit per tenant (§5.3)
-MEASURED_WORKER_SLOTS = 4    # AIRFLOW__CELERY__WORKER_CONCURRENCY of airflow.env, the cluster's workers
-CHAIN = 7                    # migrate -> list_customers -> list -> export -> validate -> upsert -> summarize
+ZUORA_CONCURRENCY = 40  # default concurrency limit per tenant (§5.3)
+MEASURED_WORKER_SLOTS = 4  # AIRFLOW__CELERY__WORKER_CONCURRENCY of airflow.env, the cluster's workers
+CHAIN = 7  # migrate -> list_customers -> list -> export -> validate -> upsert -> summarize
 
 
-def predict(customers: int, workflows: int, changed_fraction: float, units: dict,
-            changed_customer_share: float | None = None, **deployment) -> dict:
+def predict(
+    customers: int,
+    workflows: int,
+    changed_fraction: float,
+    units: dict,
+    changed_customer_share: float | None = None,
+    **deployment,
+) -> dict:
     """The cost of one run of ``customers`` customers of ``workflows`` workflows each, with
     ``changed_fraction`` of all workflows changed since the last run.
 
@@ -103,13 +108,13 @@ def predict(customers: int, workflows: int, changed_fraction: float, units: dict
     d = {**DEPLOYMENT, **deployment}
     lib, cl = units["library"], units["cluster"]
     C, W, p, B = customers, workflows, changed_fraction, d["customers_per_task"]
-    touched = min(1.0, p + d["lookback_due_fraction"])       # workflows exported this run
+    touched = min(1.0, p + d["lookback_due_fraction"])  # workflows exported this run
     q = (1 - (1 - touched) ** W) if changed_customer_share is None else changed_customer_share
     c_changed, c_unchanged = C * q, C - C * q
-    k = touched * W / q if q else 0.0                        # exports per changed customer
-    versions = p * W / q if q else 0.0                       # version lists per changed customer
+    k = touched * W / q if q else 0.0  # exports per changed customer
+    versions = p * W / q if q else 0.0  # version lists per changed customer
     groups = math.ceil(C / B)
-    g_changed = groups * (1 - (1 - q) ** B)                  # groups with any changed customer
+    g_changed = groups * (1 - (1 - q) ** B)  # groups with any changed customer
     g_unchanged = groups - g_changed
 
     # Zuora calls per tenant: token + list pages (+ exports + version lists when changed)
@@ -142,8 +147,13 @@ def predict(customers: int, workflows: int, changed_fraction: float, units: dict
 
     def per_group(table: dict) -> float:
         return table["run"] + g_unchanged * table["unchanged"] + g_changed * table["changed"]
-    code_delta = (c_unchanged * code_unchanged(W, "lib") + c_changed * lib_changed(W, k)
-                  - g_unchanged * code_unchanged(w0, "lib") - g_changed * lib_changed(w0, 1))
+
+    code_delta = (
+        c_unchanged * code_unchanged(W, "lib")
+        + c_changed * lib_changed(W, k)
+        - g_unchanged * code_unchanged(w0, "lib")
+        - g_changed * lib_changed(w0, 1)
+    )
     # (the scheduler's CPU is not linear in groups: from its decision pass, below)
     cpu = {name: per_group(table) for name, table in cl["cpu_by_component"].items() if name != "scheduler"}
     cpu["workers"] += code_delta
@@ -152,40 +162,67 @@ def predict(customers: int, workflows: int, changed_fraction: float, units: dict
     # warehouse in one server) measured per group, plus the warehouse's marginal CPU
     def pg_customer(w: float, changed: float) -> float:
         return lib["pg_fixed_s"] + lib["pg_per_listed_s"] * w + lib["pg_per_changed_s"] * changed
+
     warehouse_pg = c_unchanged * pg_customer(W, 0) + c_changed * pg_customer(W, k)
-    cluster_pg = (per_group(cl["postgres_cpu_s"]) + warehouse_pg
-                  - g_unchanged * pg_customer(w0, 0) - g_changed * pg_customer(w0, 1))
+    cluster_pg = (
+        per_group(cl["postgres_cpu_s"])
+        + warehouse_pg
+        - g_unchanged * pg_customer(w0, 0)
+        - g_changed * pg_customer(w0, 1)
+    )
     simulator_cpu = per_group(cl["simulator_cpu_s"])
 
     # Worker slot-seconds: a task's duration without contention (measured at w0 workflows)
     # is Airflow's own overhead per task process plus our code; our code then scales with
     # W, k and B, and each task also waits for its chain of Zuora calls (latency each)
     slot = cl["slot_s"]
-    over = {"unchanged": max(slot["unchanged"] - code_unchanged(w0), 0.0),
-            **{t: max(slot[t] - code(s, w0, 1), 0.0) for t, s in (
-                ("list_workflows", "list"), ("export_workflows", "export"),
-                ("validate", "validate"), ("upsert", "upsert"))}}
+    over = {
+        "unchanged": max(slot["unchanged"] - code_unchanged(w0), 0.0),
+        **{
+            t: max(slot[t] - code(s, w0, 1), 0.0)
+            for t, s in (
+                ("list_workflows", "list"),
+                ("export_workflows", "export"),
+                ("validate", "validate"),
+                ("upsert", "upsert"),
+            )
+        },
+    }
     work_unchanged = code_unchanged(W) + (tokens + pages) * L
-    work = {"list": code("list", W, k) + (tokens + pages) * L,
-            "export": code("export", W, k)
-            + (math.ceil(k / M) + math.ceil(versions / M) + math.ceil(version_exports / M)) * L,
-            "validate": code("validate", W, k), "upsert": code("upsert", W, k)}
+    work = {
+        "list": code("list", W, k) + (tokens + pages) * L,
+        "export": code("export", W, k)
+        + (math.ceil(k / M) + math.ceil(versions / M) + math.ceil(version_exports / M)) * L,
+        "validate": code("validate", W, k),
+        "upsert": code("upsert", W, k),
+    }
     per_changed_group = sum(over[t] for t in ("list_workflows", "export_workflows", "validate", "upsert"))
-    slot_s = (slot["fixed"] + g_unchanged * over["unchanged"] + g_changed * per_changed_group
-              + c_unchanged * work_unchanged + c_changed * sum(work.values()))
-    pooled_s = (g_unchanged * over["unchanged"] + g_changed * (over["list_workflows"] + over["export_workflows"])
-                + c_unchanged * work_unchanged + c_changed * (work["list"] + work["export"]))
+    slot_s = (
+        slot["fixed"]
+        + g_unchanged * over["unchanged"]
+        + g_changed * per_changed_group
+        + c_unchanged * work_unchanged
+        + c_changed * sum(work.values())
+    )
+    pooled_s = (
+        g_unchanged * over["unchanged"]
+        + g_changed * (over["list_workflows"] + over["export_workflows"])
+        + c_unchanged * work_unchanged
+        + c_changed * (work["list"] + work["export"])
+    )
     export_s = g_changed * over["export_workflows"] + c_changed * work["export"]
     # a changed group's tasks: its list task lists all its customers, the others handle its
     # changed customers (1 and 1 when each customer is its own group); each task must end
     # within its execution_timeout (the DAG's: 30 min, the export task 60 min)
     b = min(B, C)
     per_batch = b * q / (1 - (1 - q) ** b) if q else 1.0
-    task_s = {"list": over["list_workflows"] + per_batch * work["list"] + (b - per_batch) * work_unchanged,
-              "export": over["export_workflows"] + per_batch * work["export"],
-              "validate": over["validate"] + per_batch * work["validate"],
-              "upsert": over["upsert"] + per_batch * work["upsert"],
-              "list (no change in the group)": over["unchanged"] + b * work_unchanged}
+    task_s = {
+        "list": over["list_workflows"] + per_batch * work["list"] + (b - per_batch) * work_unchanged,
+        "export": over["export_workflows"] + per_batch * work["export"],
+        "validate": over["validate"] + per_batch * work["validate"],
+        "upsert": over["upsert"] + per_batch * work["upsert"],
+        "list (no change in the group)": over["unchanged"] + b * work_unchanged,
+    }
     timeouts = {"export": 3600.0}
     over_timeout = [t for t, v in task_s.items() if v > timeouts.get(t, 1800.0)]
     chain = sum(task_s[t] for t in ("list", "export", "validate", "upsert")) + 4 * cl["schedule_latency_s"]
@@ -197,7 +234,7 @@ def predict(customers: int, workflows: int, changed_fraction: float, units: dict
     waiting0 = 3 * groups + 1
     pass_wall, pass_cpu = mean_pass(units["scheduler"], groups), mean_pass(units["scheduler"], groups, "cpu")
     loop_s = pass_wall + cl["loop_gap_s"]
-    scheduler_cores = pass_cpu / loop_s                  # while the run lasts
+    scheduler_cores = pass_cpu / loop_s  # while the run lasts
     running = min(d["max_active_tasks"], d["slots"], d["parallelism"])
     per_loop = min(d["max_tis_per_query"] or processes, running)
     loops = max(CHAIN, math.ceil(processes / per_loop))
@@ -217,8 +254,9 @@ def predict(customers: int, workflows: int, changed_fraction: float, units: dict
         # both fitted on the calibration runs; the scheduler's share of the CPU grows with the wall
         usable = d["machine_cores"] * cl["cpu_utilisation"]
         machine = sum(cpu.values()) + cluster_pg + simulator_cpu
-        bounds["CPU of this machine"] = ((cl["run_wall_s"] + machine / usable)
-                                         / max(1 - scheduler_cores / usable, 0.05))
+        bounds["CPU of this machine"] = (cl["run_wall_s"] + machine / usable) / max(
+            1 - scheduler_cores / usable, 0.05
+        )
     limiting = max(bounds, key=bounds.get)
     wall = bounds[limiting]
     cpu["scheduler"] = scheduler_cores * wall
@@ -235,30 +273,62 @@ def predict(customers: int, workflows: int, changed_fraction: float, units: dict
     worker_mb = memory["worker_main_mb"] + d["slots_per_worker"] * per_slot_mb
     meta = cl["metadata"]
     return {
-        "customers": C, "workflows": W, "changed_fraction": p, "customers_per_task": B,
-        "customers_changed": c_changed, "customers_unchanged": c_unchanged,
-        "exports_per_changed_customer": k, "groups": groups, "groups_changed": g_changed,
-        "task_instances": tis, "task_processes": processes, "tis_skipped": 3 * g_unchanged,
-        "zuora_calls": calls, "calls_per_unchanged_tenant": calls_unchanged,
+        "customers": C,
+        "workflows": W,
+        "changed_fraction": p,
+        "customers_per_task": B,
+        "customers_changed": c_changed,
+        "customers_unchanged": c_unchanged,
+        "exports_per_changed_customer": k,
+        "groups": groups,
+        "groups_changed": g_changed,
+        "task_instances": tis,
+        "task_processes": processes,
+        "tis_skipped": 3 * g_unchanged,
+        "zuora_calls": calls,
+        "calls_per_unchanged_tenant": calls_unchanged,
         "calls_per_changed_tenant": calls_changed,
         "calls_per_tenant_minute_peak": M * 60 / L if L else float("inf"),
-        "airflow_cpu_s": airflow_cpu, "cpu_by_component_s": cpu,
-        "warehouse_pg_cpu_s": warehouse_pg, "cluster_pg_cpu_s": cluster_pg,
+        "airflow_cpu_s": airflow_cpu,
+        "cpu_by_component_s": cpu,
+        "warehouse_pg_cpu_s": warehouse_pg,
+        "cluster_pg_cpu_s": cluster_pg,
         "simulator_cpu_s": simulator_cpu,
-        "slot_s": slot_s, "pooled_slot_s": pooled_s, "export_slot_s": export_s,
-        "work_s": {"unchanged customer": work_unchanged, **{f"changed customer: {k_}": v for k_, v in work.items()}},
-        "overhead_s": over, "customer_chain_s": chain, "task_s": task_s, "over_timeout": over_timeout,
-        "scheduler": {"loops": loops, "mean_pass_s": pass_wall, "mean_pass_cpu_s": pass_cpu,
-                      "loop_s": loop_s, "first_pass_s": scheduler_pass(units, waiting0, 2),
-                      "busy_s": scheduler_s, "cores": scheduler_cores},
-        "bounds_s": bounds, "limiting": limiting, "wall_s": wall,
-        "metadata": {"commits": per_group(meta["commits"]), "rows_written": per_group(meta["rows_written"]),
-                     "bytes": per_group(meta["bytes"])},
+        "slot_s": slot_s,
+        "pooled_slot_s": pooled_s,
+        "export_slot_s": export_s,
+        "work_s": {
+            "unchanged customer": work_unchanged,
+            **{f"changed customer: {k_}": v for k_, v in work.items()},
+        },
+        "overhead_s": over,
+        "customer_chain_s": chain,
+        "task_s": task_s,
+        "over_timeout": over_timeout,
+        "scheduler": {
+            "loops": loops,
+            "mean_pass_s": pass_wall,
+            "mean_pass_cpu_s": pass_cpu,
+            "loop_s": loop_s,
+            "first_pass_s": scheduler_pass(units, waiting0, 2),
+            "busy_s": scheduler_s,
+            "cores": scheduler_cores,
+        },
+        "bounds_s": bounds,
+        "limiting": limiting,
+        "wall_s": wall,
+        "metadata": {
+            "commits": per_group(meta["commits"]),
+            "rows_written": per_group(meta["rows_written"]),
+            "bytes": per_group(meta["bytes"]),
+        },
         "for_one_hour": {
             "task_slots": needed_slots,
             "pool_slots": math.ceil(pooled_s / hour),
             "export_tis": math.ceil(export_s / hour),
-            "workers": workers, "worker_ram_mb": worker_mb, "per_slot_mb": per_slot_mb,
+            "workers": workers,
+            "worker_ram_mb": worker_mb,
+            "per_slot_mb": per_slot_mb,
             "worker_cores": cpu["workers"] / hour / max(workers, 1),
             "api_server_cores": cpu.get("api-server", 0.0) / hour,
             "warehouse_cores": warehouse_pg / hour,
@@ -267,11 +337,17 @@ def predict(customers: int, workflows: int, changed_fraction: float, units: dict
     }
 
 
-UNLIMITED = 10 ** 9
+UNLIMITED = 10**9
 
 
-def plan(customers: int, workflows: int, changed_fraction: float, units: dict,
-         target_s: float = 2700.0, **deployment) -> tuple[dict, dict]:
+def plan(
+    customers: int,
+    workflows: int,
+    changed_fraction: float,
+    units: dict,
+    target_s: float = 2700.0,
+    **deployment,
+) -> tuple[dict, dict]:
     """What to change for a run within ``target_s`` (45 min: a quarter of the hour kept for
     retries and noise): for each batch size (customers per mapped task) and per-tenant
     concurrency (the hook's max_concurrency, within Zuora's 40 per tenant), set every
@@ -280,15 +356,32 @@ def plan(customers: int, workflows: int, changed_fraction: float, units: dict,
     best = None
     for batch in (1, 5, 10, 25, 50, 100):
         for concurrency in (4, 8, 16):
-            settings = {**deployment, "customers_per_task": batch, "max_concurrency": concurrency,
-                        "max_tis_per_query": 256}
-            free = predict(customers, workflows, changed_fraction, units, **settings, slots=UNLIMITED,
-                           max_active_tasks=UNLIMITED, parallelism=UNLIMITED, pool_slots=UNLIMITED,
-                           export_tis=UNLIMITED)
+            settings = {
+                **deployment,
+                "customers_per_task": batch,
+                "max_concurrency": concurrency,
+                "max_tis_per_query": 256,
+            }
+            free = predict(
+                customers,
+                workflows,
+                changed_fraction,
+                units,
+                **settings,
+                slots=UNLIMITED,
+                max_active_tasks=UNLIMITED,
+                parallelism=UNLIMITED,
+                pool_slots=UNLIMITED,
+                export_tis=UNLIMITED,
+            )
             slots = max(1, math.ceil(free["slot_s"] / target_s))
-            settings.update(slots=slots, max_active_tasks=slots, parallelism=slots,
-                            pool_slots=max(1, math.ceil(free["pooled_slot_s"] / target_s)),
-                            export_tis=max(1, math.ceil(free["export_slot_s"] / target_s)))
+            settings.update(
+                slots=slots,
+                max_active_tasks=slots,
+                parallelism=slots,
+                pool_slots=max(1, math.ceil(free["pooled_slot_s"] / target_s)),
+                export_tis=max(1, math.ceil(free["export_slot_s"] / target_s)),
+            )
             result = predict(customers, workflows, changed_fraction, units, **settings)
             fits = result["wall_s"] <= target_s and not result["over_timeout"]
             key = (not fits, slots if fits else result["wall_s"], result["task_processes"])
@@ -299,10 +392,13 @@ def plan(customers: int, workflows: int, changed_fraction: float, units: dict,
 
 # --- fitting ------------------------------------------------------------------------------
 
+
 def lstsq(rows: list[list[float]], ys: list[float]) -> list[float]:
     import numpy
-    solution, *_ = numpy.linalg.lstsq(numpy.array(rows, dtype=float), numpy.array(ys, dtype=float),
-                                      rcond=None)
+
+    solution, *_ = numpy.linalg.lstsq(
+        numpy.array(rows, dtype=float), numpy.array(ys, dtype=float), rcond=None
+    )
     return [float(x) for x in solution]
 
 
@@ -316,14 +412,16 @@ def fit_library(lib: dict) -> dict:
     out: dict = {}
     for name, key in (("cpu", "lib"), ("pg", "pg")):
         fixed, listed, changed = lstsq(rows, [r["cpu"][key] for r in runs])
-        out.update({f"{name}_fixed_s": fixed, f"{name}_per_listed_s": listed,
-                    f"{name}_per_changed_s": changed})
+        out.update(
+            {f"{name}_fixed_s": fixed, f"{name}_per_listed_s": listed, f"{name}_per_changed_s": changed}
+        )
     staged = [r for r in runs if r["changed"]]
     srows = [[1, r["workflows"], r["changed"]] for r in staged]
     out["stage"] = {}
     for stage in ("list", "export", "validate", "upsert"):
-        fixed, listed, changed = lstsq(srows, [r["stages"][stage]["lib"] + r["stages"][stage]["pg"]
-                                               for r in staged])
+        fixed, listed, changed = lstsq(
+            srows, [r["stages"][stage]["lib"] + r["stages"][stage]["pg"] for r in staged]
+        )
         # a slope within noise of zero can come out slightly negative: no stage gets cheaper
         out["stage"][stage] = {"fixed": fixed, "listed": max(listed, 0.0), "changed": max(changed, 0.0)}
     return out
@@ -344,8 +442,7 @@ def mean_pass(scheduler: dict, groups: float, key: str = "wall") -> float:
     a x W0 / 2 + c x W0 x F / 6."""
     f = scheduler[key]
     waiting0, finished_end = 3 * groups + 1, 4 * groups + 2
-    return (f["per_waiting_s"] * waiting0 / 2
-            + f["per_waiting_finished_s"] * waiting0 * finished_end / 6)
+    return f["per_waiting_s"] * waiting0 / 2 + f["per_waiting_finished_s"] * waiting0 * finished_end / 6
 
 
 def fit_cluster(cluster: dict, scheduler: dict) -> dict:
@@ -367,8 +464,13 @@ def fit_cluster(cluster: dict, scheduler: dict) -> dict:
             key = "unchanged" if task == "list_workflows" and not r["customers_changed"] else task
             durations.setdefault(key, []).extend(seconds)
         latencies += r["queued_to_start"]
-    fixed = statistics.median(sum(statistics.median(r["task_seconds"].get(t, [0.0]))
-                                  for t in ("migrate", "list_customers", "summarize")) for r in probe)
+    fixed = statistics.median(
+        sum(
+            statistics.median(r["task_seconds"].get(t, [0.0]))
+            for t in ("migrate", "list_customers", "summarize")
+        )
+        for r in probe
+    )
     slot = {key: statistics.median(values) for key, values in durations.items()}
     slot["fixed"] = fixed
     # wall on this machine: the run's fixed part + machine CPU / (cores x utilisation)
@@ -381,7 +483,9 @@ def fit_cluster(cluster: dict, scheduler: dict) -> dict:
     for r in cal:
         busy = r["cpu_by_component"].get("scheduler", 0.0) / r["wall"]
         if busy > 0:
-            gaps.append(mean_pass(scheduler, r["customers"], "cpu") / busy - mean_pass(scheduler, r["customers"]))
+            gaps.append(
+                mean_pass(scheduler, r["customers"], "cpu") / busy - mean_pass(scheduler, r["customers"])
+            )
     return {
         "workflows": cluster["workflows"],
         "loop_gap_s": max(statistics.median(gaps), 0.0) if gaps else 1.0,
@@ -389,12 +493,15 @@ def fit_cluster(cluster: dict, scheduler: dict) -> dict:
         "cpu_by_component": {c: fit([r["cpu_by_component"].get(c, 0.0) for r in cal]) for c in components},
         "postgres_cpu_s": fit([r["postgres_cpu"] for r in cal]),
         "simulator_cpu_s": fit([r["simulator_cpu"] for r in cal]),
-        "metadata": {"commits": fit([r["meta"]["commits"] for r in cal]),
-                     "rows_written": fit([r["meta"]["rows_written"] for r in cal]),
-                     "bytes": fit([r["meta"]["bytes"] for r in cal])},
+        "metadata": {
+            "commits": fit([r["meta"]["commits"] for r in cal]),
+            "rows_written": fit([r["meta"]["rows_written"] for r in cal]),
+            "bytes": fit([r["meta"]["bytes"] for r in cal]),
+        },
         "slot_s": slot,
         "schedule_latency_s": statistics.median(latencies) if latencies else 0.0,
-        "run_wall_s": intercept, "cpu_utilisation": 1 / slope if slope > 0 else 1.0,
+        "run_wall_s": intercept,
+        "cpu_utilisation": 1 / slope if slope > 0 else 1.0,
         "memory": cluster["memory"],
         "idle": cluster["idle"],
     }
@@ -402,11 +509,15 @@ def fit_cluster(cluster: dict, scheduler: dict) -> dict:
 
 def fit_units(measured: dict) -> dict:
     scheduler = fit_scheduler(measured["scheduler"])
-    return {"library": fit_library(measured["library"]), "scheduler": scheduler,
-            "cluster": fit_cluster(measured["cluster"], scheduler)}
+    return {
+        "library": fit_library(measured["library"]),
+        "scheduler": scheduler,
+        "cluster": fit_cluster(measured["cluster"], scheduler),
+    }
 
 
 # --- in-process unit costs -----------------------------------------------------------------
+
 
 def measure_library(sizes=(50, 500), repeats: int = 5) -> dict:
     """Our code's and Postgres's CPU per stage for customers of ``sizes`` workflows."""
@@ -427,8 +538,12 @@ def measure_library(sizes=(50, 500), repeats: int = 5) -> dict:
         os.environ["AIRFLOW_CONN_ZUORA_WAREHOUSE"] = pg.uri
         with psycopg.connect(pg.uri) as conn:
             warehouse.apply_migrations(conn)
-            customers = {t["workflows"]: _common.register_customer(
-                conn, t["tenant_id"], sim.admin.get_tenant(t["tenant_id"])) for t in tenants}
+            customers = {
+                t["workflows"]: _common.register_customer(
+                    conn, t["tenant_id"], sim.admin.get_tenant(t["tenant_id"])
+                )
+                for t in tenants
+            }
         postmaster = int((pg.data_dir / "postmaster.pid").read_text().split()[0])
 
         me = psutil.Process()
@@ -436,7 +551,11 @@ def measure_library(sizes=(50, 500), repeats: int = 5) -> dict:
         def cpu_now() -> dict:
             # this process alone (its threads included), not the simulator it started
             own = me.cpu_times()
-            return {"lib": own.user + own.system, "pg": tree_cpu(postmaster), "sim": tree_cpu(sim.process.pid)}
+            return {
+                "lib": own.user + own.system,
+                "pg": tree_cpu(postmaster),
+                "sim": tree_cpu(sim.process.pid),
+            }
 
         def measured(stage_fn) -> tuple[dict, dict]:
             before, clock = cpu_now(), time.perf_counter()
@@ -454,24 +573,36 @@ def measure_library(sizes=(50, 500), repeats: int = 5) -> dict:
             ids = sim.admin.workflow_ids(tenant)
             for wid in ids[:changed]:
                 sim.admin.update_workflow(tenant, wid)
-            time.sleep(1.1)                       # updatedAt of seconds-formatted items moves
+            time.sleep(1.1)  # updatedAt of seconds-formatted items moves
             sim.admin.reset_stats(tenant)
             stages = {}
-            report, stages["list"] = measured(lambda: sync.list_stage(customer, run_id,
-                                                                      finish_unchanged=True))
+            report, stages["list"] = measured(
+                lambda: sync.list_stage(customer, run_id, finish_unchanged=True)
+            )
             finished = "finished" in report
             reports = {"list": report}
             if not finished:
-                for name, fn in (("export", sync.export_stage), ("validate", sync.validate_stage),
-                                 ("upsert", sync.upsert_stage)):
+                for name, fn in (
+                    ("export", sync.export_stage),
+                    ("validate", sync.validate_stage),
+                    ("upsert", sync.upsert_stage),
+                ):
                     reports[name], stages[name] = measured(lambda fn=fn: fn(customer, run_id))
             stats = sim.admin.stats(tenant)
             total = {k: sum(s[k] for s in stages.values()) for k in ("lib", "pg", "sim", "wall")}
             exported = (report["finished"]["export"] if finished else reports["export"])["exported"]
-            result = {"workflows": w, "case": case, "changed": changed, "finished_in_list": finished,
-                      "exported": exported, "cpu": total, "stages": stages,
-                      "calls": dict(stats["requests"]), "tokens_minted": stats["tokens_minted"],
-                      "pages": report["pages"]}
+            result = {
+                "workflows": w,
+                "case": case,
+                "changed": changed,
+                "finished_in_list": finished,
+                "exported": exported,
+                "cpu": total,
+                "stages": stages,
+                "calls": dict(stats["requests"]),
+                "tokens_minted": stats["tokens_minted"],
+                "pages": report["pages"],
+            }
             print(json.dumps({k: v for k, v in result.items() if k != "stages"}), flush=True)
             return result
 
@@ -493,12 +624,18 @@ def measure_library(sizes=(50, 500), repeats: int = 5) -> dict:
         same = [r for r in runs if r["workflows"] == w and r["case"] == "unchanged"]
         middle = sorted(same, key=lambda r: r["cpu"]["lib"])[len(same) // 2]
         merged += [r for r in runs if r["workflows"] == w and r["case"] != "unchanged"] + [middle]
-    return {"date": started_at, "machine": machine, "runs": merged,
-            "unchanged_repeats": {w: [r["cpu"] for r in runs if r["workflows"] == w
-                                      and r["case"] == "unchanged"] for w in sizes}}
+    return {
+        "date": started_at,
+        "machine": machine,
+        "runs": merged,
+        "unchanged_repeats": {
+            w: [r["cpu"] for r in runs if r["workflows"] == w and r["case"] == "unchanged"] for w in sizes
+        },
+    }
 
 
 # --- the scheduler's decision pass -----------------------------------------------------------
+
 
 def tree_cpu(pid: int) -> float:
     """CPU of a process and its live children, plus the children it reaped."""
@@ -538,20 +675,26 @@ def measure_scheduler(sizes=(100, 300, 1000)) -> dict:
             conn.execute("CREATE DATABASE airflow")
         postmaster = int((pg.data_dir / "postmaster.pid").read_text().split()[0])
         home = tempfile.mkdtemp(prefix="zws-scale-scheduler-")
-        env = {**{k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")},
-               "AIRFLOW_HOME": home,
-               "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"postgresql+psycopg://postgres@127.0.0.1:{pg.port}/airflow",
-               "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-               "AIRFLOW__CORE__DAGS_FOLDER": str(_common.ROOT / "dags"),
-               "AIRFLOW__CORE__PLUGINS_FOLDER": str(_common.ROOT / "plugins"),
-               "AIRFLOW__CORE__MAX_MAP_LENGTH": str(10 * max(sizes)),
-               "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
-               "PYTHONPATH": os.pathsep.join([str(_common.ROOT), str(_common.ROOT / "plugins")])}
+        env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")},
+            "AIRFLOW_HOME": home,
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"postgresql+psycopg://postgres@127.0.0.1:{pg.port}/airflow",
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__CORE__DAGS_FOLDER": str(_common.ROOT / "dags"),
+            "AIRFLOW__CORE__PLUGINS_FOLDER": str(_common.ROOT / "plugins"),
+            "AIRFLOW__CORE__MAX_MAP_LENGTH": str(10 * max(sizes)),
+            "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
+            "PYTHONPATH": os.pathsep.join([str(_common.ROOT), str(_common.ROOT / "plugins")]),
+        }
         airflow = Path(sys.executable).parent / "airflow"
         subprocess.run([str(airflow), "db", "migrate"], env=env, check=True, capture_output=True)
         for n in sizes:
-            out = subprocess.run([sys.executable, __file__, "--scheduler-child", str(n), str(postmaster)],
-                                 env=env, capture_output=True, text=True)
+            out = subprocess.run(
+                [sys.executable, __file__, "--scheduler-child", str(n), str(postmaster)],
+                env=env,
+                capture_output=True,
+                text=True,
+            )
             if out.returncode:
                 raise SystemExit(out.stderr[-3000:])
             passes = [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
@@ -564,7 +707,6 @@ def scheduler_child(n: int, postmaster: int) -> None:
     """The measurement of ``measure_scheduler`` for one N, in its own interpreter (Airflow
     configured for the throwaway metadata database by the environment)."""
     import pendulum
-
     from airflow.dag_processing.bundles.manager import DagBundlesManager
     from airflow.dag_processing.dagbag import DagBag, sync_bag_to_db
     from airflow.models.dagrun import DagRun
@@ -582,16 +724,25 @@ def scheduler_child(n: int, postmaster: int) -> None:
         dag = SerializedDagModel.get("zuora_workflow_sync", session=session).dag
     run_id = f"scale-{n}"
     with create_session() as session:
-        run = dag.create_dagrun(run_id=run_id, run_after=pendulum.now("UTC"), run_type=DagRunType.MANUAL,
-                                triggered_by=DagRunTriggeredByType.TEST, state=DagRunState.RUNNING,
-                                conf={}, session=session)
+        run = dag.create_dagrun(
+            run_id=run_id,
+            run_after=pendulum.now("UTC"),
+            run_type=DagRunType.MANUAL,
+            triggered_by=DagRunTriggeredByType.TEST,
+            state=DagRunState.RUNNING,
+            conf={},
+            session=session,
+        )
         session.flush()
         for ti in run.get_task_instances(session=session):
             if ti.task_id in ("migrate", "list_customers"):
                 ti.state = TaskInstanceState.SUCCESS
         # what list_customers' return value leaves for the mapping: N customers
-        session.merge(TaskMap(dag_id=dag.dag_id, task_id="list_customers", run_id=run_id,
-                              map_index=-1, length=n, keys=None))
+        session.merge(
+            TaskMap(
+                dag_id=dag.dag_id, task_id="list_customers", run_id=run_id, map_index=-1, length=n, keys=None
+            )
+        )
 
     def decide(state: str) -> dict:
         with create_session() as session:
@@ -601,21 +752,28 @@ def scheduler_child(n: int, postmaster: int) -> None:
             decision = run.task_instance_scheduling_decisions(session=session)
             run.schedule_tis(decision.schedulable_tis, session=session)
             wall, cpu = time.perf_counter() - clock, time.process_time() - cpu
-        result = {"customers": n, "state": state, "task_instances": len(decision.tis),
-                  "waiting": sum(1 for ti in decision.unfinished_tis if ti.state is None),
-                  "finished": len(decision.finished_tis), "wall": wall, "cpu": cpu,
-                  "postgres_cpu": tree_cpu(postmaster) - pg_before}
+        result = {
+            "customers": n,
+            "state": state,
+            "task_instances": len(decision.tis),
+            "waiting": sum(1 for ti in decision.unfinished_tis if ti.state is None),
+            "finished": len(decision.finished_tis),
+            "wall": wall,
+            "cpu": cpu,
+            "postgres_cpu": tree_cpu(postmaster) - pg_before,
+        }
         print(json.dumps(result), flush=True)
         return result
 
-    for attempt in range(5):                      # the expansion takes a few passes
+    for attempt in range(5):  # the expansion takes a few passes
         result = decide(f"expansion {attempt + 1}")
         if result["task_instances"] == 4 * n + 3 and result["waiting"] >= 3 * n:
             break
     decide("start")
     with create_session() as session:
-        for ti in session.query(TaskInstance).filter(TaskInstance.run_id == run_id, TaskInstance.map_index >= 0,
-                                                     TaskInstance.map_index < n // 2):
+        for ti in session.query(TaskInstance).filter(
+            TaskInstance.run_id == run_id, TaskInstance.map_index >= 0, TaskInstance.map_index < n // 2
+        ):
             ti.state = TaskInstanceState.SUCCESS
     decide("half")
 
@@ -630,8 +788,10 @@ def fit_scheduler(scheduler: dict) -> dict:
     fitted on 100-1,000 customers overstates small runs), for the wall time, the process's CPU
     and Postgres's CPU; a term that comes out negative (noise) is dropped."""
     passes = [p for p in scheduler["passes"] if p["state"] in ("start", "half")]
-    columns = {"per_waiting_s": lambda p: p["waiting"],
-               "per_waiting_finished_s": lambda p: p["waiting"] * p["finished"]}
+    columns = {
+        "per_waiting_s": lambda p: p["waiting"],
+        "per_waiting_finished_s": lambda p: p["waiting"] * p["finished"],
+    }
     out = {}
     for key in ("wall", "cpu", "postgres_cpu"):
         terms = list(SCHEDULER_TERMS)
@@ -640,7 +800,7 @@ def fit_scheduler(scheduler: dict) -> dict:
             if min(coefficients) >= 0 or len(terms) == 1:
                 break
             terms.pop(coefficients.index(min(coefficients)))
-        out[key] = {t: 0.0 for t in SCHEDULER_TERMS} | dict(zip(terms, coefficients))
+        out[key] = {t: 0.0 for t in SCHEDULER_TERMS} | dict(zip(terms, coefficients, strict=True))
     return out
 
 
@@ -651,10 +811,12 @@ def scheduler_pass(units: dict, waiting: float, finished: float, key: str = "wal
 
 # --- the cluster -----------------------------------------------------------------------------
 
+
 def wait_for_flag(poll: float = 60) -> None:
     while not FLAG.exists():
-        print(f"{datetime.now():%H:%M:%S} waiting for {FLAG} (another benchmark owns the machine)",
-              flush=True)
+        print(
+            f"{datetime.now():%H:%M:%S} waiting for {FLAG} (another benchmark owns the machine)", flush=True
+        )
         time.sleep(poll)
 
 
@@ -691,8 +853,14 @@ class MemorySampler(threading.Thread):
         self.stopping = threading.Event()
 
     def sample(self) -> dict:
-        out = {"worker_mb": 0.0, "main_mb": 0.0, "pool_mb": 0.0, "pool_processes": 0,
-               "task_uss_mb": 0.0, "task_rss_mb": 0.0}
+        out = {
+            "worker_mb": 0.0,
+            "main_mb": 0.0,
+            "pool_mb": 0.0,
+            "pool_processes": 0,
+            "task_uss_mb": 0.0,
+            "task_rss_mb": 0.0,
+        }
         for pid in self.workers:
             try:
                 root = psutil.Process(pid)
@@ -706,7 +874,7 @@ class MemorySampler(threading.Thread):
                     parent = process.ppid()
                 except (psutil.NoSuchProcess, psutil.AccessDenied):
                     continue
-                mb = info.pss / 2 ** 20
+                mb = info.pss / 2**20
                 total += mb
                 if process.pid == pid:
                     out["main_mb"] = max(out["main_mb"], mb)
@@ -714,8 +882,8 @@ class MemorySampler(threading.Thread):
                     out["pool_mb"] += mb
                     out["pool_processes"] += 1
                 else:
-                    out["task_uss_mb"] = max(out["task_uss_mb"], info.uss / 2 ** 20)
-                    out["task_rss_mb"] = max(out["task_rss_mb"], info.rss / 2 ** 20)
+                    out["task_uss_mb"] = max(out["task_uss_mb"], info.uss / 2**20)
+                    out["task_rss_mb"] = max(out["task_rss_mb"], info.rss / 2**20)
             out["worker_mb"] = max(out["worker_mb"], total)
         return out
 
@@ -731,10 +899,14 @@ class MemorySampler(threading.Thread):
 
     def figures(self) -> dict:
         idle = self.idle
-        return {"worker_main_mb": idle["main_mb"],
-                "pool_process_mb": idle["pool_mb"] / max(idle["pool_processes"], 1),
-                "idle_worker_mb": idle["worker_mb"], "peak_worker_mb": self.peak["worker_mb"],
-                "task_mb": self.peak["task_uss_mb"], "task_rss_mb": self.peak["task_rss_mb"]}
+        return {
+            "worker_main_mb": idle["main_mb"],
+            "pool_process_mb": idle["pool_mb"] / max(idle["pool_processes"], 1),
+            "idle_worker_mb": idle["worker_mb"],
+            "peak_worker_mb": self.peak["worker_mb"],
+            "task_mb": self.peak["task_uss_mb"],
+            "task_rss_mb": self.peak["task_rss_mb"],
+        }
 
 
 def parse(timestamp: str | None) -> float | None:
@@ -751,20 +923,33 @@ class Meters:
 
     def metadata(self) -> dict:
         import psycopg
+
         with psycopg.connect(self.meta_uri, autocommit=True) as conn:
             commits, ins, upd, dele = conn.execute(
                 "SELECT xact_commit, tup_inserted, tup_updated, tup_deleted FROM pg_stat_database "
-                "WHERE datname = current_database()").fetchone()
+                "WHERE datname = current_database()"
+            ).fetchone()
             size = conn.execute("SELECT pg_database_size(current_database())").fetchone()[0]
-        return {"commits": commits, "rows_written": ins + upd + dele, "inserted": ins,
-                "updated": upd, "deleted": dele, "bytes": size}
+        return {
+            "commits": commits,
+            "rows_written": ins + upd + dele,
+            "inserted": ins,
+            "updated": upd,
+            "deleted": dele,
+            "bytes": size,
+        }
 
     def read(self) -> dict:
         from _cluster import airflow_cpu_seconds
-        return {"airflow": airflow_cpu_seconds(self.info["pid"]),
-                "components": component_cpu(self.info["components"]),
-                "postgres": tree_cpu(self.postmaster), "simulator": tree_cpu(self.simulator),
-                "meta": self.metadata(), "clock": time.monotonic()}
+
+        return {
+            "airflow": airflow_cpu_seconds(self.info["pid"]),
+            "components": component_cpu(self.info["components"]),
+            "postgres": tree_cpu(self.postmaster),
+            "simulator": tree_cpu(self.simulator),
+            "meta": self.metadata(),
+            "clock": time.monotonic(),
+        }
 
 
 def delta(after: dict, before: dict) -> dict:
@@ -780,8 +965,8 @@ def delta(after: dict, before: dict) -> dict:
 
 def measure_cluster(sizes: list[int], workflows: int, wait: bool) -> dict:
     import psycopg
-
     from _cluster import running_cluster, unpause
+
     from devstack.airflow_api import SYNC_DAG
     from devstack.cluster import add_customer
     from zuora import sync
@@ -793,9 +978,12 @@ def measure_cluster(sizes: list[int], workflows: int, wait: bool) -> dict:
     started = time.monotonic()
     machine = _common.machine()
     dags = _common.ROOT / "dags"
-    groups = {"probe": ["probe"], "cal5": [f"cal5c{n}" for n in range(5)],
-              "cal20": [f"cal20c{n}" for n in range(20)],
-              **{f"v{s}": [f"v{s}c{n}" for n in range(s)] for s in sizes}}
+    groups = {
+        "probe": ["probe"],
+        "cal5": [f"cal5c{n}" for n in range(5)],
+        "cal20": [f"cal20c{n}" for n in range(20)],
+        **{f"v{s}": [f"v{s}c{n}" for n in range(s)] for s in sizes},
+    }
     runs: list[dict] = []
     with running_cluster({"zuora_workflow_sync.py": dags / "zuora_workflow_sync.py"}) as (info, api):
         unpause(api, SYNC_DAG)
@@ -808,8 +996,11 @@ def measure_cluster(sizes: list[int], workflows: int, wait: bool) -> dict:
         with psycopg.connect(warehouse_uri) as conn:
             backend = conn.execute("SELECT pg_backend_pid()").fetchone()[0]
         postmaster = psutil.Process(backend).parent().pid
-        simulator = next(p.pid for p in psutil.Process(info["pid"]).children()
-                         if "zuora_simulator" in " ".join(p.cmdline()))
+        simulator = next(
+            p.pid
+            for p in psutil.Process(info["pid"]).children()
+            if "zuora_simulator" in " ".join(p.cmdline())
+        )
         meters = Meters(info, meta_uri, postmaster, simulator)
 
         # every customer synced once, in this process (a first sync is not what is measured)
@@ -818,11 +1009,18 @@ def measure_cluster(sizes: list[int], workflows: int, wait: bool) -> dict:
         for names in groups.values():
             for name in names:
                 tenant = add_customer(api, sim, warehouse_uri, name, workflows=workflows, seed=len(name))
-                os.environ[f"AIRFLOW_CONN_ZUORA_{name.upper()}"] = json.dumps(airflow_connection(
-                    tenant["base_url"], tenant["client_id"], tenant["client_secret"],
-                    allow_insecure_http=True, environment="sandbox"))
-                sync.run_customer({"customer_id": name, "zuora_conn_id": f"zuora_{name}",
-                                   "environment": "sandbox"}, "setup")
+                os.environ[f"AIRFLOW_CONN_ZUORA_{name.upper()}"] = json.dumps(
+                    airflow_connection(
+                        tenant["base_url"],
+                        tenant["client_id"],
+                        tenant["client_secret"],
+                        allow_insecure_http=True,
+                        environment="sandbox",
+                    )
+                )
+                sync.run_customer(
+                    {"customer_id": name, "zuora_conn_id": f"zuora_{name}", "environment": "sandbox"}, "setup"
+                )
         setup_s = time.monotonic() - clock
         print(f"{sum(map(len, groups.values()))} customers set up in {setup_s:.0f} s", flush=True)
 
@@ -830,11 +1028,13 @@ def measure_cluster(sizes: list[int], workflows: int, wait: bool) -> dict:
         before = meters.read()
         time.sleep(30)
         idle = delta(meters.read(), before)
-        idle_rates = {"airflow_cpu": airflow_cpu(idle) / idle["seconds"],
-                      "components": {k: v / idle["seconds"] for k, v in idle["cpu_by_component"].items()},
-                      "postgres_cpu": idle["postgres_cpu"] / idle["seconds"],
-                      "commits_per_s": idle["meta"]["commits"] / idle["seconds"],
-                      "rows_per_s": idle["meta"]["rows_written"] / idle["seconds"]}
+        idle_rates = {
+            "airflow_cpu": airflow_cpu(idle) / idle["seconds"],
+            "components": {k: v / idle["seconds"] for k, v in idle["cpu_by_component"].items()},
+            "postgres_cpu": idle["postgres_cpu"] / idle["seconds"],
+            "commits_per_s": idle["meta"]["commits"] / idle["seconds"],
+            "rows_per_s": idle["meta"]["rows_written"] / idle["seconds"],
+        }
         print("idle", json.dumps(idle_rates), flush=True)
         memory.start()
 
@@ -848,19 +1048,24 @@ def measure_cluster(sizes: list[int], workflows: int, wait: bool) -> dict:
             run_id = api.trigger({"customer_ids": names})
             state = api.wait(run_id, timeout=1800)
             run = api.run(run_id)
-            time.sleep(3)   # the last task processes reaped and counted, statistics flushed
+            time.sleep(3)  # the last task processes reaped and counted, statistics flushed
             after = meters.read()
             tis = api.task_instances(run_id)
             with psycopg.connect(meta_uri, autocommit=True) as conn:
-                rows = {table: conn.execute(f"SELECT count(*) FROM {table} WHERE run_id = %s",
-                                            (run_id,)).fetchone()[0]
-                        for table in ("xcom", "rendered_task_instance_fields", "log")}
+                rows = {
+                    table: conn.execute(
+                        f"SELECT count(*) FROM {table} WHERE run_id = %s", (run_id,)
+                    ).fetchone()[0]
+                    for table in ("xcom", "rendered_task_instance_fields", "log")
+                }
             calls: dict[str, int] = {}
             tokens = 0
             for n in names:
                 now = sim.stats(n)
                 for endpoint, count in now["requests"].items():
-                    calls[endpoint] = calls.get(endpoint, 0) + count - calls_before[n]["requests"].get(endpoint, 0)
+                    calls[endpoint] = (
+                        calls.get(endpoint, 0) + count - calls_before[n]["requests"].get(endpoint, 0)
+                    )
                 tokens += now["tokens_minted"] - calls_before[n]["tokens_minted"]
             task_seconds: dict[str, list[float]] = {}
             queued: list[float] = []
@@ -873,20 +1078,33 @@ def measure_cluster(sizes: list[int], workflows: int, wait: bool) -> dict:
                     task_seconds.setdefault(ti["task_id"].split(".")[-1], []).append(end - start)
                     if when and ti["map_index"] >= 0:
                         queued.append(start - when)
-            result = {"phase": phase, "group": group, "customers": len(names),
-                      "customers_changed": len(changed), "customers_unchanged": len(names) - len(changed),
-                      "state": state, "wall": parse(run["end_date"]) - parse(run["queued_at"]),
-                      "task_instances": len(tis), "task_processes": len(ran),
-                      "with_start_date": sum(1 for ti in tis if ti["start_date"]),
-                      "states": {s: sum(1 for ti in tis if ti["state"] == s) for s in {ti["state"] for ti in tis}},
-                      "zuora_calls": sum(calls.values()), "calls": calls, "tokens_minted": tokens,
-                      "rows": rows, "task_seconds": task_seconds, "queued_to_start": queued,
-                      "slot_s": sum(sum(v) for v in task_seconds.values()),
-                      **delta(after, before)}
+            result = {
+                "phase": phase,
+                "group": group,
+                "customers": len(names),
+                "customers_changed": len(changed),
+                "customers_unchanged": len(names) - len(changed),
+                "state": state,
+                "wall": parse(run["end_date"]) - parse(run["queued_at"]),
+                "task_instances": len(tis),
+                "task_processes": len(ran),
+                "with_start_date": sum(1 for ti in tis if ti["start_date"]),
+                "states": {s: sum(1 for ti in tis if ti["state"] == s) for s in {ti["state"] for ti in tis}},
+                "zuora_calls": sum(calls.values()),
+                "calls": calls,
+                "tokens_minted": tokens,
+                "rows": rows,
+                "task_seconds": task_seconds,
+                "queued_to_start": queued,
+                "slot_s": sum(sum(v) for v in task_seconds.values()),
+                **delta(after, before),
+            }
             if prediction is not None:
                 result["predicted"] = prediction
-            print(json.dumps({k: v for k, v in result.items()
-                              if k not in ("task_seconds", "queued_to_start")}), flush=True)
+            print(
+                json.dumps({k: v for k, v in result.items() if k not in ("task_seconds", "queued_to_start")}),
+                flush=True,
+            )
             runs.append(result)
             return result
 
@@ -898,27 +1116,50 @@ def measure_cluster(sizes: list[int], workflows: int, wait: bool) -> dict:
         for group in ("cal5", "cal20"):
             measured_run("calibration", group, [])
             measured_run("calibration", group, groups[group])
-        units = fit_units({**{part: load()[part] for part in ("library", "scheduler")},
-                           "cluster": {"runs": runs, "workflows": workflows, "cores": os.cpu_count(),
-                                       "memory": memory.figures(),
-                                       "idle": idle_rates}})
+        units = fit_units(
+            {
+                **{part: load()[part] for part in ("library", "scheduler")},
+                "cluster": {
+                    "runs": runs,
+                    "workflows": workflows,
+                    "cores": os.cpu_count(),
+                    "memory": memory.figures(),
+                    "idle": idle_rates,
+                },
+            }
+        )
         local = {"slots": 8, "machine_cores": os.cpu_count(), "latency_s": 0.0}
         for size in sizes:
             group = f"v{size}"
-            changed = groups[group][:math.ceil(size / 4)]
+            changed = groups[group][: math.ceil(size / 4)]
             for tokens, which in ((1, []), (0, changed)):
                 q = len(which) / size
-                prediction = predict(size, workflows, len(which) / (size * workflows), units,
-                                     changed_customer_share=q, tokens_per_customer=tokens, **local)
+                prediction = predict(
+                    size,
+                    workflows,
+                    len(which) / (size * workflows),
+                    units,
+                    changed_customer_share=q,
+                    tokens_per_customer=tokens,
+                    **local,
+                )
                 measured_run("validation", group, which, prediction)
         memory.stop()
-    return {"date": _common.utc_date(), "machine": machine, "workflows": workflows,
-            "cores": os.cpu_count(), "runs": runs, "idle": idle_rates, "setup_s": setup_s,
-            "total_s": time.monotonic() - started,
-            "memory": memory.figures()}
+    return {
+        "date": _common.utc_date(),
+        "machine": machine,
+        "workflows": workflows,
+        "cores": os.cpu_count(),
+        "runs": runs,
+        "idle": idle_rates,
+        "setup_s": setup_s,
+        "total_s": time.monotonic() - started,
+        "memory": memory.figures(),
+    }
 
 
 # --- results --------------------------------------------------------------------------------
+
 
 def load() -> dict:
     return json.loads(CACHE.read_text()) if CACHE.exists() else {}
@@ -939,15 +1180,17 @@ def fmt(x: float, digits: int = 0) -> str:
 
 
 # the product's defaults with as many workers as asked for: Airflow's own limits bind
-PRODUCTION = {"slots": 10 ** 6}
+PRODUCTION = {"slots": 10**6}
 
 
 def scenario_table(units: dict, scenarios=SCENARIOS, **deployment) -> list[str]:
-    lines = ["| customers | workflows | changed | customers changed | task processes (TIs) | "
-             "Zuora calls (per changed tenant) | worker slot-h | worker CPU core-h | warehouse PG "
-             "core-h | metadata commits | scheduler: first pass s, loops | run at defaults (limit) "
-             "| for 1 h: slots / pool / export TIs | workers x16 slots |",
-             "|---" * 14 + "|"]
+    lines = [
+        "| customers | workflows | changed | customers changed | task processes (TIs) | "
+        "Zuora calls (per changed tenant) | worker slot-h | worker CPU core-h | warehouse PG "
+        "core-h | metadata commits | scheduler: first pass s, loops | run at defaults (limit) "
+        "| for 1 h: slots / pool / export TIs | workers x16 slots |",
+        "|---" * 14 + "|",
+    ]
     for c, w, p in scenarios:
         r = predict(c, w, p, units, **{**PRODUCTION, **deployment})
         h, sch = r["for_one_hour"], r["scheduler"]
@@ -958,15 +1201,19 @@ def scenario_table(units: dict, scenarios=SCENARIOS, **deployment) -> list[str]:
             f"{r['warehouse_pg_cpu_s'] / 3600:,.2f} | {fmt(r['metadata']['commits'])} | "
             f"{fmt(sch['first_pass_s'])}, {fmt(sch['loops'])} | {r['wall_s'] / 3600:,.1f} h "
             f"({r['limiting'].split(' (')[0]}) | {h['task_slots']} / {h['pool_slots']} / "
-            f"{h['export_tis']} | {h['workers']} |")
+            f"{h['export_tis']} | {h['workers']} |"
+        )
     return lines
 
 
 def plan_table(units: dict, scenarios=SCENARIOS, **deployment) -> list[str]:
-    lines = ["| customers | workflows | changed | customers per mapped task | max_concurrency | slots = "
-             "max_active_tasks = parallelism | pool zuora_api | export TIs | task processes (TIs) | "
-             "worker slot-h | workers x16 slots (RAM each) | worker cores in all | scheduler mean pass s | "
-             "predicted run (limit) |", "|---" * 14 + "|"]
+    lines = [
+        "| customers | workflows | changed | customers per mapped task | max_concurrency | slots = "
+        "max_active_tasks = parallelism | pool zuora_api | export TIs | task processes (TIs) | "
+        "worker slot-h | workers x16 slots (RAM each) | worker cores in all | scheduler mean pass s | "
+        "predicted run (limit) |",
+        "|---" * 14 + "|",
+    ]
     for c, w, p in scenarios:
         st, r = plan(c, w, p, units, **deployment)
         lines.append(
@@ -974,7 +1221,8 @@ def plan_table(units: dict, scenarios=SCENARIOS, **deployment) -> list[str]:
             f"{st['pool_slots']} | {st['export_tis']} | {fmt(r['task_processes'])} ({fmt(r['task_instances'])}) | "
             f"{r['slot_s'] / 3600:,.1f} | {math.ceil(st['slots'] / 16)} ({r['for_one_hour']['worker_ram_mb'] / 1024:.1f} GB) | "
             f"{r['cpu_by_component_s']['workers'] / 2700:,.1f} | {r['scheduler']['mean_pass_s']:.1f} | "
-            f"{r['wall_s'] / 60:.0f} min ({r['limiting'].split(' (')[0]}) |")
+            f"{r['wall_s'] / 60:.0f} min ({r['limiting'].split(' (')[0]}) |"
+        )
     return lines
 
 
@@ -986,47 +1234,66 @@ def write(data: dict) -> None:
     units = fit_units(data)
     lib, cl = units["library"], units["cluster"]
     ll, cc = data["library"], data["cluster"]
-    lines = [f"Command: `{_common.command('scale_model.py', [])}` (parts: `--part units`, `--part scheduler`, "
-             "`--part cluster`, each kept in $TMPDIR/zws-scale-model.json; `--part write` writes this). "
-             f"Library units: {ll['date']}, {ll['machine']}. Scheduler pass: {data['scheduler']['date']}, "
-             f"{data['scheduler']['machine']}. Cluster runs: {cc['date']}, {cc['machine']} "
-             f"({cc['total_s'] / 60:.0f} min in all, customer setup {cc['setup_s']:.0f} s). The model "
-             "(`predict`, `plan`) and how to read it: [SCALE.md](SCALE.md).", "",
-             "**Library, in-process** (the four stages of `zuora.sync`, embedded Postgres 16 fsync "
-             "off, the simulator over HTTP without latency, default export mix; CPU-seconds of this "
-             "process, of the Postgres server, of the simulator; calls counted by the simulator):", "",
-             "| workflows | run | changed | exported | list / export / validate / upsert: our CPU s | "
-             "our CPU s | Postgres CPU s | simulator CPU s | wall s | Zuora calls (token, pages, "
-             "exports, version lists) |", "|---" * 10 + "|"]
+    lines = [
+        f"Command: `{_common.command('scale_model.py', [])}` (parts: `--part units`, `--part scheduler`, "
+        "`--part cluster`, each kept in $TMPDIR/zws-scale-model.json; `--part write` writes this). "
+        f"Library units: {ll['date']}, {ll['machine']}. Scheduler pass: {data['scheduler']['date']}, "
+        f"{data['scheduler']['machine']}. Cluster runs: {cc['date']}, {cc['machine']} "
+        f"({cc['total_s'] / 60:.0f} min in all, customer setup {cc['setup_s']:.0f} s). The model "
+        "(`predict`, `plan`) and how to read it: [SCALE.md](SCALE.md).",
+        "",
+        "**Library, in-process** (the four stages of `zuora.sync`, embedded Postgres 16 fsync "
+        "off, the simulator over HTTP without latency, default export mix; CPU-seconds of this "
+        "process, of the Postgres server, of the simulator; calls counted by the simulator):",
+        "",
+        "| workflows | run | changed | exported | list / export / validate / upsert: our CPU s | "
+        "our CPU s | Postgres CPU s | simulator CPU s | wall s | Zuora calls (token, pages, "
+        "exports, version lists) |",
+        "|---" * 10 + "|",
+    ]
     for r in ll["runs"]:
         st = r["stages"]
-        per_stage = (" / ".join(f"{st[s]['lib']:.2f}" for s in ("list", "export", "validate", "upsert"))
-                     if "export" in st else f"{st['list']['lib']:.2f} (list task finishes it)")
+        per_stage = (
+            " / ".join(f"{st[s]['lib']:.2f}" for s in ("list", "export", "validate", "upsert"))
+            if "export" in st
+            else f"{st['list']['lib']:.2f} (list task finishes it)"
+        )
         c = r["calls"]
-        lines.append(f"| {r['workflows']} | {r['case']} | {r['changed']} | {r['exported']} | {per_stage} | "
-                     f"{r['cpu']['lib']:.2f} | {r['cpu']['pg']:.2f} | {r['cpu']['sim']:.2f} | "
-                     f"{r['cpu']['wall']:.2f} | {c.get('token', 0)}, {c.get('list', 0)}, "
-                     f"{c.get('export', 0)}, {c.get('versions', 0)} |")
-    repeats = "; ".join(f"{w} workflows: our CPU " + ", ".join(f"{x['lib']:.2f}" for x in xs) + " s"
-                        for w, xs in ll["unchanged_repeats"].items())
-    lines += ["", f"Unchanged runs repeated (the median is in the table): {repeats}. Fit over the "
-              "runs after onboarding, CPU = fixed + per listed workflow x W + per changed workflow x k:", "",
-              "| | fixed per customer | per listed workflow | per changed workflow |", "|---|---|---|---|",
-              f"| our code (CPU) | {lib['cpu_fixed_s'] * 1000:.0f} ms | {lib['cpu_per_listed_s'] * 1000:.2f} ms | "
-              f"{lib['cpu_per_changed_s'] * 1000:.2f} ms |",
-              f"| warehouse Postgres (CPU) | {lib['pg_fixed_s'] * 1000:.0f} ms | {lib['pg_per_listed_s'] * 1000:.2f} ms | "
-              f"{lib['pg_per_changed_s'] * 1000:.2f} ms |", "",
-              "**Cluster** (the local Celery cluster, customers of "
-              f"{cc['workflows']} workflows first synced in-process; every run triggered through the "
-              "REST API with `customer_ids`). Idle, per second: Airflow "
-              f"{sum(cc['idle']['components'].values()):.2f} CPU-s ("
-              + ", ".join(f"{k} {v:.2f}" for k, v in sorted(cc["idle"]["components"].items()))
-              + f"), Postgres {cc['idle']['postgres_cpu']:.2f} CPU-s, metadata "
-              f"{cc['idle']['commits_per_s']:.1f} commits and {cc['idle']['rows_per_s']:.1f} rows written.", "",
-              "| phase | customers (changed) | state | wall s | task processes (TIs) | Airflow CPU s | "
-              "scheduler / api-server / workers CPU s | Postgres CPU s | Zuora calls (tokens) | "
-              "metadata commits / rows written / KB | xcom / rtif / log rows | slot-s |",
-              "|---" * 12 + "|"]
+        lines.append(
+            f"| {r['workflows']} | {r['case']} | {r['changed']} | {r['exported']} | {per_stage} | "
+            f"{r['cpu']['lib']:.2f} | {r['cpu']['pg']:.2f} | {r['cpu']['sim']:.2f} | "
+            f"{r['cpu']['wall']:.2f} | {c.get('token', 0)}, {c.get('list', 0)}, "
+            f"{c.get('export', 0)}, {c.get('versions', 0)} |"
+        )
+    repeats = "; ".join(
+        f"{w} workflows: our CPU " + ", ".join(f"{x['lib']:.2f}" for x in xs) + " s"
+        for w, xs in ll["unchanged_repeats"].items()
+    )
+    lines += [
+        "",
+        f"Unchanged runs repeated (the median is in the table): {repeats}. Fit over the "
+        "runs after onboarding, CPU = fixed + per listed workflow x W + per changed workflow x k:",
+        "",
+        "| | fixed per customer | per listed workflow | per changed workflow |",
+        "|---|---|---|---|",
+        f"| our code (CPU) | {lib['cpu_fixed_s'] * 1000:.0f} ms | {lib['cpu_per_listed_s'] * 1000:.2f} ms | "
+        f"{lib['cpu_per_changed_s'] * 1000:.2f} ms |",
+        f"| warehouse Postgres (CPU) | {lib['pg_fixed_s'] * 1000:.0f} ms | {lib['pg_per_listed_s'] * 1000:.2f} ms | "
+        f"{lib['pg_per_changed_s'] * 1000:.2f} ms |",
+        "",
+        "**Cluster** (the local Celery cluster, customers of "
+        f"{cc['workflows']} workflows first synced in-process; every run triggered through the "
+        "REST API with `customer_ids`). Idle, per second: Airflow "
+        f"{sum(cc['idle']['components'].values()):.2f} CPU-s ("
+        + ", ".join(f"{k} {v:.2f}" for k, v in sorted(cc["idle"]["components"].items()))
+        + f"), Postgres {cc['idle']['postgres_cpu']:.2f} CPU-s, metadata "
+        f"{cc['idle']['commits_per_s']:.1f} commits and {cc['idle']['rows_per_s']:.1f} rows written.",
+        "",
+        "| phase | customers (changed) | state | wall s | task processes (TIs) | Airflow CPU s | "
+        "scheduler / api-server / workers CPU s | Postgres CPU s | Zuora calls (tokens) | "
+        "metadata commits / rows written / KB | xcom / rtif / log rows | slot-s |",
+        "|---" * 12 + "|",
+    ]
     for r in cc["runs"]:
         comp = r["cpu_by_component"]
         m = r["meta"]
@@ -1036,74 +1303,118 @@ def write(data: dict) -> None:
             f"{comp.get('scheduler', 0):.1f} / {comp.get('api-server', 0):.1f} / {comp.get('workers', 0):.1f} | "
             f"{r['postgres_cpu']:.1f} | {r['zuora_calls']} ({r['tokens_minted']}) | {m['commits']} / "
             f"{m['rows_written']} / {m['bytes'] / 1024:.0f} | {r['rows']['xcom']} / "
-            f"{r['rows']['rendered_task_instance_fields']} / {r['rows']['log']} | {r['slot_s']:.0f} |")
+            f"{r['rows']['rendered_task_instance_fields']} / {r['rows']['log']} | {r['slot_s']:.0f} |"
+        )
     a, comp = cl["airflow_cpu_s"], cl["cpu_by_component"]
-    lines += ["", "Fitted on the calibration runs (value = per run + per unchanged customer x C_u + "
-              "per changed customer x C_c; a changed customer here has 1 of its "
-              f"{cc['workflows']} workflows changed):", "",
-              "| unit | per run | per unchanged customer (1 task process) | per changed customer (4 task processes) |",
-              "|---|---|---|---|"]
-    table = [("Airflow CPU s, all processes", a)] + [(f"  {k} CPU s", v) for k, v in sorted(comp.items())] + [
-        ("Postgres CPU s (metadata + warehouse)", cl["postgres_cpu_s"]),
-        ("metadata commits", cl["metadata"]["commits"]), ("metadata rows written", cl["metadata"]["rows_written"]),
-        ("metadata bytes", cl["metadata"]["bytes"])]
+    lines += [
+        "",
+        "Fitted on the calibration runs (value = per run + per unchanged customer x C_u + "
+        "per changed customer x C_c; a changed customer here has 1 of its "
+        f"{cc['workflows']} workflows changed):",
+        "",
+        "| unit | per run | per unchanged customer (1 task process) | per changed customer (4 task processes) |",
+        "|---|---|---|---|",
+    ]
+    table = (
+        [("Airflow CPU s, all processes", a)]
+        + [(f"  {k} CPU s", v) for k, v in sorted(comp.items())]
+        + [
+            ("Postgres CPU s (metadata + warehouse)", cl["postgres_cpu_s"]),
+            ("metadata commits", cl["metadata"]["commits"]),
+            ("metadata rows written", cl["metadata"]["rows_written"]),
+            ("metadata bytes", cl["metadata"]["bytes"]),
+        ]
+    )
     for name, v in table:
         digits = 2 if "CPU" in name else 0
-        lines.append(f"| {name} | {v['run']:,.{digits}f} | {v['unchanged']:,.{digits}f} | {v['changed']:,.{digits}f} |")
+        lines.append(
+            f"| {name} | {v['run']:,.{digits}f} | {v['unchanged']:,.{digits}f} | {v['changed']:,.{digits}f} |"
+        )
     slot, mem = cl["slot_s"], cc["memory"]
-    lines += ["", "Task durations without contention (one customer, median of its runs, start -> end): "
-              + ", ".join(f"{k} {v:.2f} s" for k, v in sorted(slot.items()))
-              + f"; queued -> start {cl['schedule_latency_s']:.2f} s. Local wall = "
-              f"{cl['run_wall_s']:.1f} s + machine CPU / ({cc['cores']} cores x {cl['cpu_utilisation']:.2f}) "
-              f"(fitted on the calibration runs). Worker memory (PSS): idle {mem['idle_worker_mb']:.0f} MB per "
-              f"worker of 4 slots (main process {mem['worker_main_mb']:.0f} MB, "
-              f"{mem['pool_process_mb']:.0f} MB per pool process), peak {mem['peak_worker_mb']:.0f} MB; "
-              f"largest task process {mem['task_mb']:.0f} MB USS ({mem['task_rss_mb']:.0f} MB RSS).", "",
-              "**Predicted vs measured** (validation runs; predictions from `predict` with the units above: "
-              "the library's, the scheduler pass's and the cluster's fitted on the probe and calibration runs "
-              "only, never on these; Zuora latency 0 as the simulator's; a quarter of the customers with one "
-              "changed workflow in the second run of each size):", "",
-              "| customers (changed) | task processes pred / meas | Zuora calls pred / meas | Airflow CPU s pred / meas | "
-              "scheduler CPU s pred / meas | scheduler mean pass s (pass model) | "
-              "wall s pred / meas (limit) | metadata commits pred / meas | state |", "|---" * 9 + "|"]
+    lines += [
+        "",
+        "Task durations without contention (one customer, median of its runs, start -> end): "
+        + ", ".join(f"{k} {v:.2f} s" for k, v in sorted(slot.items()))
+        + f"; queued -> start {cl['schedule_latency_s']:.2f} s. Local wall = "
+        f"{cl['run_wall_s']:.1f} s + machine CPU / ({cc['cores']} cores x {cl['cpu_utilisation']:.2f}) "
+        f"(fitted on the calibration runs). Worker memory (PSS): idle {mem['idle_worker_mb']:.0f} MB per "
+        f"worker of 4 slots (main process {mem['worker_main_mb']:.0f} MB, "
+        f"{mem['pool_process_mb']:.0f} MB per pool process), peak {mem['peak_worker_mb']:.0f} MB; "
+        f"largest task process {mem['task_mb']:.0f} MB USS ({mem['task_rss_mb']:.0f} MB RSS).",
+        "",
+        "**Predicted vs measured** (validation runs; predictions from `predict` with the units above: "
+        "the library's, the scheduler pass's and the cluster's fitted on the probe and calibration runs "
+        "only, never on these; Zuora latency 0 as the simulator's; a quarter of the customers with one "
+        "changed workflow in the second run of each size):",
+        "",
+        "| customers (changed) | task processes pred / meas | Zuora calls pred / meas | Airflow CPU s pred / meas | "
+        "scheduler CPU s pred / meas | scheduler mean pass s (pass model) | "
+        "wall s pred / meas (limit) | metadata commits pred / meas | state |",
+        "|---" * 9 + "|",
+    ]
     for r in cc["runs"]:
         if r["phase"] != "validation":
             continue
-        p = predict(r["customers"], cc["workflows"],
-                    r["customers_changed"] / (r["customers"] * cc["workflows"]), units,
-                    changed_customer_share=r["customers_changed"] / r["customers"],
-                    tokens_per_customer=1 if not r["customers_changed"] else 0,
-                    slots=8, machine_cores=cc["cores"], latency_s=0.0)
+        p = predict(
+            r["customers"],
+            cc["workflows"],
+            r["customers_changed"] / (r["customers"] * cc["workflows"]),
+            units,
+            changed_customer_share=r["customers_changed"] / r["customers"],
+            tokens_per_customer=1 if not r["customers_changed"] else 0,
+            slots=8,
+            machine_cores=cc["cores"],
+            latency_s=0.0,
+        )
         lines.append(
             f"| {r['customers']} ({r['customers_changed']}) | {p['task_processes']:.0f} / {r['task_processes']} | "
             f"{p['zuora_calls']:.0f} / {r['zuora_calls']} | {p['airflow_cpu_s']:.0f} / {airflow_cpu(r):.0f} | "
             f"{p['cpu_by_component_s'].get('scheduler', 0):.0f} / {r['cpu_by_component'].get('scheduler', 0):.0f} | "
             f"{p['scheduler']['mean_pass_s']:.1f} | "
             f"{p['wall_s']:.0f} / {r['wall']:.0f} ({p['limiting'].split(' (')[0]}) | "
-            f"{p['metadata']['commits']:.0f} / {r['meta']['commits']} | {r['state']} |")
+            f"{p['metadata']['commits']:.0f} / {r['meta']['commits']} | {r['state']} |"
+        )
     sf = units["scheduler"]["wall"]
-    lines += ["", "**The scheduler's decision pass** (`--part scheduler`: `DagRun.task_instance_scheduling_decisions` "
-              "+ `schedule_tis`, what Airflow 3.3's scheduler runs on a running run every loop, timed in a child "
-              "process against its own Postgres 16 with Airflow's metadata migrated and this DAG serialized; "
-              f"{units_date(data, 'scheduler')}):", "",
-              "| take | customers | state | TIs of the run | waiting (None) | finished | pass wall s | its CPU s | Postgres CPU s |",
-              "|---" * 9 + "|"]
+    lines += [
+        "",
+        "**The scheduler's decision pass** (`--part scheduler`: `DagRun.task_instance_scheduling_decisions` "
+        "+ `schedule_tis`, what Airflow 3.3's scheduler runs on a running run every loop, timed in a child "
+        "process against its own Postgres 16 with Airflow's metadata migrated and this DAG serialized; "
+        f"{units_date(data, 'scheduler')}):",
+        "",
+        "| take | customers | state | TIs of the run | waiting (None) | finished | pass wall s | its CPU s | Postgres CPU s |",
+        "|---" * 9 + "|",
+    ]
     for x in data["scheduler"]["passes"]:
-        lines.append(f"| {x.get('take', 1)} | {x['customers']} | {x['state']} | {x['task_instances']} | {x['waiting']} | {x['finished']} | "
-                     f"{x['wall']:.2f} | {x['cpu']:.2f} | {x['postgres_cpu']:.2f} |")
-    lines += ["", "Take 1 and take 2 ran 30 minutes apart on this shared machine (another engineer's "
-              "`pip install` during take 2): the same passes differ up to 1.8x; the fit uses both. "
-              f"Fit (start and half-way passes): pass wall = waiting x "
-              f"({sf['per_waiting_s'] * 1000:.2f} ms + {sf['per_waiting_finished_s'] * 1e6:.2f} µs x finished TIs). "
-              "A loop queues at most `max_tis_per_query` TIs (and no more than free slots), so a run needs at least "
-              "task processes / that many loops.", ""]
-    lines += ["", "**Scenarios** (`predict`, defaults of `DEPLOYMENT`: Zuora answers in 0.5 s "
-              "(assumed), pool 8, 4 export tasks, `max_active_tasks_per_dag` 16, `max_tis_per_query` 16, "
-              "workers as many as needed; changes spread uniformly over workflows; no re-export due):", "", *scenario_table(units),
-              "", "**What to change for a run within 45 minutes** (`plan`: for 1 to 100 customers per mapped task "
-              "and max_concurrency 4 / 8 / 16, every concurrency limit set to what the work needs, "
-              "`max_tis_per_query` 256; the configuration with the fewest worker slots that fits, tasks within "
-              "their execution_timeout):", "", *plan_table(units)]
+        lines.append(
+            f"| {x.get('take', 1)} | {x['customers']} | {x['state']} | {x['task_instances']} | {x['waiting']} | {x['finished']} | "
+            f"{x['wall']:.2f} | {x['cpu']:.2f} | {x['postgres_cpu']:.2f} |"
+        )
+    lines += [
+        "",
+        "Take 1 and take 2 ran 30 minutes apart on this shared machine (another engineer's "
+        "`pip install` during take 2): the same passes differ up to 1.8x; the fit uses both. "
+        f"Fit (start and half-way passes): pass wall = waiting x "
+        f"({sf['per_waiting_s'] * 1000:.2f} ms + {sf['per_waiting_finished_s'] * 1e6:.2f} µs x finished TIs). "
+        "A loop queues at most `max_tis_per_query` TIs (and no more than free slots), so a run needs at least "
+        "task processes / that many loops.",
+        "",
+    ]
+    lines += [
+        "",
+        "**Scenarios** (`predict`, defaults of `DEPLOYMENT`: Zuora answers in 0.5 s "
+        "(assumed), pool 8, 4 export tasks, `max_active_tasks_per_dag` 16, `max_tis_per_query` 16, "
+        "workers as many as needed; changes spread uniformly over workflows; no re-export due):",
+        "",
+        *scenario_table(units),
+        "",
+        "**What to change for a run within 45 minutes** (`plan`: for 1 to 100 customers per mapped task "
+        "and max_concurrency 4 / 8 / 16, every concurrency limit set to what the work needs, "
+        "`max_tis_per_query` 256; the configuration with the fewest worker slots that fits, tasks within "
+        "their execution_timeout):",
+        "",
+        *plan_table(units),
+    ]
     body = "\n".join(lines)
     _common.write_section("Scale model", body)
     print(body)
@@ -1111,6 +1422,7 @@ def write(data: dict) -> None:
 
 def main() -> None:
     import sys
+
     if sys.argv[1:2] == ["--scheduler-child"]:
         scheduler_child(int(sys.argv[2]), int(sys.argv[3]))
         return
@@ -1118,8 +1430,11 @@ def main() -> None:
     parser.add_argument("--part", choices=("units", "scheduler", "cluster", "all", "write"), default="all")
     parser.add_argument("--sizes", default="1,10,50,200", help="validation sizes (customers)")
     parser.add_argument("--workflows", type=int, default=4, help="per customer in the cluster runs")
-    parser.add_argument("--scheduler-sizes", default="100,300,1000",
-                        help="customers in the run whose scheduler decision pass is timed")
+    parser.add_argument(
+        "--scheduler-sizes",
+        default="100,300,1000",
+        help="customers in the run whose scheduler decision pass is timed",
+    )
     parser.add_argument("--no-wait", action="store_true", help=f"do not wait for {FLAG}")
     args = parser.parse_args()
     if args.part in ("units", "all"):
@@ -1128,9 +1443,13 @@ def main() -> None:
         save("scheduler", measure_scheduler([int(s) for s in args.scheduler_sizes.split(",")]))
     if args.part in ("cluster", "all"):
         if not {"library", "scheduler"} <= set(load()):
-            raise SystemExit("measure the library units and the scheduler first (--part units, --part scheduler)")
-        save("cluster", measure_cluster([int(s) for s in args.sizes.split(",")], args.workflows,
-                                        wait=not args.no_wait))
+            raise SystemExit(
+                "measure the library units and the scheduler first (--part units, --part scheduler)"
+            )
+        save(
+            "cluster",
+            measure_cluster([int(s) for s in args.sizes.split(",")], args.workflows, wait=not args.no_wait),
+        )
     data = load()
     if {"library", "scheduler", "cluster"} <= set(data):
         write(data)

@@ -15,20 +15,19 @@ sizes or latencies; nothing with --profile).
 
 from __future__ import annotations
 
-import _common  # noqa: F401  (paths and Airflow environment first)
-
 import argparse
 import cProfile
 import io
 import math
+import multiprocessing
 import os
 import pstats
 import threading
 import time
 from collections import defaultdict
-import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
 
+import _common  # noqa: F401  (paths and Airflow environment first)
 import psutil
 import psycopg
 import requests
@@ -45,6 +44,7 @@ STAGES = tuple(sync.STAGE_TASKS.values())
 
 
 # --- the library run -------------------------------------------------------------------
+
 
 def run_customer(customer: dict, run_id: str) -> dict:
     """The four stages in order (``sync.run_customer``), with each stage's seconds."""
@@ -104,10 +104,12 @@ class CpuMeter:
     """CPU seconds used by this process, the simulator and Postgres (backends included)."""
 
     def __init__(self, simulator_pid: int, postmaster_pid: int):
-        self.procs = {LIBRARY: psutil.Process(),
-                      "simulator": psutil.Process(simulator_pid),
-                      "postgres": psutil.Process(postmaster_pid)}
-        self.workers: list[psutil.Process] = []     # the live worker processes
+        self.procs = {
+            LIBRARY: psutil.Process(),
+            "simulator": psutil.Process(simulator_pid),
+            "postgres": psutil.Process(postmaster_pid),
+        }
+        self.workers: list[psutil.Process] = []  # the live worker processes
 
     def read(self) -> dict[str, float]:
         out = {}
@@ -146,15 +148,26 @@ def naive_sync(uri: str, tenant: dict, customer_id: str, limit: int | None = Non
     """One request at a time with plain requests, one INSERT ... ON CONFLICT per workflow
     (autocommit: one transaction each); the first ``limit`` workflows only when given."""
     from psycopg.types.json import Jsonb
+
     base = tenant["base_url"]
-    token = requests.post(f"{base}/oauth/token", timeout=60, data={
-        "client_id": tenant["client_id"], "client_secret": tenant["client_secret"],
-        "grant_type": "client_credentials"}).json()["access_token"]
+    token = requests.post(
+        f"{base}/oauth/token",
+        timeout=60,
+        data={
+            "client_id": tenant["client_id"],
+            "client_secret": tenant["client_secret"],
+            "grant_type": "client_credentials",
+        },
+    ).json()["access_token"]
     headers = {"Authorization": f"Bearer {token}"}
     items, page = [], 1
     while True:
-        body = requests.get(f"{base}/workflows", headers=headers, timeout=60,
-                            params={"page": page, "page_length": PAGE_LENGTH}).json()
+        body = requests.get(
+            f"{base}/workflows",
+            headers=headers,
+            timeout=60,
+            params={"page": page, "page_length": PAGE_LENGTH},
+        ).json()
         items += body["data"]
         if not body["pagination"].get("next_page"):
             break
@@ -162,15 +175,17 @@ def naive_sync(uri: str, tenant: dict, customer_id: str, limit: int | None = Non
     with psycopg.connect(uri, autocommit=True) as conn:
         conn.execute(NAIVE_TABLE)
         for item in items[:limit]:
-            response = requests.get(f"{base}/workflows/{item['id']}/export", headers=headers,
-                                    timeout=60)
+            response = requests.get(f"{base}/workflows/{item['id']}/export", headers=headers, timeout=60)
             response.raise_for_status()
-            conn.execute(NAIVE_UPSERT, (customer_id, item["id"], Jsonb(item),
-                                        Jsonb(response.json()), item.get("updatedAt")))
+            conn.execute(
+                NAIVE_UPSERT,
+                (customer_id, item["id"], Jsonb(item), Jsonb(response.json()), item.get("updatedAt")),
+            )
     return len(items[:limit])
 
 
 # --- per-item work -----------------------------------------------------------------------
+
 
 def per_export_cpu(customer: dict, key: bytes, sample: int = 100) -> dict[str, float]:
     """Library CPU milliseconds per export, by step, over ``sample`` exports of one customer,
@@ -181,13 +196,15 @@ def per_export_cpu(customer: dict, key: bytes, sample: int = 100) -> dict[str, f
     for wid in ids:
         started = time.process_time()
         exports.append(hook.export_workflow(wid))
-        cpu["`ZuoraHook.export_workflow` (token, HTTP via requests, gunzip, JSON decode)"] += \
+        cpu["`ZuoraHook.export_workflow` (token, HTTP via requests, gunzip, JSON decode)"] += (
             time.process_time() - started
+        )
     started = time.process_time()
-    for wid, export in zip(ids, exports):
+    for wid, export in zip(ids, exports, strict=True):
         export_row("r", "c", wid, export, key)
-    cpu["staging row (make_storable, redact, canonical JSON, hashes, zlib + Fernet)"] += \
+    cpu["staging row (make_storable, redact, canonical JSON, hashes, zlib + Fernet)"] += (
         time.process_time() - started
+    )
     size_kb = (hook.stats["bytes"] - listing_bytes) / len(ids) / 1024
     return {"size_kb": size_kb, **{k: v * 1000 / len(ids) for k, v in cpu.items()}}
 
@@ -208,18 +225,35 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--customers", type=int, default=20)
     parser.add_argument("--workflows", type=int, default=500, help="per customer")
-    parser.add_argument("--parallel-customers", type=int, default=8,
-                        help="N: customers at once (the zuora_api pool's 8 slots)")
-    parser.add_argument("--max-concurrency", type=int, default=4,
-                        help="M: the hook's max_concurrency (exports in flight per customer)")
+    parser.add_argument(
+        "--parallel-customers",
+        type=int,
+        default=8,
+        help="N: customers at once (the zuora_api pool's 8 slots)",
+    )
+    parser.add_argument(
+        "--max-concurrency",
+        type=int,
+        default=4,
+        help="M: the hook's max_concurrency (exports in flight per customer)",
+    )
     parser.add_argument("--latency-ms", type=int, default=50)
-    parser.add_argument("--avg-export-kb", type=float, default=None,
-                        help="average export size (default: the simulator's mix, ~47 KB)")
-    parser.add_argument("--baseline-workflows", type=int, default=200,
-                        help="workflows the naive baseline syncs (of one customer: token, all its "
-                             "list pages, then these exports); extrapolated linearly to all")
-    parser.add_argument("--profile", action="store_true",
-                        help="also cProfile one more customer's stages and print the top")
+    parser.add_argument(
+        "--avg-export-kb",
+        type=float,
+        default=None,
+        help="average export size (default: the simulator's mix, ~47 KB)",
+    )
+    parser.add_argument(
+        "--baseline-workflows",
+        type=int,
+        default=200,
+        help="workflows the naive baseline syncs (of one customer: token, all its "
+        "list pages, then these exports); extrapolated linearly to all",
+    )
+    parser.add_argument(
+        "--profile", action="store_true", help="also cProfile one more customer's stages and print the top"
+    )
     args = parser.parse_args()
     _common.quiet_logs()
     started_at, machine = _common.utc_date(), _common.machine()
@@ -239,10 +273,10 @@ def main() -> None:
         infos = {t: sim.admin.get_tenant(t) for t in ids + spare}
         with psycopg.connect(pg.uri) as conn:
             warehouse.apply_migrations(conn)
-            customers = [_common.register_customer(conn, t, infos[t], max_concurrency=M)
-                         for t in ids]
-            sampled, profiled = (_common.register_customer(conn, t, infos[t], max_concurrency=M)
-                                 for t in spare[1:])
+            customers = [_common.register_customer(conn, t, infos[t], max_concurrency=M) for t in ids]
+            sampled, profiled = (
+                _common.register_customer(conn, t, infos[t], max_concurrency=M) for t in spare[1:]
+            )
         postmaster = int((pg.data_dir / "postmaster.pid").read_text().split()[0])
         meter = CpuMeter(sim.process.pid, postmaster)
 
@@ -251,16 +285,23 @@ def main() -> None:
         sampler = InFlightSampler(sim.admin)
         context = multiprocessing.get_context("spawn")
         environ = {k: v for k, v in os.environ.items() if k.startswith(("AIRFLOW", "ZUORA"))}
-        with ProcessPoolExecutor(max_workers=N, mp_context=context, initializer=_init_worker,
-                                 initargs=(context.Barrier(N),)) as pool:
+        with ProcessPoolExecutor(
+            max_workers=N, mp_context=context, initializer=_init_worker, initargs=(context.Barrier(N),)
+        ) as pool:
             pids = set(pool.map(warm_worker, range(N)))
             assert len(pids) == N, pids
             meter.workers = [psutil.Process(pid) for pid in pids]
             cpu_before = meter.read()
             sampler.start()
             clock = time.perf_counter()
-            reports = list(pool.map(run_customer_in_process, customers,
-                                    ["run-lib"] * len(customers), [environ] * len(customers)))
+            reports = list(
+                pool.map(
+                    run_customer_in_process,
+                    customers,
+                    ["run-lib"] * len(customers),
+                    [environ] * len(customers),
+                )
+            )
             library_wall = time.perf_counter() - clock
             cpu_after = meter.read()
         meter.workers = []
@@ -274,8 +315,11 @@ def main() -> None:
         inserted = sum(r["upsert"].get("inserted", 0) for r in reports)
         tokens = stats["total"]["tokens_minted"]
         per_tenant_max = max(t["max_in_flight"] for t in stats["tenants"].values())
-        assert exported == n_customers * w and failed == 0 and inserted == n_customers * w, \
-            (exported, failed, inserted)
+        assert exported == n_customers * w and failed == 0 and inserted == n_customers * w, (
+            exported,
+            failed,
+            inserted,
+        )
 
         # naive sequential baseline on a subset, same simulator and Postgres
         clock = time.perf_counter()
@@ -300,24 +344,28 @@ def main() -> None:
     largest_bound = max(latency_bound, wave_bound, cpu_floor)
     per_workflow = {name: seconds * 1000 / (n_customers * w) for name, seconds in cpu_library.items()}
 
-    print(f"library {library_wall:.1f}s, latency bound {latency_bound:.1f}s ({ratio:.2f}x), "
-          f"cpu floor {cpu_floor:.1f}s; naive {naive_wall:.1f}s for {naive_count} -> "
-          f"{naive_full:.0f}s; cpu {cpu_library}")
+    print(
+        f"library {library_wall:.1f}s, latency bound {latency_bound:.1f}s ({ratio:.2f}x), "
+        f"cpu floor {cpu_floor:.1f}s; naive {naive_wall:.1f}s for {naive_count} -> "
+        f"{naive_full:.0f}s; cpu {cpu_library}"
+    )
     print("stage seconds (summed over customers):", stage_seconds)
     print("per-export library CPU:", item_cpu)
     if args.profile:
         print(profile_text)
         return
 
-    cpu_lines = "\n".join(f"| {name} | {seconds:.1f} s | {per_workflow[name]:.1f} ms | "
-                          f"{seconds / library_wall:.2f} |" for name, seconds in cpu_library.items())
+    cpu_lines = "\n".join(
+        f"| {name} | {seconds:.1f} s | {per_workflow[name]:.1f} ms | {seconds / library_wall:.2f} |"
+        for name, seconds in cpu_library.items()
+    )
     item_lines = "\n".join(f"| {k} | {v:.2f} ms |" for k, v in item_cpu.items() if k != "size_kb")
     stage_line = " / ".join(f"{stage_seconds[s]:.0f}" for s in STAGES)
     met = ratio <= 1.5
     size = f"~{args.avg_export_kb:g} KB" if args.avg_export_kb else "the simulator's default size mix"
     body = f"""\
-`{_common.command('sync_throughput.py')}`: {n_customers} customers x {w:,} workflows, exports
-{size} ({item_cpu['size_kb']:.0f} KB measured on a sample), {args.latency_ms} ms latency on every call
+`{_common.command("sync_throughput.py")}`: {n_customers} customers x {w:,} workflows, exports
+{size} ({item_cpu["size_kb"]:.0f} KB measured on a sample), {args.latency_ms} ms latency on every call
 (token, list, export). Library: the four stages per customer (`zuora.sync`, encryption key
 set), customers in a pool of **N = {N}** worker processes (the `zuora_api` pool's slots; Airflow
 runs each task in its own process), each hook with **max_concurrency M = {M}**: {allowed} calls
@@ -333,8 +381,8 @@ allowed in flight. Starts its own simulator and embedded Postgres 16, all on the
 | **library stages, N = {N}, M = {M}** | **{library_wall:.1f} s** ({n_customers * w / library_wall:,.0f} workflows/s) | **{ratio:.2f}x** the latency bound ({"meets" if met else "misses"} the 1.5x target); **{library_wall / largest_bound:.2f}x** the largest bound above |
 | naive sequential baseline (plain `requests`, one call at a time; one autocommitted `INSERT ... ON CONFLICT` per workflow): {naive_count:,} workflows of one customer in {naive_wall:.1f} s ({naive_wall / naive_count * 1000:.0f} ms each), extrapolated to {n_customers * w:,} | {naive_full:.0f} s | {naive_full / latency_bound:.1f}x |
 
-Library run in detail: {tokens} tokens minted, {stats['total']['total_requests']:,} requests,
-{stats['total']['rate_limited']} 429s; largest in flight per tenant {per_tenant_max} (M = {M}); mean calls
+Library run in detail: {tokens} tokens minted, {stats["total"]["total_requests"]:,} requests,
+{stats["total"]["rate_limited"]} 429s; largest in flight per tenant {per_tenant_max} (M = {M}); mean calls
 in flight across all tenants (sampled every 0.25 s) **{mean_in_flight:.1f}** of the {allowed} allowed.
 Stage wall seconds summed over customers (list / export / validate / upsert): {stage_line}.
 The library is {naive_full / library_wall:.0f}x faster than the naive baseline.
@@ -371,9 +419,15 @@ servers and the warehouse, which production does not run on the worker) need {ot
 this machine, {"more than" if others_floor > 1.5 * latency_bound else "most of"} the {1.5 * latency_bound:.0f} s the target allows: {"the target cannot be met on " + str(cores) + " cores even by a library that costs nothing" if others_floor > 1.5 * latency_bound else "a library would have to cost almost nothing to meet it here"}. Meeting 1.5x at this size would take about
 {cpu_total / (1.5 * latency_bound):.0f} cores (total CPU / (1.5 x the bound)); the section with 500 ms latency shows the
 same code within the target once the CPU is not short."""
-    variant = ", ".join(filter(None, [
-        f"{args.latency_ms} ms latency" if args.latency_ms != 50 else "",
-        f"{args.avg_export_kb:g} KB exports" if args.avg_export_kb else ""]))
+    variant = ", ".join(
+        filter(
+            None,
+            [
+                f"{args.latency_ms} ms latency" if args.latency_ms != 50 else "",
+                f"{args.avg_export_kb:g} KB exports" if args.avg_export_kb else "",
+            ],
+        )
+    )
     title = f"Sync throughput ({variant})" if variant else "Sync throughput"
     print(body)
     print(reading)

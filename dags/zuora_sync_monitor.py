@@ -16,7 +16,7 @@ expired OAuth token Variables. A failed task alerts through `zuora_alerts`.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from airflow.sdk import dag, task
 
@@ -27,25 +27,30 @@ from zuora.retry import TransientErrorRetryPolicy
 @dag(
     dag_id="zuora_sync_monitor",
     schedule="@hourly",
-    start_date=datetime(2026, 1, 1, tzinfo=timezone.utc),
+    start_date=datetime(2026, 1, 1, tzinfo=UTC),
     catchup=False,
     max_active_runs=1,
     tags=["zuora", "monitoring"],
     doc_md=__doc__,
-    default_args={"retries": 1, "retry_delay": timedelta(minutes=5),
-                  "retry_policy": TransientErrorRetryPolicy(),  # a bad Variable fails at once
-                  "execution_timeout": timedelta(minutes=10),
-                  "on_failure_callback": ZuoraAlertNotifier()},
+    default_args={
+        "retries": 1,
+        "retry_delay": timedelta(minutes=5),
+        "retry_policy": TransientErrorRetryPolicy(),  # a bad Variable fails at once
+        "execution_timeout": timedelta(minutes=10),
+        "on_failure_callback": ZuoraAlertNotifier(),
+    },
 )
 def zuora_sync_monitor():
     @task
     def check_sync_health() -> list[dict]:
         from zuora import monitor  # task-time import: the DAG file stays cheap to parse
+
         return monitor.check_sync_health()
 
     @task
     def apply_retention():
         from zuora import monitor
+
         return monitor.apply_retention()
 
     check_sync_health()

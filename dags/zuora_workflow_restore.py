@@ -17,7 +17,7 @@ promotes it into another customer's tenant, e.g. sandbox to production. The same
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from airflow.sdk import Param, dag, task
 
@@ -25,30 +25,43 @@ from airflow.sdk import Param, dag, task
 @dag(
     dag_id="zuora_workflow_restore",
     schedule=None,
-    start_date=datetime(2026, 1, 1, tzinfo=timezone.utc),
+    start_date=datetime(2026, 1, 1, tzinfo=UTC),
     catchup=False,
     tags=["zuora", "restore"],
     doc_md=__doc__,
     params={
-        "customer_id": Param("", type="string", minLength=1, description="Customer the version was synced from."),
-        "zuora_id": Param(0, type="integer", minimum=1, description="The workflow's Zuora id in that customer."),
+        "customer_id": Param(
+            "", type="string", minLength=1, description="Customer the version was synced from."
+        ),
+        "zuora_id": Param(
+            0, type="integer", minimum=1, description="The workflow's Zuora id in that customer."
+        ),
         "version": Param(None, type=["string", "null"], description="Version number, e.g. 0.0.2."),
-        "as_of": Param(None, type=["string", "null"], format="date-time",
-                       description="Or: the newest version created by then."),
-        "to_customer": Param(None, type=["string", "null"],
-                             description="Promote into this customer's tenant; empty: restore in place."),
+        "as_of": Param(
+            None,
+            type=["string", "null"],
+            format="date-time",
+            description="Or: the newest version created by then.",
+        ),
+        "to_customer": Param(
+            None,
+            type=["string", "null"],
+            description="Promote into this customer's tenant; empty: restore in place.",
+        ),
         "as_new_workflow": Param(False, type="boolean", description="Import as a new workflow."),
         "activate": Param(False, type="boolean", description="Make the imported version active."),
         "apply": Param(False, type="boolean", description="Import it; off: a dry run."),
-        "confirm_production": Param(False, type="boolean",
-                                    description="Required to import into a production tenant."),
+        "confirm_production": Param(
+            False, type="boolean", description="Required to import into a production tenant."
+        ),
     },
-    default_args={"retries": 0},   # a refused or failed restore is for its requester to read
+    default_args={"retries": 0},  # a refused or failed restore is for its requester to read
 )
 def zuora_workflow_restore():
     @task
     def restore(params=None, dag_run=None):
         from zuora import restore
+
         return restore.run_from_params(params, requested_by=dag_run.triggering_user_name or "airflow")
 
     restore()

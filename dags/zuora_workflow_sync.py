@@ -28,7 +28,7 @@ crashes at the end of a run of any DAG with a deadline.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from airflow.sdk import Param, TriggerRule, dag, task, task_group
 from airflow.sdk.exceptions import AirflowSkipException
@@ -48,17 +48,24 @@ CUSTOMER_LABEL = "{{ task.op_kwargs['customer']['customer_id'] }}"
 @dag(
     dag_id="zuora_workflow_sync",
     schedule=settings.schedule(),
-    start_date=datetime(2026, 1, 1, tzinfo=timezone.utc),
+    start_date=datetime(2026, 1, 1, tzinfo=UTC),
     catchup=False,
     max_active_runs=1,
     tags=["zuora", "sync"],
     doc_md=__doc__,
     params={
         # nullable, so the trigger form does not mark them required
-        "customer_ids": Param([], type=["array", "null"], items={"type": "string"},
-                              description="Only these customers; empty means every enabled customer."),
-        "full_refresh": Param(False, type=["boolean", "null"],
-                              description="Export every workflow, not only new or changed ones."),
+        "customer_ids": Param(
+            [],
+            type=["array", "null"],
+            items={"type": "string"},
+            description="Only these customers; empty means every enabled customer.",
+        ),
+        "full_refresh": Param(
+            False,
+            type=["boolean", "null"],
+            description="Export every workflow, not only new or changed ones.",
+        ),
     },
     default_args={
         "retries": len(settings.retry_delays()),
@@ -73,11 +80,13 @@ def zuora_workflow_sync():
     @task(execution_timeout=timedelta(minutes=5))
     def migrate():
         from zuora import sync
+
         return {"applied": sync.migrate()}
 
     @task(execution_timeout=timedelta(minutes=5))
     def list_customers(params=None) -> list[dict]:
         from zuora import sync
+
         return sync.customers_to_sync(params["customer_ids"])
 
     @task_group
@@ -85,6 +94,7 @@ def zuora_workflow_sync():
         @task(pool=settings.POOL, map_index_template=CUSTOMER_LABEL)
         def list_workflows(customer: dict, params=None, run_id=None):
             from zuora import sync
+
             report = sync.list_stage(customer, run_id, finish_unchanged=not params["full_refresh"])
             if "finished" in report:
                 # A customer with nothing to do was synced by this task. Ending it skipped makes
@@ -92,23 +102,31 @@ def zuora_workflow_sync():
                 # cannot: Airflow 3.3 ignores it inside a mapped task group, apache/airflow#67265).
                 raise AirflowSkipException(
                     f"customer {customer['customer_id']} synced in this task: nothing new, changed "
-                    "or deleted, so export, validate and upsert are skipped (see zuora.sync_runs)")
+                    "or deleted, so export, validate and upsert are skipped (see zuora.sync_runs)"
+                )
             return report
 
-        @task(pool=settings.POOL, max_active_tis_per_dagrun=settings.max_concurrent_exports(),
-              map_index_template=CUSTOMER_LABEL, execution_timeout=timedelta(minutes=60))
+        @task(
+            pool=settings.POOL,
+            max_active_tis_per_dagrun=settings.max_concurrent_exports(),
+            map_index_template=CUSTOMER_LABEL,
+            execution_timeout=timedelta(minutes=60),
+        )
         def export_workflows(customer: dict, listed: dict, params=None, run_id=None):
             from zuora import sync
+
             return sync.export_stage(customer, run_id, full_refresh=bool(params["full_refresh"]))
 
         @task(map_index_template=CUSTOMER_LABEL)
         def validate(customer: dict, exported: dict, run_id=None):
             from zuora import sync
+
             return sync.validate_stage(customer, run_id)
 
         @task(map_index_template=CUSTOMER_LABEL)
         def upsert(customer: dict, validated: dict, run_id=None):
             from zuora import sync
+
             return sync.upsert_stage(customer, run_id)
 
         listed = list_workflows(customer=customer)
@@ -119,6 +137,7 @@ def zuora_workflow_sync():
     @task(trigger_rule=TriggerRule.ALL_DONE, on_failure_callback=ZuoraAlertNotifier())
     def summarize(customers: list[dict] | None, run_id=None):
         from zuora import sync
+
         return sync.summarize_run(run_id, customers)
 
     customers = list_customers()

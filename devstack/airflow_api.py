@@ -18,8 +18,9 @@ class Api:
     def __init__(self, info: dict):
         self.base = info["api_url"]
         password = json.loads(Path(info["password_file"]).read_text())["admin"]
-        token = requests.post(f"{self.base}/auth/token", timeout=30,
-                              json={"username": "admin", "password": password})
+        token = requests.post(
+            f"{self.base}/auth/token", timeout=30, json={"username": "admin", "password": password}
+        )
         token.raise_for_status()
         self.session = requests.Session()
         self.session.headers["Authorization"] = f"Bearer {token.json()['access_token']}"
@@ -48,13 +49,17 @@ class Api:
 
     def task_instances(self, run_id: str, dag_id: str = SYNC_DAG) -> list[dict]:
         found: list[dict] = []
-        while True:                            # pages of at most [api] maximum_page_limit
-            page = self.call("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances",
-                             params={"limit": 100, "offset": len(found)})
+        while True:  # pages of at most [api] maximum_page_limit
+            page = self.call(
+                "GET",
+                f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances",
+                params={"limit": 100, "offset": len(found)},
+            )
             found += page["task_instances"]
             if not page["task_instances"] or len(found) >= page["total_entries"]:
                 return found
 
     def tries(self, run_id: str, task_id: str, map_index: int) -> list[dict]:
-        return self.call("GET", f"/dags/{SYNC_DAG}/dagRuns/{run_id}/taskInstances/{task_id}/"
-                                f"{map_index}/tries")["task_instances"]
+        return self.call(
+            "GET", f"/dags/{SYNC_DAG}/dagRuns/{run_id}/taskInstances/{task_id}/{map_index}/tries"
+        )["task_instances"]

@@ -44,13 +44,17 @@ COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
 
 def shared_settings() -> dict[str, str]:
     """airflow.env: KEY=VALUE lines, # comments (the env_file format compose reads)."""
-    pairs = (line.split("=", 1) for line in SHARED_SETTINGS.read_text().splitlines()
-             if line.strip() and not line.lstrip().startswith("#"))
+    pairs = (
+        line.split("=", 1)
+        for line in SHARED_SETTINGS.read_text().splitlines()
+        if line.strip() and not line.lstrip().startswith("#")
+    )
     return {key.strip(): value.strip() for key, value in pairs}
 
 
-def topology_settings(home: Path, pg_port: int, redis_port: int, api_port: int,
-                      keys: dict[str, str]) -> dict[str, str]:
+def topology_settings(
+    home: Path, pg_port: int, redis_port: int, api_port: int, keys: dict[str, str]
+) -> dict[str, str]:
     """What this topology sets itself: addresses and secrets (docker-compose.yaml sets the
     same names for its containers)."""
     metadata = f"postgres@127.0.0.1:{pg_port}/airflow"
@@ -66,23 +70,50 @@ def topology_settings(home: Path, pg_port: int, redis_port: int, api_port: int,
     }
 
 
-def add_customer(api, sim, warehouse_uri: str, customer_id: str, *, secret: str | None = None,
-                 extra: dict | None = None, **tenant) -> dict:
+def add_customer(
+    api,
+    sim,
+    warehouse_uri: str,
+    customer_id: str,
+    *,
+    secret: str | None = None,
+    extra: dict | None = None,
+    **tenant,
+) -> dict:
     """A simulator tenant, its Airflow connection (through the REST API, as a person adds one
     in the UI) and its zuora.customers row, in a running cluster; returns the tenant."""
     from zuora import warehouse
     from zuora.api.credentials import airflow_connection
+
     created = sim.add_tenant(customer_id, **tenant)
-    definition = airflow_connection(created["base_url"], created["client_id"],
-                                    secret or created["client_secret"], allow_insecure_http=True,
-                                    environment="sandbox", **(extra or {}))
-    api.call("POST", "/connections", json={
-        "connection_id": f"zuora_{customer_id}", "conn_type": "zuora",
-        "host": definition["host"], "login": definition["login"],
-        "password": definition["password"], "extra": json.dumps(definition["extra"])})
+    definition = airflow_connection(
+        created["base_url"],
+        created["client_id"],
+        secret or created["client_secret"],
+        allow_insecure_http=True,
+        environment="sandbox",
+        **(extra or {}),
+    )
+    api.call(
+        "POST",
+        "/connections",
+        json={
+            "connection_id": f"zuora_{customer_id}",
+            "conn_type": "zuora",
+            "host": definition["host"],
+            "login": definition["login"],
+            "password": definition["password"],
+            "extra": json.dumps(definition["extra"]),
+        },
+    )
     with psycopg.connect(warehouse_uri) as conn:
-        warehouse.upsert_customer(conn, customer_id=customer_id, name=customer_id,
-                                  zuora_conn_id=f"zuora_{customer_id}", environment="sandbox")
+        warehouse.upsert_customer(
+            conn,
+            customer_id=customer_id,
+            name=customer_id,
+            zuora_conn_id=f"zuora_{customer_id}",
+            environment="sandbox",
+        )
     return created
 
 
@@ -106,9 +137,12 @@ class Cluster:
 
     def run(self) -> int:
         self.logs.mkdir(parents=True, exist_ok=True)
-        with self._only_one(), postgres.EmbeddedPostgres(
-                data_dir=postgres.data_folder(self.home)) as pg, \
-                running_simulator(demo=self.demo, tenants=None if self.demo else []) as sim, self._redis() as redis_port:
+        with (
+            self._only_one(),
+            postgres.EmbeddedPostgres(data_dir=postgres.data_folder(self.home)) as pg,
+            running_simulator(demo=self.demo, tenants=None if self.demo else []) as sim,
+            self._redis() as redis_port,
+        ):
             try:
                 return self._start_all(pg, sim.base_url, redis_port)
             finally:
@@ -123,14 +157,18 @@ class Cluster:
         say("Migrating Airflow's metadata database, creating the pool and the demo customers")
         self._prepare(env)
         for name in COMPONENTS:
-            command = ["airflow", name] + (["--port", str(self.api_port)]
-                                           if name == "api-server" else [])
+            command = ["airflow", name] + (["--port", str(self.api_port)] if name == "api-server" else [])
             self._start(name, command, env)
         for n in range(1, self.workers + 1):
-            self._start(f"worker{n}", ["airflow", "celery", "worker",
-                                       "--celery-hostname", f"worker{n}@%h"],
-                        {**env, "ZWS_HOSTNAME": f"worker{n}",
-                         "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(postgres.free_port())})
+            self._start(
+                f"worker{n}",
+                ["airflow", "celery", "worker", "--celery-hostname", f"worker{n}@%h"],
+                {
+                    **env,
+                    "ZWS_HOSTNAME": f"worker{n}",
+                    "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(postgres.free_port()),
+                },
+            )
         say(f"Started {', '.join(self.processes)}; waiting until the API and scheduler are healthy")
         self._wait_until_healthy()
         self._write_info(simulator_url)
@@ -145,9 +183,11 @@ class Cluster:
         except BlockingIOError:
             info = self.home / "cluster.json"
             where = json.loads(info.read_text()) if info.exists() else {}
-            raise SystemExit(f"a cluster is already running from {self.home} (pid "
-                             f"{where.get('pid', '?')}, UI {where.get('api_url', '?')}): stop it "
-                             "with Ctrl-C in its terminal or `kill <pid>`, or use --home") from None
+            raise SystemExit(
+                f"a cluster is already running from {self.home} (pid "
+                f"{where.get('pid', '?')}, UI {where.get('api_url', '?')}): stop it "
+                "with Ctrl-C in its terminal or `kill <pid>`, or use --home"
+            ) from None
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)
         try:
@@ -166,9 +206,23 @@ class Cluster:
         (self.home / "redis").mkdir(exist_ok=True)
         with open(self.logs / "redis.log", "ab") as log:
             process = subprocess.Popen(
-                [str(server), "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                 "--appendonly", "no", "--dir", str(self.home / "redis")],
-                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+                [
+                    str(server),
+                    "--port",
+                    str(port),
+                    "--bind",
+                    "127.0.0.1",
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                    "--dir",
+                    str(self.home / "redis"),
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         try:
             _wait_for_port(port, process, "redis")
             yield port
@@ -179,29 +233,48 @@ class Cluster:
         keys_file = self.home / "keys.json"
         if not keys_file.exists():
             keys_file.touch(mode=0o600)
-            keys_file.write_text(json.dumps({
-                "fernet_key": Fernet.generate_key().decode(), "jwt_secret": secrets.token_urlsafe(48),
-                "export_key": Fernet.generate_key().decode()}))
+            keys_file.write_text(
+                json.dumps(
+                    {
+                        "fernet_key": Fernet.generate_key().decode(),
+                        "jwt_secret": secrets.token_urlsafe(48),
+                        "export_key": Fernet.generate_key().decode(),
+                    }
+                )
+            )
         keys = json.loads(keys_file.read_text())
-        env = {**shared_settings(),
-               **topology_settings(self.home, pg_port, redis_port, self.api_port, keys),
-               "AIRFLOW_HOME": str(self.home / "airflow"),
-               "AIRFLOW__CORE__DAGS_FOLDER": str(self.dags_folder),
-               "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
-               "AIRFLOW__CORE__HOSTNAME_CALLABLE": "devstack.cluster.hostname",
-               "AIRFLOW_VAR_ZUORA_EXPORT_ENCRYPTION_KEY": keys["export_key"],
-               **(demo.demo_connections(simulator_url) if self.demo else {})}
-        passthrough = {k: v for k, v in os.environ.items()
-                       if k.startswith(("AIRFLOW__", "AIRFLOW_CONN_", "AIRFLOW_VAR_", "ZUORA_"))}
-        return {**os.environ, **env, **passthrough,
-                "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]]),
-                "PYTHONPATH": str(ROOT)}
+        env = {
+            **shared_settings(),
+            **topology_settings(self.home, pg_port, redis_port, self.api_port, keys),
+            "AIRFLOW_HOME": str(self.home / "airflow"),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(self.dags_folder),
+            "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
+            "AIRFLOW__CORE__HOSTNAME_CALLABLE": "devstack.cluster.hostname",
+            "AIRFLOW_VAR_ZUORA_EXPORT_ENCRYPTION_KEY": keys["export_key"],
+            **(demo.demo_connections(simulator_url) if self.demo else {}),
+        }
+        passthrough = {
+            k: v
+            for k, v in os.environ.items()
+            if k.startswith(("AIRFLOW__", "AIRFLOW_CONN_", "AIRFLOW_VAR_", "ZUORA_"))
+        }
+        return {
+            **os.environ,
+            **env,
+            **passthrough,
+            "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]]),
+            "PYTHONPATH": str(ROOT),
+        }
 
     def _prepare(self, env: dict[str, str]) -> None:
         from zuora import settings, warehouse
+
         _run(["airflow", "db", "migrate"], env, self.logs / "db-migrate.log")
-        _run(["airflow", "pools", "set", settings.POOL, str(settings.POOL_SLOTS),
-              "Zuora API calls"], env, self.logs / "pools.log")
+        _run(
+            ["airflow", "pools", "set", settings.POOL, str(settings.POOL_SLOTS), "Zuora API calls"],
+            env,
+            self.logs / "pools.log",
+        )
         with psycopg.connect(self.warehouse_uri) as conn:
             warehouse.apply_migrations(conn)
         if self.demo:
@@ -210,9 +283,9 @@ class Cluster:
     def _start(self, name: str, command: list[str], env: dict[str, str]) -> None:
         self.commands[name] = (command, env)
         with open(self.logs / f"{name}.log", "ab") as log:
-            self.processes[name] = subprocess.Popen(command, env=env, stdout=log,
-                                                    stderr=subprocess.STDOUT, cwd=self.home,
-                                                    start_new_session=True)
+            self.processes[name] = subprocess.Popen(
+                command, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=self.home, start_new_session=True
+            )
 
     def _wait_until_healthy(self, timeout: float = 180) -> None:
         deadline = time.monotonic() + timeout
@@ -220,12 +293,16 @@ class Cluster:
         while time.monotonic() < deadline and not self.stopping:
             for name, process in self.processes.items():
                 if process.poll() is not None:
-                    raise SystemExit(f"{name} exited with {process.returncode} while starting: "
-                                     f"see {self.logs / (name + '.log')}")
+                    raise SystemExit(
+                        f"{name} exited with {process.returncode} while starting: "
+                        f"see {self.logs / (name + '.log')}"
+                    )
             with contextlib.suppress(requests.RequestException):
                 health = requests.get(url, timeout=5).json()
-                if health.get("scheduler", {}).get("status") == "healthy" and \
-                        (self.home / "passwords.json").exists():
+                if (
+                    health.get("scheduler", {}).get("status") == "healthy"
+                    and (self.home / "passwords.json").exists()
+                ):
                     return
             time.sleep(1)
         raise SystemExit(f"the cluster did not become healthy within {timeout:.0f} s: see {self.logs}")
@@ -233,11 +310,17 @@ class Cluster:
     # -- running -------------------------------------------------------------------------
 
     def _info(self, simulator_url: str) -> dict:
-        return {"pid": os.getpid(), "api_url": f"http://127.0.0.1:{self.api_port}",
-                "username": "admin", "password_file": str(self.home / "passwords.json"),
-                "warehouse_uri": self.warehouse_uri, "simulator_url": simulator_url,
-                "airflow_home": str(self.home / "airflow"), "logs": str(self.logs),
-                "components": {name: p.pid for name, p in self.processes.items()}}
+        return {
+            "pid": os.getpid(),
+            "api_url": f"http://127.0.0.1:{self.api_port}",
+            "username": "admin",
+            "password_file": str(self.home / "passwords.json"),
+            "warehouse_uri": self.warehouse_uri,
+            "simulator_url": simulator_url,
+            "airflow_home": str(self.home / "airflow"),
+            "logs": str(self.logs),
+            "components": {name: p.pid for name, p in self.processes.items()},
+        }
 
     def _write_info(self, simulator_url: str) -> None:
         self.simulator_url = simulator_url
@@ -248,14 +331,17 @@ class Cluster:
 
     def _print_info(self, simulator_url: str) -> None:
         info = self._info(simulator_url)
-        print(f"""
-Cluster running ({', '.join(info['components'])}), CeleryExecutor.
-  UI / REST API   {info['api_url']}   user admin, password in {info['password_file']}
-  warehouse       {info['warehouse_uri']}   (psql)
+        print(
+            f"""
+Cluster running ({", ".join(info["components"])}), CeleryExecutor.
+  UI / REST API   {info["api_url"]}   user admin, password in {info["password_file"]}
+  warehouse       {info["warehouse_uri"]}   (psql)
   Zuora simulator {simulator_url}   (demo tenants acme, globex, initech)
-  logs            {self.logs}/<component>.log, task logs in {info['airflow_home']}/logs
+  logs            {self.logs}/<component>.log, task logs in {info["airflow_home"]}/logs
 The DAGs start paused: unpause zuora_workflow_sync in the UI. Ctrl-C stops everything.
-""", flush=True)
+""",
+            flush=True,
+        )
 
     def _supervise(self) -> int:
         while not self.stopping:
@@ -324,17 +410,22 @@ def _stop(process: subprocess.Popen, timeout: float = 30) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--home", type=Path, default=ROOT / ".cluster",
-                        help="state, logs and cluster.json (default .cluster)")
+    parser.add_argument(
+        "--home", type=Path, default=ROOT / ".cluster", help="state, logs and cluster.json (default .cluster)"
+    )
     parser.add_argument("--workers", type=int, default=2, help="Celery workers (default 2)")
-    parser.add_argument("--no-demo", action="store_true",
-                        help="no demo tenants and customers (the tests add their own)")
-    parser.add_argument("--dags-folder", type=Path, default=ROOT / "dags",
-                        help="the DAG folder (default dags/; benchmarks add a baseline DAG)")
+    parser.add_argument(
+        "--no-demo", action="store_true", help="no demo tenants and customers (the tests add their own)"
+    )
+    parser.add_argument(
+        "--dags-folder",
+        type=Path,
+        default=ROOT / "dags",
+        help="the DAG folder (default dags/; benchmarks add a baseline DAG)",
+    )
     args = parser.parse_args(argv)
     args.home.mkdir(parents=True, exist_ok=True)
-    return Cluster(args.home, args.workers, demo=not args.no_demo,
-                   dags_folder=args.dags_folder).run()
+    return Cluster(args.home, args.workers, demo=not args.no_demo, dags_folder=args.dags_folder).run()
 
 
 if __name__ == "__main__":

@@ -38,13 +38,18 @@ ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / ".demo"
 AIRFLOW_HOME = DEMO / "airflow"
 DAG_ID = "zuora_workflow_sync"
-CUSTOMERS = {"acme": "Acme Corp", "globex": "Globex (rate limited)",
-             "initech": "Initech (one export always fails)"}
+CUSTOMERS = {
+    "acme": "Acme Corp",
+    "globex": "Globex (rate limited)",
+    "initech": "Initech (one export always fails)",
+}
 # Umbrella's two environments, one tenant group: customer id (= simulator tenant id) ->
 # (name, environment)
 UMBRELLA_GROUP = "umbrella"
-UMBRELLA = {sim_demo.UMBRELLA_SANDBOX: ("Umbrella Corp (sandbox)", "sandbox"),
-            sim_demo.UMBRELLA_PRODUCTION: ("Umbrella Corp", "production")}
+UMBRELLA = {
+    sim_demo.UMBRELLA_SANDBOX: ("Umbrella Corp (sandbox)", "sandbox"),
+    sim_demo.UMBRELLA_PRODUCTION: ("Umbrella Corp", "production"),
+}
 
 
 def main() -> int:
@@ -58,8 +63,10 @@ def main() -> int:
     sys.path.insert(0, str(ROOT / "plugins"))
     postgres_data = postgres.data_folder(DEMO)
     if postgres_data != DEMO / "postgres":
-        say(f"Postgres data kept in {postgres_data}: under root Postgres runs as `nobody`, who "
-            f"cannot enter {DEMO}. `rm -rf .demo` (or --reset) starts over there too")
+        say(
+            f"Postgres data kept in {postgres_data}: under root Postgres runs as `nobody`, who "
+            f"cannot enter {DEMO}. `rm -rf .demo` (or --reset) starts over there too"
+        )
 
     with EmbeddedPostgres(data_dir=postgres_data) as pg, running_simulator(demo=True) as sim:
         add_umbrella_tenants(sim.admin)
@@ -72,10 +79,13 @@ def main() -> int:
         say(f"Running the DAG once (airflow dags test {DAG_ID}); log in .demo/last-run.log")
         started = time.monotonic()
         with open(DEMO / "last-run.log", "w") as log:
-            result = subprocess.run([airflow(), "dags", "test", DAG_ID], env=env, stdout=log,
-                                    stderr=subprocess.STDOUT)
-        say(f"DAG run finished in {time.monotonic() - started:.0f} s "
-            f"({'success' if result.returncode == 0 else 'failed: see .demo/last-run.log'})")
+            result = subprocess.run(
+                [airflow(), "dags", "test", DAG_ID], env=env, stdout=log, stderr=subprocess.STDOUT
+            )
+        say(
+            f"DAG run finished in {time.monotonic() - started:.0f} s "
+            f"({'success' if result.returncode == 0 else 'failed: see .demo/last-run.log'})"
+        )
         print_summary(pg.uri)
         show_drift_and_restore(env, pg.uri)
     return 0
@@ -87,30 +97,41 @@ def airflow_env(warehouse_uri: str, simulator_url: str, umbrella: bool = False) 
     if not key_file.exists():
         key_file.write_bytes(Fernet.generate_key())
         key_file.chmod(0o600)
-    env = {**os.environ,
-           "AIRFLOW_HOME": str(AIRFLOW_HOME),
-           "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
-           "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
-           "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-           "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
-           "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "plugins")]),
-           # `airflow standalone` starts its components as `airflow ...` from PATH
-           "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
-           "AIRFLOW_CONN_ZUORA_WAREHOUSE": warehouse_uri,
-           "AIRFLOW_VAR_ZUORA_EXPORT_ENCRYPTION_KEY": key_file.read_text()}
+    env = {
+        **os.environ,
+        "AIRFLOW_HOME": str(AIRFLOW_HOME),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+        "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "plugins")]),
+        # `airflow standalone` starts its components as `airflow ...` from PATH
+        "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
+        "AIRFLOW_CONN_ZUORA_WAREHOUSE": warehouse_uri,
+        "AIRFLOW_VAR_ZUORA_EXPORT_ENCRYPTION_KEY": key_file.read_text(),
+    }
     return {**env, **demo_connections(simulator_url, umbrella)}
 
 
 def demo_connections(simulator_url: str, umbrella: bool = False) -> dict[str, str]:
     """``AIRFLOW_CONN_ZUORA_DEMO_*`` for the simulator's demo tenants (and Umbrella's)."""
     from zuora.api.credentials import airflow_connection
+
     tenants = [(tenant, "sandbox") for tenant in demo_tenants()]
     if umbrella:
-        tenants += [(tenant, UMBRELLA[tenant["tenant_id"]][1])
-                    for tenant in sim_demo.umbrella_tenants()]
-    return {f"AIRFLOW_CONN_ZUORA_DEMO_{tenant['tenant_id'].upper()}": json.dumps(airflow_connection(
-        simulator_url, tenant["client_id"], tenant["client_secret"],
-        allow_insecure_http=True, environment=environment)) for tenant, environment in tenants}
+        tenants += [(tenant, UMBRELLA[tenant["tenant_id"]][1]) for tenant in sim_demo.umbrella_tenants()]
+    return {
+        f"AIRFLOW_CONN_ZUORA_DEMO_{tenant['tenant_id'].upper()}": json.dumps(
+            airflow_connection(
+                simulator_url,
+                tenant["client_id"],
+                tenant["client_secret"],
+                allow_insecure_http=True,
+                environment=environment,
+            )
+        )
+        for tenant, environment in tenants
+    }
 
 
 def add_umbrella_tenants(admin) -> None:
@@ -122,16 +143,24 @@ def add_umbrella_tenants(admin) -> None:
 
 def register_customers(warehouse_uri: str, umbrella: bool = False) -> None:
     from zuora import warehouse
+
     customers = [(customer_id, name, "sandbox", None) for customer_id, name in CUSTOMERS.items()]
     if umbrella:
-        customers += [(customer_id, name, environment, UMBRELLA_GROUP)
-                      for customer_id, (name, environment) in UMBRELLA.items()]
+        customers += [
+            (customer_id, name, environment, UMBRELLA_GROUP)
+            for customer_id, (name, environment) in UMBRELLA.items()
+        ]
     with psycopg.connect(warehouse_uri) as conn:
         warehouse.apply_migrations(conn)
         for customer_id, name, environment, tenant_group in customers:
-            warehouse.upsert_customer(conn, customer_id=customer_id, name=name,
-                                      zuora_conn_id=f"zuora_demo_{customer_id}",
-                                      environment=environment, tenant_group=tenant_group)
+            warehouse.upsert_customer(
+                conn,
+                customer_id=customer_id,
+                name=name,
+                zuora_conn_id=f"zuora_demo_{customer_id}",
+                environment=environment,
+                tenant_group=tenant_group,
+            )
         conn.commit()
 
 
@@ -139,13 +168,15 @@ def prepare_airflow(env: dict[str, str]) -> None:
     AIRFLOW_HOME.mkdir(parents=True, exist_ok=True)
     run_quietly([airflow(), "db", "migrate"], env)
     from zuora import settings
-    run_quietly([airflow(), "pools", "set", settings.POOL, str(settings.POOL_SLOTS),
-                 "Zuora API calls"], env)
+
+    run_quietly([airflow(), "pools", "set", settings.POOL, str(settings.POOL_SLOTS), "Zuora API calls"], env)
 
 
 def run_standalone(env: dict[str, str]) -> int:
-    say("Starting `airflow standalone`: open http://localhost:8080 (the admin password is "
-        "printed below and stored in .demo/airflow); Ctrl-C stops everything")
+    say(
+        "Starting `airflow standalone`: open http://localhost:8080 (the admin password is "
+        "printed below and stored in .demo/airflow); Ctrl-C stops everything"
+    )
     process = subprocess.Popen([airflow(), "standalone"], env=env, start_new_session=True)
     try:
         return process.wait()
@@ -172,14 +203,26 @@ def print_summary(warehouse_uri: str) -> None:
              WHERE r.run_id = (SELECT run_id FROM zuora.sync_runs ORDER BY started_at DESC LIMIT 1)
              ORDER BY r.customer_id""").fetchall()
         open_dead_letters = conn.execute(
-            "SELECT count(*) FROM zuora.dead_letters WHERE resolved_at IS NULL").fetchone()[0]
-    header = ("customer", "status", "listed", "exported", "inserted", "updated", "deleted",
-              "dead letters", "API calls", "429s", "seconds")
+            "SELECT count(*) FROM zuora.dead_letters WHERE resolved_at IS NULL"
+        ).fetchone()[0]
+    header = (
+        "customer",
+        "status",
+        "listed",
+        "exported",
+        "inserted",
+        "updated",
+        "deleted",
+        "dead letters",
+        "API calls",
+        "429s",
+        "seconds",
+    )
     table = [header] + [tuple("" if v is None else str(v) for v in row) for row in rows]
     widths = [max(len(row[i]) for row in table) for i in range(len(header))]
     print()
     for row in table:
-        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)))
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))
     print(f"\nOpen dead letters: {open_dead_letters} (SELECT * FROM zuora.open_dead_letters)")
     print("Run `make demo` again to see an incremental run: unchanged workflows are not exported.")
 
@@ -191,7 +234,9 @@ def show_drift_and_restore(env: dict[str, str], warehouse_uri: str) -> None:
         different = conn.execute(
             "SELECT sandbox_customer_id, sandbox_zuora_id, sandbox_version, production_customer_id "
             "FROM zuora.environment_drift WHERE tenant_group = %s AND state = 'different' "
-            "ORDER BY workflow_name LIMIT 1", (UMBRELLA_GROUP,)).fetchone()
+            "ORDER BY workflow_name LIMIT 1",
+            (UMBRELLA_GROUP,),
+        ).fetchone()
     commands = [["drift", UMBRELLA_GROUP]]
     if different:
         sandbox, zuora_id, version, production = different
@@ -199,8 +244,9 @@ def show_drift_and_restore(env: dict[str, str], warehouse_uri: str) -> None:
     for arguments in commands:
         print()
         say(f"python -m zuora.cli {' '.join(arguments)}")
-        result = subprocess.run([sys.executable, "-m", "zuora.cli", *arguments], env=env,
-                                capture_output=True, text=True)
+        result = subprocess.run(
+            [sys.executable, "-m", "zuora.cli", *arguments], env=env, capture_output=True, text=True
+        )
         print((result.stdout or result.stderr).rstrip())
 
 

@@ -47,9 +47,11 @@ def server_user() -> pwd.struct_passwd | None:
     try:
         return pwd.getpwnam("nobody")
     except KeyError:
-        raise RuntimeError("Postgres refuses to run as root, and this machine has no `nobody` "
-                           "account to run it as: run as a normal user, or create the account "
-                           "(`useradd --system --no-create-home nobody`)") from None
+        raise RuntimeError(
+            "Postgres refuses to run as root, and this machine has no `nobody` "
+            "account to run it as: run as a normal user, or create the account "
+            "(`useradd --system --no-create-home nobody`)"
+        ) from None
 
 
 def reachable(path: Path) -> bool:
@@ -65,8 +67,13 @@ def reachable(path: Path) -> bool:
         if not folder.exists():
             break  # the rest is made by us, mode 0755
         st = folder.stat()
-        bit = (stat.S_IXUSR if st.st_uid == user.pw_uid else
-               stat.S_IXGRP if st.st_gid == user.pw_gid else stat.S_IXOTH)
+        bit = (
+            stat.S_IXUSR
+            if st.st_uid == user.pw_uid
+            else stat.S_IXGRP
+            if st.st_gid == user.pw_gid
+            else stat.S_IXOTH
+        )
         if not st.st_mode & bit:
             return False
     return True
@@ -77,9 +84,11 @@ def shared_temp_dir() -> Path:
     for candidate in (Path(tempfile.gettempdir()), Path("/var/tmp")):
         if candidate.is_dir() and reachable(candidate):
             return candidate
-    raise RuntimeError(f"Postgres runs as `nobody` under root, and `nobody` cannot enter "
-                       f"{tempfile.gettempdir()} nor /var/tmp: set TMPDIR to a folder every "
-                       f"user can enter (e.g. /tmp, mode 1777), or run as a normal user")
+    raise RuntimeError(
+        f"Postgres runs as `nobody` under root, and `nobody` cannot enter "
+        f"{tempfile.gettempdir()} nor /var/tmp: set TMPDIR to a folder every "
+        f"user can enter (e.g. /tmp, mode 1777), or run as a normal user"
+    )
 
 
 def reachable_installation(install_dir: Path) -> Path:
@@ -115,8 +124,10 @@ def reachable_installation(install_dir: Path) -> Path:
             shutil.rmtree(staging, ignore_errors=True)
     st = target.lstat()
     if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid() or st.st_mode & 0o022:
-        raise RuntimeError(f"{target} was not made by this program (not a folder owned by root "
-                           f"and writable only by it): remove it and start again")
+        raise RuntimeError(
+            f"{target} was not made by this program (not a folder owned by root "
+            f"and writable only by it): remove it and start again"
+        )
     return target / PACKAGE / "pginstall"
 
 
@@ -156,19 +167,20 @@ class EmbeddedPostgres:
     ``install_dir`` is the Postgres installation to use (default: the wheel's).
     """
 
-    def __init__(self, data_dir: Path | None = None, port: int | None = None,
-                 install_dir: Path | None = None):
+    def __init__(
+        self, data_dir: Path | None = None, port: int | None = None, install_dir: Path | None = None
+    ):
         self._run_as = server_user()
         if data_dir is not None and not reachable(Path(data_dir).parent):
             raise RuntimeError(
                 f"Postgres refuses to run as root and runs as `nobody`, who cannot enter the "
                 f"folders above its data folder {data_dir}: keep the data under "
-                f"{shared_temp_dir()} (or make those folders enterable, or run as a normal user)")
+                f"{shared_temp_dir()} (or make those folders enterable, or run as a normal user)"
+            )
         self.bin_dir = reachable_installation(Path(install_dir or installation())) / "bin"
         self._own_dir = data_dir is None
         if data_dir is None:
-            data_dir = tempfile.mkdtemp(prefix="zws-pg-",
-                                        dir=shared_temp_dir() if self._run_as else None)
+            data_dir = tempfile.mkdtemp(prefix="zws-pg-", dir=shared_temp_dir() if self._run_as else None)
         self.root = Path(data_dir)
         self.data_dir = self.root / "data"
         self.log_file = self.root / "postgres.log"
@@ -197,21 +209,42 @@ class EmbeddedPostgres:
         if self._run_as is not None:
             st = self.root.lstat()  # chown as root: never through a link planted in /tmp
             if not stat.S_ISDIR(st.st_mode) or st.st_uid not in (0, self._run_as.pw_uid):
-                raise RuntimeError(f"{self.root} is not a folder owned by root or `nobody`: "
-                                   f"remove it")
+                raise RuntimeError(f"{self.root} is not a folder owned by root or `nobody`: remove it")
             os.chmod(self.root, 0o755)
             os.chown(self.root, self._run_as.pw_uid, self._run_as.pw_gid)
 
-    def start(self) -> "EmbeddedPostgres":
+    def start(self) -> EmbeddedPostgres:
         self._prepare_folder()
         if not (self.data_dir / "PG_VERSION").exists():
-            self._run("initdb", "-D", str(self.data_dir), "-U", "postgres", "--auth=trust",
-                      "--encoding=UTF8", "--locale=C", "--no-sync")
-        options = (f"-h 127.0.0.1 -p {self.port} -k {self.root} -c fsync=off "
-                   "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200")
+            self._run(
+                "initdb",
+                "-D",
+                str(self.data_dir),
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "--encoding=UTF8",
+                "--locale=C",
+                "--no-sync",
+            )
+        options = (
+            f"-h 127.0.0.1 -p {self.port} -k {self.root} -c fsync=off "
+            "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
+        )
         try:
-            self._run("pg_ctl", "-D", str(self.data_dir), "-l", str(self.log_file), "-o", options,
-                      "-w", "-t", "60", "start")
+            self._run(
+                "pg_ctl",
+                "-D",
+                str(self.data_dir),
+                "-l",
+                str(self.log_file),
+                "-o",
+                options,
+                "-w",
+                "-t",
+                "60",
+                "start",
+            )
         except subprocess.CalledProcessError as exc:
             log = self.log_file.read_text(errors="replace") if self.log_file.exists() else ""
             raise RuntimeError(f"embedded Postgres did not start:\n{exc.stdout}\n{log}") from exc
@@ -230,7 +263,7 @@ class EmbeddedPostgres:
             if self._own_dir:
                 shutil.rmtree(self.root, ignore_errors=True)
 
-    def __enter__(self) -> "EmbeddedPostgres":
+    def __enter__(self) -> EmbeddedPostgres:
         return self.start()
 
     def __exit__(self, *exc) -> None:

@@ -71,6 +71,7 @@ def airflow_db():
 def sync_dag(airflow_db):
     """The zuora_workflow_sync DAG, ready for dag.test()."""
     from airflow.dag_processing.dagbag import DagBag
+
     dag = DagBag(dag_folder=os.environ["AIRFLOW__CORE__DAGS_FOLDER"]).dags["zuora_workflow_sync"]
     dag.deadline = None  # dag.test() crashes at the end of a run with a deadline (Airflow 3.3.2)
     return dag

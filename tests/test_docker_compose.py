@@ -23,8 +23,14 @@ ROOT = Path(__file__).resolve().parents[1]
 COMPOSE_FILE = ROOT / "docker-compose.yaml"
 DOCKERFILE = ROOT / "Dockerfile"
 
-AIRFLOW_SERVICES = ["airflow-apiserver", "airflow-scheduler", "airflow-dag-processor",
-                    "airflow-triggerer", "airflow-worker", "airflow-init"]
+AIRFLOW_SERVICES = [
+    "airflow-apiserver",
+    "airflow-scheduler",
+    "airflow-dag-processor",
+    "airflow-triggerer",
+    "airflow-worker",
+    "airflow-init",
+]
 REQUIRED_SERVICES = AIRFLOW_SERVICES + ["postgres", "redis", "warehouse"]
 # Bind-mount sources that must exist in the repo, and those created at run time.
 REPO_DIRS = {"dags"}  # the zuora package is installed in the image
@@ -87,7 +93,9 @@ def dockerfile_lines() -> list[str]:
 
 
 def pinned(requirements: Path, name: str) -> str:
-    pins = re.findall(rf"^{re.escape(name)}==([^\s;#]+)", requirements.read_text(), re.MULTILINE | re.IGNORECASE)
+    pins = re.findall(
+        rf"^{re.escape(name)}==([^\s;#]+)", requirements.read_text(), re.MULTILINE | re.IGNORECASE
+    )
     assert len(pins) == 1, f"{requirements.name}: expected exactly one {name}== pin, found {pins}"
     return pins[0]
 
@@ -110,6 +118,7 @@ def airflow_like(services: dict) -> dict:
 
 
 # --- compose: structure ------------------------------------------------------------------
+
 
 def test_required_services_exist(services):
     missing = [name for name in REQUIRED_SERVICES if name not in services]
@@ -188,9 +197,12 @@ def test_redis_image(services):
 
 # --- compose: mounts -----------------------------------------------------------------------
 
+
 def init_created_dirs(services) -> set[str]:
     created = set()
-    for m in re.finditer(r"mkdir\s+(?:-\S+\s+)*/opt/airflow/(\{[^}]*\}|\S+)", command_text(services["airflow-init"])):
+    for m in re.finditer(
+        r"mkdir\s+(?:-\S+\s+)*/opt/airflow/(\{[^}]*\}|\S+)", command_text(services["airflow-init"])
+    ):
         part = m.group(1)
         created |= set(part.strip("{}").split(",")) if part.startswith("{") else {part}
     return created
@@ -216,14 +228,16 @@ def test_bind_mount_sources_exist(compose, services):
     created_at_runtime = init_created_dirs(services)
     seen = set()
     for name, service in services.items():
-        for source, target in bind_mounts(compose, service):
+        for source, _target in bind_mounts(compose, service):
             assert not Path(source).is_absolute(), f"{name}: absolute bind source {source}"
             path = (ROOT / source).resolve()
             assert path.is_relative_to(ROOT), f"{name}: {source} points outside the repo"
             rel = path.relative_to(ROOT).as_posix()
             seen.add(rel)
             if rel in RUNTIME_DIRS:
-                assert rel in created_at_runtime, f"{name}: ./{rel} is neither in the repo nor made by airflow-init"
+                assert rel in created_at_runtime, (
+                    f"{name}: ./{rel} is neither in the repo nor made by airflow-init"
+                )
             else:
                 assert path.is_dir(), f"{name}: bind source {source} ({path}) does not exist"
     assert REPO_DIRS | RUNTIME_DIRS <= seen, f"not mounted: {(REPO_DIRS | RUNTIME_DIRS) - seen}"
@@ -233,7 +247,9 @@ def test_airflow_services_mount_project_folders(compose, services):
     for name, service in airflow_like(services).items():
         mounts = {Path(s).name: t for s, t in bind_mounts(compose, service)}
         for folder in sorted(REPO_DIRS | RUNTIME_DIRS):
-            assert mounts.get(folder) == f"/opt/airflow/{folder}", f"{name}: ./{folder} not at /opt/airflow/{folder}"
+            assert mounts.get(folder) == f"/opt/airflow/{folder}", (
+                f"{name}: ./{folder} not at /opt/airflow/{folder}"
+            )
 
 
 def test_repo_dirs_are_real_and_runtime_dirs_not_committed():
@@ -246,13 +262,17 @@ def test_repo_dirs_are_real_and_runtime_dirs_not_committed():
 
 # --- compose: image ------------------------------------------------------------------------
 
+
 def test_airflow_services_build_the_dockerfile(services):
     images = set()
     for name, service in {**airflow_like(services), "zuora-simulator": services["zuora-simulator"]}.items():
         build = service.get("build")
         assert build is not None, f"{name} does not build from the Dockerfile"
-        context, dockerfile = (build, "Dockerfile") if isinstance(build, str) else (
-            build.get("context", "."), build.get("dockerfile", "Dockerfile"))
+        context, dockerfile = (
+            (build, "Dockerfile")
+            if isinstance(build, str)
+            else (build.get("context", "."), build.get("dockerfile", "Dockerfile"))
+        )
         assert (ROOT / context / dockerfile).resolve() == DOCKERFILE.resolve(), f"{name}: {build}"
         images.add(expand(service["image"]))
     assert images == {"zuora-workflow-sync:latest"}, f"Airflow services use different images: {images}"
@@ -261,7 +281,9 @@ def test_airflow_services_build_the_dockerfile(services):
 def test_dockerfile_tag_matches_pins(dockerfile_lines):
     froms = [line for line in dockerfile_lines if line.upper().startswith("FROM ")]
     assert len(froms) == 1, froms
-    m = re.fullmatch(r"FROM\s+apache/airflow:(\d+\.\d+\.\d+)-python(\d+\.\d+)(?:\s+AS\s+\S+)?", froms[0], re.I)
+    m = re.fullmatch(
+        r"FROM\s+apache/airflow:(\d+\.\d+\.\d+)-python(\d+\.\d+)(?:\s+AS\s+\S+)?", froms[0], re.I
+    )
     assert m, f"unexpected base image: {froms[0]}"
     airflow_version, python_version = m.groups()
     assert airflow_version == pinned(ROOT / "requirements.txt", "apache-airflow")
@@ -272,8 +294,11 @@ def test_dockerfile_tag_matches_pins(dockerfile_lines):
 
 
 def test_dockerfile_installs_the_package_under_the_images_constraints(dockerfile_lines):
-    installs = [i for i, line in enumerate(dockerfile_lines)
-                if line.upper().startswith("RUN ") and re.search(r"\bpip install\b", line)]
+    installs = [
+        i
+        for i, line in enumerate(dockerfile_lines)
+        if line.upper().startswith("RUN ") and re.search(r"\bpip install\b", line)
+    ]
     assert len(installs) == 1, "expected one pip install"
     i = installs[0]
     line = dockerfile_lines[i]
@@ -281,15 +306,15 @@ def test_dockerfile_installs_the_package_under_the_images_constraints(dockerfile
     assert '"apache-airflow==${AIRFLOW_VERSION}"' in line, "keep the image's Airflow, not a second pin"
     assert re.search(r"--constraint\s+\"\$\{HOME\}/constraints\.txt\"", line)
     assert re.search(r"\s/opt/airflow/src(\s|$)", line), "installs the package (pip install .)"
-    users = [l.split()[1] for l in dockerfile_lines[:i] if l.upper().startswith("USER ")]
+    users = [row.split()[1] for row in dockerfile_lines[:i] if row.upper().startswith("USER ")]
     assert users and users[-1] == "airflow", "pip must run as the airflow user"
-    copied = {l.split()[-2].rstrip("/") for l in dockerfile_lines[:i] if l.upper().startswith("COPY ")}
+    copied = {row.split()[-2].rstrip("/") for row in dockerfile_lines[:i] if row.upper().startswith("COPY ")}
     assert {"plugins", "include"} <= copied, "the package's code and SQL must be in the image"
     assert "pyproject.toml" in " ".join(dockerfile_lines[:i])
 
 
 def test_dockerfile_ships_simulator_and_devstack(dockerfile_lines):
-    copies = [l.split() for l in dockerfile_lines if l.upper().startswith("COPY ")]
+    copies = [line.split() for line in dockerfile_lines if line.upper().startswith("COPY ")]
     targets = {}
     for parts in copies:
         args = [p for p in parts[1:] if not p.startswith("--")]
@@ -301,8 +326,11 @@ def test_dockerfile_ships_simulator_and_devstack(dockerfile_lines):
 
 
 def test_dockerignore(dockerfile_lines):
-    patterns = {p.strip().rstrip("/") for p in (ROOT / ".dockerignore").read_text().splitlines()
-                if p.strip() and not p.startswith("#")}
+    patterns = {
+        p.strip().rstrip("/")
+        for p in (ROOT / ".dockerignore").read_text().splitlines()
+        if p.strip() and not p.startswith("#")
+    }
     for needed in (".venv", ".git", "logs", ".airflow", ".demo", ".env"):
         assert needed in patterns, f".dockerignore should exclude {needed}"
     assert any("__pycache__" in p for p in patterns)
@@ -312,6 +340,7 @@ def test_dockerignore(dockerfile_lines):
 
 
 # --- compose: init, pool, health -------------------------------------------------------------
+
 
 def test_init_creates_the_zuora_api_pool(services):
     init = services["airflow-init"]
@@ -338,7 +367,9 @@ def test_healthchecks(services):
         test = (services[name].get("healthcheck") or {}).get("test")
         assert test, f"{name} has no healthcheck"
     api = services["airflow-apiserver"]
-    assert "http://localhost:8080/api/v2/monitor/health" in services["airflow-apiserver"]["healthcheck"]["test"]
+    assert (
+        "http://localhost:8080/api/v2/monitor/health" in services["airflow-apiserver"]["healthcheck"]["test"]
+    )
     assert "8080:8080" in api["ports"]
     assert "pg_isready" in " ".join(services["warehouse"]["healthcheck"]["test"])
 
@@ -356,6 +387,7 @@ def test_service_healthy_dependencies_have_healthchecks(services):
 
 # --- .env.example ----------------------------------------------------------------------------
 
+
 def env_example() -> dict[str, str]:
     values = {}
     for line in (ROOT / ".env.example").read_text().splitlines():
@@ -368,8 +400,7 @@ def env_example() -> dict[str, str]:
 
 def test_env_example_documents_every_required_setting():
     values = env_example()
-    for name in required_vars(COMPOSE_FILE.read_text()) | {
-            "AIRFLOW_UID", "FERNET_KEY"}:
+    for name in required_vars(COMPOSE_FILE.read_text()) | {"AIRFLOW_UID", "FERNET_KEY"}:
         assert name in values, f".env.example does not document {name}"
     assert "Fernet.generate_key()" in (ROOT / ".env.example").read_text()
 
@@ -384,7 +415,9 @@ def test_env_example_connections_are_placeholders_or_demo():
     demo = {k: c for k, c in conns.items() if urlsplit(c["host"]).scheme == "http"}
     assert demo, "the demo simulator connection is not documented"
     for name, conn in demo.items():
-        assert urlsplit(conn["host"]).hostname == "127.0.0.1", f"{name}: the hook refuses http to non-loopback"
+        assert urlsplit(conn["host"]).hostname == "127.0.0.1", (
+            f"{name}: the hook refuses http to non-loopback"
+        )
         assert urlsplit(conn["host"]).port == 8090
         assert conn["extra"].get("allow_insecure_http") is True
     for name in ("FERNET_KEY", "AIRFLOW__API_AUTH__JWT_SECRET"):
@@ -395,6 +428,9 @@ def test_demo_connections_match_the_simulator_tenants():
     from zuora_simulator.demo import demo_tenants
 
     known = {(t["client_id"], t["client_secret"]) for t in demo_tenants()}
-    demo = [json.loads(v) for k, v in env_example().items()
-            if k.startswith("AIRFLOW_CONN_") and v.startswith("{") and "127.0.0.1" in v]
+    demo = [
+        json.loads(v)
+        for k, v in env_example().items()
+        if k.startswith("AIRFLOW_CONN_") and v.startswith("{") and "127.0.0.1" in v
+    ]
     assert demo and all((c["login"], c["password"]) in known for c in demo)

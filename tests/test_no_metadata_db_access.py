@@ -25,8 +25,11 @@ def imported_modules(tree: ast.AST):
 
 
 def forbidden_imports(source: str) -> list[tuple[int, str]]:
-    return [(line, name) for line, name in imported_modules(ast.parse(source))
-            if any(name == f or name.startswith(f + ".") for f in FORBIDDEN)]
+    return [
+        (line, name)
+        for line, name in imported_modules(ast.parse(source))
+        if any(name == f or name.startswith(f + ".") for f in FORBIDDEN)
+    ]
 
 
 def task_code_files():
@@ -42,12 +45,15 @@ def test_task_code_does_not_import_the_orm(path):
     assert forbidden_imports(path.read_text()) == []
 
 
-@pytest.mark.parametrize("source", [
-    "from airflow.models import Variable",
-    "import airflow.settings",
-    "from airflow import settings",
-    "from airflow.utils.session import create_session",
-    "def f():\n    from airflow.models.taskinstance import TaskInstance",
-])
+@pytest.mark.parametrize(
+    "source",
+    [
+        "from airflow.models import Variable",
+        "import airflow.settings",
+        "from airflow import settings",
+        "from airflow.utils.session import create_session",
+        "def f():\n    from airflow.models.taskinstance import TaskInstance",
+    ],
+)
 def test_the_scan_catches_every_form(source):
     assert forbidden_imports(source)

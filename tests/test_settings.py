@@ -17,8 +17,8 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 
 def configuration_rows() -> list[str]:
     text = README.read_text()
-    section = text[text.index("## Configuration"):]
-    section = section[:section.index("\n## ", 1)]
+    section = text[text.index("## Configuration") :]
+    section = section[: section.index("\n## ", 1)]
     return [line for line in section.splitlines() if line.startswith("| ")]
 
 
@@ -31,13 +31,20 @@ def row_naming(name: str) -> str:
 @pytest.mark.parametrize("name", sorted(settings.ENVIRONMENT))
 def test_environment_variables_and_defaults_match_the_readme(name):
     default = row_naming(name).rsplit("|", 2)[-2]
-    assert f"`{settings.ENVIRONMENT[name]}`" in default or \
-        default.strip() == settings.ENVIRONMENT[name], (name, default)
+    assert f"`{settings.ENVIRONMENT[name]}`" in default or default.strip() == settings.ENVIRONMENT[name], (
+        name,
+        default,
+    )
 
 
 def test_connections_variables_and_pool_are_in_the_readme():
-    for name in (settings.WAREHOUSE_CONN_ID, settings.ALERT_CONN_ID, settings.ENCRYPTION_KEY_VARIABLE,
-                 settings.THRESHOLDS_VARIABLE, settings.RETENTION_VARIABLE):
+    for name in (
+        settings.WAREHOUSE_CONN_ID,
+        settings.ALERT_CONN_ID,
+        settings.ENCRYPTION_KEY_VARIABLE,
+        settings.THRESHOLDS_VARIABLE,
+        settings.RETENTION_VARIABLE,
+    ):
         row_naming(name)
     assert f"{settings.POOL_SLOTS} slots" in row_naming(settings.POOL)
 

@@ -44,8 +44,9 @@ def load_tenants(path: str) -> list[dict]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m zuora_simulator",
-                                     description="Local Zuora Workflow REST API simulator")
+    parser = argparse.ArgumentParser(
+        prog="python -m zuora_simulator", description="Local Zuora Workflow REST API simulator"
+    )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8080)
     source = parser.add_mutually_exclusive_group()
@@ -61,10 +62,17 @@ def main(argv: list[str] | None = None) -> int:
     tenants = demo_tenants() if args.demo else load_tenants(args.tenants) if args.tenants else []
     for config in tenants:
         registry.add_tenant(config)
-    config = uvicorn.Config(create_app(registry), host=args.host, port=args.port,
-                            log_level=args.log_level, access_log=args.access_log,
-                            timeout_keep_alive=30, backlog=2048, lifespan="off",
-                            timeout_graceful_shutdown=2)
+    config = uvicorn.Config(
+        create_app(registry),
+        host=args.host,
+        port=args.port,
+        log_level=args.log_level,
+        access_log=args.access_log,
+        timeout_keep_alive=30,
+        backlog=2048,
+        lifespan="off",
+        timeout_graceful_shutdown=2,
+    )
     _Server(config, args.port_file).run()
     return 0
 

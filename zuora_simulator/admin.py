@@ -47,11 +47,16 @@ def _error(status: int, message: str) -> JSONResponse:
 def tenant_info(request: Request, tenant: Tenant) -> dict[str, Any]:
     """What a caller needs to use a tenant: credentials, base URLs and its config."""
     base = str(request.base_url).rstrip("/")
-    return {"tenant_id": tenant.tenant_id, "client_id": tenant.config.client_id,
-            "client_secret": tenant.config.client_secret, "base_url": base,
-            "scoped_base_url": f"{base}/t/{tenant.tenant_id}",
-            "workflow_count": len(tenant.workflows), "script_pending": len(tenant.script),
-            "config": tenant.config.to_dict()}
+    return {
+        "tenant_id": tenant.tenant_id,
+        "client_id": tenant.config.client_id,
+        "client_secret": tenant.config.client_secret,
+        "base_url": base,
+        "scoped_base_url": f"{base}/t/{tenant.tenant_id}",
+        "workflow_count": len(tenant.workflows),
+        "script_pending": len(tenant.script),
+        "config": tenant.config.to_dict(),
+    }
 
 
 @router.get("/health")
@@ -115,6 +120,7 @@ async def revoke_tokens(request: Request, tenant_id: str) -> dict:
 
 # --- script -----------------------------------------------------------------------------
 
+
 @router.get("/tenants/{tenant_id}/script")
 async def get_script(request: Request, tenant_id: str) -> list:
     return list(_tenant(request, tenant_id).script)
@@ -144,6 +150,7 @@ async def clear_script(request: Request, tenant_id: str) -> Response:
 
 
 # --- workflows --------------------------------------------------------------------------
+
 
 @router.get("/tenants/{tenant_id}/workflows")
 async def list_workflows(request: Request, tenant_id: str) -> list:
@@ -208,6 +215,7 @@ async def expected_export(request: Request, tenant_id: str, workflow_id: int):
 
 # --- imports ----------------------------------------------------------------------------
 
+
 @router.get("/tenants/{tenant_id}/imports")
 async def list_imports(request: Request, tenant_id: str) -> list:
     """Every request that reached an import endpoint, oldest first (see versions.py)."""
@@ -215,6 +223,7 @@ async def list_imports(request: Request, tenant_id: str) -> list:
 
 
 # --- stats ------------------------------------------------------------------------------
+
 
 @router.get("/stats")
 async def all_stats(request: Request) -> dict:

@@ -19,7 +19,7 @@ import math
 import re
 import time
 import uuid
-from typing import Callable
+from collections.abc import Callable
 from urllib.parse import parse_qs, urlencode
 
 from fastapi import FastAPI, HTTPException, Request
@@ -44,11 +44,11 @@ def create_app(registry: Registry) -> Callable:
         api.add_api_route(prefix + "/oauth/token", token_endpoint, methods=["POST"])
         api.add_api_route(prefix + "/workflows", list_endpoint, methods=["GET"])
         api.add_api_route(prefix + "/workflows/{workflow_id}/export", export_endpoint, methods=["GET"])
-        api.add_api_route(prefix + "/workflows/{workflow_id}/versions", versions_endpoint,
-                          methods=["GET"])
+        api.add_api_route(prefix + "/workflows/{workflow_id}/versions", versions_endpoint, methods=["GET"])
         api.add_api_route(prefix + "/workflows/import", import_endpoint, methods=["POST"])
-        api.add_api_route(prefix + "/workflows/{workflow_id}/versions/import",
-                          version_import_endpoint, methods=["POST"])
+        api.add_api_route(
+            prefix + "/workflows/{workflow_id}/versions/import", version_import_endpoint, methods=["POST"]
+        )
     return EnvelopeMiddleware(GZipMiddleware(api, minimum_size=1000, compresslevel=1))
 
 
@@ -64,8 +64,9 @@ class EnvelopeMiddleware:
             return await self.app(scope, receive, send)
         scope[faults.RAW_SEND_KEY] = send
         track = next((v for k, v in scope["headers"] if k == b"zuora-track-id"), None)
-        if track is not None and (not TRACK_ID_RE.match(track.decode("latin-1"))
-                                  or any(c in track for c in b":;\"'")):
+        if track is not None and (
+            not TRACK_ID_RE.match(track.decode("latin-1")) or any(c in track for c in b":;\"'")
+        ):
             track = None
 
         async def send_with_ids(message):
@@ -90,6 +91,7 @@ def registry_of(request: Request) -> Registry:
 
 # --- /oauth/token ---------------------------------------------------------------------
 
+
 async def token_endpoint(request: Request, tenant_id: str | None = None) -> Response:
     """Client-credentials token. Per-(tenant, client IP) limit with X-RateLimit-*-minute."""
     reg = registry_of(request)
@@ -97,8 +99,12 @@ async def token_endpoint(request: Request, tenant_id: str | None = None) -> Resp
     hinted = reg.tenants.get(tenant_id) if tenant_id is not None else None
     if tenant_id is not None and hinted is None:
         return _unknown_tenant(reg, "token")
-    form = {k: v[0] for k, v in parse_qs((await request.body()).decode("utf-8", "replace"),
-                                         keep_blank_values=True).items()}
+    form = {
+        k: v[0]
+        for k, v in parse_qs(
+            (await request.body()).decode("utf-8", "replace"), keep_blank_values=True
+        ).items()
+    }
     tenant = reg.by_client_id(form.get("client_id", ""))
     if hinted is not None and tenant is not hinted:
         tenant = None
@@ -108,28 +114,43 @@ async def token_endpoint(request: Request, tenant_id: str | None = None) -> Resp
     limits = tenant.config.limits if tenant else Limits()
     window = reg.token_window(tenant, request.client.host if request.client else "?")
     window.hit(limits.token_window_seconds, now)
-    limit_headers = {"X-RateLimit-Limit-minute": str(limits.token_requests_per_minute),
-                     "X-RateLimit-Remaining-minute":
-                         str(max(0, limits.token_requests_per_minute - window.count))}
+    limit_headers = {
+        "X-RateLimit-Limit-minute": str(limits.token_requests_per_minute),
+        "X-RateLimit-Remaining-minute": str(max(0, limits.token_requests_per_minute - window.count)),
+    }
     if window.count > limits.token_requests_per_minute:
         retry = max(1, math.ceil(window.reset_in(limits.token_window_seconds, now)))
-        response = responses.json_response({"message": "API rate limit exceeded"}, 429,
-                                           {"Retry-After": str(retry)})
+        response = responses.json_response(
+            {"message": "API rate limit exceeded"}, 429, {"Retry-After": str(retry)}
+        )
     elif "authorization" in request.headers:
         response = responses.json_response(
-            {"error": "invalid_request",
-             "error_description": "Do not send an Authorization header when requesting a token"}, 400)
+            {
+                "error": "invalid_request",
+                "error_description": "Do not send an Authorization header when requesting a token",
+            },
+            400,
+        )
     elif "application/x-www-form-urlencoded" not in request.headers.get("content-type", ""):
         response = responses.json_response(
-            {"error": "invalid_request",
-             "error_description": "Content-Type must be application/x-www-form-urlencoded"}, 400)
+            {
+                "error": "invalid_request",
+                "error_description": "Content-Type must be application/x-www-form-urlencoded",
+            },
+            400,
+        )
     elif form.get("grant_type") != "client_credentials":
         response = responses.json_response(
-            {"error": "unsupported_grant_type",
-             "error_description": f"Unsupported grant type: {form.get('grant_type', '')}"}, 400)
+            {
+                "error": "unsupported_grant_type",
+                "error_description": f"Unsupported grant type: {form.get('grant_type', '')}",
+            },
+            400,
+        )
     elif tenant is None or form.get("client_secret") != tenant.config.client_secret:
         response = responses.json_response(
-            {"error": "invalid_client", "error_description": "Bad client credentials"}, 401)
+            {"error": "invalid_client", "error_description": "Bad client credentials"}, 401
+        )
     else:
         response = await _faulted(request, tenant, "token", lambda: _mint(reg, tenant, now))
     if not _dropped(response):
@@ -141,14 +162,23 @@ async def token_endpoint(request: Request, tenant_id: str | None = None) -> Resp
 def _mint(reg: Registry, tenant: Tenant, now: float) -> Response:
     token = reg.mint_token(tenant, now)
     digest = hashlib.sha256(f"scope:{tenant.tenant_id}:{tenant.config.seed}".encode()).hexdigest()
-    scope = (f"user.{digest[:32]} entity.{uuid.UUID(digest[32:64])} service.workflow.read "
-             f"platform.write tenant.{int(digest[:6], 16) % 90000 + 10000}")
-    return responses.json_response({"access_token": token, "token_type": "bearer",
-                                    "expires_in": tenant.config.token_ttl, "scope": scope,
-                                    "jti": token[:31] + format((int(token[31], 16) + 1) % 16, "x")})
+    scope = (
+        f"user.{digest[:32]} entity.{uuid.UUID(digest[32:64])} service.workflow.read "
+        f"platform.write tenant.{int(digest[:6], 16) % 90000 + 10000}"
+    )
+    return responses.json_response(
+        {
+            "access_token": token,
+            "token_type": "bearer",
+            "expires_in": tenant.config.token_ttl,
+            "scope": scope,
+            "jti": token[:31] + format((int(token[31], 16) + 1) % 16, "x"),
+        }
+    )
 
 
 # --- /workflows and /workflows/{id}/export -----------------------------------------------
+
 
 async def list_endpoint(request: Request, tenant_id: str | None = None) -> Response:
     return await serve_api(request, "list", tenant_id, lambda t: list_workflows(request, t))
@@ -156,29 +186,38 @@ async def list_endpoint(request: Request, tenant_id: str | None = None) -> Respo
 
 async def export_endpoint(request: Request, workflow_id: str, tenant_id: str | None = None) -> Response:
     wid = int(workflow_id) if workflow_id.isdigit() else None
-    return await serve_api(request, "export", tenant_id,
-                           lambda t: export_workflow(request, t, wid, workflow_id), wid)
+    return await serve_api(
+        request, "export", tenant_id, lambda t: export_workflow(request, t, wid, workflow_id), wid
+    )
 
 
 async def versions_endpoint(request: Request, workflow_id: str, tenant_id: str | None = None) -> Response:
     wid = int(workflow_id) if workflow_id.isdigit() else None
-    return await serve_api(request, "versions", tenant_id,
-                           lambda t: versions.list_versions(t, wid, workflow_id), wid)
+    return await serve_api(
+        request, "versions", tenant_id, lambda t: versions.list_versions(t, wid, workflow_id), wid
+    )
 
 
 async def import_endpoint(request: Request, tenant_id: str | None = None) -> Response:
     body = await request.body()
-    return await serve_api(request, "import", tenant_id,
-                           lambda t: versions.import_workflow(request, t, body), manage=True)
+    return await serve_api(
+        request, "import", tenant_id, lambda t: versions.import_workflow(request, t, body), manage=True
+    )
 
 
-async def version_import_endpoint(request: Request, workflow_id: str,
-                                  tenant_id: str | None = None) -> Response:
+async def version_import_endpoint(
+    request: Request, workflow_id: str, tenant_id: str | None = None
+) -> Response:
     wid = int(workflow_id) if workflow_id.isdigit() else None
     body = await request.body()
-    return await serve_api(request, "versions_import", tenant_id,
-                           lambda t: versions.import_version(request, t, wid, workflow_id, body),
-                           wid, manage=True)
+    return await serve_api(
+        request,
+        "versions_import",
+        tenant_id,
+        lambda t: versions.import_version(request, t, wid, workflow_id, body),
+        wid,
+        manage=True,
+    )
 
 
 def list_workflows(request: Request, tenant: Tenant) -> Response:
@@ -194,10 +233,14 @@ def list_workflows(request: Request, tenant: Tenant) -> Response:
         return responses.workflow_error(400, "page and page_length must be positive integers.")
     if page_length > limits.max_page_length:
         return responses.workflow_error(
-            400, f"page_length must be less than or equal to {limits.max_page_length}.")
+            400, f"page_length must be less than or equal to {limits.max_page_length}."
+        )
     filters, items = {}, tenant.sorted_workflows()
-    for param, key in (("ondemand_trigger", "ondemand_trigger"), ("callout_trigger", "callout_trigger"),
-                       ("scheduled_trigger", "scheduled_trigger")):
+    for param, key in (
+        ("ondemand_trigger", "ondemand_trigger"),
+        ("callout_trigger", "callout_trigger"),
+        ("scheduled_trigger", "scheduled_trigger"),
+    ):
         if param in q:
             wanted = q[param].lower()
             if wanted not in ("true", "false"):
@@ -213,9 +256,12 @@ def list_workflows(request: Request, tenant: Tenant) -> Response:
     if start + page_length < len(items):
         base = str(request.base_url).rstrip("/") + request.url.path
         pagination["next_page"] = f"{base}?" + urlencode(
-            {"page": page + 1, "page_length": page_length, **filters})
-    body = {"data": [data.list_item(wf) for wf in items[start:start + page_length]],
-            "pagination": pagination}
+            {"page": page + 1, "page_length": page_length, **filters}
+        )
+    body = {
+        "data": [data.list_item(wf) for wf in items[start : start + page_length]],
+        "pagination": pagination,
+    }
     return responses.json_response(body)
 
 
@@ -232,14 +278,18 @@ def export_workflow(request: Request, tenant: Tenant, wid: int | None, raw_id: s
         return responses.workflow_error(400, f"The input of version '{wanted}' is invalid.")
     version = wf.version_named(wanted)
     if version is None:
-        return responses.workflow_error(404, f"Workflow version '{wanted}' is not found.",
-                                        body_status=400)
+        return responses.workflow_error(404, f"Workflow version '{wanted}' is not found.", body_status=400)
     return responses.json_response(tenant.export_body(wf, version, registry_of(request).cache))
 
 
-async def serve_api(request: Request, endpoint: str, tenant_id: str | None,
-                    handler: Callable[[Tenant], Response], workflow_id: int | None = None,
-                    manage: bool = False) -> Response:
+async def serve_api(
+    request: Request,
+    endpoint: str,
+    tenant_id: str | None,
+    handler: Callable[[Tenant], Response],
+    workflow_id: int | None = None,
+    manage: bool = False,
+) -> Response:
     """Authentication, limits, latency and faults around one API handler; exact stats.
     ``manage``: the call needs Workflow Manage Access (tenant flag ``manage_access``)."""
     reg = registry_of(request)
@@ -271,8 +321,7 @@ async def serve_api(request: Request, endpoint: str, tenant_id: str | None,
         tenant.stats.max_in_flight = max(tenant.stats.max_in_flight, tenant.in_flight)
         try:
             await _latency(tenant)
-            response = await _faulted(request, tenant, endpoint, lambda: handler(tenant),
-                                      workflow_id, token)
+            response = await _faulted(request, tenant, endpoint, lambda: handler(tenant), workflow_id, token)
         except BaseException:
             tenant.in_flight -= 1
             raise
@@ -305,8 +354,14 @@ class InFlightResponse(Response):
             self.tenant.in_flight -= 1
 
 
-async def _faulted(request: Request, tenant: Tenant, endpoint: str, handler: Callable[[], Response],
-                   workflow_id: int | None = None, token: str | None = None) -> Response:
+async def _faulted(
+    request: Request,
+    tenant: Tenant,
+    endpoint: str,
+    handler: Callable[[], Response],
+    workflow_id: int | None = None,
+    token: str | None = None,
+) -> Response:
     """Run the handler, or act out the fault this request draws."""
     fault = faults.take_fault(tenant, endpoint, workflow_id)
     if fault is None:
@@ -319,8 +374,9 @@ async def _faulted(request: Request, tenant: Tenant, endpoint: str, handler: Cal
         return response
     await faults.delay(fault)
     if fault.kind == "reset":
-        return await faults.reset_connection(request.scope, fault.params.get("phase", "connect"),
-                                             handler().body)
+        return await faults.reset_connection(
+            request.scope, fault.params.get("phase", "connect"), handler().body
+        )
     if fault.kind == "malformed":
         return faults.malformed(handler())
     return handler()

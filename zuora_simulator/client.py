@@ -9,9 +9,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import requests
 
@@ -25,8 +26,9 @@ class AdminClient:
         self.session = requests.Session()
 
     def _call(self, method: str, path: str, body: Any = None, **params) -> Any:
-        response = self.session.request(method, f"{self.base_url}/_sim{path}", json=body,
-                                        params=params or None, timeout=self.timeout)
+        response = self.session.request(
+            method, f"{self.base_url}/_sim{path}", json=body, params=params or None, timeout=self.timeout
+        )
         if response.status_code >= 400:
             raise RuntimeError(f"simulator admin {method} {path}: {response.status_code} {response.text}")
         return response.json() if response.content else None
@@ -134,15 +136,28 @@ class Simulator:
 
 
 @contextlib.contextmanager
-def running_simulator(tenants: list[dict] | None = None, demo: bool = False,
-                      startup_timeout: float = 20.0, extra_args: list[str] | None = None
-                      ) -> Iterator[Simulator]:
+def running_simulator(
+    tenants: list[dict] | None = None,
+    demo: bool = False,
+    startup_timeout: float = 20.0,
+    extra_args: list[str] | None = None,
+) -> Iterator[Simulator]:
     """Start ``python -m zuora_simulator`` on a free 127.0.0.1 port, wait until it answers,
     yield a :class:`Simulator`, and stop it (terminate, then kill) on exit."""
     workdir = Path(tempfile.mkdtemp(prefix="zuora-sim-"))
     port_file, log_path = workdir / "port", workdir / "simulator.log"
-    args = [sys.executable, "-m", "zuora_simulator", "--host", "127.0.0.1", "--port", "0",
-            "--port-file", str(port_file), *(extra_args or [])]
+    args = [
+        sys.executable,
+        "-m",
+        "zuora_simulator",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--port-file",
+        str(port_file),
+        *(extra_args or []),
+    ]
     if tenants is not None:
         tenants_file = workdir / "tenants.json"
         tenants_file.write_text(json.dumps(tenants))
@@ -150,8 +165,10 @@ def running_simulator(tenants: list[dict] | None = None, demo: bool = False,
     elif demo:
         args.append("--demo")
     package_root = str(Path(__file__).resolve().parents[1])
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
-        p for p in (package_root, os.environ.get("PYTHONPATH")) if p)}
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(p for p in (package_root, os.environ.get("PYTHONPATH")) if p),
+    }
     with open(log_path, "wb") as log:
         process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env)
     try:
@@ -166,8 +183,7 @@ def running_simulator(tenants: list[dict] | None = None, demo: bool = False,
             process.wait(timeout=5)
 
 
-def _wait_until_ready(process: subprocess.Popen, port_file: Path, log_path: Path,
-                      timeout: float) -> str:
+def _wait_until_ready(process: subprocess.Popen, port_file: Path, log_path: Path, timeout: float) -> str:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:

@@ -27,13 +27,13 @@ class ConfigError(ValueError):
 class Limits:
     """Rate, concurrency and page limits of one tenant."""
 
-    requests_per_minute: int = 50_000      # API budget per window (list + export calls)
-    rate_window_seconds: float = 60.0      # window length; tests use a few seconds
-    concurrency_limit: int = 40            # API requests in flight at once
-    concurrency_retry_after: int = 120     # Retry-After on the concurrency 429
-    token_requests_per_minute: int = 100   # /oauth/token calls per client IP (per tenant)
+    requests_per_minute: int = 50_000  # API budget per window (list + export calls)
+    rate_window_seconds: float = 60.0  # window length; tests use a few seconds
+    concurrency_limit: int = 40  # API requests in flight at once
+    concurrency_retry_after: int = 120  # Retry-After on the concurrency 429
+    token_requests_per_minute: int = 100  # /oauth/token calls per client IP (per tenant)
     token_window_seconds: float = 60.0
-    max_page_length: int = 50              # GET /workflows page_length above this: 400
+    max_page_length: int = 50  # GET /workflows page_length above this: 400
     default_page_length: int = 20
 
 
@@ -41,19 +41,19 @@ class Limits:
 class Faults:
     """Fault injection knobs. Random faults draw from a per-tenant seeded RNG."""
 
-    latency_ms: int = 0                    # fixed delay on every API call
-    jitter_ms: int = 0                     # plus uniform 0..jitter_ms
-    error_rate: float = 0.0                # share answered with one of error_statuses
+    latency_ms: int = 0  # fixed delay on every API call
+    jitter_ms: int = 0  # plus uniform 0..jitter_ms
+    error_rate: float = 0.0  # share answered with one of error_statuses
     error_statuses: list[int] = field(default_factory=lambda: [500, 502, 503, 504])
-    reset_rate: float = 0.0                # share whose connection is aborted
-    hang_rate: float = 0.0                 # share that sleep hang_seconds before answering
+    reset_rate: float = 0.0  # share whose connection is aborted
+    hang_rate: float = 0.0  # share that sleep hang_seconds before answering
     hang_seconds: float = 30.0
-    malformed_rate: float = 0.0            # share answered 200 with truncated JSON
-    rate_limit_rate: float = 0.0           # share answered 429 (code 70)
+    malformed_rate: float = 0.0  # share answered 200 with truncated JSON
+    rate_limit_rate: float = 0.0  # share answered 429 (code 70)
     rate_limit_retry_after: int = 1
     fault_endpoints: list[str] = field(default_factory=lambda: ["list", "export"])
-    failing_export_ids: list[int] = field(default_factory=list)   # export always 500
-    fault_seed: int | None = None          # RNG seed; defaults to the tenant seed
+    failing_export_ids: list[int] = field(default_factory=list)  # export always 500
+    fault_seed: int | None = None  # RNG seed; defaults to the tenant seed
 
 
 @dataclass
@@ -61,15 +61,15 @@ class TenantConfig:
     """Everything that defines one simulated tenant."""
 
     tenant_id: str
-    client_id: str = ""                    # 36 chars; derived from tenant_id + seed if empty
-    client_secret: str = ""                # <= 42 chars, contains '/' and '+'; derived if empty
+    client_id: str = ""  # 36 chars; derived from tenant_id + seed if empty
+    client_secret: str = ""  # <= 42 chars, contains '/' and '+'; derived if empty
     seed: int = 1
-    workflows: int = 0                     # how many workflows to generate at creation
-    token_ttl: int = 3599                  # expires_in of minted tokens, seconds
-    forbidden: bool = False                # every API call answers 403 (no Workflow permission)
-    manage_access: bool = True             # False: the import POSTs answer 403 (Manage Access)
-    avg_export_kb: float | None = None     # scale generated export sizes (default mix ~39 KB)
-    legacy_share: float = 1 / 12           # share of list items without status/active_version
+    workflows: int = 0  # how many workflows to generate at creation
+    token_ttl: int = 3599  # expires_in of minted tokens, seconds
+    forbidden: bool = False  # every API call answers 403 (no Workflow permission)
+    manage_access: bool = True  # False: the import POSTs answer 403 (Manage Access)
+    avg_export_kb: float | None = None  # scale generated export sizes (default mix ~39 KB)
+    legacy_share: float = 1 / 12  # share of list items without status/active_version
     limits: Limits = field(default_factory=Limits)
     faults: Faults = field(default_factory=Faults)
 

@@ -31,10 +31,18 @@ def demo_tenants() -> list[dict[str, Any]]:
     """Tenant configs (with explicit credentials) for the demo."""
     configs = [
         {"tenant_id": "acme", "seed": 101, "workflows": 25},
-        {"tenant_id": "globex", "seed": 202, "workflows": 20,
-         "limits": {"requests_per_minute": 10, "rate_window_seconds": 10}},
-        {"tenant_id": "initech", "seed": 303, "workflows": 8,
-         "faults": {"failing_export_ids": [_first_ids(303, 8)[3]]}},
+        {
+            "tenant_id": "globex",
+            "seed": 202,
+            "workflows": 20,
+            "limits": {"requests_per_minute": 10, "rate_window_seconds": 10},
+        },
+        {
+            "tenant_id": "initech",
+            "seed": 303,
+            "workflows": 8,
+            "faults": {"failing_export_ids": [_first_ids(303, 8)[3]]},
+        },
     ]
     for config in configs:
         config["client_id"] = derive_client_id(config["tenant_id"], config["seed"])
@@ -53,10 +61,16 @@ UMBRELLA_NEW_WORKFLOW = "Usage Overage Alert (draft)"
 
 def umbrella_tenants() -> list[dict[str, Any]]:
     """Tenant configs of Umbrella's sandbox and production (the same 12 workflows)."""
-    return [{"tenant_id": tenant_id, "seed": UMBRELLA_SEED, "workflows": UMBRELLA_WORKFLOWS,
-             "client_id": derive_client_id(tenant_id, UMBRELLA_SEED),
-             "client_secret": derive_client_secret(tenant_id, UMBRELLA_SEED)}
-            for tenant_id in (UMBRELLA_SANDBOX, UMBRELLA_PRODUCTION)]
+    return [
+        {
+            "tenant_id": tenant_id,
+            "seed": UMBRELLA_SEED,
+            "workflows": UMBRELLA_WORKFLOWS,
+            "client_id": derive_client_id(tenant_id, UMBRELLA_SEED),
+            "client_secret": derive_client_secret(tenant_id, UMBRELLA_SEED),
+        }
+        for tenant_id in (UMBRELLA_SANDBOX, UMBRELLA_PRODUCTION)
+    ]
 
 
 def make_umbrella_drift(admin: AdminClient) -> dict[str, Any]:
@@ -77,12 +91,23 @@ def make_umbrella_drift(admin: AdminClient) -> dict[str, Any]:
     tasks[1]["notes"] = "Edited in sandbox: retry twice before failing"
     # re-created under its id with the edited content: the admin API's update would stamp now
     admin.delete_workflow(UMBRELLA_SANDBOX, changed)
-    admin.add_workflow(UMBRELLA_SANDBOX, id=changed, **{k: truth[k] for k in HEADER_FIELDS},
-                       status=truth["status"], legacy=truth["legacy"],
-                       ts_format=truth["ts_format"], size_class=truth["size_class"],
-                       created_at=truth["created_at"], updated_at=UMBRELLA_EDITED_AT,
-                       tasks=tasks, linkages=export["linkages"])
-    added = admin.add_workflow(UMBRELLA_SANDBOX, name=UMBRELLA_NEW_WORKFLOW,
-                               created_at=UMBRELLA_EDITED_AT, updated_at=UMBRELLA_EDITED_AT)
-    return {"changed": (changed, truth["name"], tasks[1]["name"]),
-            "added": (added["id"], added["name"])}
+    admin.add_workflow(
+        UMBRELLA_SANDBOX,
+        id=changed,
+        **{k: truth[k] for k in HEADER_FIELDS},
+        status=truth["status"],
+        legacy=truth["legacy"],
+        ts_format=truth["ts_format"],
+        size_class=truth["size_class"],
+        created_at=truth["created_at"],
+        updated_at=UMBRELLA_EDITED_AT,
+        tasks=tasks,
+        linkages=export["linkages"],
+    )
+    added = admin.add_workflow(
+        UMBRELLA_SANDBOX,
+        name=UMBRELLA_NEW_WORKFLOW,
+        created_at=UMBRELLA_EDITED_AT,
+        updated_at=UMBRELLA_EDITED_AT,
+    )
+    return {"changed": (changed, truth["name"], tasks[1]["name"]), "added": (added["id"], added["name"])}

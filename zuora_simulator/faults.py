@@ -29,8 +29,7 @@ from . import responses
 from .config import ENDPOINTS
 from .state import Tenant
 
-KINDS = ("status", "rate_limit", "concurrency_limit", "unauthorized", "reset", "hang", "latency",
-         "malformed")
+KINDS = ("status", "rate_limit", "concurrency_limit", "unauthorized", "reset", "hang", "latency", "malformed")
 RAW_SEND_KEY = "zuora_sim.raw_send"
 
 
@@ -75,8 +74,13 @@ def take_fault(tenant: Tenant, endpoint: str, workflow_id: int | None = None) ->
     if endpoint not in f.fault_endpoints:
         return None
     draw = tenant.rng.random()
-    for kind, rate in (("status", f.error_rate), ("reset", f.reset_rate), ("hang", f.hang_rate),
-                       ("malformed", f.malformed_rate), ("rate_limit", f.rate_limit_rate)):
+    for kind, rate in (
+        ("status", f.error_rate),
+        ("reset", f.reset_rate),
+        ("hang", f.hang_rate),
+        ("malformed", f.malformed_rate),
+        ("rate_limit", f.rate_limit_rate),
+    ):
         if draw < rate:
             return _random_fault(tenant, kind)
         draw -= rate
@@ -118,7 +122,8 @@ def immediate_response(fault: Fault, tenant: Tenant) -> Response | None:
         return responses.rate_limited(int(p.get("retry_after", tenant.config.faults.rate_limit_retry_after)))
     if fault.kind == "concurrency_limit":
         return responses.concurrency_limited(
-            int(p.get("retry_after", tenant.config.limits.concurrency_retry_after)))
+            int(p.get("retry_after", tenant.config.limits.concurrency_retry_after))
+        )
     if fault.kind == "unauthorized":
         return responses.unauthorized()
     return None
@@ -163,10 +168,18 @@ async def reset_connection(scope: dict, phase: str, body: bytes) -> Response:
     if raw_send is None or transport is None:
         raise RuntimeError("simulated reset needs uvicorn's transport")
     if phase == "body":
-        await raw_send({"type": "http.response.start", "status": 200, "headers": [
-            (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+        await raw_send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+        )
         await raw_send({"type": "http.response.body", "body": body[: len(body) // 2], "more_body": True})
-        transport.close()            # flush what was sent, then FIN: the body is cut short
+        transport.close()  # flush what was sent, then FIN: the body is cut short
     else:
         sock = transport.get_extra_info("socket")
         try:  # linger 0: close() sends RST, the client sees "connection reset by peer"

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import itertools
 import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import pytest
 import requests
@@ -26,16 +27,22 @@ class SimTenant:
     tenant_id: str
     client_id: str
     client_secret: str
-    base_url: str            # the simulator root; the tenant is known from credentials/token
-    scoped_base_url: str     # base_url + /t/<tenant_id>; other tenants' tokens are unknown here
+    base_url: str  # the simulator root; the tenant is known from credentials/token
+    scoped_base_url: str  # base_url + /t/<tenant_id>; other tenants' tokens are unknown here
     admin: AdminClient = field(repr=False)
     info: dict[str, Any] = field(repr=False, default_factory=dict)
 
     def token(self, base_url: str | None = None) -> str:
         """Mint a token through the real /oauth/token endpoint."""
-        response = requests.post(f"{base_url or self.base_url}/oauth/token", timeout=10, data={
-            "client_id": self.client_id, "client_secret": self.client_secret,
-            "grant_type": "client_credentials"})
+        response = requests.post(
+            f"{base_url or self.base_url}/oauth/token",
+            timeout=10,
+            data={
+                "client_id": self.client_id,
+                "client_secret": self.client_secret,
+                "grant_type": "client_credentials",
+            },
+        )
         response.raise_for_status()
         return response.json()["access_token"]
 
@@ -95,8 +102,15 @@ def sim_tenant(simulator: Simulator) -> Iterator[Callable[..., SimTenant]]:
         tenant_id = config.pop("tenant_id", None) or f"{prefix}{next(_numbers)}-{uuid.uuid4().hex[:8]}"
         info = simulator.admin.add_tenant(tenant_id, **config)
         created.append(tenant_id)
-        return SimTenant(tenant_id, info["client_id"], info["client_secret"], info["base_url"],
-                         info["scoped_base_url"], simulator.admin, info)
+        return SimTenant(
+            tenant_id,
+            info["client_id"],
+            info["client_secret"],
+            info["base_url"],
+            info["scoped_base_url"],
+            simulator.admin,
+            info,
+        )
 
     yield make
     for tenant_id in created:

@@ -12,7 +12,7 @@ import secrets
 import time
 from collections import Counter, deque
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from . import data
@@ -43,12 +43,12 @@ class Window:
 class Stats:
     """Exact usage counters of one tenant (or of unknown callers)."""
 
-    requests: Counter = field(default_factory=Counter)           # endpoint -> n
-    by_status: Counter = field(default_factory=Counter)          # "200" -> n
+    requests: Counter = field(default_factory=Counter)  # endpoint -> n
+    by_status: Counter = field(default_factory=Counter)  # "200" -> n
     by_endpoint_status: dict[str, Counter] = field(default_factory=dict)
-    faults: Counter = field(default_factory=Counter)             # injected fault kind -> n
+    faults: Counter = field(default_factory=Counter)  # injected fault kind -> n
     tokens_minted: int = 0
-    rate_limited: int = 0                                        # 429s sent, any reason
+    rate_limited: int = 0  # 429s sent, any reason
     max_in_flight: int = 0
 
     def record(self, endpoint: str, status: int | str) -> None:
@@ -60,11 +60,14 @@ class Stats:
 
     def as_dict(self, in_flight: int = 0) -> dict[str, Any]:
         return {
-            "requests": dict(self.requests), "total_requests": sum(self.requests.values()),
+            "requests": dict(self.requests),
+            "total_requests": sum(self.requests.values()),
             "by_status": dict(self.by_status),
             "by_endpoint_status": {k: dict(v) for k, v in self.by_endpoint_status.items()},
-            "faults": dict(self.faults), "tokens_minted": self.tokens_minted,
-            "rate_limited": self.rate_limited, "in_flight": in_flight,
+            "faults": dict(self.faults),
+            "tokens_minted": self.tokens_minted,
+            "rate_limited": self.rate_limited,
+            "in_flight": in_flight,
             "max_in_flight": self.max_in_flight,
         }
 
@@ -74,7 +77,7 @@ class Tenant:
 
     def __init__(self, config: TenantConfig):
         self.config = config
-        self.serial = next(_serials)      # distinguishes a re-created tenant in caches
+        self.serial = next(_serials)  # distinguishes a re-created tenant in caches
         self.workflows: dict[int, data.Workflow] = {}
         self.next_id = 100 + config.seed % 50
         self.script: deque[dict[str, Any]] = deque()
@@ -82,8 +85,8 @@ class Tenant:
         self.in_flight = 0
         self.stats = Stats()
         self.task_ids = itertools.count(1_000_000_000)  # tasks created by imports
-        self.imports: list[dict[str, Any]] = []        # every import request, oldest first
-        self.idempotency: dict[str, Any] = {}          # Idempotency-Key -> stored answer
+        self.imports: list[dict[str, Any]] = []  # every import request, oldest first
+        self.idempotency: dict[str, Any] = {}  # Idempotency-Key -> stored answer
         self.reseed_faults()
         if config.workflows:
             self.generate(int(config.workflows), config.seed)
@@ -104,8 +107,9 @@ class Tenant:
             self.config.seed = int(seed)
         self.config.workflows = count
         self.next_id = 100 + self.config.seed % 50
-        made, self.next_id = data.generate_workflows(self.config.seed, count, self.next_id,
-                                                     self.config.legacy_share)
+        made, self.next_id = data.generate_workflows(
+            self.config.seed, count, self.next_id, self.config.legacy_share
+        )
         self.workflows = {wf.id: wf for wf in made}
         return [wf.id for wf in made]
 
@@ -127,10 +131,14 @@ class Tenant:
         updated = data.truncate_for_format(_parse_time(updated_raw), fmt) if updated_raw else now
         header = data.new_header(rng, wid)
         wf = data.Workflow(
-            id=wid, status="Active", ts_format=fmt,
+            id=wid,
+            status="Active",
+            ts_format=fmt,
             legacy=bool(fields.pop("legacy", False)),
             size_class=fields.pop("size_class", data.pick_size_class(self.config.seed, wid)),
-            created_at=now, current=data.Version(1, self._take_id(), 1, header, now, updated))
+            created_at=now,
+            current=data.Version(1, self._take_id(), 1, header, now, updated),
+        )
         self._apply_fields(wf, wf.current, fields)
         self.workflows[wid] = wf
         return wf
@@ -144,15 +152,22 @@ class Tenant:
         bump = bool(fields.pop("bump_version", True))
         change_content = bool(fields.pop("change_content", True))
         old = wf.current
-        updated = data.truncate_for_format(datetime.now(timezone.utc), wf.ts_format) if touch \
-            else old.updated_at
+        updated = data.truncate_for_format(datetime.now(UTC), wf.ts_format) if touch else old.updated_at
         revision = old.revision + 1 if change_content else old.revision
         if bump:
             number, label = wf.next_version()
-            new = data.Version(number, self._take_id(), revision, dict(old.header),
-                               updated, updated, old.tasks if not change_content else None,
-                               old.linkages if not change_content else None,
-                               workflow_doc=old.workflow_doc, label=label)
+            new = data.Version(
+                number,
+                self._take_id(),
+                revision,
+                dict(old.header),
+                updated,
+                updated,
+                old.tasks if not change_content else None,
+                old.linkages if not change_content else None,
+                workflow_doc=old.workflow_doc,
+                label=label,
+            )
             wf.add_version(new, activate=True)
         else:
             old.revision, old.updated_at = revision, updated
@@ -162,36 +177,61 @@ class Tenant:
         self._apply_fields(wf, new, fields)
         return wf
 
-    def import_workflow(self, header: dict[str, Any], content: dict[str, Any], version: str,
-                        activate: bool) -> data.Workflow:
+    def import_workflow(
+        self, header: dict[str, Any], content: dict[str, Any], version: str, activate: bool
+    ) -> data.Workflow:
         """A new workflow whose first version holds the imported content (checked by
         :func:`data.check_content`). Without ``activate`` the definition is Inactive."""
         wid = self._take_id()
         fmt = data.TS_FORMATS[(wid * 3 + self.config.seed) % 4]
-        now = data.truncate_for_format(datetime.now(timezone.utc), fmt)
+        now = data.truncate_for_format(datetime.now(UTC), fmt)
         wf = data.Workflow(
-            id=wid, status="Active" if activate else "Inactive", ts_format=fmt, legacy=False,
-            size_class=data.pick_size_class(self.config.seed, wid), created_at=now,
-            current=self._imported_version(wid, header, content, version, 1, now))
+            id=wid,
+            status="Active" if activate else "Inactive",
+            ts_format=fmt,
+            legacy=False,
+            size_class=data.pick_size_class(self.config.seed, wid),
+            created_at=now,
+            current=self._imported_version(wid, header, content, version, 1, now),
+        )
         self.workflows[wid] = wf
         return wf
 
-    def import_version(self, wf: data.Workflow, header: dict[str, Any], content: dict[str, Any],
-                       version: str, activate: bool) -> data.Version:
+    def import_version(
+        self, wf: data.Workflow, header: dict[str, Any], content: dict[str, Any], version: str, activate: bool
+    ) -> data.Version:
         """A new version of ``wf`` (active if ``activate``); updatedAt moves to now."""
-        now = data.truncate_for_format(datetime.now(timezone.utc), wf.ts_format)
+        now = data.truncate_for_format(datetime.now(UTC), wf.ts_format)
         revision = max(v.revision for v in wf.versions()) + 1
         new = self._imported_version(wf.id, header, content, version, revision, now)
         wf.add_version(new, activate)
         wf.touched_at = now
         return new
 
-    def _imported_version(self, wid: int, header: dict[str, Any], content: dict[str, Any],
-                          version: str, revision: int, now: datetime) -> data.Version:
-        doc, tasks, linkages = data.imported_content(content["workflow"], content["tasks"],
-                                                     content["linkages"], wid, self.task_ids)
-        return data.Version(data.version_key(version)[-1], self._take_id(), revision, header,
-                            now, now, tasks, linkages, workflow_doc=doc, label=version)
+    def _imported_version(
+        self,
+        wid: int,
+        header: dict[str, Any],
+        content: dict[str, Any],
+        version: str,
+        revision: int,
+        now: datetime,
+    ) -> data.Version:
+        doc, tasks, linkages = data.imported_content(
+            content["workflow"], content["tasks"], content["linkages"], wid, self.task_ids
+        )
+        return data.Version(
+            data.version_key(version)[-1],
+            self._take_id(),
+            revision,
+            header,
+            now,
+            now,
+            tasks,
+            linkages,
+            workflow_doc=doc,
+            label=version,
+        )
 
     def record_import(self, record: dict[str, Any]) -> dict[str, Any]:
         """Keep one import request's record, numbered from 1."""
@@ -219,8 +259,9 @@ class Tenant:
 
     def export_body(self, wf: data.Workflow, version: data.Version, cache: data.ExportCache) -> bytes:
         key = (self.serial, wf.id, version.version_id, version.etag, self.config.avg_export_kb)
-        return cache.get_or_render(key, lambda: data.render_export(
-            wf, version, self.config.seed, self.config.avg_export_kb))
+        return cache.get_or_render(
+            key, lambda: data.render_export(wf, version, self.config.seed, self.config.avg_export_kb)
+        )
 
     # --- limits ---
 
@@ -232,18 +273,24 @@ class Tenant:
     def rate_headers(self, now: float) -> dict[str, str]:
         lim = self.config.limits
         window = lim.rate_window_seconds
-        remaining = max(0, lim.requests_per_minute - self.window.count) \
-            if now < self.window.started + window else lim.requests_per_minute
+        remaining = (
+            max(0, lim.requests_per_minute - self.window.count)
+            if now < self.window.started + window
+            else lim.requests_per_minute
+        )
         reset = max(1, math.ceil(self.window.reset_in(window, now)))
-        return {"RateLimit-Limit": f"{lim.requests_per_minute}, {lim.requests_per_minute};w={window:g}",
-                "RateLimit-Remaining": str(remaining), "RateLimit-Reset": str(reset)}
+        return {
+            "RateLimit-Limit": f"{lim.requests_per_minute}, {lim.requests_per_minute};w={window:g}",
+            "RateLimit-Remaining": str(remaining),
+            "RateLimit-Reset": str(reset),
+        }
 
 
 def _parse_time(value: Any) -> datetime:
     if not value:
-        return datetime.now(timezone.utc)
+        return datetime.now(UTC)
     parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    return parsed.replace(tzinfo=timezone.utc) if parsed.tzinfo is None else parsed.astimezone(timezone.utc)
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
 @dataclass
@@ -261,7 +308,7 @@ class Registry:
         self.tenants: dict[str, Tenant] = {}
         self.tokens: dict[str, Token] = {}
         self.token_windows: dict[tuple[int, str], Window] = {}
-        self.unknown_stats = Stats()      # calls that match no tenant
+        self.unknown_stats = Stats()  # calls that match no tenant
         self.cache = data.ExportCache(export_cache_mb * 1024 * 1024)
         self.started_at = time.time()
 
@@ -307,8 +354,12 @@ class Registry:
         if record is None:
             return None, False
         tenant = self.tenants.get(record.tenant_id)
-        valid = (not record.revoked and record.expires_at > time.monotonic()
-                 and tenant is not None and tenant.serial == record.tenant_serial)
+        valid = (
+            not record.revoked
+            and record.expires_at > time.monotonic()
+            and tenant is not None
+            and tenant.serial == record.tenant_serial
+        )
         return record, valid
 
     def revoke_tokens(self, tenant_id: str) -> int:
@@ -337,9 +388,11 @@ class Registry:
             total.tokens_minted += s.tokens_minted
             total.rate_limited += s.rate_limited
             total.max_in_flight = max(total.max_in_flight, s.max_in_flight)
-        return {"total": total.as_dict(sum(t.in_flight for t in self.tenants.values())),
-                "unknown": self.unknown_stats.as_dict(),
-                "tenants": {t.tenant_id: t.stats.as_dict(t.in_flight) for t in self.tenants.values()}}
+        return {
+            "total": total.as_dict(sum(t.in_flight for t in self.tenants.values())),
+            "unknown": self.unknown_stats.as_dict(),
+            "tenants": {t.tenant_id: t.stats.as_dict(t.in_flight) for t in self.tenants.values()},
+        }
 
     def reset_stats(self, tenant: Tenant | None = None) -> None:
         targets = [tenant] if tenant else list(self.tenants.values())
@@ -347,4 +400,3 @@ class Registry:
             t.stats = Stats(max_in_flight=t.in_flight)
         if tenant is None:
             self.unknown_stats = Stats()
-

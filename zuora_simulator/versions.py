@@ -19,8 +19,9 @@ import gzip
 import hashlib
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import parse_qsl
 
 from fastapi import Request
@@ -46,6 +47,7 @@ class Stored:
 
 # --- GET /workflows/{id}/versions -------------------------------------------------------
 
+
 def list_versions(tenant: Tenant, wid: int | None, raw_id: str) -> Response:
     """Every version of a workflow, oldest (lowest version number) first."""
     wf = tenant.workflows.get(wid) if wid is not None else None
@@ -56,14 +58,17 @@ def list_versions(tenant: Tenant, wid: int | None, raw_id: str) -> Response:
 
 # --- the two imports --------------------------------------------------------------------
 
+
 def import_workflow(request: Request, tenant: Tenant, raw_body: bytes) -> Response:
     """POST /workflows/import: a new workflow; version ``version`` or 0.0.1."""
+
     def run(record: dict[str, Any]) -> Response:
         q = request.query_params
         definition_id = q.get("workflow_definition_id")
         if definition_id is not None and not definition_id.isdigit():
             return responses.workflow_error(
-                400, f"The input of workflow_definition_id '{definition_id}' is invalid.")
+                400, f"The input of workflow_definition_id '{definition_id}' is invalid."
+            )
         problem = _check_version(q.get("version"), required=False) or _check_activate(q)
         if problem:
             return problem
@@ -72,16 +77,19 @@ def import_workflow(request: Request, tenant: Tenant, raw_body: bytes) -> Respon
             return parsed
         header, content = parsed
         wf = tenant.import_workflow(header, content, q.get("version") or "0.0.1", _activate(q))
-        record.update(workflow_id=wf.id, version_id=wf.current.version_id,
-                      version=wf.current.version, created=True)
+        record.update(
+            workflow_id=wf.id, version_id=wf.current.version_id, version=wf.current.version, created=True
+        )
         return responses.json_response(data.list_item(wf))
 
     return _idempotent(request, tenant, "workflow", None, raw_body, run)
 
 
-def import_version(request: Request, tenant: Tenant, wid: int | None, raw_id: str,
-                   raw_body: bytes) -> Response:
+def import_version(
+    request: Request, tenant: Tenant, wid: int | None, raw_id: str, raw_body: bytes
+) -> Response:
     """POST /workflows/{id}/versions/import: a new version, above every existing one."""
+
     def run(record: dict[str, Any]) -> Response:
         q = request.query_params
         wf = tenant.workflows.get(wid) if wid is not None else None
@@ -97,8 +105,10 @@ def import_version(request: Request, tenant: Tenant, wid: int | None, raw_id: st
         highest = wf.versions()[-1]
         if data.version_key(version) <= highest.key:
             return responses.workflow_error(
-                400, f"The version '{version}' must be greater than any existing version number "
-                     f"of workflow {wf.id} (the highest is '{highest.version}').")
+                400,
+                f"The version '{version}' must be greater than any existing version number "
+                f"of workflow {wf.id} (the highest is '{highest.version}').",
+            )
         header, content = parsed
         new = tenant.import_version(wf, header, content, version, _activate(q))
         record.update(version_id=new.version_id, version=new.version, created=True)
@@ -107,29 +117,46 @@ def import_version(request: Request, tenant: Tenant, wid: int | None, raw_id: st
     return _idempotent(request, tenant, "version", wid, raw_body, run)
 
 
-def _idempotent(request: Request, tenant: Tenant, kind: str, target_id: int | None,
-                raw_body: bytes, run: Callable[[dict[str, Any]], Response]) -> Response:
+def _idempotent(
+    request: Request,
+    tenant: Tenant,
+    kind: str,
+    target_id: int | None,
+    raw_body: bytes,
+    run: Callable[[dict[str, Any]], Response],
+) -> Response:
     """Check the Idempotency-Key, replay or run, and record the request."""
     q = request.query_params
     key = request.headers.get("idempotency-key")
     record: dict[str, Any] = {
-        "kind": kind, "workflow_id": target_id, "version_id": None, "version": q.get("version"),
+        "kind": kind,
+        "workflow_id": target_id,
+        "version_id": None,
+        "version": q.get("version"),
         "activate": _flag(q.get("activate", "false")),
         "workflow_definition_id": q.get("workflow_definition_id"),
-        "idempotency_key": key, "replay": False, "replay_of": None, "created": False}
+        "idempotency_key": key,
+        "replay": False,
+        "replay_of": None,
+        "created": False,
+    }
     stored = tenant.idempotency.get(key) if key else None
     fingerprint = _fingerprint(request, raw_body)
     if key is not None and not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY:
         response = responses.workflow_error(
-            400, f"The Idempotency-Key header must be 1 to {MAX_IDEMPOTENCY_KEY} characters long.")
+            400, f"The Idempotency-Key header must be 1 to {MAX_IDEMPOTENCY_KEY} characters long."
+        )
     elif stored is not None and stored.fingerprint != fingerprint:
         response = responses.workflow_error(
-            409, f"The Idempotency-Key '{key}' was already used for a different request.",
-            code="conflict")
+            409, f"The Idempotency-Key '{key}' was already used for a different request.", code="conflict"
+        )
     elif stored is not None:
         response = responses.json_response(stored.body, stored.status)
-        record.update({k: stored.record[k] for k in ("workflow_id", "version_id", "version", "activate")},
-                      replay=True, replay_of=stored.record["seq"])
+        record.update(
+            {k: stored.record[k] for k in ("workflow_id", "version_id", "version", "activate")},
+            replay=True,
+            replay_of=stored.record["seq"],
+        )
     else:
         response = run(record)
     record = tenant.record_import({**record, "status": response.status_code})
@@ -150,13 +177,14 @@ def _fingerprint(request: Request, raw_body: bytes) -> str:
 
 # --- checks -----------------------------------------------------------------------------
 
+
 def _check_version(version: str | None, required: bool) -> Response | None:
     if version is None:
-        return responses.workflow_error(400, "The version query parameter is required.") \
-            if required else None
+        return responses.workflow_error(400, "The version query parameter is required.") if required else None
     if not VERSION_NUMBER_RE.match(version):
         return responses.workflow_error(
-            400, f"The input of version '{version}' is invalid; use a number like 1.0.2.")
+            400, f"The input of version '{version}' is invalid; use a number like 1.0.2."
+        )
     return None
 
 
@@ -186,6 +214,7 @@ def _decoded(request: Request, raw_body: bytes) -> bytes | None:
 
 def _parse_body(request: Request, raw_body: bytes) -> tuple[dict, dict] | Response:
     """(list header, content) from an export-shaped body, or a 400."""
+
     def bad(title: str) -> Response:
         return responses.workflow_error(400, title)
 
@@ -214,13 +243,16 @@ def _parse_body(request: Request, raw_body: bytes) -> tuple[dict, dict] | Respon
         data.check_content(tasks, linkages)
     except ValueError as exc:
         return bad(str(exc))
-    header = {"name": workflow["name"], "description": workflow.get("description", ""),
-              **{key: workflow.get(key, False) for key in TRIGGERS},
-              "interval": workflow.get("interval"), "timezone": workflow.get("timezone"),
-              "priority": workflow.get("priority", "Medium")}
+    header = {
+        "name": workflow["name"],
+        "description": workflow.get("description", ""),
+        **{key: workflow.get(key, False) for key in TRIGGERS},
+        "interval": workflow.get("interval"),
+        "timezone": workflow.get("timezone"),
+        "priority": workflow.get("priority", "Medium"),
+    }
     return header, {"workflow": workflow, "tasks": tasks, "linkages": linkages}
 
 
 def unknown_workflow(raw_id: str) -> Response:
-    return responses.workflow_error(404, f"Workflow definition '{raw_id}' is not found.",
-                                    code="not_found")
+    return responses.workflow_error(404, f"Workflow definition '{raw_id}' is not found.", code="not_found")

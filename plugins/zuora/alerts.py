@@ -18,7 +18,9 @@ import sys
 from dataclasses import asdict, dataclass, field
 from datetime import timedelta
 
-from airflow.sdk import AsyncCallback, BaseHook, BaseNotifier, DeadlineAlert, DeadlineReference
+from airflow.sdk import BaseHook, BaseNotifier
+from airflow.sdk.definitions.callback import AsyncCallback
+from airflow.sdk.definitions.deadline import DeadlineAlert, DeadlineReference
 
 from zuora import settings
 
@@ -27,9 +29,9 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Alert:
-    kind: str                      # e.g. task_failed, deadline_missed, failure_rate
+    kind: str  # e.g. task_failed, deadline_missed, failure_rate
     title: str
-    severity: str = "warning"      # warning or critical
+    severity: str = "warning"  # warning or critical
     details: dict = field(default_factory=dict)
 
     def text(self) -> str:
@@ -43,13 +45,18 @@ def send_alert(alert: Alert, conn_id: str = settings.ALERT_CONN_ID) -> str:
     conn = _alert_connection(conn_id)
     channel = "log" if conn is None else conn.conn_type
     if conn is None:
-        log.warning("zuora alert (no '%s' connection configured): %s", conn_id,
-                    json.dumps(asdict(alert), default=str, sort_keys=True))
+        log.warning(
+            "zuora alert (no '%s' connection configured): %s",
+            conn_id,
+            json.dumps(asdict(alert), default=str, sort_keys=True),
+        )
     elif channel == "smtp":
         from airflow.providers.smtp.notifications.smtp import SmtpNotifier
+
         to = conn.extra_dejson.get("to") or conn.login
-        SmtpNotifier(to=to, subject=alert.title, html_content=f"<pre>{alert.text()}</pre>",
-                     smtp_conn_id=conn_id).notify({})
+        SmtpNotifier(
+            to=to, subject=alert.title, html_content=f"<pre>{alert.text()}</pre>", smtp_conn_id=conn_id
+        ).notify({})
     elif channel in ("slackwebhook", "slack_webhook"):
         _post(_url(conn, with_token=True), {"text": alert.text()})
     elif channel == "http":
@@ -70,13 +77,24 @@ class ZuoraAlertNotifier(BaseNotifier):
         ti = context.get("ti")
         error = context.get("exception")
         customer = customer_of(context)
-        title = (f"Zuora workflow sync: {getattr(ti, 'task_id', 'a task')} failed"
-                 + (f" for customer {customer}" if customer else ""))
-        send_alert(Alert(kind="task_failed", severity="critical", title=title, details={
-            "dag_id": getattr(ti, "dag_id", None), "run_id": context.get("run_id"),
-            "task": getattr(ti, "task_id", None), "customer": customer,
-            "try_number": getattr(ti, "try_number", None),
-            "error": f"{type(error).__name__}: {error}" if error else None}))
+        title = f"Zuora workflow sync: {getattr(ti, 'task_id', 'a task')} failed" + (
+            f" for customer {customer}" if customer else ""
+        )
+        send_alert(
+            Alert(
+                kind="task_failed",
+                severity="critical",
+                title=title,
+                details={
+                    "dag_id": getattr(ti, "dag_id", None),
+                    "run_id": context.get("run_id"),
+                    "task": getattr(ti, "task_id", None),
+                    "customer": customer,
+                    "try_number": getattr(ti, "try_number", None),
+                    "error": f"{type(error).__name__}: {error}" if error else None,
+                },
+            )
+        )
 
 
 def customer_of(context) -> str | None:
@@ -94,25 +112,30 @@ def run_deadline(minutes: int, argv: list[str] = sys.argv) -> DeadlineAlert | No
     under_dags_test = "airflow" in argv[0] and argv[1:3] == ["dags", "test"]
     if not minutes or under_dags_test:
         return None
-    return DeadlineAlert(reference=DeadlineReference.DAGRUN_QUEUED_AT,
-                         interval=timedelta(minutes=minutes),
-                         callback=AsyncCallback(deadline_missed))
+    return DeadlineAlert(
+        reference=DeadlineReference.DAGRUN_QUEUED_AT,
+        interval=timedelta(minutes=minutes),
+        callback=AsyncCallback(deadline_missed),
+    )
 
 
 async def deadline_missed(context=None, **kwargs) -> None:
     """DeadlineAlert callback: the run is not done in time (runs in the triggerer); the alert
     is sent and stored in zuora.alerts like the monitor's."""
     dag_run = (context or {}).get("dag_run") or {}
-    alert = Alert(kind="deadline_missed", severity="critical",
-                  title="Zuora workflow sync: run not finished within its deadline",
-                  details={"dag_id": dag_run.get("dag_id"), "run_id": dag_run.get("dag_run_id"),
-                           **kwargs})
+    alert = Alert(
+        kind="deadline_missed",
+        severity="critical",
+        title="Zuora workflow sync: run not finished within its deadline",
+        details={"dag_id": dag_run.get("dag_id"), "run_id": dag_run.get("dag_run_id"), **kwargs},
+    )
     await asyncio.to_thread(_send_and_store, alert)
 
 
 def _send_and_store(alert: Alert) -> None:
     from zuora.monitor import raise_alerts
-    from zuora.sync import warehouse_connection
+    from zuora.warehouse.connection import warehouse_connection
+
     try:
         with warehouse_connection() as conn:
             raise_alerts(conn, [alert])
@@ -138,5 +161,6 @@ def _url(conn, with_token: bool = False) -> str:
 
 def _post(url: str, payload: dict) -> None:
     import requests  # only when an alert goes out: the DAG file stays cheap to parse
+
     response = requests.post(url, json=payload, timeout=(5, 15))
     response.raise_for_status()

@@ -20,15 +20,24 @@ def dead_letter_failed_task(context) -> None:
     if not customer_id:
         return  # not a per-customer task: the run summary reports it
     from zuora import sync, warehouse  # at failure time: the DAG file stays cheap to parse
+    from zuora.warehouse.connection import warehouse_connection
+
     error = context.get("exception")
     stage = sync.STAGE_TASKS.get(ti.task_id.rsplit(".", 1)[-1], "task")
     message = f"{type(error).__name__}: {error}" if error else "task failed"
     try:
-        with sync.warehouse_connection() as conn:
-            warehouse.record_dead_letter(conn, run_id=context["run_id"], customer_id=customer_id,
-                                         stage=stage, error_type=type(error).__name__,
-                                         message=message, attempts=ti.try_number)
-            warehouse.finish_sync_run(conn, context["run_id"], customer_id, status="failed",
-                                      error=f"{stage}: {message}")
+        with warehouse_connection() as conn:
+            warehouse.record_dead_letter(
+                conn,
+                run_id=context["run_id"],
+                customer_id=customer_id,
+                stage=stage,
+                error_type=type(error).__name__,
+                message=message,
+                attempts=ti.try_number,
+            )
+            warehouse.finish_sync_run(
+                conn, context["run_id"], customer_id, status="failed", error=f"{stage}: {message}"
+            )
     except Exception:
         log.exception("Could not write the dead letter for customer %s (%s)", customer_id, message)

@@ -35,7 +35,7 @@ import os
 import subprocess
 import sys
 import tempfile
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from zuora import settings
 from zuora.api.credentials import airflow_connection
@@ -47,15 +47,16 @@ def add_customer(args: argparse.Namespace, secret: str) -> str:
     """Validate, test, then save; returns a message. Raises SystemExit on refusal."""
     conn_id = args.conn_id or f"{settings.CUSTOMER_CONN_PREFIX}{args.customer_id}"
     if not args.no_airflow_connection:
-        definition = airflow_connection(args.base_url, args.client_id, secret,
-                                        **json.loads(args.extra or "{}"))
+        definition = airflow_connection(
+            args.base_url, args.client_id, secret, **json.loads(args.extra or "{}")
+        )
         # make the connection visible to this process only, to test it before saving it
         os.environ[f"AIRFLOW_CONN_{conn_id.upper()}"] = json.dumps(definition)
     hook = ZuoraHook(conn_id)
     try:
         hook.credentials.check_environment(args.environment, args.customer_id)
     except ZuoraError as exc:
-        raise SystemExit(f"refused: {exc}")
+        raise SystemExit(f"refused: {exc}") from None
     ok, message = hook.test_connection()
     if not ok:
         raise SystemExit(f"refused: the credentials do not work: {message}")
@@ -70,35 +71,54 @@ def _save_airflow_connection(conn_id: str, definition: dict) -> None:
         json.dump({conn_id: definition}, handle)
         handle.flush()
         # this interpreter's Airflow, wherever its `airflow` script was installed
-        result = subprocess.run([sys.executable, "-m", "airflow", "connections", "import",
-                                 "--overwrite", handle.name],
-                                capture_output=True, text=True)
+        result = subprocess.run(
+            [sys.executable, "-m", "airflow", "connections", "import", "--overwrite", handle.name],
+            capture_output=True,
+            text=True,
+        )
     if result.returncode != 0:
-        raise SystemExit(f"could not store the Airflow connection {conn_id}: "
-                         f"{result.stderr.strip()[-500:]}")
+        raise SystemExit(f"could not store the Airflow connection {conn_id}: {result.stderr.strip()[-500:]}")
 
 
-def _save_customer(customer_id: str, name: str, conn_id: str, environment: str,
-                   tenant_group: str | None) -> None:
-    from zuora import sync, warehouse
-    with sync.warehouse_connection() as conn:
+def _save_customer(
+    customer_id: str, name: str, conn_id: str, environment: str, tenant_group: str | None
+) -> None:
+    from zuora import warehouse
+    from zuora.warehouse.connection import warehouse_connection
+
+    with warehouse_connection() as conn:
         warehouse.apply_migrations(conn)
         try:
-            warehouse.upsert_customer(conn, customer_id=customer_id, name=name, zuora_conn_id=conn_id,
-                                      environment=environment, tenant_group=tenant_group)
+            warehouse.upsert_customer(
+                conn,
+                customer_id=customer_id,
+                name=name,
+                zuora_conn_id=conn_id,
+                environment=environment,
+                tenant_group=tenant_group,
+            )
         except ValueError as exc:
-            raise SystemExit(f"refused: {exc}")
+            raise SystemExit(f"refused: {exc}") from None
 
 
 def restore(args: argparse.Namespace) -> str:
     from zuora.restore import RestoreRefused, run
+
     try:
-        text, _ = run(args.customer_id, args.zuora_id, version=args.version, as_of=args.as_of,
-                      to=args.to, as_new_workflow=args.as_new_workflow, activate=args.activate,
-                      apply_it=args.apply, confirm_production=args.confirm_production,
-                      requested_by=getpass.getuser())
+        text, _ = run(
+            args.customer_id,
+            args.zuora_id,
+            version=args.version,
+            as_of=args.as_of,
+            to=args.to,
+            as_new_workflow=args.as_new_workflow,
+            activate=args.activate,
+            apply_it=args.apply,
+            confirm_production=args.confirm_production,
+            requested_by=getpass.getuser(),
+        )
     except (RestoreRefused, ZuoraError) as exc:
-        raise SystemExit(f"refused: {exc}")
+        raise SystemExit(f"refused: {exc}") from None
     return text
 
 
@@ -108,7 +128,7 @@ def _timestamp(text: str) -> datetime:
         value = datetime.fromisoformat(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not an ISO timestamp: {text!r}") from None
-    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -122,25 +142,37 @@ def main(argv: list[str] | None = None) -> int:
     add.add_argument("--client-id")
     add.add_argument("--extra", help="JSON options for the connection extra")
     add.add_argument("--conn-id", help="Airflow connection id (default zuora_<customer_id>)")
-    add.add_argument("--no-airflow-connection", action="store_true",
-                     help="the connection exists already; only test it and write the customer row")
+    add.add_argument(
+        "--no-airflow-connection",
+        action="store_true",
+        help="the connection exists already; only test it and write the customer row",
+    )
     add.add_argument("--tenant-group", help="pairs this customer with its other environment (drift)")
 
     restore_cmd = commands.add_parser(
-        "restore", help="restore or promote a stored workflow version (a dry run unless --apply)")
+        "restore", help="restore or promote a stored workflow version (a dry run unless --apply)"
+    )
     restore_cmd.add_argument("customer_id", help="the customer the version was synced from")
     restore_cmd.add_argument("zuora_id", type=int, help="the workflow's Zuora id in that customer")
     which = restore_cmd.add_mutually_exclusive_group(required=True)
     which.add_argument("--version", help="the version number, e.g. 0.0.2")
-    which.add_argument("--as-of", type=_timestamp, metavar="TIMESTAMP",
-                       help="the newest version created by then (ISO 8601, UTC if no zone)")
+    which.add_argument(
+        "--as-of",
+        type=_timestamp,
+        metavar="TIMESTAMP",
+        help="the newest version created by then (ISO 8601, UTC if no zone)",
+    )
     restore_cmd.add_argument("--to", metavar="CUSTOMER", help="promote into this customer's tenant")
-    restore_cmd.add_argument("--as-new-workflow", action="store_true",
-                             help="import as a new workflow, not a new version of an existing one")
+    restore_cmd.add_argument(
+        "--as-new-workflow",
+        action="store_true",
+        help="import as a new workflow, not a new version of an existing one",
+    )
     restore_cmd.add_argument("--activate", action="store_true", help="make the import the active version")
     restore_cmd.add_argument("--apply", action="store_true", help="import it (after a dry run)")
-    restore_cmd.add_argument("--confirm-production", action="store_true",
-                             help="required to import into a production tenant")
+    restore_cmd.add_argument(
+        "--confirm-production", action="store_true", help="required to import into a production tenant"
+    )
 
     drift_cmd = commands.add_parser("drift", help="compare a tenant group's sandbox and production")
     drift_cmd.add_argument("tenant_group", nargs="?", help="one group (default: an overview of all)")
@@ -151,6 +183,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "drift":
         from zuora import drift
+
         print(drift.run(args.tenant_group))
         return 0
     secret = ""

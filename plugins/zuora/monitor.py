@@ -27,7 +27,8 @@ def check_sync_health() -> list[dict]:
     """The monitor DAG's hourly check: every check, its alerts sent and stored."""
     from airflow.sdk import Variable
 
-    from zuora.sync import warehouse_connection
+    from zuora.warehouse.connection import warehouse_connection
+
     thresholds = Thresholds.from_json(Variable.get(THRESHOLDS_VARIABLE, default=None))
     with warehouse_connection() as conn:
         return raise_alerts(conn, check(conn, thresholds))
@@ -39,8 +40,9 @@ def apply_retention() -> dict[str, int]:
     from airflow.sdk import Variable
 
     from zuora.api.token_cache import drop_expired_tokens
-    from zuora.sync import warehouse_connection
+    from zuora.warehouse.connection import warehouse_connection
     from zuora.warehouse.retention import cleanup
+
     retention = Retention.from_json(Variable.get(RETENTION_VARIABLE, default=None))
     with warehouse_connection() as conn:
         removed = cleanup(conn, retention)
@@ -67,8 +69,11 @@ def check(conn, thresholds: Thresholds) -> list[Alert]:
 def _check_failed(name: str, error: Exception) -> Alert:
     message = redact_text(f"{type(error).__name__}: {error}")[:500]
     log.warning("Monitor check %s failed: %s", name, message)
-    return Alert("check_failed", f"monitor check {name} failed: {type(error).__name__}",
-                 details={"check": name, "error": message})
+    return Alert(
+        "check_failed",
+        f"monitor check {name} failed: {type(error).__name__}",
+        details={"check": name, "error": message},
+    )
 
 
 def raise_alerts(conn, alerts: list[Alert]) -> list[dict]:
@@ -80,94 +85,155 @@ def raise_alerts(conn, alerts: list[Alert]) -> list[dict]:
         except Exception as exc:  # a broken channel must not hide the alert: it is still stored
             log.error("Could not send alert %s: %s", alert.kind, exc)
             channel = f"failed: {type(exc).__name__}"
-        conn.execute("""INSERT INTO zuora.alerts (kind, severity, title, details, channel)
+        conn.execute(
+            """INSERT INTO zuora.alerts (kind, severity, title, details, channel)
                         VALUES (%s, %s, %s, %s, %s)""",
-                     (alert.kind, alert.severity, alert.title, Jsonb(alert.details), channel))
+            (alert.kind, alert.severity, alert.title, Jsonb(alert.details), channel),
+        )
         recorded.append({"kind": alert.kind, "title": alert.title, "channel": channel})
     conn.commit()
     return recorded
 
 
 def _failure_rate(conn, t: Thresholds, window: dict) -> list[Alert]:
-    total, failed = conn.execute("""
+    total, failed = conn.execute(
+        """
         SELECT count(*), count(*) FILTER (WHERE status = 'failed')
           FROM zuora.sync_runs
-         WHERE finished_at > now() - make_interval(mins => %(minutes)s)""", window).fetchone()
+         WHERE finished_at > now() - make_interval(mins => %(minutes)s)""",
+        window,
+    ).fetchone()
     if total and failed / total > t.max_failure_rate:
-        customers = [r[0] for r in conn.execute("""
+        customers = [
+            r[0]
+            for r in conn.execute(
+                """
             SELECT DISTINCT customer_id FROM zuora.sync_runs
              WHERE status = 'failed' AND finished_at > now() - make_interval(mins => %(minutes)s)
-             ORDER BY 1""", window)]
-        return [Alert("failure_rate", f"{failed} of {total} customer syncs failed in the last "
-                      f"{t.window_minutes} minutes", "critical",
-                      {"failed": failed, "total": total, "rate": round(failed / total, 3),
-                       "threshold": t.max_failure_rate, "customers": customers})]
+             ORDER BY 1""",
+                window,
+            )
+        ]
+        return [
+            Alert(
+                "failure_rate",
+                f"{failed} of {total} customer syncs failed in the last {t.window_minutes} minutes",
+                "critical",
+                {
+                    "failed": failed,
+                    "total": total,
+                    "rate": round(failed / total, 3),
+                    "threshold": t.max_failure_rate,
+                    "customers": customers,
+                },
+            )
+        ]
     return []
 
 
 def _slow_syncs(conn, t: Thresholds, window: dict) -> list[Alert]:
-    rows = conn.execute("""
+    rows = conn.execute(
+        """
         SELECT customer_id, run_id, status,
                round(extract(epoch FROM coalesce(finished_at, now()) - started_at) / 60, 1)
           FROM zuora.sync_runs
          WHERE coalesce(finished_at, now()) > now() - make_interval(mins => %(minutes)s)
            AND coalesce(finished_at, now()) - started_at > %(max)s * interval '1 minute'
-         ORDER BY 4 DESC""", {**window, "max": t.max_sync_minutes}).fetchall()
-    return [Alert("slow_sync", f"customer {customer} sync took {minutes} minutes ({status})",
-                  details={"customer_id": customer, "run_id": run_id, "minutes": float(minutes),
-                           "threshold": t.max_sync_minutes})
-            for customer, run_id, status, minutes in rows]
+         ORDER BY 4 DESC""",
+        {**window, "max": t.max_sync_minutes},
+    ).fetchall()
+    return [
+        Alert(
+            "slow_sync",
+            f"customer {customer} sync took {minutes} minutes ({status})",
+            details={
+                "customer_id": customer,
+                "run_id": run_id,
+                "minutes": float(minutes),
+                "threshold": t.max_sync_minutes,
+            },
+        )
+        for customer, run_id, status, minutes in rows
+    ]
 
 
 def _rate_limiting(conn, t: Thresholds, window: dict) -> list[Alert]:
-    total, worst = conn.execute("""
+    total, worst = conn.execute(
+        """
         SELECT coalesce(sum(rate_limited), 0),
                (array_agg(customer_id ORDER BY rate_limited DESC))[1]
           FROM zuora.sync_runs
          WHERE coalesce(finished_at, started_at) > now() - make_interval(mins => %(minutes)s)
-           AND rate_limited > 0""", window).fetchone()
+           AND rate_limited > 0""",
+        window,
+    ).fetchone()
     if total > t.max_rate_limited:
-        return [Alert("rate_limiting", f"Zuora answered 429 {total} times in the last "
-                      f"{t.window_minutes} minutes", details={
-                          "rate_limited": int(total), "threshold": t.max_rate_limited,
-                          "most_limited_customer": worst})]
+        return [
+            Alert(
+                "rate_limiting",
+                f"Zuora answered 429 {total} times in the last {t.window_minutes} minutes",
+                details={
+                    "rate_limited": int(total),
+                    "threshold": t.max_rate_limited,
+                    "most_limited_customer": worst,
+                },
+            )
+        ]
     return []
 
 
 def _dead_letters_growing(conn, t: Thresholds, window: dict) -> list[Alert]:
-    new, resolved, open_now = conn.execute("""
+    new, resolved, open_now = conn.execute(
+        """
         SELECT count(*) FILTER (WHERE first_failed_at > now() - make_interval(mins => %(minutes)s)),
                count(*) FILTER (WHERE resolved_at > now() - make_interval(mins => %(minutes)s)),
                count(*) FILTER (WHERE resolved_at IS NULL)
-          FROM zuora.dead_letters""", window).fetchone()
+          FROM zuora.dead_letters""",
+        window,
+    ).fetchone()
     if new > resolved:
-        return [Alert("dead_letters_growing", f"{new} new dead letters, {resolved} resolved; "
-                      f"{open_now} open", details={"new": new, "resolved": resolved,
-                                                   "open": open_now})]
+        return [
+            Alert(
+                "dead_letters_growing",
+                f"{new} new dead letters, {resolved} resolved; {open_now} open",
+                details={"new": new, "resolved": resolved, "open": open_now},
+            )
+        ]
     return []
 
 
 def _queue_backlog(conn, t: Thresholds, window: dict) -> list[Alert]:
     queued = _queued_task_instances(t.airflow_api_conn_id)
     if queued is not None and queued > t.max_queued_task_instances:
-        return [Alert("queue_backlog", f"{queued} task instances are queued in Airflow",
-                      details={"queued": queued, "threshold": t.max_queued_task_instances})]
+        return [
+            Alert(
+                "queue_backlog",
+                f"{queued} task instances are queued in Airflow",
+                details={"queued": queued, "threshold": t.max_queued_task_instances},
+            )
+        ]
     return []
 
 
 def _queued_task_instances(conn_id: str) -> int | None:
     """Queued task instances across Airflow, from its REST API; None when not configured."""
     from airflow.sdk import BaseHook
+
     try:
         conn = BaseHook.get_connection(conn_id)
     except Exception:
         return None
-    base = conn.host.rstrip("/") if "://" in (conn.host or "") else f"http://{conn.host}:{conn.port or 8080}"
-    token = requests.post(f"{base}/auth/token", json={"username": conn.login, "password": conn.password},
-                          timeout=10)
+    host = conn.host or ""
+    base = host.rstrip("/") if "://" in host else f"http://{host}:{conn.port or 8080}"
+    token = requests.post(
+        f"{base}/auth/token", json={"username": conn.login, "password": conn.password}, timeout=10
+    )
     token.raise_for_status()
-    response = requests.get(f"{base}/api/v2/dags/~/dagRuns/~/taskInstances",
-                            params={"state": "queued", "limit": 1}, timeout=10,
-                            headers={"Authorization": f"Bearer {token.json()['access_token']}"})
+    response = requests.get(
+        f"{base}/api/v2/dags/~/dagRuns/~/taskInstances",
+        params={"state": "queued", "limit": "1"},
+        timeout=10,
+        headers={"Authorization": f"Bearer {token.json()['access_token']}"},
+    )
     response.raise_for_status()
     return int(response.json()["total_entries"])

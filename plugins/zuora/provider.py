@@ -16,7 +16,7 @@ CONN_FIELDS = {
     "environment": {
         "label": "Environment",
         "description": "production or sandbox: the kind of tenant this customer is (checked "
-                       "against the host; required for a custom host)",
+        "against the host; required for a custom host)",
         "schema": {"type": ["string", "null"], "enum": ["production", "sandbox", None]},
     },
     "page_length": {
@@ -32,7 +32,7 @@ CONN_FIELDS = {
     "allow_custom_host": {
         "label": "Allow custom host",
         "description": "accept a host that is not one of Zuora's REST hosts (a proxy, a test "
-                       "server); plain http only with allow_insecure_http in the extra JSON",
+        "server); plain http only with allow_insecure_http in the extra JSON",
         "schema": {"type": ["boolean", "null"]},
     },
 }
@@ -47,24 +47,29 @@ def get_provider_info() -> dict:
         "package-name": DISTRIBUTION,
         "name": "Zuora Workflow Sync",
         "description": "Keeps the Zuora Workflow definitions of many customers in Postgres: "
-                       "a hook for the Zuora Workflow API (OAuth client credentials) and the "
-                       "library behind the zuora_workflow_sync DAGs.",
+        "a hook for the Zuora Workflow API (OAuth client credentials) and the "
+        "library behind the zuora_workflow_sync DAGs.",
         "versions": versions,
-        "connection-types": [{
-            "connection-type": "zuora",
-            "hook-name": "Zuora",
-            "hook-class-name": "zuora.api.hook.ZuoraHook",
-            "conn-fields": CONN_FIELDS,
-            "ui-field-behaviour": {
-                "hidden-fields": ["schema", "port"],
-                "relabeling": {"host": "REST base URL", "login": "Client ID",
-                               "password": "Client secret"},
-                "placeholders": {
-                    "host": "https://rest.zuora.com (no /v1)",
-                    "login": "b64e42ba-7e1a-4bc6-9146-5e1b420306b5",
-                    "password": "the OAuth client's secret",
-                    "extra": '{"read_timeout": 60, "max_attempts": 6}',
+        "connection-types": [
+            {
+                "connection-type": "zuora",
+                "hook-name": "Zuora",
+                "hook-class-name": "zuora.api.hook.ZuoraHook",
+                "conn-fields": CONN_FIELDS,
+                "ui-field-behaviour": {
+                    "hidden-fields": ["schema", "port"],
+                    "relabeling": {
+                        "host": "REST base URL",
+                        "login": "Client ID",
+                        "password": "Client secret",
+                    },
+                    "placeholders": {
+                        "host": "https://rest.zuora.com (no /v1)",
+                        "login": "b64e42ba-7e1a-4bc6-9146-5e1b420306b5",
+                        "password": "the OAuth client's secret",
+                        "extra": '{"read_timeout": 60, "max_attempts": 6}',
+                    },
                 },
-            },
-        }],
+            }
+        ],
     }

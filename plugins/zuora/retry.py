@@ -34,8 +34,9 @@ class TransientErrorRetryPolicy(RetryPolicy):
     def evaluate(self, exception, try_number, max_tries, context=None) -> RetryDecision:
         name = type(exception).__name__
         if not is_transient(exception):
-            return RetryDecision.fail(reason=f"{name} is not transient: fix the cause, then clear "
-                                             "the task to rerun it")
+            return RetryDecision.fail(
+                reason=f"{name} is not transient: fix the cause, then clear the task to rerun it"
+            )
         delays = settings.retry_delays()
         delay = delays[min(max(try_number, 1), len(delays)) - 1]
         if isinstance(exception, ZuoraRateLimitError) and exception.retry_after:

@@ -15,14 +15,14 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 # Airflow connections
-WAREHOUSE_CONN_ID = "zuora_warehouse"     # Postgres holding the zuora schema
-ALERT_CONN_ID = "zuora_alerts"            # smtp, slackwebhook or http; none: log only
-AIRFLOW_API_CONN_ID = "airflow_api"       # the monitor's queued-task check; none: skipped
-CUSTOMER_CONN_PREFIX = "zuora_"           # add-customer names a customer's connection zuora_<id>
+WAREHOUSE_CONN_ID = "zuora_warehouse"  # Postgres holding the zuora schema
+ALERT_CONN_ID = "zuora_alerts"  # smtp, slackwebhook or http; none: log only
+AIRFLOW_API_CONN_ID = "airflow_api"  # the monitor's queued-task check; none: skipped
+CUSTOMER_CONN_PREFIX = "zuora_"  # add-customer names a customer's connection zuora_<id>
 
 # Airflow pool shared by every task that calls Zuora
 POOL = "zuora_api"
-POOL_SLOTS = 8                            # what the demo, the cluster and docker-compose create
+POOL_SLOTS = 8  # what the demo, the cluster and docker-compose create
 
 # Airflow Variables
 ENCRYPTION_KEY_VARIABLE = "zuora_export_encryption_key"
@@ -31,14 +31,14 @@ RETENTION_VARIABLE = "zuora_retention"
 TOKEN_VARIABLE_PREFIX = "zuora_oauth_token_"
 
 # Environment variables: name -> default
-ENCRYPTION_KEY_ENV = "ZUORA_EXPORT_ENCRYPTION_KEY"   # beats the Variable; no default
+ENCRYPTION_KEY_ENV = "ZUORA_EXPORT_ENCRYPTION_KEY"  # beats the Variable; no default
 ENVIRONMENT = {
-    "ZUORA_SYNC_SCHEDULE": "0 2 * * *",             # cron of the daily sync
-    "ZUORA_SYNC_MAX_CONCURRENT_EXPORTS": "4",       # export tasks running at once per run
-    "ZUORA_SYNC_LOOKBACK_DAYS": "7",                # re-export definitions older than this
-    "ZUORA_SYNC_DEADLINE_MINUTES": "30",            # alert when a run is not done; 0 = none
-    "ZUORA_SYNC_RETRY_DELAYS": "60,300,900",        # seconds between a task's tries
-    "ZUORA_SYNC_HISTORY_CALLS": "100",              # version-history backfill calls per customer per run
+    "ZUORA_SYNC_SCHEDULE": "0 2 * * *",  # cron of the daily sync
+    "ZUORA_SYNC_MAX_CONCURRENT_EXPORTS": "4",  # export tasks running at once per run
+    "ZUORA_SYNC_LOOKBACK_DAYS": "7",  # re-export definitions older than this
+    "ZUORA_SYNC_DEADLINE_MINUTES": "30",  # alert when a run is not done; 0 = none
+    "ZUORA_SYNC_RETRY_DELAYS": "60,300,900",  # seconds between a task's tries
+    "ZUORA_SYNC_HISTORY_CALLS": "100",  # version-history backfill calls per customer per run
 }
 
 
@@ -86,32 +86,36 @@ def retry_delays() -> tuple[timedelta, ...]:
     except ValueError:
         delays = ()
     if not delays or min(delays) < timedelta(0):
-        raise ValueError(f"$ZUORA_SYNC_RETRY_DELAYS must be seconds separated by commas, "
-                         f"e.g. 60,300,900, not {text!r}")
+        raise ValueError(
+            f"$ZUORA_SYNC_RETRY_DELAYS must be seconds separated by commas, e.g. 60,300,900, not {text!r}"
+        )
     return delays
 
 
 # Monitor thresholds (Variable zuora_monitor_thresholds overrides them)
 # a threshold's type -> how errors name it, the JSON values accepted (bool never: JSON true is not 1)
-_JSON_TYPES = {"int": ("an integer", int), "float": ("a number", (int, float)),
-               "str": ("a string", str)}
+_JSON_TYPES: dict[str, tuple[str, type | tuple[type, ...]]] = {
+    "int": ("an integer", int),
+    "float": ("a number", (int, float)),
+    "str": ("a string", str),
+}
 
 
 @dataclass(frozen=True)
 class Thresholds:
-    window_minutes: int = 60               # look-back of every check
-    max_failure_rate: float = 0.05         # failed customer syncs / all finished syncs
-    max_sync_minutes: float = 30           # one customer's sync, finished or still running
-    max_rate_limited: int = 100            # 429s answered to us in the window, all customers
+    window_minutes: int = 60  # look-back of every check
+    max_failure_rate: float = 0.05  # failed customer syncs / all finished syncs
+    max_sync_minutes: float = 30  # one customer's sync, finished or still running
+    max_rate_limited: int = 100  # 429s answered to us in the window, all customers
     max_queued_task_instances: int = 1000  # needs the Airflow API connection
     airflow_api_conn_id: str = AIRFLOW_API_CONN_ID
 
     @classmethod
-    def from_json(cls, text: str | None) -> "Thresholds":
+    def from_json(cls, text: str | None) -> Thresholds:
         overrides = json.loads(text) if text else {}
         if not isinstance(overrides, dict):
-            raise ValueError("monitor thresholds must be a JSON object, e.g. {\"max_failure_rate\": 0.1}")
-        types = {f.name: f.type for f in dataclasses.fields(cls)}
+            raise ValueError('monitor thresholds must be a JSON object, e.g. {"max_failure_rate": 0.1}')
+        types = {f.name: str(f.type) for f in dataclasses.fields(cls)}
         unknown = set(overrides) - set(types)
         if unknown:
             raise ValueError(f"unknown monitor thresholds {sorted(unknown)}")
@@ -134,26 +138,28 @@ class Retention:
     history: timedelta | None = None
 
     @classmethod
-    def from_json(cls, text: str | None) -> "Retention":
+    def from_json(cls, text: str | None) -> Retention:
         """From JSON like ``{"staging_days": 2, "sync_runs_days": null}``: a number of days
         (>= 0) per part, ``null`` to keep forever (not for staging); other parts keep their
         defaults. Unknown keys and wrong types are a ValueError naming the key."""
         settings = json.loads(text) if text else {}
         if not isinstance(settings, dict):
-            raise ValueError("zuora_retention must be a JSON object, e.g. {\"staging_days\": 2}")
+            raise ValueError('zuora_retention must be a JSON object, e.g. {"staging_days": 2}')
         parts = [f.name for f in dataclasses.fields(cls)]
-        ages = {}
+        ages: dict[str, timedelta | None] = {}
         for key, days in settings.items():
             part = key.removesuffix("_days")
             if part not in parts or not key.endswith("_days"):
-                raise ValueError(f"unknown retention setting {key!r}; "
-                                 f"known: {', '.join(p + '_days' for p in parts)}")
+                raise ValueError(
+                    f"unknown retention setting {key!r}; known: {', '.join(p + '_days' for p in parts)}"
+                )
             if days is None and part != "staging":
                 ages[part] = None
             elif isinstance(days, (int, float)) and not isinstance(days, bool) and days >= 0:
                 ages[part] = timedelta(days=days)
             else:
                 keep = "" if part == "staging" else " or null (keep forever)"
-                raise ValueError(f"retention setting {key!r} must be a number of days >= 0{keep}, "
-                                 f"not {json.dumps(days)}")
-        return cls(**ages)
+                raise ValueError(
+                    f"retention setting {key!r} must be a number of days >= 0{keep}, not {json.dumps(days)}"
+                )
+        return cls(**ages)  # type: ignore[arg-type]  # None only where the field allows it

@@ -9,38 +9,30 @@ same tables.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import resource
 import time
 from datetime import timedelta
-from typing import Iterator
 
 from zuora import settings, warehouse
 from zuora.api.hook import ZuoraHook
 from zuora.warehouse import versions
+from zuora.warehouse.connection import warehouse_connection
 
 log = logging.getLogger(__name__)
 
 # The DAG's task per stage (task id -> stage name in sync_runs and dead_letters), in order.
-STAGE_TASKS = {"list_workflows": "list", "export_workflows": "export", "validate": "validate",
-               "upsert": "upsert"}
+STAGE_TASKS = {
+    "list_workflows": "list",
+    "export_workflows": "export",
+    "validate": "validate",
+    "upsert": "upsert",
+}
 
 
 class CustomersFailed(Exception):
     """Some customers of the run did not sync; they are in zuora.dead_letters."""
-
-
-@contextlib.contextmanager
-def warehouse_connection(conn_id: str = settings.WAREHOUSE_CONN_ID) -> Iterator:
-    """A psycopg 3 connection to the warehouse named by an Airflow connection."""
-    from airflow.providers.postgres.hooks.postgres import PostgresHook
-    conn = PostgresHook(postgres_conn_id=conn_id).get_conn()
-    try:
-        yield conn
-    finally:
-        conn.close()
 
 
 def migrate() -> list[str]:
@@ -54,6 +46,7 @@ def customers_to_sync(customer_ids: list[str] | None) -> list[dict]:
     """Enabled customers, or only those named; a name that is not enabled is an error, and
     so are more customers than Airflow maps ([core] max_map_length), with what to change."""
     from airflow.sdk import conf  # the Task SDK's configuration: env vars, then airflow.cfg
+
     with warehouse_connection() as conn:
         customers = warehouse.list_customers(conn, customer_ids or None)
     missing = sorted(set(customer_ids or ()) - {c["customer_id"] for c in customers})
@@ -65,9 +58,16 @@ def customers_to_sync(customer_ids: list[str] | None) -> list[dict]:
             f"{len(customers)} customers to sync, but Airflow maps at most {limit} per task "
             f"([core] max_map_length): raise it on every Airflow component (scheduler, "
             f"API server, workers, dag-processor), e.g. AIRFLOW__CORE__MAX_MAP_LENGTH="
-            f"{len(customers)}, or sync fewer customers per run with the customer_ids param")
-    return [{"customer_id": c["customer_id"], "zuora_conn_id": c["zuora_conn_id"],
-             "environment": c["environment"]} for c in customers]
+            f"{len(customers)}, or sync fewer customers per run with the customer_ids param"
+        )
+    return [
+        {
+            "customer_id": c["customer_id"],
+            "zuora_conn_id": c["zuora_conn_id"],
+            "environment": c["environment"],
+        }
+        for c in customers
+    ]
 
 
 def list_stage(customer: dict, run_id: str, *, finish_unchanged: bool = False) -> dict:
@@ -81,11 +81,17 @@ def list_stage(customer: dict, run_id: str, *, finish_unchanged: bool = False) -
     started, hook = time.monotonic(), _hook(customer, run_id)
     customer_id = customer["customer_id"]
     with warehouse_connection() as conn:
-        warehouse.start_sync_run(conn, run_id, customer_id, conn_id=customer["zuora_conn_id"],
-                                 environment=hook.credentials.environment)
+        warehouse.start_sync_run(
+            conn,
+            run_id,
+            customer_id,
+            conn_id=customer["zuora_conn_id"],
+            environment=hook.credentials.environment,
+        )
         listing = hook.list_workflows()
-        listed = warehouse.stage_listing(conn, run_id, customer_id, listing,
-                                         complete_flag=lambda: listing.complete)
+        listed = warehouse.stage_listing(
+            conn, run_id, customer_id, listing, complete_flag=lambda: listing.complete
+        )
         counts = {"listed": listed, "listing_complete": listing.complete, "pages": listing.pages}
         warehouse.add_sync_counts(conn, run_id, customer_id, **counts, **_api(hook))
         work = _work_after_listing(conn, run_id, customer_id) if finish_unchanged else None
@@ -95,12 +101,20 @@ def list_stage(customer: dict, run_id: str, *, finish_unchanged: bool = False) -
     if work:
         log.info("customer %s: export, validate and upsert to run (%s)", customer_id, "; ".join(work))
         return report
-    log.info("customer %s: nothing new, changed, deleted, due for re-export or dead-lettered, no "
-             "history to fetch: finishing its sync in this task, without calling Zuora; Airflow "
-             "skips its export, validate and upsert tasks", customer_id)
-    return {**report, "finished": {"export": export_stage(customer, run_id),
-                                   "validate": validate_stage(customer, run_id),
-                                   "upsert": upsert_stage(customer, run_id)}}
+    log.info(
+        "customer %s: nothing new, changed, deleted, due for re-export or dead-lettered, no "
+        "history to fetch: finishing its sync in this task, without calling Zuora; Airflow "
+        "skips its export, validate and upsert tasks",
+        customer_id,
+    )
+    return {
+        **report,
+        "finished": {
+            "export": export_stage(customer, run_id),
+            "validate": validate_stage(customer, run_id),
+            "upsert": upsert_stage(customer, run_id),
+        },
+    }
 
 
 def _work_after_listing(conn, run_id: str, customer_id: str) -> list[str]:
@@ -112,25 +126,33 @@ def _work_after_listing(conn, run_id: str, customer_id: str) -> list[str]:
     return work
 
 
-def export_stage(customer: dict, run_id: str, *, full_refresh: bool = False,
-                 lookback: timedelta | None = None) -> dict:
+def export_stage(
+    customer: dict, run_id: str, *, full_refresh: bool = False, lookback: timedelta | None = None
+) -> dict:
     """Export what is new or changed (everything on a full refresh) into staging, then
     bring the workflows' version history up to date (see ``sync_versions``)."""
     started, hook = time.monotonic(), _hook(customer, run_id)
     customer_id = customer["customer_id"]
     key = warehouse.resolve_encryption_key()
     with warehouse_connection() as conn:
-        ids = warehouse.workflows_to_export(conn, run_id, customer_id, full_refresh=full_refresh,
-                                            lookback=settings.lookback() if lookback is None else lookback)
-        counts = warehouse.stage_exports(conn, run_id, customer_id, hook.export_workflows(ids),
-                                         encryption_key=key)
+        ids = warehouse.workflows_to_export(
+            conn,
+            run_id,
+            customer_id,
+            full_refresh=full_refresh,
+            lookback=settings.lookback() if lookback is None else lookback,
+        )
+        counts = warehouse.stage_exports(
+            conn, run_id, customer_id, hook.export_workflows(ids), encryption_key=key
+        )
         counts |= sync_versions(conn, hook, run_id, customer_id, key, settings.history_calls())
         warehouse.add_sync_counts(conn, run_id, customer_id, **counts, **_api(hook))
     return _report("export", customer_id, run_id, started, counts, hook)
 
 
-def sync_versions(conn, hook: ZuoraHook, run_id: str, customer_id: str, key: bytes | None,
-                  budget: int) -> dict:
+def sync_versions(
+    conn, hook: ZuoraHook, run_id: str, customer_id: str, key: bytes | None, budget: int
+) -> dict:
     """List the versions of workflows whose list item changed, then spend at most ``budget``
     calls on the history backfill: listing versions never listed, exporting versions never
     exported. A failed call is counted, logged and tried again on a later run; it never fails
@@ -140,21 +162,25 @@ def sync_versions(conn, hook: ZuoraHook, run_id: str, customer_id: str, key: byt
     listed = failed = 0
     for zuora_id, listing, error in hook.list_versions_of(item_hashes):
         if error is None:
-            listed += versions.record_versions(conn, run_id, customer_id, zuora_id,
-                                               item_hashes[zuora_id], listing)
+            listed += versions.record_versions(
+                conn, run_id, customer_id, zuora_id, item_hashes[zuora_id], listing or []
+            )
         else:
             failed += 1
             log.warning("versions of workflow %s of %s not listed: %s", zuora_id, customer_id, error)
     versions.fill_from_current_exports(conn, run_id, customer_id)
     pending = versions.versions_to_export(conn, run_id, customer_id, budget - len(backfill))
-    counts = versions.store_version_exports(conn, run_id, customer_id,
-                                            hook.export_versions(pending), key)
+    counts = versions.store_version_exports(conn, run_id, customer_id, hook.export_versions(pending), key)
     counts["versions_failed"] += failed
     left = versions.versions_pending(conn, run_id, customer_id)
     if left:
-        log.info("history of %s: %d versions (or workflows' version lists) still to fetch; "
-                 "later runs continue, %d calls each ($ZUORA_SYNC_HISTORY_CALLS)",
-                 customer_id, left, budget)
+        log.info(
+            "history of %s: %d versions (or workflows' version lists) still to fetch; "
+            "later runs continue, %d calls each ($ZUORA_SYNC_HISTORY_CALLS)",
+            customer_id,
+            left,
+            budget,
+        )
     return {"versions_listed": listed, **counts, "versions_pending": left}
 
 
@@ -170,27 +196,37 @@ def upsert_stage(customer: dict, run_id: str) -> dict:
     started = time.monotonic()
     customer_id = customer["customer_id"]
     with warehouse_connection() as conn:
-        counts = warehouse.merge_customer(conn, run_id, customer_id,
-                                          environment=customer.get("environment"),
-                                          conn_id=customer["zuora_conn_id"])
+        counts = warehouse.merge_customer(
+            conn,
+            run_id,
+            customer_id,
+            environment=customer.get("environment"),
+            conn_id=customer["zuora_conn_id"],
+        )
         warehouse.finish_sync_run(conn, run_id, customer_id, status="success")
     return _report("upsert", customer_id, run_id, started, counts)
 
 
-def run_customer(customer: dict, run_id: str, *, full_refresh: bool = False,
-                 lookback: timedelta | None = None,
-                 stages: tuple[str, ...] = tuple(STAGE_TASKS.values())) -> dict[str, dict]:
+def run_customer(
+    customer: dict,
+    run_id: str,
+    *,
+    full_refresh: bool = False,
+    lookback: timedelta | None = None,
+    stages: tuple[str, ...] = tuple(STAGE_TASKS.values()),
+) -> dict[str, dict]:
     """The customer's stages in order, in this process, as the DAG's mapped group runs them
     one task each (an unchanged customer finished by its list stage, as in the DAG);
     returns each stage's report. For tools, benchmarks and tests."""
     every_stage = stages == tuple(STAGE_TASKS.values())
-    run = {"list": lambda: list_stage(customer, run_id,
-                                      finish_unchanged=every_stage and not full_refresh
-                                      and lookback is None),
-           "export": lambda: export_stage(customer, run_id, full_refresh=full_refresh,
-                                          lookback=lookback),
-           "validate": lambda: validate_stage(customer, run_id),
-           "upsert": lambda: upsert_stage(customer, run_id)}
+    run = {
+        "list": lambda: list_stage(
+            customer, run_id, finish_unchanged=every_stage and not full_refresh and lookback is None
+        ),
+        "export": lambda: export_stage(customer, run_id, full_refresh=full_refresh, lookback=lookback),
+        "validate": lambda: validate_stage(customer, run_id),
+        "upsert": lambda: upsert_stage(customer, run_id),
+    }
     reports = {}
     for stage in stages:
         reports[stage] = run[stage]()
@@ -210,27 +246,44 @@ def summarize_run(run_id: str, customers: list[dict] | None) -> dict:
         raise CustomersFailed(f"run {run_id} has no list of customers: list_customers failed")
     customer_ids = [c["customer_id"] for c in customers]
     with warehouse_connection() as conn:
-        outcome = {customer_id: (status, error) for customer_id, status, error in conn.execute(
-            "SELECT customer_id, status, error FROM zuora.sync_runs WHERE run_id = %s",
-            (run_id,)).fetchall()}
+        outcome = {
+            customer_id: (status, error)
+            for customer_id, status, error in conn.execute(
+                "SELECT customer_id, status, error FROM zuora.sync_runs WHERE run_id = %s", (run_id,)
+            ).fetchall()
+        }
         failed = {}
         for customer_id in customer_ids:
             status, error = outcome.get(customer_id, ("not started", None))
             if status in ("running", "not started"):
-                error = (f"the customer's tasks ended while its sync was {status} (a task lost "
-                         "with its worker, or never run): rerun the customer")
-                warehouse.record_dead_letter(conn, run_id=run_id, customer_id=customer_id,
-                                             stage="task", error_type="TaskLost", message=error)
+                error = (
+                    f"the customer's tasks ended while its sync was {status} (a task lost "
+                    "with its worker, or never run): rerun the customer"
+                )
+                warehouse.record_dead_letter(
+                    conn,
+                    run_id=run_id,
+                    customer_id=customer_id,
+                    stage="task",
+                    error_type="TaskLost",
+                    message=error,
+                )
                 warehouse.finish_sync_run(conn, run_id, customer_id, status="failed", error=error)
             if status != "success":
                 failed[customer_id] = error or status
-    summary = {"run_id": run_id, "customers": len(customer_ids),
-               "succeeded": len(customer_ids) - len(failed), "failed": failed}
+    summary = {
+        "run_id": run_id,
+        "customers": len(customer_ids),
+        "succeeded": len(customer_ids) - len(failed),
+        "failed": failed,
+    }
     log.info("zuora sync run summary %s", json.dumps(summary, default=str, sort_keys=True))
     if failed:
-        raise CustomersFailed(f"{len(failed)} of {len(customer_ids)} customers failed: "
-                              f"{', '.join(sorted(failed))}; see zuora.dead_letters "
-                              f"and zuora.sync_runs for run {run_id}")
+        raise CustomersFailed(
+            f"{len(failed)} of {len(customer_ids)} customers failed: "
+            f"{', '.join(sorted(failed))}; see zuora.dead_letters "
+            f"and zuora.sync_runs for run {run_id}"
+        )
     return summary
 
 
@@ -243,17 +296,28 @@ def _hook(customer: dict, run_id: str) -> ZuoraHook:
 
 def _api(hook: ZuoraHook) -> dict:
     stats = hook.stats
-    return {"api_requests": stats["requests"], "token_mints": stats["token_mints"],
-            "rate_limited": stats["rate_limited"], "retries": stats["retries"]}
+    return {
+        "api_requests": stats["requests"],
+        "token_mints": stats["token_mints"],
+        "rate_limited": stats["rate_limited"],
+        "retries": stats["retries"],
+    }
 
 
-def _report(stage: str, customer_id: str, run_id: str, started: float, counts: dict,
-            hook: ZuoraHook | None = None) -> dict:
+def _report(
+    stage: str, customer_id: str, run_id: str, started: float, counts: dict, hook: ZuoraHook | None = None
+) -> dict:
     """One structured JSON log line per stage, and the small dict the task returns."""
     duration = time.monotonic() - started
-    report = {"stage": stage, "customer_id": customer_id, "run_id": run_id,
-              "started_at": round(time.time() - duration, 3), "duration_s": round(duration, 3),
-              "max_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-              **counts, **(_api(hook) if hook else {})}
+    report = {
+        "stage": stage,
+        "customer_id": customer_id,
+        "run_id": run_id,
+        "started_at": round(time.time() - duration, 3),
+        "duration_s": round(duration, 3),
+        "max_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        **counts,
+        **(_api(hook) if hook else {}),
+    }
     log.info("zuora sync stage %s", json.dumps(report, default=str, sort_keys=True))
     return report

@@ -8,6 +8,7 @@ import time
 
 import pytest
 
+from zuora.api.credentials import airflow_connection
 from zuora.api.errors import (
     ZuoraAuthError,
     ZuoraMalformedResponseError,
@@ -15,7 +16,6 @@ from zuora.api.errors import (
     ZuoraTimeoutError,
     ZuoraTransientError,
 )
-from zuora.api.credentials import airflow_connection
 from zuora.api.hook import ZuoraHook
 
 FAST_RETRIES = {"max_attempts": 4, "max_retry_wait": 2, "max_retry_time": 20}
@@ -28,9 +28,17 @@ def connect(monkeypatch):
 
     def make(tenant, secret=None, track_id=None, **extra) -> ZuoraHook:
         conn_id = f"zuora_{tenant.tenant_id.replace('-', '_')}_{len(made)}"
-        monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(airflow_connection(
-            tenant.base_url, tenant.client_id, secret or tenant.client_secret,
-            **{"allow_insecure_http": True, **FAST_RETRIES, **extra})))
+        monkeypatch.setenv(
+            f"AIRFLOW_CONN_{conn_id.upper()}",
+            json.dumps(
+                airflow_connection(
+                    tenant.base_url,
+                    tenant.client_id,
+                    secret or tenant.client_secret,
+                    **{"allow_insecure_http": True, **FAST_RETRIES, **extra},
+                )
+            ),
+        )
         made.append(conn_id)
         return ZuoraHook(conn_id, track_id=track_id)
 
@@ -216,8 +224,12 @@ def test_permanent_server_error_gives_up_after_bounded_retries(sim_tenant, conne
 def test_connection_resets_are_retried(sim_tenant, connect):
     tenant = sim_tenant(workflows=1)
     hook = connect(tenant)
-    tenant.script([{"endpoint": "export", "kind": "reset", "phase": "connect"},
-                   {"endpoint": "export", "kind": "reset", "phase": "body"}])
+    tenant.script(
+        [
+            {"endpoint": "export", "kind": "reset", "phase": "connect"},
+            {"endpoint": "export", "kind": "reset", "phase": "body"},
+        ]
+    )
     assert hook.export_workflow(tenant.workflow_ids()[0])["workflow"]
     assert hook.stats["connection_errors"] == 2
 
@@ -254,8 +266,10 @@ def test_failed_export_never_loses_the_others(sim_tenant, connect):
     tenant = sim_tenant(workflows=12)
     ids = tenant.workflow_ids()
     tenant.set_faults(failing_export_ids=[ids[3]])
-    results = {wid: (export, error) for wid, export, error in
-               connect(tenant, max_attempts=2).export_workflows(ids + [999_999])}
+    results = {
+        wid: (export, error)
+        for wid, export, error in connect(tenant, max_attempts=2).export_workflows(ids + [999_999])
+    }
     assert set(results) == set(ids) | {999_999}
     failed = {wid for wid, (_, error) in results.items() if error is not None}
     assert failed == {ids[3], 999_999}
@@ -291,18 +305,33 @@ def broken_zuora(stub_zuora, monkeypatch):
     """broken_zuora({path: (status, body)}) -> a hook for a stub server answering those."""
 
     def start(pages):
-        monkeypatch.setenv("AIRFLOW_CONN_ZUORA_BROKEN", json.dumps(airflow_connection(
-            stub_zuora(pages), "b64e42ba-7e1a-4bc6-9146-5e1b420306b5", "s",
-            allow_insecure_http=True)))
+        monkeypatch.setenv(
+            "AIRFLOW_CONN_ZUORA_BROKEN",
+            json.dumps(
+                airflow_connection(
+                    stub_zuora(pages), "b64e42ba-7e1a-4bc6-9146-5e1b420306b5", "s", allow_insecure_http=True
+                )
+            ),
+        )
         return ZuoraHook("zuora_broken")
 
     return start
 
 
 def test_pagination_that_repeats_a_page_is_refused(broken_zuora):
-    hook = broken_zuora({"/workflows": (200, json.dumps({
-        "data": [{"id": 1}, {"id": 2}],
-        "pagination": {"page": 1, "page_length": 2, "next_page": "http://x/workflows?page=1"}}).encode())})
+    hook = broken_zuora(
+        {
+            "/workflows": (
+                200,
+                json.dumps(
+                    {
+                        "data": [{"id": 1}, {"id": 2}],
+                        "pagination": {"page": 1, "page_length": 2, "next_page": "http://x/workflows?page=1"},
+                    }
+                ).encode(),
+            )
+        }
+    )
     listing = hook.list_workflows()
     with pytest.raises(ZuoraMalformedResponseError, match="does not end"):
         list(listing)
@@ -322,8 +351,12 @@ def test_no_secret_or_token_in_logs_or_errors(sim_tenant, connect, caplog, capsy
     errors = []
     with caplog.at_level(logging.DEBUG):
         ids = [item["id"] for item in hook.list_workflows()]
-        tenant.script([{"endpoint": "export", "kind": "status", "status": 503},
-                       {"endpoint": "export", "kind": "unauthorized", "count": 2}])
+        tenant.script(
+            [
+                {"endpoint": "export", "kind": "status", "status": 503},
+                {"endpoint": "export", "kind": "unauthorized", "count": 2},
+            ]
+        )
         errors += [str(e) for _, _, e in hook.export_workflows(ids + [424242]) if e]
         tenant.revoke_tokens()
         hook.export_workflow(ids[0])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -25,12 +25,16 @@ def run_in_task(airflow_db, tmp_path):
     from airflow.sdk import dag, task
 
     def run(body):
-        @dag(dag_id=f"token_cache_{body.__name__}", schedule=None,
-             start_date=datetime(2026, 1, 1, tzinfo=timezone.utc))
+        @dag(
+            dag_id=f"token_cache_{body.__name__}",
+            schedule=None,
+            start_date=datetime(2026, 1, 1, tzinfo=UTC),
+        )
         def probe():
             @task
             def call():
                 RESULTS[body.__name__] = body()
+
             call()
 
         probe_dag = probe()
@@ -48,9 +52,11 @@ def run_in_task(airflow_db, tmp_path):
 
 def minting(*tokens: Token):
     """A mint function handing out ``tokens`` in turn; ``.calls`` counts the mints."""
+
     def mint() -> Token:
         mint.calls += 1
         return tokens[mint.calls - 1]
+
     mint.calls = 0
     return mint
 
@@ -92,6 +98,7 @@ def test_the_stored_expiry_is_readable_without_the_secret(run_in_task):
 
     def stored():
         from airflow.sdk import Variable
+
         key = cache(minting()).key
         Variable.set(key, "gAAAAABold-format-blob")  # an older format: ignored, not an error
         mint = minting(token)
@@ -106,12 +113,15 @@ def test_the_stored_expiry_is_readable_without_the_secret(run_in_task):
 
 def test_expired_and_old_format_token_variables_are_dropped(run_in_task):
     now = time.time()
-    envelope = {"expired": {"expires_at": now - 1, "token": "gAAAAB-x"},
-                "fresh": {"expires_at": now + 600, "token": "gAAAAB-y"},
-                "no_expiry": {"token": "gAAAAB-z"}}
+    envelope = {
+        "expired": {"expires_at": now - 1, "token": "gAAAAB-x"},
+        "fresh": {"expires_at": now + 600, "token": "gAAAAB-y"},
+        "no_expiry": {"token": "gAAAAB-z"},
+    }
 
     def drop():
         from airflow.sdk import Variable
+
         for key in Variable.keys(prefix=token_cache.KEY_PREFIX):
             Variable.delete(key)
         for name, value in envelope.items():

@@ -25,12 +25,28 @@ def sync_env(airflow_db, warehouse_uri, sim_tenant, monkeypatch):
     def add_customer(customer_id: str, tenant=None, secret: str | None = None, **config):
         tenant = tenant or sim_tenant(prefix=customer_id, **config)
         conn_id = f"zuora_{customer_id}"
-        monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(airflow_connection(
-            tenant.base_url, tenant.client_id, secret or tenant.client_secret,
-            allow_insecure_http=True, environment="sandbox", max_attempts=3, max_retry_wait=2)))
+        monkeypatch.setenv(
+            f"AIRFLOW_CONN_{conn_id.upper()}",
+            json.dumps(
+                airflow_connection(
+                    tenant.base_url,
+                    tenant.client_id,
+                    secret or tenant.client_secret,
+                    allow_insecure_http=True,
+                    environment="sandbox",
+                    max_attempts=3,
+                    max_retry_wait=2,
+                )
+            ),
+        )
         with psycopg.connect(warehouse_uri) as conn:
-            warehouse.upsert_customer(conn, customer_id=customer_id, name=customer_id.title(),
-                                      zuora_conn_id=conn_id, environment="sandbox")
+            warehouse.upsert_customer(
+                conn,
+                customer_id=customer_id,
+                name=customer_id.title(),
+                zuora_conn_id=conn_id,
+                environment="sandbox",
+            )
         return tenant
 
     add_customer.uri = warehouse_uri

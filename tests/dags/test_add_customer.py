@@ -13,23 +13,35 @@ AIRFLOW = str(Path(sys.executable).with_name("airflow"))
 
 
 def add_customer(warehouse_uri, customer_id, secret, *args, python=sys.executable):
-    env = {**os.environ, "PYTHONPATH": f"{ROOT / 'plugins'}:{ROOT}",
-           "AIRFLOW_CONN_ZUORA_WAREHOUSE": warehouse_uri, "ZUORA_CLIENT_SECRET": secret}
-    return subprocess.run([python, "-m", "zuora.cli", "add-customer", customer_id,
-                           "--name", customer_id.title(), *args],
-                          env=env, capture_output=True, text=True, timeout=120)
+    env = {
+        **os.environ,
+        "PYTHONPATH": f"{ROOT / 'plugins'}:{ROOT}",
+        "AIRFLOW_CONN_ZUORA_WAREHOUSE": warehouse_uri,
+        "ZUORA_CLIENT_SECRET": secret,
+    }
+    return subprocess.run(
+        [python, "-m", "zuora.cli", "add-customer", customer_id, "--name", customer_id.title(), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def customers(uri):
     with psycopg.connect(uri) as conn:
         exists = conn.execute("SELECT to_regclass('zuora.customers')").fetchone()[0]
-        return conn.execute("SELECT customer_id, zuora_conn_id, environment FROM zuora.customers"
-                            ).fetchall() if exists else []
+        return (
+            conn.execute("SELECT customer_id, zuora_conn_id, environment FROM zuora.customers").fetchall()
+            if exists
+            else []
+        )
 
 
 def airflow_connection(conn_id):
-    result = subprocess.run([AIRFLOW, "connections", "get", conn_id, "-o", "json"],
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [AIRFLOW, "connections", "get", conn_id, "-o", "json"], capture_output=True, text=True
+    )
     return json.loads(result.stdout)[0] if result.returncode == 0 else None
 
 
@@ -46,10 +58,20 @@ def venv_without_scripts(folder: Path) -> str:
 
 def test_good_credentials_are_saved(airflow_db, warehouse_uri, sim_tenant, tmp_path):
     tenant = sim_tenant(workflows=2)
-    result = add_customer(warehouse_uri, "newco", tenant.client_secret, "--environment", "sandbox",
-                          "--base-url", tenant.base_url, "--client-id", tenant.client_id,
-                          "--extra", '{"allow_insecure_http": true, "environment": "sandbox"}',
-                          python=venv_without_scripts(tmp_path))
+    result = add_customer(
+        warehouse_uri,
+        "newco",
+        tenant.client_secret,
+        "--environment",
+        "sandbox",
+        "--base-url",
+        tenant.base_url,
+        "--client-id",
+        tenant.client_id,
+        "--extra",
+        '{"allow_insecure_http": true, "environment": "sandbox"}',
+        python=venv_without_scripts(tmp_path),
+    )
     assert result.returncode == 0, result.stderr
     assert "customer newco added" in result.stdout
     assert customers(warehouse_uri) == [("newco", "zuora_newco", "sandbox")]
@@ -60,9 +82,19 @@ def test_good_credentials_are_saved(airflow_db, warehouse_uri, sim_tenant, tmp_p
 
 def test_wrong_secret_saves_nothing(airflow_db, warehouse_uri, sim_tenant):
     tenant = sim_tenant(workflows=1)
-    result = add_customer(warehouse_uri, "badco", "not-the-secret", "--environment", "sandbox",
-                          "--base-url", tenant.base_url, "--client-id", tenant.client_id,
-                          "--extra", '{"allow_insecure_http": true, "max_attempts": 1}')
+    result = add_customer(
+        warehouse_uri,
+        "badco",
+        "not-the-secret",
+        "--environment",
+        "sandbox",
+        "--base-url",
+        tenant.base_url,
+        "--client-id",
+        tenant.client_id,
+        "--extra",
+        '{"allow_insecure_http": true, "max_attempts": 1}',
+    )
     assert result.returncode != 0
     assert "refused: the credentials do not work" in result.stderr
     assert "not-the-secret" not in result.stdout + result.stderr
@@ -71,9 +103,17 @@ def test_wrong_secret_saves_nothing(airflow_db, warehouse_uri, sim_tenant):
 
 
 def test_a_production_host_for_a_sandbox_customer_is_refused(airflow_db, warehouse_uri):
-    result = add_customer(warehouse_uri, "mixedup", "s3cret", "--environment", "sandbox",
-                          "--base-url", "https://rest.zuora.com",
-                          "--client-id", "b64e42ba-7e1a-4bc6-9146-5e1b420306b5")
+    result = add_customer(
+        warehouse_uri,
+        "mixedup",
+        "s3cret",
+        "--environment",
+        "sandbox",
+        "--base-url",
+        "https://rest.zuora.com",
+        "--client-id",
+        "b64e42ba-7e1a-4bc6-9146-5e1b420306b5",
+    )
     assert result.returncode != 0
     assert "registered as sandbox, but its connection points at a production host" in result.stderr
     assert customers(warehouse_uri) == []

@@ -13,8 +13,13 @@ DAG_ID = "zuora_workflow_sync"
 
 
 def airflow(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "airflow", *args], env=os.environ,
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "airflow", *args],
+        env=os.environ,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def test_airflow_dags_test_finishes_with_the_deadline_configured(sync_env, monkeypatch):
@@ -25,6 +30,7 @@ def test_airflow_dags_test_finishes_with_the_deadline_configured(sync_env, monke
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Traceback" not in result.stderr
     with psycopg.connect(sync_env.uri) as conn:
-        rows = conn.execute("SELECT status, listed FROM zuora.sync_runs "
-                            "WHERE customer_id = 'acme'").fetchall()
+        rows = conn.execute(
+            "SELECT status, listed FROM zuora.sync_runs WHERE customer_id = 'acme'"
+        ).fetchall()
     assert rows == [("success", len(tenant.workflow_ids()))]

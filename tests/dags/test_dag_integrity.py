@@ -1,6 +1,7 @@
 """The DAG files load, and are shaped as operators expect."""
 
 import os
+from itertools import pairwise
 
 import pytest
 from airflow.dag_processing.dagbag import DagBag
@@ -28,8 +29,17 @@ def test_restore_dag_offers_the_cli_choices_and_is_a_dry_run_by_default(dagbag):
     dag = dagbag.dags["zuora_workflow_restore"]
     assert dag.schedule is None or dag.timetable.summary == "None"
     params = dag.params
-    assert set(params.keys()) == {"customer_id", "zuora_id", "version", "as_of", "to_customer",
-                                  "as_new_workflow", "activate", "apply", "confirm_production"}
+    assert set(params.keys()) == {
+        "customer_id",
+        "zuora_id",
+        "version",
+        "as_of",
+        "to_customer",
+        "as_new_workflow",
+        "activate",
+        "apply",
+        "confirm_production",
+    }
     assert params["apply"] is False and params["confirm_production"] is False
     assert [t.retries for t in dag.tasks] == [0]
 
@@ -41,7 +51,7 @@ def test_sync_dag_shape(dagbag):
     group = "customer_sync"
     stages = [f"{group}.{name}" for name in sync.STAGE_TASKS]  # what callbacks map to stages
     assert {t.task_id for t in dag.tasks if t.task_id.startswith(group)} == set(stages)
-    for upstream, downstream in zip(stages, stages[1:]):
+    for upstream, downstream in pairwise(stages):
         assert downstream in dag.get_task(upstream).downstream_task_ids
     for task in dag.tasks:
         assert task.execution_timeout is not None, task.task_id

@@ -17,6 +17,7 @@ LIMIT = 5
 def map_limit(monkeypatch):
     """[core] max_map_length lowered to LIMIT for this test (Airflow reads env vars per call)."""
     from airflow.sdk import conf
+
     monkeypatch.setenv("AIRFLOW__CORE__MAX_MAP_LENGTH", str(LIMIT))
     assert conf.getint("core", "max_map_length") == LIMIT
     return LIMIT
@@ -27,8 +28,9 @@ def sync_runs(uri) -> int:
         return conn.execute("SELECT count(*) FROM zuora.sync_runs").fetchone()[0]
 
 
-def test_more_customers_than_max_map_length_fail_list_customers_clearly(sync_dag, sync_env,
-                                                                        map_limit, caplog):
+def test_more_customers_than_max_map_length_fail_list_customers_clearly(
+    sync_dag, sync_env, map_limit, caplog
+):
     for n in range(map_limit + 2):
         sync_env(f"c{n}", workflows=1)
 
@@ -40,10 +42,15 @@ def test_more_customers_than_max_map_length_fail_list_customers_clearly(sync_dag
     assert result.get_task_instance("migrate").state == "success"
     # the failure alert carries the task's error: how many, the limit, what to change
     assert "list_customers failed" in caplog.text
-    for part in ("7 customers to sync", "at most 5", "max_map_length",
-                 "AIRFLOW__CORE__MAX_MAP_LENGTH=7", "customer_ids"):
+    for part in (
+        "7 customers to sync",
+        "at most 5",
+        "max_map_length",
+        "AIRFLOW__CORE__MAX_MAP_LENGTH=7",
+        "customer_ids",
+    ):
         assert part in caplog.text
-    assert sync_runs(sync_env.uri) == 0   # no customer was synced
+    assert sync_runs(sync_env.uri) == 0  # no customer was synced
 
 
 def test_max_map_length_customers_are_allowed_and_customer_ids_get_under_it(sync_env, map_limit):

@@ -25,12 +25,14 @@ def conn(warehouse_uri):
 
 
 def sync_run(conn, run_id, customer, status="success", minutes_ago=10, minutes=1, rate_limited=0):
-    conn.execute("""
+    conn.execute(
+        """
         INSERT INTO zuora.sync_runs (run_id, customer_id, status, started_at, finished_at, rate_limited)
         VALUES (%s, %s, %s, now() - make_interval(mins => %s),
                 CASE WHEN %s = 'running' THEN NULL
                      ELSE now() - make_interval(mins => %s) + make_interval(mins => %s) END, %s)""",
-                 (run_id, customer, status, minutes_ago, status, minutes_ago, minutes, rate_limited))
+        (run_id, customer, status, minutes_ago, status, minutes_ago, minutes, rate_limited),
+    )
     conn.commit()
 
 
@@ -50,11 +52,22 @@ def test_each_condition_raises_its_alert(conn):
     sync_run(conn, "r1", "slowco", minutes=45)
     sync_run(conn, "r1", "broken", status="failed", rate_limited=150)
     sync_run(conn, "r2", "stuck", status="running", minutes_ago=40)
-    warehouse.record_dead_letter(conn, run_id="r1", customer_id="broken", stage="list",
-                                 error_type="ZuoraAuthError", message="bad credentials")
+    warehouse.record_dead_letter(
+        conn,
+        run_id="r1",
+        customer_id="broken",
+        stage="list",
+        error_type="ZuoraAuthError",
+        message="bad credentials",
+    )
     alerts = monitor.check(conn, monitor.Thresholds())
-    assert kinds(alerts) == ["dead_letters_growing", "failure_rate", "rate_limiting",
-                             "slow_sync", "slow_sync"]
+    assert kinds(alerts) == [
+        "dead_letters_growing",
+        "failure_rate",
+        "rate_limiting",
+        "slow_sync",
+        "slow_sync",
+    ]
     failure = next(a for a in alerts if a.kind == "failure_rate")
     assert failure.details["customers"] == ["broken"] and failure.details["total"] == 17
     slow = {a.details["customer_id"] for a in alerts if a.kind == "slow_sync"}
@@ -72,15 +85,18 @@ def test_thresholds_are_settable(conn):
         monitor.Thresholds.from_json('{"max_failure": 0.2}')
 
 
-@pytest.mark.parametrize("text, message", [
-    ('[{"max_failure_rate": 0.1}]', "monitor thresholds must be a JSON object"),
-    ('{"max_failure_rate": "0.1"}', "monitor threshold 'max_failure_rate' must be a number"),
-    ('{"max_sync_minutes": null}', "monitor threshold 'max_sync_minutes' must be a number"),
-    ('{"max_rate_limited": 1.5}', "monitor threshold 'max_rate_limited' must be an integer"),
-    ('{"window_minutes": true}', "monitor threshold 'window_minutes' must be an integer"),
-    ('{"max_failure_rate": false}', "monitor threshold 'max_failure_rate' must be a number"),
-    ('{"airflow_api_conn_id": 8080}', "monitor threshold 'airflow_api_conn_id' must be a string"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ('[{"max_failure_rate": 0.1}]', "monitor thresholds must be a JSON object"),
+        ('{"max_failure_rate": "0.1"}', "monitor threshold 'max_failure_rate' must be a number"),
+        ('{"max_sync_minutes": null}', "monitor threshold 'max_sync_minutes' must be a number"),
+        ('{"max_rate_limited": 1.5}', "monitor threshold 'max_rate_limited' must be an integer"),
+        ('{"window_minutes": true}', "monitor threshold 'window_minutes' must be an integer"),
+        ('{"max_failure_rate": false}', "monitor threshold 'max_failure_rate' must be a number"),
+        ('{"airflow_api_conn_id": 8080}', "monitor threshold 'airflow_api_conn_id' must be a string"),
+    ],
+)
 def test_thresholds_of_the_wrong_type_are_refused(text, message):
     with pytest.raises(ValueError, match=re.escape(message)):
         monitor.Thresholds.from_json(text)
@@ -104,7 +120,9 @@ def test_a_failing_check_is_an_alert_and_the_others_still_run(conn):
     assert failed.details["error"].startswith("DatetimeFieldOverflow: interval out of range")
     monitor.raise_alerts(conn, alerts)  # the failed query left no aborted transaction behind
     assert conn.execute("SELECT kind FROM zuora.alerts ORDER BY kind").fetchall() == [
-        ("check_failed",), ("failure_rate",)]
+        ("check_failed",),
+        ("failure_rate",),
+    ]
 
 
 def test_old_rows_are_outside_the_window(conn):
@@ -116,7 +134,8 @@ def test_alerts_are_stored_and_logged_without_a_channel(conn):
     recorded = monitor.raise_alerts(conn, [Alert("failure_rate", "2 of 10 failed", "critical")])
     assert recorded == [{"kind": "failure_rate", "title": "2 of 10 failed", "channel": "log"}]
     assert conn.execute("SELECT kind, severity, channel FROM zuora.alerts").fetchall() == [
-        ("failure_rate", "critical", "log")]
+        ("failure_rate", "critical", "log")
+    ]
 
 
 class _Webhook(BaseHTTPRequestHandler):
@@ -134,12 +153,20 @@ def test_alerts_go_to_a_webhook_connection(monkeypatch):
     server.received = []
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        monkeypatch.setenv("AIRFLOW_CONN_ZUORA_ALERTS", json.dumps(
-            {"conn_type": "http", "host": f"http://127.0.0.1:{server.server_port}/hook"}))
+        monkeypatch.setenv(
+            "AIRFLOW_CONN_ZUORA_ALERTS",
+            json.dumps({"conn_type": "http", "host": f"http://127.0.0.1:{server.server_port}/hook"}),
+        )
         channel = send_alert(Alert("slow_sync", "acme took 45 minutes", details={"minutes": 45}))
         assert channel == "http"
-        assert server.received == [{"kind": "slow_sync", "title": "acme took 45 minutes",
-                                    "severity": "warning", "details": {"minutes": 45}}]
+        assert server.received == [
+            {
+                "kind": "slow_sync",
+                "title": "acme took 45 minutes",
+                "severity": "warning",
+                "details": {"minutes": 45},
+            }
+        ]
     finally:
         server.shutdown()
 
@@ -151,16 +178,21 @@ def test_the_deadline_callback_alerts_through_the_channel(caplog):
     from zuora.alerts import deadline_missed
 
     with caplog.at_level(logging.WARNING, logger="zuora.alerts"):
-        asyncio.run(deadline_missed(
-            context={"dag_run": {"dag_id": "zuora_workflow_sync", "dag_run_id": "scheduled__x"}}))
+        asyncio.run(
+            deadline_missed(
+                context={"dag_run": {"dag_id": "zuora_workflow_sync", "dag_run_id": "scheduled__x"}}
+            )
+        )
     assert '"kind": "deadline_missed"' in caplog.text and "scheduled__x" in caplog.text
 
 
 # -- the monitor DAG under dag.test(): real Airflow, real Postgres, real HTTP -------------------
 
+
 @pytest.fixture(scope="module")
 def monitor_dag(airflow_db):
     from airflow.dag_processing.dagbag import DagBag
+
     return DagBag(dag_folder=os.environ["AIRFLOW__CORE__DAGS_FOLDER"]).dags["zuora_sync_monitor"]
 
 
@@ -176,12 +208,22 @@ def webhook():
 
 
 def test_an_unreachable_airflow_api_is_an_alert_and_the_database_alerts_still_go_out(
-        monitor_dag, conn, warehouse_uri, webhook, monkeypatch, caplog):
+    monitor_dag, conn, warehouse_uri, webhook, monkeypatch, caplog
+):
     monkeypatch.setenv("AIRFLOW_CONN_ZUORA_WAREHOUSE", warehouse_uri)
     monkeypatch.setenv("AIRFLOW_CONN_ZUORA_ALERTS", json.dumps({"conn_type": "http", "host": webhook.url}))
-    monkeypatch.setenv("AIRFLOW_CONN_AIRFLOW_API", json.dumps({  # nothing listens on that port
-        "conn_type": "http", "host": "127.0.0.1", "port": free_port(), "login": "admin",
-        "password": "api-password-do-not-leak"}))
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_AIRFLOW_API",
+        json.dumps(
+            {  # nothing listens on that port
+                "conn_type": "http",
+                "host": "127.0.0.1",
+                "port": free_port(),
+                "login": "admin",
+                "password": "api-password-do-not-leak",
+            }
+        ),
+    )
     sync_run(conn, "r1", "ok")
     sync_run(conn, "r1", "broken", status="failed")
 
@@ -189,8 +231,10 @@ def test_an_unreachable_airflow_api_is_an_alert_and_the_database_alerts_still_go
         assert monitor_dag.test().state == "success"
 
     stored = conn.execute("SELECT kind, details, channel FROM zuora.alerts ORDER BY kind").fetchall()
-    assert [(kind, channel) for kind, _, channel in stored] == [("check_failed", "http"),
-                                                               ("failure_rate", "http")]
+    assert [(kind, channel) for kind, _, channel in stored] == [
+        ("check_failed", "http"),
+        ("failure_rate", "http"),
+    ]
     assert stored[0][1]["check"] == "queue_backlog"
     assert stored[0][1]["error"].startswith("ConnectionError: ")
     assert sorted(alert["kind"] for alert in webhook.received) == ["check_failed", "failure_rate"]
@@ -227,34 +271,49 @@ def token_variables(replace: dict[str, str] | None = None) -> dict[str, str]:
         return {v.key: v.val for v in session.scalars(select(Variable).where(tokens))}
 
 
-def test_retention_runs_hourly_on_real_rows_and_token_variables(monitor_dag, conn, warehouse_uri,
-                                                                 monkeypatch, caplog):
+def test_retention_runs_hourly_on_real_rows_and_token_variables(
+    monitor_dag, conn, warehouse_uri, monkeypatch, caplog
+):
     monkeypatch.setenv("AIRFLOW_CONN_ZUORA_WAREHOUSE", warehouse_uri)
     monkeypatch.setenv("AIRFLOW_VAR_ZUORA_RETENTION", '{"sync_runs_days": 30}')
-    warehouse.upsert_customer(conn, customer_id="acme", name="Acme", zuora_conn_id="zuora_acme",
-                              environment="sandbox")
+    warehouse.upsert_customer(
+        conn, customer_id="acme", name="Acme", zuora_conn_id="zuora_acme", environment="sandbox"
+    )
     item = {"id": 1, "name": "Workflow 1", "updatedAt": "2026-01-01T00:00:00.000Z"}
     for run_id in ("dead-run", "live-run"):
         warehouse.stage_listing(conn, run_id, "acme", [item], True)
     for zuora_id, message in ((1, "fixed long ago"), (2, "still failing")):
-        warehouse.record_dead_letter(conn, run_id="r0", customer_id="acme", stage="export",
-                                     zuora_id=zuora_id, error_type="ZuoraTransientError",
-                                     message=message)
+        warehouse.record_dead_letter(
+            conn,
+            run_id="r0",
+            customer_id="acme",
+            stage="export",
+            zuora_id=zuora_id,
+            error_type="ZuoraTransientError",
+            message=message,
+        )
     for run_id in ("r-old", "r-new"):
         warehouse.start_sync_run(conn, run_id, "acme")
         warehouse.finish_sync_run(conn, run_id, "acme", status="success")
-    conn.execute("UPDATE zuora.staging_listings SET listed_at = now() - interval '3 days' "
-                 "WHERE run_id = 'dead-run'")
-    conn.execute("UPDATE zuora.dead_letters SET resolved_at = now() - interval '100 days' "
-                 "WHERE message = 'fixed long ago'")
-    conn.execute("UPDATE zuora.sync_runs SET started_at = now() - interval '40 days' "
-                 "WHERE run_id = 'r-old'")  # kept by the default of 400 days
+    conn.execute(
+        "UPDATE zuora.staging_listings SET listed_at = now() - interval '3 days' WHERE run_id = 'dead-run'"
+    )
+    conn.execute(
+        "UPDATE zuora.dead_letters SET resolved_at = now() - interval '100 days' "
+        "WHERE message = 'fixed long ago'"
+    )
+    conn.execute(
+        "UPDATE zuora.sync_runs SET started_at = now() - interval '40 days' WHERE run_id = 'r-old'"
+    )  # kept by the default of 400 days
     conn.commit()
     fresh = json.dumps({"expires_at": time.time() + 3600, "token": "gAAAAB-fresh"})
-    token_variables(replace={
-        "zuora_oauth_token_expired": json.dumps({"expires_at": time.time() - 60, "token": "gAAAAB-old"}),
-        "zuora_oauth_token_fresh": fresh,
-        "zuora_oauth_token_old_format": "gAAAAABold-format-fernet-blob"})
+    token_variables(
+        replace={
+            "zuora_oauth_token_expired": json.dumps({"expires_at": time.time() - 60, "token": "gAAAAB-old"}),
+            "zuora_oauth_token_fresh": fresh,
+            "zuora_oauth_token_old_format": "gAAAAABold-format-fernet-blob",
+        }
+    )
 
     with caplog.at_level(logging.INFO, logger="zuora.warehouse.retention"):
         assert monitor_dag.test().state == "success"
@@ -265,12 +324,18 @@ def test_retention_runs_hourly_on_real_rows_and_token_variables(monitor_dag, con
     assert token_variables() == {"zuora_oauth_token_fresh": fresh}
     line = next(r.getMessage() for r in caplog.records if r.getMessage().startswith("zuora retention "))
     assert json.loads(line.removeprefix("zuora retention ")) == {
-        "staging": 1, "resolved_dead_letters": 1, "validation_issues": 0, "sync_runs": 1,
-        "history": 0, "expired_tokens": 2}
+        "staging": 1,
+        "resolved_dead_letters": 1,
+        "validation_issues": 0,
+        "sync_runs": 1,
+        "history": 0,
+        "expired_tokens": 2,
+    }
 
 
-def test_retention_settings_are_checked_before_anything_is_removed(monitor_dag, conn, warehouse_uri,
-                                                                   webhook, monkeypatch):
+def test_retention_settings_are_checked_before_anything_is_removed(
+    monitor_dag, conn, warehouse_uri, webhook, monkeypatch
+):
     monkeypatch.setenv("AIRFLOW_CONN_ZUORA_WAREHOUSE", warehouse_uri)
     monkeypatch.setenv("AIRFLOW_CONN_ZUORA_ALERTS", json.dumps({"conn_type": "http", "host": webhook.url}))
     monkeypatch.setenv("AIRFLOW_VAR_ZUORA_RETENTION", '{"sync_runs": 30}')

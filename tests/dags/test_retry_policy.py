@@ -20,22 +20,34 @@ from zuora.retry import TransientErrorRetryPolicy
 POLICY = TransientErrorRetryPolicy()
 
 
-@pytest.mark.parametrize("error", [
-    ZuoraTransientError("503"), ZuoraTimeoutError("hang"), ZuoraRateLimitError("429"),
-    psycopg.OperationalError("server closed the connection unexpectedly"),
-    psycopg.InterfaceError("connection already closed"),
-])
+@pytest.mark.parametrize(
+    "error",
+    [
+        ZuoraTransientError("503"),
+        ZuoraTimeoutError("hang"),
+        ZuoraRateLimitError("429"),
+        psycopg.OperationalError("server closed the connection unexpectedly"),
+        psycopg.InterfaceError("connection already closed"),
+    ],
+)
 def test_transient_errors_are_retried_on_the_schedule(error):
     delays = [POLICY.evaluate(error, try_number, 4).retry_delay for try_number in (1, 2, 3)]
     assert delays == [timedelta(seconds=60), timedelta(seconds=300), timedelta(seconds=900)]
     assert POLICY.evaluate(error, 1, 4).action is RetryAction.RETRY
 
 
-@pytest.mark.parametrize("error", [
-    ZuoraAuthError("bad credentials"), ZuoraConfigError("no host"), ZuoraNotFoundError("404"),
-    ZuoraMalformedResponseError("not JSON"), ValueError("bad data"), KeyError("id"),
-    psycopg.errors.UniqueViolation("duplicate key"),
-])
+@pytest.mark.parametrize(
+    "error",
+    [
+        ZuoraAuthError("bad credentials"),
+        ZuoraConfigError("no host"),
+        ZuoraNotFoundError("404"),
+        ZuoraMalformedResponseError("not JSON"),
+        ValueError("bad data"),
+        KeyError("id"),
+        psycopg.errors.UniqueViolation("duplicate key"),
+    ],
+)
 def test_permanent_errors_fail_at_once(error):
     decision = POLICY.evaluate(error, 1, 4)
     assert decision.action is RetryAction.FAIL

@@ -15,8 +15,14 @@ def query(uri, sql, *params):
 
 
 def stored_ids(uri, customer_id):
-    return {row[0] for row in query(uri, "SELECT zuora_id FROM zuora.workflows "
-                                         "WHERE customer_id = %s AND deleted_at IS NULL", customer_id)}
+    return {
+        row[0]
+        for row in query(
+            uri,
+            "SELECT zuora_id FROM zuora.workflows WHERE customer_id = %s AND deleted_at IS NULL",
+            customer_id,
+        )
+    }
 
 
 def stage_states(result) -> dict[str, list[str]]:
@@ -53,14 +59,23 @@ def test_first_run_stores_everything_and_a_rerun_exports_only_changes(sync_dag, 
     assert second.state == "success"
     # an unchanged customer costs its list page and no exports (the token is still cached)
     assert globex.stats()["requests"] == {"list": 1}
-    assert acme.stats()["requests"]["export"] == 3   # the two changed and the new one
+    assert acme.stats()["requests"]["export"] == 3  # the two changed and the new one
     assert stored_ids(sync_env.uri, "acme") == set(acme.workflow_ids())
-    kinds = dict(query(sync_env.uri, """
+    kinds = dict(
+        query(
+            sync_env.uri,
+            """
         SELECT change_kind, count(*) FROM zuora.workflow_history
-         WHERE customer_id = 'acme' AND run_id = %s GROUP BY 1""", second.run_id))
+         WHERE customer_id = 'acme' AND run_id = %s GROUP BY 1""",
+            second.run_id,
+        )
+    )
     assert kinds == {"update": 2, "insert": 1, "delete": 1}
-    deleted = query(sync_env.uri, "SELECT deleted_at IS NOT NULL FROM zuora.workflows "
-                                  "WHERE customer_id = 'acme' AND zuora_id = %s", ids[2])
+    deleted = query(
+        sync_env.uri,
+        "SELECT deleted_at IS NOT NULL FROM zuora.workflows WHERE customer_id = 'acme' AND zuora_id = %s",
+        ids[2],
+    )
     assert deleted == [(True,)]
     assert added in stored_ids(sync_env.uri, "acme")
 
@@ -76,7 +91,7 @@ def test_full_refresh_exports_everything_and_finds_silent_changes(sync_dag, sync
     acme.reset_stats()
     assert run(sync_dag).state == "success"
     assert acme.stats()["requests"].get("export", 0) == 0
-    refresh = run(sync_dag, full_refresh=True)        # runs the four stages, changed or not
+    refresh = run(sync_dag, full_refresh=True)  # runs the four stages, changed or not
     assert refresh.state == "success" and set(stage_states(refresh)["upsert"]) == {"success"}
     assert acme.stats()["requests"]["export"] == 6
     assert query(sync_env.uri, definition_hash, wid) != before
@@ -90,23 +105,40 @@ def test_an_unchanged_customer_costs_one_task_and_any_change_runs_all_four(sync_
 
     tenants["busy"].update_workflow(tenants["busy"].workflow_ids()[0], name="Changed")
     tenants["gone"].delete_workflow(tenants["gone"].workflow_ids()[0])
-    from zuora import sync, warehouse
-    with sync.warehouse_connection() as conn:    # an earlier run left a dead letter to retry
-        warehouse.record_dead_letter(conn, run_id="earlier", customer_id="letter", stage="list",
-                                     error_type="ZuoraTransientError", message="503")
+    from zuora import warehouse
+    from zuora.warehouse.connection import warehouse_connection
+
+    with warehouse_connection() as conn:  # an earlier run left a dead letter to retry
+        warehouse.record_dead_letter(
+            conn,
+            run_id="earlier",
+            customer_id="letter",
+            stage="list",
+            error_type="ZuoraTransientError",
+            message="503",
+        )
     for tenant in tenants.values():
         tenant.reset_stats()
     second = run(sync_dag)
     assert second.state == "success"
     everything = ["success"] * 3
-    assert stage_states(second) == {          # busy, gone, letter, quiet: synced by its list task
+    assert stage_states(second) == {  # busy, gone, letter, quiet: synced by its list task
         "list_workflows": everything + ["skipped"],
         "export_workflows": everything + ["skipped"],
         "validate": everything + ["skipped"],
-        "upsert": everything + ["skipped"]}
+        "upsert": everything + ["skipped"],
+    }
     assert tenants["quiet"].stats()["requests"] == {"list": 1}
-    rows = query(sync_env.uri, "SELECT customer_id, status, listed, stored, unchanged, deleted "
-                               "FROM zuora.sync_runs WHERE run_id = %s ORDER BY 1", second.run_id)
-    assert rows == [("busy", "success", 3, 3, 2, 0), ("gone", "success", 2, 2, 2, 1),
-                    ("letter", "success", 3, 3, 3, 0), ("quiet", "success", 3, 3, 3, 0)]
+    rows = query(
+        sync_env.uri,
+        "SELECT customer_id, status, listed, stored, unchanged, deleted "
+        "FROM zuora.sync_runs WHERE run_id = %s ORDER BY 1",
+        second.run_id,
+    )
+    assert rows == [
+        ("busy", "success", 3, 3, 2, 0),
+        ("gone", "success", 2, 2, 2, 1),
+        ("letter", "success", 3, 3, 3, 0),
+        ("quiet", "success", 3, 3, 3, 0),
+    ]
     assert query(sync_env.uri, "SELECT count(*) FROM zuora.open_dead_letters") == [(0,)]

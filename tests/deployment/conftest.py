@@ -25,9 +25,11 @@ DAG_ID = SYNC_DAG
 
 # What the tests change in the deployment: retries seconds apart instead of minutes, a lost
 # worker noticed in 20 s, a one-minute run deadline.
-SETTINGS = {"ZUORA_SYNC_RETRY_DELAYS": "3,3,3",
-            "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "20",
-            "ZUORA_SYNC_DEADLINE_MINUTES": "1"}
+SETTINGS = {
+    "ZUORA_SYNC_RETRY_DELAYS": "3,3,3",
+    "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "20",
+    "ZUORA_SYNC_DEADLINE_MINUTES": "1",
+}
 
 
 class _Receiver(BaseHTTPRequestHandler):
@@ -49,7 +51,7 @@ class Deployment:
         self.info = info
         self.api = Api(info)
         self.sim = AdminClient(info["simulator_url"])
-        self.alerts = alerts      # what the zuora_alerts webhook received
+        self.alerts = alerts  # what the zuora_alerts webhook received
 
     def first_run(self, timeout: float = 120) -> str:
         deadline = time.monotonic() + timeout
@@ -67,8 +69,15 @@ class Deployment:
 
     def add_customer(self, customer_id: str, secret: str | None = None, **tenant) -> dict:
         """A customer with a simulator tenant, one try per HTTP call; returns the tenant."""
-        return cluster.add_customer(self.api, self.sim, self.info["warehouse_uri"], customer_id,
-                                    secret=secret, extra={"max_attempts": 1}, **tenant)
+        return cluster.add_customer(
+            self.api,
+            self.sim,
+            self.info["warehouse_uri"],
+            customer_id,
+            secret=secret,
+            extra={"max_attempts": 1},
+            **tenant,
+        )
 
 
 @pytest.fixture(scope="session")
@@ -80,22 +89,30 @@ def deployment(tmp_path_factory):
     receiver.received = []
     threading.Thread(target=receiver.serve_forever, daemon=True).start()
     home = tmp_path_factory.mktemp("cluster")
-    env = {**os.environ, **SETTINGS, "AIRFLOW_CONN_ZUORA_ALERTS": json.dumps(
-        {"conn_type": "http", "host": f"http://127.0.0.1:{receiver.server_port}/alerts"})}
+    env = {
+        **os.environ,
+        **SETTINGS,
+        "AIRFLOW_CONN_ZUORA_ALERTS": json.dumps(
+            {"conn_type": "http", "host": f"http://127.0.0.1:{receiver.server_port}/alerts"}
+        ),
+    }
     log = open(home / "cluster.out", "wb")
-    process = subprocess.Popen([sys.executable, "-m", "devstack.cluster", "--home", str(home),
-                                "--no-demo"], cwd=ROOT, env=env, stdout=log,
-                               stderr=subprocess.STDOUT)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "devstack.cluster", "--home", str(home), "--no-demo"],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     try:
         deadline = time.monotonic() + 240
         while not (home / "cluster.json").exists():
             assert process.poll() is None, (home / "cluster.out").read_text()[-3000:]
             assert time.monotonic() < deadline, "the cluster did not start within 240 s"
             time.sleep(1)
-        deployment = Deployment(home, json.loads((home / "cluster.json").read_text()),
-                                receiver.received)
+        deployment = Deployment(home, json.loads((home / "cluster.json").read_text()), receiver.received)
         deployment.api.call("PATCH", f"/dags/{DAG_ID}", json={"is_paused": False})
-        deployment.api.wait(deployment.first_run())   # the scheduled run unpausing starts
+        deployment.api.wait(deployment.first_run())  # the scheduled run unpausing starts
         yield deployment
     finally:
         process.send_signal(signal.SIGTERM)

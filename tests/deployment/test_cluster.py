@@ -7,7 +7,8 @@ from __future__ import annotations
 import os
 import signal
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 
 from tests.deployment.conftest import DAG_ID
 
@@ -24,8 +25,10 @@ def mapped(tis: list[dict], stage: str) -> list[dict]:
 
 def max_overlap(tis: list[dict]) -> int:
     """Most task instances running at the same moment, from their start and end times."""
-    events = sorted([(parse(t["start_date"]), 1) for t in tis] + [(parse(t["end_date"]), -1) for t in tis],
-                    key=lambda e: (e[0], e[1]))
+    events = sorted(
+        [(parse(t["start_date"]), 1) for t in tis] + [(parse(t["end_date"]), -1) for t in tis],
+        key=lambda e: (e[0], e[1]),
+    )
     running = peak = 0
     for _, step in events:
         running += step
@@ -60,51 +63,61 @@ def test_chosen_customers_sync_within_the_pool_through_a_scheduler_restart(deplo
         assert sorted(t["rendered_map_index"] for t in mapped(tis, stage)) == chosen, stage
     assert max_overlap(mapped(tis, "list_workflows") + mapped(tis, "export_workflows")) <= 2
     assert {t["hostname"] for t in tis} <= {"worker1", "worker2"}
-    assert deployment.query("SELECT customer_id, status, listed, stored FROM zuora.sync_runs "
-                            "WHERE run_id = %s ORDER BY 1", run_id) == [
-        (c, "success", 6, 6) for c in chosen]
+    assert deployment.query(
+        "SELECT customer_id, status, listed, stored FROM zuora.sync_runs WHERE run_id = %s ORDER BY 1", run_id
+    ) == [(c, "success", 6, 6) for c in chosen]
     for customer in chosen:
         stats = deployment.sim.stats(customer)
         assert stats["tokens_minted"] == 1, (customer, stats)  # shared by all its task processes
-        assert stats["max_in_flight"] <= 4                    # the connection's max_concurrency
+        assert stats["max_in_flight"] <= 4  # the connection's max_concurrency
     # nothing duplicated by the restart: one insert per workflow, nothing else
-    assert deployment.query("SELECT customer_id, change_kind, count(*) FROM zuora.workflow_history "
-                            "GROUP BY 1, 2 ORDER BY 1") == [(c, "insert", 6) for c in chosen]
+    assert deployment.query(
+        "SELECT customer_id, change_kind, count(*) FROM zuora.workflow_history GROUP BY 1, 2 ORDER BY 1"
+    ) == [(c, "insert", 6) for c in chosen]
 
 
 def test_transient_errors_are_retried_on_schedule_and_permanent_ones_dead_lettered(deployment):
     api = deployment.api
     flaky = deployment.add_customer("flaky", workflows=3)
-    deployment.sim.script("flaky", [{"endpoint": "list", "kind": "status", "status": 503,
-                                     "count": 2}])
+    deployment.sim.script("flaky", [{"endpoint": "list", "kind": "status", "status": 503, "count": 2}])
     deployment.add_customer("badcreds", secret="not-the-secret", workflows=2)
     deployment.add_customer("steady", workflows=2)
     run_id = api.trigger({"customer_ids": ["flaky", "badcreds", "steady"]})
-    assert api.wait(run_id, timeout=240) == "failed"       # summarize fails a run with a failure
+    assert api.wait(run_id, timeout=240) == "failed"  # summarize fails a run with a failure
 
-    [flaky_list] = [t for t in mapped(api.task_instances(run_id), "list_workflows")
-                    if t["rendered_map_index"] == "flaky"]
+    [flaky_list] = [
+        t for t in mapped(api.task_instances(run_id), "list_workflows") if t["rendered_map_index"] == "flaky"
+    ]
     tries = api.tries(run_id, f"{GROUP}.list_workflows", flaky_list["map_index"])
     assert [t["state"] for t in sorted(tries, key=lambda t: t["try_number"])] == [
-        "failed", "failed", "success"] or flaky_list["try_number"] == 3
+        "failed",
+        "failed",
+        "success",
+    ] or flaky_list["try_number"] == 3
     starts = sorted(parse(t["start_date"]) for t in tries)
-    assert len(starts) == 3 and all(b - a >= timedelta(seconds=3) for a, b in zip(starts, starts[1:]))
+    assert len(starts) == 3 and all(b - a >= timedelta(seconds=3) for a, b in pairwise(starts))
     assert deployment.sim.stats("flaky")["requests"]["list"] == 3
     assert flaky["workflow_count"] == 3
 
-    outcome = dict(deployment.query("SELECT customer_id, status FROM zuora.sync_runs "
-                                    "WHERE run_id = %s", run_id))
+    outcome = dict(
+        deployment.query("SELECT customer_id, status FROM zuora.sync_runs WHERE run_id = %s", run_id)
+    )
     assert outcome == {"flaky": "success", "badcreds": "failed", "steady": "success"}
-    [bad_list] = [t for t in mapped(api.task_instances(run_id), "list_workflows")
-                  if t["rendered_map_index"] == "badcreds"]
-    assert bad_list["state"] == "failed" and bad_list["try_number"] == 1   # not retried
+    [bad_list] = [
+        t
+        for t in mapped(api.task_instances(run_id), "list_workflows")
+        if t["rendered_map_index"] == "badcreds"
+    ]
+    assert bad_list["state"] == "failed" and bad_list["try_number"] == 1  # not retried
     [(stage, error_type, message)] = deployment.query(
-        "SELECT stage, error_type, message FROM zuora.open_dead_letters WHERE customer_id = 'badcreds'")
+        "SELECT stage, error_type, message FROM zuora.open_dead_letters WHERE customer_id = 'badcreds'"
+    )
     assert (stage, error_type) == ("list", "ZuoraAuthError")
     assert "refused the client credentials" in message and "not-the-secret" not in message
     deadline = time.monotonic() + 30
-    while not any(a["kind"] == "task_failed" and a["details"].get("customer") == "badcreds"
-                  for a in deployment.alerts):
+    while not any(
+        a["kind"] == "task_failed" and a["details"].get("customer") == "badcreds" for a in deployment.alerts
+    ):
         assert time.monotonic() < deadline, deployment.alerts
         time.sleep(1)
     assert not any("not-the-secret" in str(a) for a in deployment.alerts)
@@ -112,27 +125,29 @@ def test_transient_errors_are_retried_on_schedule_and_permanent_ones_dead_letter
 
 def test_a_worker_killed_mid_export_is_retried_and_the_deadline_alerts(deployment):
     api = deployment.api
-    deployment.add_customer("slow", workflows=24, latency_ms=4000)   # a run over one minute
+    deployment.add_customer("slow", workflows=24, latency_ms=4000)  # a run over one minute
     run_id = api.trigger({"customer_ids": ["slow"]})
     export = wait_for_state(deployment, run_id, "export_workflows", "running")
-    time.sleep(3)                                  # the task is exporting
+    time.sleep(3)  # the task is exporting
     os.killpg(deployment.component_pid(export["hostname"]), signal.SIGKILL)
     assert api.wait(run_id, timeout=300) == "success"
 
     [export] = mapped(api.task_instances(run_id), "export_workflows")
     assert export["try_number"] == 2
-    listed, stored, dead = deployment.query("SELECT listed, stored, dead_lettered FROM zuora.sync_runs "
-                                            "WHERE run_id = %s", run_id)[0]
+    listed, stored, dead = deployment.query(
+        "SELECT listed, stored, dead_lettered FROM zuora.sync_runs WHERE run_id = %s", run_id
+    )[0]
     assert (listed, stored, dead) == (24, 24, 0)
     for table in ("staging_list_items", "staging_exports", "staging_workflows", "staging_listings"):
-        assert deployment.query(f"SELECT count(*) FROM zuora.{table} WHERE run_id = %s",
-                                run_id) == [(0,)], table
+        assert deployment.query(f"SELECT count(*) FROM zuora.{table} WHERE run_id = %s", run_id) == [(0,)], (
+            table
+        )
     # the run took over its one-minute deadline: the triggerer alerted, delivered and stored
-    stored_alerts = deployment.query("SELECT details ->> 'run_id', channel FROM zuora.alerts "
-                                     "WHERE kind = 'deadline_missed'")
+    stored_alerts = deployment.query(
+        "SELECT details ->> 'run_id', channel FROM zuora.alerts WHERE kind = 'deadline_missed'"
+    )
     assert (run_id, "http") in stored_alerts
-    assert any(a["kind"] == "deadline_missed" and a["details"]["run_id"] == run_id
-               for a in deployment.alerts)
+    assert any(a["kind"] == "deadline_missed" and a["details"]["run_id"] == run_id for a in deployment.alerts)
 
 
 def test_a_customer_lost_on_its_last_try_ends_dead_lettered_and_alerted(deployment):
@@ -141,31 +156,49 @@ def test_a_customer_lost_on_its_last_try_ends_dead_lettered_and_alerted(deployme
     deployment.add_customer("fine", workflows=2)
     # three tries fail fast and are retried; the last one hangs in the list call, and its
     # worker is killed there: no exception, so nothing in the task runner sees the failure
-    deployment.sim.script("doomed", [{"endpoint": "list", "kind": "status", "status": 503, "count": 3},
-                                     {"endpoint": "list", "kind": "hang", "seconds": 60}])
+    deployment.sim.script(
+        "doomed",
+        [
+            {"endpoint": "list", "kind": "status", "status": 503, "count": 3},
+            {"endpoint": "list", "kind": "hang", "seconds": 60},
+        ],
+    )
     run_id = api.trigger({"customer_ids": ["doomed", "fine"]})
     deadline = time.monotonic() + 120
-    while not (last := [t for t in mapped(api.task_instances(run_id), "list_workflows")
-                        if t["rendered_map_index"] == "doomed" and t["state"] == "running"
-                        and t["try_number"] == 4]):
+    while not (
+        last := [
+            t
+            for t in mapped(api.task_instances(run_id), "list_workflows")
+            if t["rendered_map_index"] == "doomed" and t["state"] == "running" and t["try_number"] == 4
+        ]
+    ):
         assert time.monotonic() < deadline, "the list task never ran its last try"
         time.sleep(1)
-    time.sleep(2)                                  # the try is waiting for its list page
+    time.sleep(2)  # the try is waiting for its list page
     os.killpg(deployment.component_pid(last[0]["hostname"]), signal.SIGKILL)
     assert api.wait(run_id, timeout=240) == "failed"
 
-    states = {(t["task_id"], t["rendered_map_index"]): (t["state"], t["try_number"])
-              for t in api.task_instances(run_id) if t["map_index"] >= 0}
+    states = {
+        (t["task_id"], t["rendered_map_index"]): (t["state"], t["try_number"])
+        for t in api.task_instances(run_id)
+        if t["map_index"] >= 0
+    }
     assert states[(f"{GROUP}.list_workflows", "doomed")] == ("failed", 4)
     assert states[(f"{GROUP}.upsert", "fine")][0] == "success"
-    assert deployment.query("SELECT customer_id, status FROM zuora.sync_runs WHERE run_id = %s "
-                            "ORDER BY 1", run_id) == [("doomed", "failed"), ("fine", "success")]
-    assert deployment.query("SELECT stage, error_type FROM zuora.dead_letters "
-                            "WHERE customer_id = 'doomed' AND run_id = %s", run_id) == [
-        ("task", "TaskLost")]
+    assert deployment.query(
+        "SELECT customer_id, status FROM zuora.sync_runs WHERE run_id = %s ORDER BY 1", run_id
+    ) == [("doomed", "failed"), ("fine", "success")]
+    assert deployment.query(
+        "SELECT stage, error_type FROM zuora.dead_letters WHERE customer_id = 'doomed' AND run_id = %s",
+        run_id,
+    ) == [("task", "TaskLost")]
     deadline = time.monotonic() + 30
-    while not any(a["kind"] == "task_failed" and a["details"]["run_id"] == run_id
-                  and "doomed" in str(a["details"]["error"]) for a in deployment.alerts):
+    while not any(
+        a["kind"] == "task_failed"
+        and a["details"]["run_id"] == run_id
+        and "doomed" in str(a["details"]["error"])
+        for a in deployment.alerts
+    ):
         assert time.monotonic() < deadline, deployment.alerts
         time.sleep(1)
 
@@ -174,22 +207,33 @@ def test_a_three_day_backfill_runs_one_day_at_a_time(deployment):
     api = deployment.api
     deployment.add_customer("daily", workflows=4)
     before = deployment.query("SELECT count(*) FROM zuora.workflow_history")[0][0]
-    today = datetime.now(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
-    backfill = api.call("POST", "/backfills", json={
-        "dag_id": DAG_ID, "from_date": (today - timedelta(days=4)).isoformat(),
-        "to_date": (today - timedelta(days=1, hours=12)).isoformat(), "max_active_runs": 1,
-        "dag_run_conf": {"customer_ids": ["daily"]}})
+    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    backfill = api.call(
+        "POST",
+        "/backfills",
+        json={
+            "dag_id": DAG_ID,
+            "from_date": (today - timedelta(days=4)).isoformat(),
+            "to_date": (today - timedelta(days=1, hours=12)).isoformat(),
+            "max_active_runs": 1,
+            "dag_run_conf": {"customer_ids": ["daily"]},
+        },
+    )
     deadline = time.monotonic() + 240
     while True:
-        runs = [r for r in api.call("GET", f"/dags/{DAG_ID}/dagRuns",
-                                    params={"run_type": "backfill", "limit": 100})["dag_runs"]]
+        runs = [
+            r
+            for r in api.call(
+                "GET", f"/dags/{DAG_ID}/dagRuns", params={"run_type": "backfill", "limit": 100}
+            )["dag_runs"]
+        ]
         if len(runs) == 3 and all(r["state"] in ("success", "failed") for r in runs):
             break
         assert time.monotonic() < deadline, runs
         time.sleep(3)
     assert [r["state"] for r in runs] == ["success"] * 3
     spans = sorted((parse(r["start_date"]), parse(r["end_date"])) for r in runs)
-    assert all(end <= next_start for (_, end), (next_start, _) in zip(spans, spans[1:]))
+    assert all(end <= next_start for (_, end), (next_start, _) in pairwise(spans))
     assert backfill["max_active_runs"] == 1
     # the first run inserted the 4 workflows; the next two found nothing changed, so each
     # synced the customer in its list task (skipped, with the reason) and started nothing else
@@ -199,11 +243,13 @@ def test_a_three_day_backfill_runs_one_day_at_a_time(deployment):
     for run in later:
         stages = [t for t in api.task_instances(run["dag_run_id"]) if t["map_index"] >= 0]
         assert {(t["task_id"], t["state"]) for t in stages} == {
-            (f"{GROUP}.{stage}", "skipped") for stage in ("list_workflows", "export_workflows",
-                                                           "validate", "upsert")}
+            (f"{GROUP}.{stage}", "skipped")
+            for stage in ("list_workflows", "export_workflows", "validate", "upsert")
+        }
         assert [t["task_id"] for t in stages if t["hostname"]] == [f"{GROUP}.list_workflows"]
-    assert deployment.query("SELECT count(*) FROM zuora.sync_runs WHERE customer_id = 'daily' "
-                            "AND status = 'success'") == [(3,)]
+    assert deployment.query(
+        "SELECT count(*) FROM zuora.sync_runs WHERE customer_id = 'daily' AND status = 'success'"
+    ) == [(3,)]
 
 
 def test_a_restore_triggered_from_the_ui_is_a_dry_run_until_applied(deployment):
@@ -212,16 +258,18 @@ def test_a_restore_triggered_from_the_ui_is_a_dry_run_until_applied(deployment):
     assert api.wait(api.trigger({"customer_ids": ["restorable"]}), timeout=180) == "success"
     zuora_id, version = deployment.query(
         "SELECT zuora_id, version FROM zuora.workflow_versions WHERE customer_id = 'restorable' "
-        "AND original_encrypted IS NOT NULL ORDER BY zuora_id, version_order LIMIT 1")[0]
+        "AND original_encrypted IS NOT NULL ORDER BY zuora_id, version_order LIMIT 1"
+    )[0]
     api.call("PATCH", "/dags/zuora_workflow_restore", json={"is_paused": False})
     conf = {"customer_id": "restorable", "zuora_id": zuora_id, "version": version}
     for run_conf in (conf, {**conf, "apply": True}):
         run_id = api.trigger(run_conf, dag_id="zuora_workflow_restore")
         assert api.wait(run_id, timeout=120, dag_id="zuora_workflow_restore") == "success"
-    assert deployment.query("SELECT status, applied, requested_by, source_version FROM zuora.restores "
-                            "WHERE source_customer_id = 'restorable' ORDER BY restore_id") == [
-        ("planned", False, "admin", version), ("imported", True, "admin", version)]
-    imports = deployment.sim.imports("restorable")             # the tenant is named after it
+    assert deployment.query(
+        "SELECT status, applied, requested_by, source_version FROM zuora.restores "
+        "WHERE source_customer_id = 'restorable' ORDER BY restore_id"
+    ) == [("planned", False, "admin", version), ("imported", True, "admin", version)]
+    imports = deployment.sim.imports("restorable")  # the tenant is named after it
     assert [(i["kind"], i["workflow_id"], i["replay"]) for i in imports] == [("version", zuora_id, False)]
 
 
@@ -242,11 +290,23 @@ def test_the_monitor_reads_the_real_queue_through_the_airflow_api(deployment):
     base = deployment.info["api_url"]
     password = open(deployment.info["password_file"]).read()
     import json
-    api.call("POST", "/connections", json={
-        "connection_id": "airflow_api", "conn_type": "http", "host": base, "login": "admin",
-        "password": json.loads(password)["admin"]})
-    api.call("POST", "/variables", json={"key": "zuora_monitor_thresholds",
-                                         "value": '{"max_queued_task_instances": -1}'})
+
+    api.call(
+        "POST",
+        "/connections",
+        json={
+            "connection_id": "airflow_api",
+            "conn_type": "http",
+            "host": base,
+            "login": "admin",
+            "password": json.loads(password)["admin"],
+        },
+    )
+    api.call(
+        "POST",
+        "/variables",
+        json={"key": "zuora_monitor_thresholds", "value": '{"max_queued_task_instances": -1}'},
+    )
     api.call("PATCH", "/dags/zuora_sync_monitor", json={"is_paused": False})
     run_id = api.trigger({}, dag_id="zuora_sync_monitor")
     assert api.wait(run_id, timeout=180, dag_id="zuora_sync_monitor") == "success"

@@ -28,32 +28,53 @@ def installed(tmp_path_factory):
     venv.create(base / "venv", with_pip=True)
     python = str(base / "venv" / "bin" / "python")
     lock = ["-c", str(ROOT / "requirements-lock.txt")]
-    pins = [line for line in (ROOT / "requirements.txt").read_text().splitlines()
-            if line.startswith(("apache-airflow==", "apache-airflow-task-sdk==",
-                                "apache-airflow-providers-postgres=="))]
+    pins = [
+        line
+        for line in (ROOT / "requirements.txt").read_text().splitlines()
+        if line.startswith(
+            ("apache-airflow==", "apache-airflow-task-sdk==", "apache-airflow-providers-postgres==")
+        )
+    ]
     subprocess.run([python, *PIP, *pins, *lock], check=True, timeout=900, cwd=base)
     source = base / "source"
-    shutil.copytree(ROOT, source, symlinks=True, ignore=shutil.ignore_patterns(
-        ".venv", ".demo", ".git", "__pycache__", "*.egg-info", ".pytest_cache", "build"))
+    shutil.copytree(
+        ROOT,
+        source,
+        symlinks=True,
+        ignore=shutil.ignore_patterns(
+            ".venv", ".demo", ".git", "__pycache__", "*.egg-info", ".pytest_cache", "build"
+        ),
+    )
     subprocess.run([python, *PIP, str(source), *lock], check=True, timeout=900, cwd=base)
-    shutil.rmtree(source)                       # the installed package must stand alone
+    shutil.rmtree(source)  # the installed package must stand alone
     home = base / "airflow"
     (home / "plugins").mkdir(parents=True)
-    env = {"PATH": f"{base / 'venv' / 'bin'}:{os.environ['PATH']}", "HOME": str(base),
-           "AIRFLOW_HOME": str(home), "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-           "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
-           "AIRFLOW__CORE__PLUGINS_FOLDER": str(home / "plugins"),
-           "AIRFLOW__CORE__TEST_CONNECTION": "Enabled",
-           "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True"}
-    subprocess.run([python, "-m", "airflow", "db", "migrate"], env=env, cwd=base, check=True,
-                   capture_output=True, timeout=300)
+    env = {
+        "PATH": f"{base / 'venv' / 'bin'}:{os.environ['PATH']}",
+        "HOME": str(base),
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(home / "plugins"),
+        "AIRFLOW__CORE__TEST_CONNECTION": "Enabled",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
+    }
+    subprocess.run(
+        [python, "-m", "airflow", "db", "migrate"],
+        env=env,
+        cwd=base,
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
     return python, env, base
 
 
 def run(installed, *args, **env) -> subprocess.CompletedProcess:
     python, base_env, cwd = installed
-    return subprocess.run([python, *args], env={**base_env, **env}, cwd=cwd, capture_output=True,
-                          text=True, timeout=300)
+    return subprocess.run(
+        [python, *args], env={**base_env, **env}, cwd=cwd, capture_output=True, text=True, timeout=300
+    )
 
 
 def last_line(result: subprocess.CompletedProcess) -> str:
@@ -80,8 +101,12 @@ def test_the_providers_manager_sees_the_hook_and_its_form(installed):
     seen = json.loads(last_line(result))
     assert seen["provider"] and seen["hook"] == "zuora.api.hook.ZuoraHook"
     assert "site-packages" in seen["package_file"]
-    assert seen["widgets"] == ["extra__zuora__allow_custom_host", "extra__zuora__environment",
-                               "extra__zuora__max_concurrency", "extra__zuora__page_length"]
+    assert seen["widgets"] == [
+        "extra__zuora__allow_custom_host",
+        "extra__zuora__environment",
+        "extra__zuora__max_concurrency",
+        "extra__zuora__page_length",
+    ]
     assert seen["behaviour"]["hidden_fields"] == ["schema", "port"]
     assert seen["behaviour"]["relabeling"]["login"] == "Client ID"
 
@@ -104,7 +129,9 @@ def test_the_ui_connection_form_is_ours(installed):
     [meta] = json.loads(last_line(result))
     assert meta["hook_name"] == "Zuora"
     standard = meta["standard_fields"]
-    assert standard["host"]["title"] == "REST base URL" and "rest.zuora.com" in standard["host"]["placeholder"]
+    assert (
+        standard["host"]["title"] == "REST base URL" and "rest.zuora.com" in standard["host"]["placeholder"]
+    )
     assert standard["login"]["title"] == "Client ID"
     assert standard["port"]["hidden"] and standard["url_schema"]["hidden"]
     extra = meta["extra_fields"]
@@ -120,21 +147,32 @@ def test_our_dags_import_without_errors(installed):
     assert result.returncode == 0, result.stderr[-3000:]
     assert json.loads(last_line(result)) == []
     listed = run(installed, "-m", "airflow", "dags", "list", "-o", "json")
-    assert {"zuora_workflow_sync", "zuora_sync_monitor"} <= {d["dag_id"] for d in json.loads(last_line(listed))}
+    assert {"zuora_workflow_sync", "zuora_sync_monitor"} <= {
+        d["dag_id"] for d in json.loads(last_line(listed))
+    }
 
 
 def test_airflow_connections_test_reaches_the_simulator(installed, sim_tenant):
     tenant = sim_tenant(workflows=2)
-    good = json.dumps(airflow_connection(tenant.base_url, tenant.client_id, tenant.client_secret,
-                                         allow_insecure_http=True))
-    result = run(installed, "-m", "airflow", "connections", "test", "zuora_probe",
-                 AIRFLOW_CONN_ZUORA_PROBE=good)
+    good = json.dumps(
+        airflow_connection(tenant.base_url, tenant.client_id, tenant.client_secret, allow_insecure_http=True)
+    )
+    result = run(
+        installed, "-m", "airflow", "connections", "test", "zuora_probe", AIRFLOW_CONN_ZUORA_PROBE=good
+    )
     assert result.returncode == 0, result.stdout + result.stderr[-2000:]
     assert "Connection success!" in result.stdout
     assert tenant.stats()["requests"]["list"] == 1
 
     bad = json.loads(good) | {"password": "not-the-secret"}
-    result = run(installed, "-m", "airflow", "connections", "test", "zuora_probe",
-                 AIRFLOW_CONN_ZUORA_PROBE=json.dumps(bad))
+    result = run(
+        installed,
+        "-m",
+        "airflow",
+        "connections",
+        "test",
+        "zuora_probe",
+        AIRFLOW_CONN_ZUORA_PROBE=json.dumps(bad),
+    )
     assert "Connection failed" in result.stdout and "refused the client credentials" in result.stdout
     assert "not-the-secret" not in result.stdout + result.stderr

@@ -26,8 +26,9 @@ print(json.dumps({"top_level": ours, "errors": plugins_manager.get_import_errors
 def test_the_plugin_loader_leaves_our_modules_alone():
     plugins = str(ROOT / "plugins")
     env = {**os.environ, "AIRFLOW__CORE__PLUGINS_FOLDER": plugins}
-    result = subprocess.run([sys.executable, "-c", LOAD_PLUGINS, plugins], env=env,
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-c", LOAD_PLUGINS, plugins], env=env, capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     loaded = json.loads(result.stdout.strip().splitlines()[-1])
     assert loaded == {"top_level": [], "errors": {}}

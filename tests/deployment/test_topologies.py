@@ -37,12 +37,15 @@ def test_both_topologies_set_the_same_addresses_and_secrets():
 
 def test_the_shared_settings_load_the_celery_executor():
     """What the scheduler and a worker import first (celery 5.7.0 broke it: issue 11)."""
-    code = ("from airflow.executors.executor_loader import ExecutorLoader\n"
-            "executor = ExecutorLoader.get_default_executor()\n"
-            "from airflow.providers.celery.executors.celery_executor_utils import app\n"
-            "print(type(executor).__name__, app.main)")
+    code = (
+        "from airflow.executors.executor_loader import ExecutorLoader\n"
+        "executor = ExecutorLoader.get_default_executor()\n"
+        "from airflow.providers.celery.executors.celery_executor_utils import app\n"
+        "print(type(executor).__name__, app.main)"
+    )
     env = {**os.environ, **cluster.shared_settings()}
-    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                            timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip().splitlines()[-1].split()[0] == "CeleryExecutor"

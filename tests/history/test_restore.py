@@ -21,11 +21,19 @@ def writes(tenant) -> int:
 def content(export: dict) -> dict:
     """An export without what Zuora assigns on import: ids, version number, linkage ids."""
     positions = {task["id"]: n for n, task in enumerate(export["tasks"])}
-    return {"workflow": {k: v for k, v in export["workflow"].items() if k not in ("id", "version")},
-            "tasks": [{k: v for k, v in task.items() if k != "id"} for task in export["tasks"]],
-            "linkages": [{**link, "source_task_id": positions.get(link["source_task_id"]),
-                          "target_task_id": positions.get(link["target_task_id"]),
-                          "source_workflow_id": None} for link in export["linkages"]]}
+    return {
+        "workflow": {k: v for k, v in export["workflow"].items() if k not in ("id", "version")},
+        "tasks": [{k: v for k, v in task.items() if k != "id"} for task in export["tasks"]],
+        "linkages": [
+            {
+                **link,
+                "source_task_id": positions.get(link["source_task_id"]),
+                "target_task_id": positions.get(link["target_task_id"]),
+                "source_workflow_id": None,
+            }
+            for link in export["linkages"]
+        ],
+    }
 
 
 @pytest.fixture
@@ -37,8 +45,10 @@ def synced(env, sim_tenant):
     tenant.update_workflow(wid)
     customer = env.customer("acme", tenant)
     sync.run_customer(customer, "run-1")
-    assert env.query("SELECT count(*) FROM zuora.workflow_versions WHERE definition IS NOT NULL "
-                     "AND original_encrypted IS NOT NULL") == [(3,)]
+    assert env.query(
+        "SELECT count(*) FROM zuora.workflow_versions WHERE definition IS NOT NULL "
+        "AND original_encrypted IS NOT NULL"
+    ) == [(3,)]
     return tenant, customer, wid
 
 
@@ -48,11 +58,13 @@ def test_a_dry_run_changes_nothing_and_shows_the_task_differences(env, synced):
     text, summary = restore.run("acme", wid, version="0.0.1", requested_by="jane")
     assert writes(tenant) == 0 and tenant.imports() == []
     assert "dry run" in text and "version 0.0.1" in text and "import as version 0.0.4" in text
-    plan = env.query("SELECT status, applied, requested_by, source_version, new_version, "
-                     "plan -> 'changes' FROM zuora.restores")
+    plan = env.query(
+        "SELECT status, applied, requested_by, source_version, new_version, "
+        "plan -> 'changes' FROM zuora.restores"
+    )
     assert plan[0][:5] == ("planned", False, "jane", "0.0.1", "0.0.4")
     changes = plan[0][5]
-    assert changes["added"] or changes["removed"] or changes["changed"]   # 0.0.3 differs from 0.0.1
+    assert changes["added"] or changes["removed"] or changes["changed"]  # 0.0.3 differs from 0.0.1
     for task in changes["added"] + changes["changed"]:
         assert task in text
 
@@ -62,25 +74,36 @@ def test_apply_round_trip_the_next_sync_stores_that_version_again(env, synced):
     restore.run("acme", wid, version="0.0.1", activate=True, requested_by="jane")
     # the import's answer is lost once: the retry sends the same Idempotency-Key
     tenant.script([{"endpoint": "versions_import", "kind": "reset", "phase": "body"}])
-    text, summary = restore.run("acme", wid, version="0.0.1", activate=True, apply_it=True,
-                                requested_by="jane")
+    text, summary = restore.run(
+        "acme", wid, version="0.0.1", activate=True, apply_it=True, requested_by="jane"
+    )
     assert summary["applied"] and summary["new_version"] == "0.0.4"
     imports = tenant.imports()
     assert [(i["version"], i["replay"]) for i in imports] == [("0.0.4", False), ("0.0.4", True)]
     assert len({i["idempotency_key"] for i in imports}) == 1
-    assert tenant.admin.get_workflow(tenant.tenant_id, wid)["versions"] == ["0.0.1", "0.0.2", "0.0.3", "0.0.4"]
+    assert tenant.admin.get_workflow(tenant.tenant_id, wid)["versions"] == [
+        "0.0.1",
+        "0.0.2",
+        "0.0.3",
+        "0.0.4",
+    ]
 
     sync.run_customer(customer, "run-2")
     source, current = env.query(
         "SELECT v.fingerprint, d.fingerprint FROM zuora.workflow_versions v, zuora.workflow_definitions d "
-        "WHERE v.version = '0.0.1' AND d.zuora_id = v.zuora_id")[0]
+        "WHERE v.version = '0.0.1' AND d.zuora_id = v.zuora_id"
+    )[0]
     assert current == source and env.query("SELECT version FROM zuora.workflow_definitions") == [("0.0.4",)]
     from zuora import warehouse
-    with sync.warehouse_connection() as conn:
+    from zuora.warehouse.connection import warehouse_connection
+
+    with warehouse_connection() as conn:
         stored_now = warehouse.decrypt_original(conn, "acme", wid, env.key)
     assert content(stored_now) == content(tenant.admin.expected_export(tenant.tenant_id, wid, "0.0.1"))
-    assert env.query("SELECT status, zuora_status, idempotency_key = %s FROM zuora.restores "
-                     "WHERE applied", imports[0]["idempotency_key"]) == [("imported", 200, True)]
+    assert env.query(
+        "SELECT status, zuora_status, idempotency_key = %s FROM zuora.restores WHERE applied",
+        imports[0]["idempotency_key"],
+    ) == [("imported", 200, True)]
     # the target changed since that dry run: a second apply is refused
     with pytest.raises(RestoreRefused, match="changed since the dry run"):
         restore.run("acme", wid, version="0.0.1", activate=True, apply_it=True, requested_by="jane")
@@ -91,8 +114,10 @@ def test_promotion_from_sandbox_to_production_needs_the_confirmation(env, synced
     tenant, _, wid = synced
     production = sim_tenant(workflows=1)
     env.customer("acme_prod", production, environment="production", tenant_group="acme")
-    sync.run_customer({"customer_id": "acme_prod", "zuora_conn_id": "zuora_acme_prod",
-                       "environment": "production"}, "run-p1")
+    sync.run_customer(
+        {"customer_id": "acme_prod", "zuora_conn_id": "zuora_acme_prod", "environment": "production"},
+        "run-p1",
+    )
     choice = dict(version="0.0.2", to="acme_prod", as_new_workflow=True, requested_by="jane")
     text, _ = restore.run("acme", wid, **choice)
     assert "as a new workflow" in text and "--confirm-production" in text
@@ -102,13 +127,19 @@ def test_promotion_from_sandbox_to_production_needs_the_confirmation(env, synced
     _, summary = restore.run("acme", wid, apply_it=True, confirm_production=True, **choice)
     new_id = summary["zuora_workflow_id"]
     assert [i["kind"] for i in production.imports()] == ["workflow"]
-    sync.run_customer({"customer_id": "acme_prod", "zuora_conn_id": "zuora_acme_prod",
-                       "environment": "production"}, "run-p2")
-    assert env.query("SELECT d.fingerprint = v.fingerprint FROM zuora.workflow_definitions d, "
-                     "zuora.workflow_versions v WHERE d.customer_id = 'acme_prod' AND d.zuora_id = %s "
-                     "AND v.customer_id = 'acme' AND v.version = '0.0.2'", new_id) == [(True,)]
-    assert env.query("SELECT status FROM zuora.restores WHERE target_customer_id = 'acme_prod' "
-                     "ORDER BY restore_id") == [("planned",), ("refused",), ("imported",)]
+    sync.run_customer(
+        {"customer_id": "acme_prod", "zuora_conn_id": "zuora_acme_prod", "environment": "production"},
+        "run-p2",
+    )
+    assert env.query(
+        "SELECT d.fingerprint = v.fingerprint FROM zuora.workflow_definitions d, "
+        "zuora.workflow_versions v WHERE d.customer_id = 'acme_prod' AND d.zuora_id = %s "
+        "AND v.customer_id = 'acme' AND v.version = '0.0.2'",
+        new_id,
+    ) == [(True,)]
+    assert env.query(
+        "SELECT status FROM zuora.restores WHERE target_customer_id = 'acme_prod' ORDER BY restore_id"
+    ) == [("planned",), ("refused",), ("imported",)]
 
 
 def test_refusals_say_what_to_do(env, synced, monkeypatch):
@@ -121,8 +152,9 @@ def test_refusals_say_what_to_do(env, synced, monkeypatch):
     monkeypatch.delenv("ZUORA_EXPORT_ENCRYPTION_KEY")
     with pytest.raises(RestoreRefused, match="no export encryption key"):
         restore.run("acme", wid, version="0.0.2", apply_it=True, requested_by="jane")
-    env.query("UPDATE zuora.workflow_versions SET original_encrypted = NULL WHERE version = '0.0.2' "
-              "RETURNING 1")
+    env.query(
+        "UPDATE zuora.workflow_versions SET original_encrypted = NULL WHERE version = '0.0.2' RETURNING 1"
+    )
     monkeypatch.setenv("ZUORA_EXPORT_ENCRYPTION_KEY", env.key.decode())
     with pytest.raises(RestoreRefused, match="redacted definition cannot be imported"):
         restore.run("acme", wid, version="0.0.2", apply_it=True, requested_by="jane")
@@ -132,20 +164,32 @@ def test_refusals_say_what_to_do(env, synced, monkeypatch):
     with pytest.raises(ZuoraAuthError, match="Workflow Manage Access"):
         restore.run("acme", wid, version="0.0.1", apply_it=True, requested_by="jane")
     assert tenant.imports() == [] or all(i["status"] == 403 for i in tenant.imports())
-    assert env.query("SELECT status, zuora_status FROM zuora.restores WHERE applied "
-                     "ORDER BY restore_id") == [("refused", None)] * 3 + [("failed", 403)]
+    assert env.query("SELECT status, zuora_status FROM zuora.restores WHERE applied ORDER BY restore_id") == [
+        ("refused", None)
+    ] * 3 + [("failed", 403)]
 
 
 def test_the_cli_and_the_dag_params_drive_the_same_restore(env, synced, capsys):
     _, _, wid = synced
     assert cli.main(["restore", "acme", str(wid), "--as-of", "2100-01-01"]) == 0
     out = capsys.readouterr().out
-    assert "version 0.0.3" in out and "--apply" in out        # the newest version by then
+    assert "version 0.0.3" in out and "--apply" in out  # the newest version by then
     with pytest.raises(SystemExit, match="refused: no dry run"):
         cli.main(["restore", "acme", str(wid), "--version", "0.0.1", "--apply"])
-    summary = restore.run_from_params({"customer_id": "acme", "zuora_id": wid, "version": "0.0.1",
-                                       "as_of": None, "to_customer": None, "apply": False},
-                                      requested_by="admin")
+    summary = restore.run_from_params(
+        {
+            "customer_id": "acme",
+            "zuora_id": wid,
+            "version": "0.0.1",
+            "as_of": None,
+            "to_customer": None,
+            "apply": False,
+        },
+        requested_by="admin",
+    )
     assert summary["applied"] is False and summary["source"] == f"acme/{wid}@0.0.1"
     assert env.query("SELECT requested_by FROM zuora.restores ORDER BY restore_id") == [
-        (cli.getpass.getuser(),), (cli.getpass.getuser(),), ("admin",)]
+        (cli.getpass.getuser(),),
+        (cli.getpass.getuser(),),
+        ("admin",),
+    ]

@@ -36,20 +36,40 @@ class Env:
         with psycopg.connect(uri) as conn:
             warehouse.apply_migrations(conn)
 
-    def customer(self, customer_id: str, tenant=None, *, host: str | None = None,
-                 client_id: str | None = None, secret: str | None = None,
-                 environment: str = "sandbox", tenant_group: str | None = None, **extra) -> dict:
+    def customer(
+        self,
+        customer_id: str,
+        tenant=None,
+        *,
+        host: str | None = None,
+        client_id: str | None = None,
+        secret: str | None = None,
+        environment: str = "sandbox",
+        tenant_group: str | None = None,
+        **extra,
+    ) -> dict:
         """Register a customer (connection + zuora.customers row) for a tenant or a stub host."""
         conn_id = f"zuora_{customer_id}"
-        self.monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(airflow_connection(
-            host or tenant.base_url,
-            client_id or (tenant.client_id if tenant else "b64e42ba-7e1a-4bc6-9146-5e1b420306b5"),
-            secret or (tenant.client_secret if tenant else "stub-secret"),
-            **{"allow_insecure_http": True, "environment": environment, **RETRIES, **extra})))
+        self.monkeypatch.setenv(
+            f"AIRFLOW_CONN_{conn_id.upper()}",
+            json.dumps(
+                airflow_connection(
+                    host or tenant.base_url,
+                    client_id or (tenant.client_id if tenant else "b64e42ba-7e1a-4bc6-9146-5e1b420306b5"),
+                    secret or (tenant.client_secret if tenant else "stub-secret"),
+                    **{"allow_insecure_http": True, "environment": environment, **RETRIES, **extra},
+                )
+            ),
+        )
         with psycopg.connect(self.uri) as conn:
-            warehouse.upsert_customer(conn, customer_id=customer_id, name=customer_id.title(),
-                                      zuora_conn_id=conn_id, environment=environment,
-                                      tenant_group=tenant_group)
+            warehouse.upsert_customer(
+                conn,
+                customer_id=customer_id,
+                name=customer_id.title(),
+                zuora_conn_id=conn_id,
+                environment=environment,
+                tenant_group=tenant_group,
+            )
         return {"customer_id": customer_id, "zuora_conn_id": conn_id, "environment": environment}
 
     def query(self, sql: str, *params) -> list[tuple]:
@@ -66,5 +86,10 @@ def stage_process(stage_call: str) -> subprocess.Popen:
     """A Python subprocess (same environment) running ``stage_call``, e.g. an upsert stage."""
     code = "import sys; from zuora import sync\n" + stage_call
     environment = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'plugins'}"}
-    return subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, env=environment,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    return subprocess.Popen(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )

@@ -7,14 +7,14 @@ from __future__ import annotations
 import threading
 
 from tests.reliability.checks import assert_consistent, current_ids, rows, snapshot
-from zuora.sync import run_customer
 from zuora import sync
+from zuora.sync import run_customer
 
 
 def test_same_customer_synced_by_two_runs_at_once(env, sim_tenant):
     tenant = sim_tenant(workflows=40, latency_ms=15)
     acme = env.customer("acme", tenant)
-    env.monkeypatch.setenv("ZUORA_SYNC_HISTORY_CALLS", "0")   # counts current exports only
+    env.monkeypatch.setenv("ZUORA_SYNC_HISTORY_CALLS", "0")  # counts current exports only
     start = threading.Barrier(2)
     outcome, errors = {}, []
 
@@ -35,12 +35,13 @@ def test_same_customer_synced_by_two_runs_at_once(env, sim_tenant):
 
     run_at_once("run-a", "run-b")
     inserted = [outcome[r]["upsert"]["inserted"] for r in ("run-a", "run-b")]
-    assert sorted(inserted) == [0, 40]                       # one merge inserted, the other saw them
+    assert sorted(inserted) == [0, 40]  # one merge inserted, the other saw them
     for run_id in ("run-a", "run-b"):
         assert_consistent(env.uri, "acme", run_id, tenant=tenant, key=env.key)
-    assert rows(env.uri, "SELECT change_kind, count(*) FROM zuora.workflow_history "
-                         "GROUP BY 1") == [("insert", 40)]
-    assert tenant.stats()["requests"]["export"] == 80        # both exported everything, as expected
+    assert rows(env.uri, "SELECT change_kind, count(*) FROM zuora.workflow_history GROUP BY 1") == [
+        ("insert", 40)
+    ]
+    assert tenant.stats()["requests"]["export"] == 80  # both exported everything, as expected
 
     # a second pair at once, after changes at Zuora: each change recorded once
     ids = tenant.workflow_ids()
@@ -51,8 +52,13 @@ def test_same_customer_synced_by_two_runs_at_once(env, sim_tenant):
     run_at_once("run-c", "run-d")
     for run_id in ("run-c", "run-d"):
         assert_consistent(env.uri, "acme", run_id, tenant=tenant, key=env.key)
-    kinds = dict(rows(env.uri, "SELECT change_kind, count(*) FROM zuora.workflow_history "
-                               "WHERE run_id IN ('run-c', 'run-d') GROUP BY 1"))
+    kinds = dict(
+        rows(
+            env.uri,
+            "SELECT change_kind, count(*) FROM zuora.workflow_history "
+            "WHERE run_id IN ('run-c', 'run-d') GROUP BY 1",
+        )
+    )
     assert kinds == {"insert": 1, "update": 1, "delete": 1}
 
 
@@ -64,8 +70,8 @@ def test_old_run_replayed_after_a_newer_one_keeps_newer_data(env, sim_tenant):
 
     # the old run lists, exports and validates, but its merge does not happen yet
     run_customer(acme, "run-old", stages=("list", "export", "validate"))
-    tenant.update_workflow(ids[0], name="Renamed later")                     # newer updatedAt
-    tenant.delete_workflow(ids[1])                                           # gone at Zuora
+    tenant.update_workflow(ids[0], name="Renamed later")  # newer updatedAt
+    tenant.delete_workflow(ids[1])  # gone at Zuora
     tenant.update_workflow(ids[2], description="changed, same updatedAt", touch_updated_at=False)
     tenant.update_workflow(ids[3], touch_updated_at=False, bump_version=False)  # export only
     added = tenant.add_workflow(name="Added later")["id"]
@@ -73,7 +79,7 @@ def test_old_run_replayed_after_a_newer_one_keeps_newer_data(env, sim_tenant):
     assert_consistent(env.uri, "acme", "run-new", tenant=tenant, key=env.key)
     newer = snapshot(env.uri, "acme")
 
-    sync.upsert_stage(acme, "run-old")                                       # the replay
+    sync.upsert_stage(acme, "run-old")  # the replay
 
     after = snapshot(env.uri, "acme")
     assert current_ids(env.uri, "acme") == set(tenant.workflow_ids())
@@ -83,5 +89,6 @@ def test_old_run_replayed_after_a_newer_one_keeps_newer_data(env, sim_tenant):
     assert after["history"] == newer["history"]
     old = assert_consistent(env.uri, "acme", "run-old")
     assert old["listed"] == 20
-    assert rows(env.uri, "SELECT stale, restored, updated, inserted FROM zuora.sync_runs "
-                         "WHERE run_id = 'run-old'") == [(3, 0, 0, 0)]
+    assert rows(
+        env.uri, "SELECT stale, restored, updated, inserted FROM zuora.sync_runs WHERE run_id = 'run-old'"
+    ) == [(3, 0, 0, 0)]

@@ -6,20 +6,23 @@ from __future__ import annotations
 import pytest
 
 from zuora import sync, warehouse
+from zuora.warehouse.connection import warehouse_connection
 
 
 def test_the_summary_closes_a_customer_left_running(env, sim_tenant):
     acme = env.customer("acme", sim_tenant(workflows=2))
     globex = env.customer("globex", sim_tenant(workflows=2))
     sync.run_customer(acme, "run-1")
-    sync.list_stage(globex, "run-1")           # then its export task's worker died for good
+    sync.list_stage(globex, "run-1")  # then its export task's worker died for good
     with pytest.raises(sync.CustomersFailed, match="1 of 2 customers failed: globex"):
         sync.summarize_run("run-1", [acme, globex])
-    assert env.query("SELECT customer_id, status, coalesce(error, '') LIKE '%%task lost%%' FROM zuora.sync_runs "
-                     "WHERE run_id = 'run-1' ORDER BY 1") == [("acme", "success", False),
-                                                              ("globex", "failed", True)]
+    assert env.query(
+        "SELECT customer_id, status, coalesce(error, '') LIKE '%%task lost%%' FROM zuora.sync_runs "
+        "WHERE run_id = 'run-1' ORDER BY 1"
+    ) == [("acme", "success", False), ("globex", "failed", True)]
     assert env.query("SELECT customer_id, stage, error_type FROM zuora.open_dead_letters") == [
-        ("globex", "task", "TaskLost")]
+        ("globex", "task", "TaskLost")
+    ]
 
 
 def test_the_summary_of_a_run_without_a_customer_list_says_why():
@@ -30,7 +33,7 @@ def test_the_summary_of_a_run_without_a_customer_list_says_why():
 def test_a_failed_customer_is_not_closed_twice(env, sim_tenant):
     acme = env.customer("acme", sim_tenant(workflows=1))
     sync.list_stage(acme, "run-1")
-    with sync.warehouse_connection() as conn:    # what the failure callback does
+    with warehouse_connection() as conn:  # what the failure callback does
         warehouse.finish_sync_run(conn, "run-1", "acme", status="failed", error="export: boom")
     with pytest.raises(sync.CustomersFailed):
         sync.summarize_run("run-1", [acme])

@@ -18,9 +18,9 @@ from psycopg import sql
 from devstack.postgres import EmbeddedPostgres
 from tests.reliability.checks import assert_consistent, rows
 from tests.reliability.conftest import Env
-from zuora.sync import run_customer
 from zuora import sync
 from zuora.retry import is_transient
+from zuora.sync import run_customer
 
 
 @pytest.fixture
@@ -80,6 +80,10 @@ def test_postgres_restarts_during_a_run(own_postgres, sim_tenant):
     run = assert_consistent(env.uri, "acme", "run-1", tenant=tenant, key=env.key)
     assert run["listed"] == 23
     assert rows(env.uri, "SELECT exported FROM zuora.sync_runs WHERE run_id = 'run-1'") == [(23,)]
-    kinds = dict(rows(env.uri, "SELECT change_kind, count(*) FROM zuora.workflow_history "
-                               "WHERE run_id = 'run-1' GROUP BY 1"))
+    kinds = dict(
+        rows(
+            env.uri,
+            "SELECT change_kind, count(*) FROM zuora.workflow_history WHERE run_id = 'run-1' GROUP BY 1",
+        )
+    )
     assert kinds == {"update": 1, "delete": 1}

@@ -21,8 +21,10 @@ def post_token(base_url, client_id, client_secret, grant_type="client_credential
 def assert_unauthorized(response):
     assert response.status_code == 401
     assert response.headers["WWW-Authenticate"] == WWW_AUTH
-    assert response.json() == {"success": False, "reasons": [
-        {"code": 90000011, "message": "this resource is protected, please sign in first"}]}
+    assert response.json() == {
+        "success": False,
+        "reasons": [{"code": 90000011, "message": "this resource is protected, please sign in first"}],
+    }
 
 
 def test_token_happy_path_and_shapes(sim_tenant):
@@ -65,8 +67,10 @@ def test_token_bad_credentials_and_grant(sim_tenant):
 
 def test_token_per_ip_limit(sim_tenant):
     t = sim_tenant(token_requests_per_minute=3)
-    remaining = [post_token(t.base_url, t.client_id, t.client_secret)
-                 .headers["X-RateLimit-Remaining-minute"] for _ in range(3)]
+    remaining = [
+        post_token(t.base_url, t.client_id, t.client_secret).headers["X-RateLimit-Remaining-minute"]
+        for _ in range(3)
+    ]
     assert remaining == ["2", "1", "0"]
     r = post_token(t.base_url, t.client_id, t.client_secret)
     assert r.status_code == 429
@@ -80,7 +84,7 @@ def test_401_variants(sim_tenant):
     t = sim_tenant(workflows=2, token_ttl=1)
     other = sim_tenant(workflows=2)
     url = f"{t.scoped_base_url}/workflows"
-    assert_unauthorized(requests.get(url, timeout=10))                                 # missing
+    assert_unauthorized(requests.get(url, timeout=10))  # missing
     assert_unauthorized(requests.get(url, headers={"Authorization": "Bearer " + "0" * 32}, timeout=10))
     assert_unauthorized(requests.get(url, headers={"Authorization": "Basic dXNlcjpwdw=="}, timeout=10))
     assert_unauthorized(requests.get(url, headers=other.auth_headers(), timeout=10))  # other tenant
@@ -90,7 +94,7 @@ def test_401_variants(sim_tenant):
     headers = {"Authorization": f"Bearer {token['access_token']}"}
     assert requests.get(url, headers=headers, timeout=10).status_code == 200
     time.sleep(1.2)
-    assert_unauthorized(requests.get(url, headers=headers, timeout=10))               # expired
+    assert_unauthorized(requests.get(url, headers=headers, timeout=10))  # expired
 
     t.update(token_ttl=3599)
     headers = t.auth_headers()

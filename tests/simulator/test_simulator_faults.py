@@ -14,8 +14,7 @@ from zuora_simulator import running_simulator
 
 
 def get(tenant, path, headers, timeout=10, **params):
-    return requests.get(tenant.base_url + path, headers=headers, params=params or None,
-                        timeout=timeout)
+    return requests.get(tenant.base_url + path, headers=headers, params=params or None, timeout=timeout)
 
 
 def test_rate_limit_window(sim_tenant):
@@ -31,8 +30,15 @@ def test_rate_limit_window(sim_tenant):
     assert r.headers["RateLimit-Remaining"] == "0"
     retry_after = int(r.headers["Retry-After"])
     assert 1 <= retry_after <= 2
-    assert r.json() == {"success": False, "reasons": [{"code": 70, "message":
-                        f"API Rate limit exceeded for the minute, retry after {retry_after} seconds"}]}
+    assert r.json() == {
+        "success": False,
+        "reasons": [
+            {
+                "code": 70,
+                "message": f"API Rate limit exceeded for the minute, retry after {retry_after} seconds",
+            }
+        ],
+    }
     time.sleep(retry_after)
     assert get(t, "/workflows", auth).status_code == 200
     stats = t.stats()
@@ -71,11 +77,15 @@ def test_latency_does_not_block_other_tenants(sim_tenant):
 def test_scripted_status_rate_limit_and_unauthorized(sim_tenant):
     t = sim_tenant(workflows=2)
     wid = t.workflow_ids()[0]
-    t.script([{"endpoint": "export", "kind": "status", "status": 503, "count": 2},
-              {"endpoint": "list", "kind": "rate_limit", "retry_after": 1},
-              {"endpoint": "export", "kind": "unauthorized"},
-              {"kind": "concurrency_limit"},
-              {"endpoint": "export", "kind": "status", "status": 500}])
+    t.script(
+        [
+            {"endpoint": "export", "kind": "status", "status": 503, "count": 2},
+            {"endpoint": "list", "kind": "rate_limit", "retry_after": 1},
+            {"endpoint": "export", "kind": "unauthorized"},
+            {"kind": "concurrency_limit"},
+            {"endpoint": "export", "kind": "status", "status": 500},
+        ]
+    )
     auth = t.auth_headers()
     assert get(t, "/workflows", auth).status_code == 429  # list item, taken out of order
     assert [get(t, f"/workflows/{wid}/export", auth).status_code for _ in range(2)] == [503, 503]
@@ -86,15 +96,13 @@ def test_scripted_status_rate_limit_and_unauthorized(sim_tenant):
     assert r.status_code == 500 and r.json()["errors"][0]["status"] == 500
     assert get(t, f"/workflows/{wid}/export", auth).status_code == 200
     assert t.admin.pending_script(t.tenant_id) == []
-    assert t.stats()["faults"] == {"status": 3, "rate_limit": 1, "unauthorized": 1,
-                                   "concurrency_limit": 1}
+    assert t.stats()["faults"] == {"status": 3, "rate_limit": 1, "unauthorized": 1, "concurrency_limit": 1}
 
 
 def test_scripted_token_fault_and_revoking_401(sim_tenant):
     t = sim_tenant(workflows=1)
     t.script([{"endpoint": "token", "kind": "status", "status": 503}])
-    form = {"client_id": t.client_id, "client_secret": t.client_secret,
-            "grant_type": "client_credentials"}
+    form = {"client_id": t.client_id, "client_secret": t.client_secret, "grant_type": "client_credentials"}
     assert requests.post(f"{t.base_url}/oauth/token", data=form, timeout=10).status_code == 503
     auth = t.auth_headers()
     t.script([{"endpoint": "list", "kind": "unauthorized", "revoke": True}])
@@ -120,8 +128,9 @@ def test_scripted_reset(sim_tenant, phase):
 def test_scripted_hang_and_malformed(sim_tenant):
     t = sim_tenant(workflows=2)
     auth = t.auth_headers()
-    t.script([{"endpoint": "list", "kind": "hang", "seconds": 1.5},
-              {"endpoint": "list", "kind": "malformed"}])
+    t.script(
+        [{"endpoint": "list", "kind": "hang", "seconds": 1.5}, {"endpoint": "list", "kind": "malformed"}]
+    )
     with pytest.raises(requests.exceptions.ReadTimeout):
         get(t, "/workflows", auth, timeout=0.5)
     r = get(t, "/workflows", auth)
@@ -133,8 +142,14 @@ def test_scripted_hang_and_malformed(sim_tenant):
 
 def test_random_faults_are_seeded(sim_tenant):
     def run():
-        t = sim_tenant(workflows=1, error_rate=0.3, malformed_rate=0.2, rate_limit_rate=0.1,
-                       error_statuses=[500, 502, 503, 504], fault_seed=77)
+        t = sim_tenant(
+            workflows=1,
+            error_rate=0.3,
+            malformed_rate=0.2,
+            rate_limit_rate=0.1,
+            error_statuses=[500, 502, 503, 504],
+            fault_seed=77,
+        )
         auth = t.auth_headers()
         return [get(t, "/workflows", auth).status_code for _ in range(30)]
 
@@ -179,14 +194,19 @@ def test_headers_gzip_and_track_id(sim_tenant):
     t = sim_tenant(workflows=20, seed=1)
     auth = t.auth_headers()
     huge = max(t.admin.workflows(t.tenant_id), key=lambda w: w["size_class"] == "huge")["id"]
-    r = requests.get(f"{t.base_url}/workflows/{huge}/export", timeout=10, stream=True,
-                     headers={**auth, "Accept-Encoding": "gzip", "Zuora-Track-Id": "sync-42"})
+    r = requests.get(
+        f"{t.base_url}/workflows/{huge}/export",
+        timeout=10,
+        stream=True,
+        headers={**auth, "Accept-Encoding": "gzip", "Zuora-Track-Id": "sync-42"},
+    )
     raw = r.raw.read()
     assert r.headers["Content-Encoding"] == "gzip"
     assert len(gzip.decompress(raw)) > len(raw)
     assert r.headers["Zuora-Track-Id"] == "sync-42" and len(r.headers["Zuora-Request-Id"]) == 36
-    plain = requests.get(f"{t.base_url}/workflows/{huge}/export", timeout=10,
-                         headers={**auth, "Accept-Encoding": "identity"})
+    plain = requests.get(
+        f"{t.base_url}/workflows/{huge}/export", timeout=10, headers={**auth, "Accept-Encoding": "identity"}
+    )
     assert "Content-Encoding" not in plain.headers
     unauthorized = requests.get(f"{t.base_url}/workflows", timeout=10)
     assert len(unauthorized.headers["Zuora-Request-Id"]) == 36

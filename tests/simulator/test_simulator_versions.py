@@ -12,14 +12,51 @@ import pytest
 import requests
 
 NAIVE_TS = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d$")
-VERSION_KEYS = {"id", "version", "name", "description", "type", "interval", "timezone",
-                "calloutTrigger", "ondemandTrigger", "scheduledTrigger", "priority", "status",
-                "createdAt", "updatedAt"}
-LIST_KEYS = {"id", "name", "description", "status", "type", "ondemandTrigger", "calloutTrigger",
-             "scheduledTrigger", "interval", "timezone", "createdAt", "updatedAt", "active_version",
-             "latest_inactive_verisons"}
-DEFINITION_KEYS = {"id", "name", "status", "active_version", "calloutTrigger", "ondemandTrigger",
-                   "scheduledTrigger", "interval", "timezone", "createdAt", "updatedAt"}
+VERSION_KEYS = {
+    "id",
+    "version",
+    "name",
+    "description",
+    "type",
+    "interval",
+    "timezone",
+    "calloutTrigger",
+    "ondemandTrigger",
+    "scheduledTrigger",
+    "priority",
+    "status",
+    "createdAt",
+    "updatedAt",
+}
+LIST_KEYS = {
+    "id",
+    "name",
+    "description",
+    "status",
+    "type",
+    "ondemandTrigger",
+    "calloutTrigger",
+    "scheduledTrigger",
+    "interval",
+    "timezone",
+    "createdAt",
+    "updatedAt",
+    "active_version",
+    "latest_inactive_verisons",
+}
+DEFINITION_KEYS = {
+    "id",
+    "name",
+    "status",
+    "active_version",
+    "calloutTrigger",
+    "ondemandTrigger",
+    "scheduledTrigger",
+    "interval",
+    "timezone",
+    "createdAt",
+    "updatedAt",
+}
 
 
 class Api:
@@ -30,16 +67,20 @@ class Api:
         self.headers = tenant.auth_headers()
 
     def get(self, path, **params):
-        return requests.get(self.base_url + path, headers=self.headers, params=params or None,
-                            timeout=30)
+        return requests.get(self.base_url + path, headers=self.headers, params=params or None, timeout=30)
 
     def post(self, path, body=None, key=None, raw=None, headers=None, **params):
         extra = {"Content-Type": "application/json", **(headers or {})}
         if key is not None:
             extra["Idempotency-Key"] = key
         content = raw if raw is not None else json.dumps(body).encode()
-        return requests.post(self.base_url + path, data=content, params=params or None,
-                             headers={**self.headers, **extra}, timeout=30)
+        return requests.post(
+            self.base_url + path,
+            data=content,
+            params=params or None,
+            headers={**self.headers, **extra},
+            timeout=30,
+        )
 
     def export(self, wid, version=None):
         r = self.get(f"/workflows/{wid}/export", **({"version": version} if version else {}))
@@ -64,7 +105,7 @@ def assert_same_except_assigned(a, b, wid, version):
     assert b["workflow"]["id"] == wid and b["workflow"]["version"] == version
     assert len(b["tasks"]) == len(a["tasks"]) > 0
     new_ids = {}
-    for old, new in zip(a["tasks"], b["tasks"]):
+    for old, new in zip(a["tasks"], b["tasks"], strict=True):
         assert list(new) == list(old)  # same keys, same order
         for key in old:
             if key != "id":
@@ -73,7 +114,7 @@ def assert_same_except_assigned(a, b, wid, version):
     assert len(set(new_ids.values())) == len(new_ids)
     assert not set(new_ids.values()) & set(new_ids)  # every task got a new id
     assert len(b["linkages"]) == len(a["linkages"]) > 0
-    for old, new in zip(a["linkages"], b["linkages"]):
+    for old, new in zip(a["linkages"], b["linkages"], strict=True):
         assert set(new) == set(old)
         for key in old:
             if key in ("source_task_id", "target_task_id"):
@@ -98,21 +139,31 @@ def test_versions_list_after_two_updates(sim_tenant):
     assert all(NAIVE_TS.match(v["createdAt"]) and NAIVE_TS.match(v["updatedAt"]) for v in items)
     listed = api.get("/workflows").json()["data"][0]
     assert items[-1]["id"] == listed["active_version"]["id"] == truth["active_version_id"]
-    assert [v["id"] for v in reversed(items[:-1])] == [
-        v["id"] for v in listed["latest_inactive_verisons"]]
+    assert [v["id"] for v in reversed(items[:-1])] == [v["id"] for v in listed["latest_inactive_verisons"]]
     assert len({v["id"] for v in items} | {wf["id"]}) == 4  # version ids are their own
 
     missing = api.get("/workflows/999999/versions")
     assert missing.status_code == 404
-    assert missing.json() == api.get("/workflows/999999/export").json() == {"errors": [
-        {"status": 404, "code": "not_found", "title": "Workflow definition '999999' is not found."}]}
+    assert (
+        missing.json()
+        == api.get("/workflows/999999/export").json()
+        == {
+            "errors": [
+                {"status": 404, "code": "not_found", "title": "Workflow definition '999999' is not found."}
+            ]
+        }
+    )
     assert t.stats()["by_endpoint_status"]["versions"] == {"200": 1, "404": 1}
 
 
 def test_version_import_round_trip(sim_tenant):
     t = sim_tenant(seed=4)
-    wid = t.add_workflow(name="Source", size_class="medium", created_at="2020-01-01T00:00:00Z",
-                         updated_at="2020-02-01T00:00:00Z")["id"]
+    wid = t.add_workflow(
+        name="Source",
+        size_class="medium",
+        created_at="2020-01-01T00:00:00Z",
+        updated_at="2020-02-01T00:00:00Z",
+    )["id"]
     old_updated = t.update_workflow(wid, touch_updated_at=False)["updated_at"]
     api = Api(t)
     before = api.get("/workflows").json()["data"][0]
@@ -128,8 +179,8 @@ def test_version_import_round_trip(sim_tenant):
     assert t.admin.get_workflow(t.tenant_id, wid)["updated_at"] > old_updated == "2020-02-01T00:00:00+00:00"
     b = api.export(wid, "0.1.0")
     assert_same_except_assigned(a, b, wid, "0.1.0")
-    assert api.export(wid) == a                        # the default export is still the active one
-    assert api.export(wid, "latest") == b              # latest: the highest version number
+    assert api.export(wid) == a  # the default export is still the active one
+    assert api.export(wid, "latest") == b  # latest: the highest version number
     listed = api.get("/workflows").json()["data"][0]
     assert listed["active_version"]["version"] == "0.0.2"
     assert listed["latest_inactive_verisons"][0]["version"] == "0.1.0"
@@ -202,14 +253,17 @@ def test_version_rules_and_bad_bodies(sim_tenant):
         "no tasks": json.dumps({"workflow": export["workflow"], "linkages": []}).encode(),
         "tasks not a list": json.dumps({**export, "tasks": {"a": 1}}).encode(),
         "no name": json.dumps({**export, "workflow": {"description": "x"}}).encode(),
-        "dangling linkage": json.dumps({**export, "linkages": [
-            {"source_task_id": None, "target_task_id": -5, "linkage_type": "Start"}]}).encode(),
+        "dangling linkage": json.dumps(
+            {**export, "linkages": [{"source_task_id": None, "target_task_id": -5, "linkage_type": "Start"}]}
+        ).encode(),
     }
-    for name, raw in bad_bodies.items():
+    for raw in bad_bodies.values():
         error(api.post(path, raw=raw, version="0.1.0"))
         error(api.post("/workflows/import", raw=raw))
-    assert error(api.post("/workflows/999999/versions/import", export, version="9.0.0"),
-                 404) == "Workflow definition '999999' is not found."
+    assert (
+        error(api.post("/workflows/999999/versions/import", export, version="9.0.0"), 404)
+        == "Workflow definition '999999' is not found."
+    )
 
     assert [v["version"] for v in api.versions(wid)] == ["0.0.1", "0.0.2", "0.0.3", "0.0.10"]
     assert len(t.workflow_ids()) == 1
@@ -225,11 +279,20 @@ def test_manage_access_permission(sim_tenant):
     api = Api(t)
     export = api.export(wid)
     assert len(api.versions(wid)) == 1 and api.get("/workflows").status_code == 200
-    for r in (api.post("/workflows/import", export),
-              api.post(f"/workflows/{wid}/versions/import", export, version="1.0.0")):
+    for r in (
+        api.post("/workflows/import", export),
+        api.post(f"/workflows/{wid}/versions/import", export, version="1.0.0"),
+    ):
         assert r.status_code == 403
-        assert r.json() == {"errors": [{"status": 403, "code": "forbidden", "title":
-                            "You do not have the 'Workflow Manage Access' permission."}]}
+        assert r.json() == {
+            "errors": [
+                {
+                    "status": 403,
+                    "code": "forbidden",
+                    "title": "You do not have the 'Workflow Manage Access' permission.",
+                }
+            ]
+        }
     assert t.imports() == [] and t.workflow_ids() == [wid]
     assert t.info["config"]["manage_access"] is False
     assert t.update(manage_access=True)["config"]["manage_access"] is True
@@ -256,7 +319,7 @@ def test_idempotency_key(sim_tenant):
     assert api.post(path, {**export, "tasks": []}, key="sync-1", version="0.1.0").status_code == 409
     assert api.post(path, export, key="k" * 256, version="0.2.0").status_code == 400
     assert api.post(path, export, key="k" * 255, version="0.2.0").status_code == 200
-    failed = api.post(path, export, key="late", version="0.0.5")   # an error does not use the key
+    failed = api.post(path, export, key="late", version="0.0.5")  # an error does not use the key
     assert failed.status_code == 400
     assert api.post(path, export, key="late", version="0.3.0").status_code == 200
 
@@ -273,22 +336,42 @@ def test_imports_are_recorded(sim_tenant):
     wid = t.add_workflow(name="Rec", size_class="small")["id"]
     api = Api(t)
     export = api.export(wid)
-    created = api.post(f"/workflows/{wid}/versions/import", export, key="a", version="0.5.0",
-                       activate="true").json()
+    created = api.post(
+        f"/workflows/{wid}/versions/import", export, key="a", version="0.5.0", activate="true"
+    ).json()
     api.post(f"/workflows/{wid}/versions/import", export, key="a", version="0.5.0", activate="true")
     new = api.post("/workflows/import", export, workflow_definition_id=str(wid)).json()
     api.post(f"/workflows/{wid}/versions/import", export, version="0.4.0")
     first, replay, workflow, refused = t.imports()
-    assert first == {"seq": 1, "kind": "version", "workflow_id": wid,
-                     "version_id": created["active_version"]["id"], "version": "0.5.0",
-                     "activate": True, "workflow_definition_id": None, "idempotency_key": "a",
-                     "replay": False, "replay_of": None, "created": True, "status": 200}
+    assert first == {
+        "seq": 1,
+        "kind": "version",
+        "workflow_id": wid,
+        "version_id": created["active_version"]["id"],
+        "version": "0.5.0",
+        "activate": True,
+        "workflow_definition_id": None,
+        "idempotency_key": "a",
+        "replay": False,
+        "replay_of": None,
+        "created": True,
+        "status": 200,
+    }
     assert replay == {**first, "seq": 2, "replay": True, "replay_of": 1, "created": False}
-    assert workflow == {"seq": 3, "kind": "workflow", "workflow_id": new["id"],
-                        "version_id": new["active_version"]["id"], "version": "0.0.1",
-                        "activate": False, "workflow_definition_id": str(wid),
-                        "idempotency_key": None, "replay": False, "replay_of": None,
-                        "created": True, "status": 200}
+    assert workflow == {
+        "seq": 3,
+        "kind": "workflow",
+        "workflow_id": new["id"],
+        "version_id": new["active_version"]["id"],
+        "version": "0.0.1",
+        "activate": False,
+        "workflow_definition_id": str(wid),
+        "idempotency_key": None,
+        "replay": False,
+        "replay_of": None,
+        "created": True,
+        "status": 200,
+    }
     assert (refused["status"], refused["created"], refused["version_id"]) == (400, False, None)
     assert t.stats()["requests"] == {"token": 1, "export": 1, "versions_import": 3, "import": 1}
 
@@ -299,10 +382,14 @@ def test_fault_scripts_and_reset_after_commit(sim_tenant):
     api = Api(t)
     export = api.export(wid)
     path = f"/workflows/{wid}/versions/import"
-    t.script([{"endpoint": "versions", "kind": "status", "status": 503},
-              {"endpoint": "import", "kind": "rate_limit", "retry_after": 1},
-              {"endpoint": "versions_import", "workflow_id": wid, "kind": "status", "status": 500},
-              {"kind": "concurrency_limit"}])
+    t.script(
+        [
+            {"endpoint": "versions", "kind": "status", "status": 503},
+            {"endpoint": "import", "kind": "rate_limit", "retry_after": 1},
+            {"endpoint": "versions_import", "workflow_id": wid, "kind": "status", "status": 500},
+            {"kind": "concurrency_limit"},
+        ]
+    )
     assert api.get(f"/workflows/{wid}/versions").status_code == 503
     assert api.post("/workflows/import", export).status_code == 429
     assert api.post(path, export, key="k1", version="0.1.0").status_code == 500

@@ -10,9 +10,22 @@ import requests
 
 from zuora_simulator import SECRET_MARKER
 
-LIST_KEYS = {"id", "name", "description", "status", "type", "ondemandTrigger", "calloutTrigger",
-             "scheduledTrigger", "interval", "timezone", "createdAt", "updatedAt", "active_version",
-             "latest_inactive_verisons"}
+LIST_KEYS = {
+    "id",
+    "name",
+    "description",
+    "status",
+    "type",
+    "ondemandTrigger",
+    "calloutTrigger",
+    "scheduledTrigger",
+    "interval",
+    "timezone",
+    "createdAt",
+    "updatedAt",
+    "active_version",
+    "latest_inactive_verisons",
+}
 TS_PATTERNS = {
     "iso_z": r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$",
     "iso_offset": r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+08:00$",
@@ -58,7 +71,8 @@ def test_pagination(sim_tenant, count):
         assert pagination["page"] == number and pagination["page_length"] == 50
         if number < len(pages):
             assert pagination["next_page"] == (
-                f"{t.scoped_base_url}/workflows?page={number + 1}&page_length=50")
+                f"{t.scoped_base_url}/workflows?page={number + 1}&page_length=50"
+            )
         else:
             assert "next_page" not in pagination
     past = api.get("/workflows", page=len(pages) + 1, page_length=50)
@@ -91,8 +105,9 @@ def test_list_items_vary_like_real_data(sim_tenant):
     assert all(i["type"] == "Workflow::Setup" for i in items)
     assert all(re.match(r"^0\.0\.\d+$", i["active_version"]["version"]) for i in modern)
     assert any(i["latest_inactive_verisons"] for i in modern)
-    formats = {name for i in items for name, pattern in TS_PATTERNS.items()
-               if re.match(pattern, i["createdAt"])}
+    formats = {
+        name for i in items for name, pattern in TS_PATTERNS.items() if re.match(pattern, i["createdAt"])
+    }
     assert formats == set(TS_PATTERNS)
     assert all(any(re.match(p, i["updatedAt"]) for p in TS_PATTERNS.values()) for i in items)
     assert {i["timezone"] for i in items} >= {"Eastern Time (US & Canada)", "Sydney", None}
@@ -135,9 +150,16 @@ def test_export_shape_sizes_and_credentials(sim_tenant):
         assert set(export) == {"workflow", "tasks", "linkages"}
         wf = export["workflow"]
         assert (wf["id"], wf["name"], wf["interval"], wf["timezone"]) == (
-            item["id"], item["name"], item["interval"], item["timezone"])
+            item["id"],
+            item["name"],
+            item["interval"],
+            item["timezone"],
+        )
         assert (wf["ondemand_trigger"], wf["callout_trigger"], wf["scheduled_trigger"]) == (
-            item["ondemandTrigger"], item["calloutTrigger"], item["scheduledTrigger"])
+            item["ondemandTrigger"],
+            item["calloutTrigger"],
+            item["scheduledTrigger"],
+        )
         if "active_version" in item:
             assert wf["version"] == item["active_version"]["version"]
         else:
@@ -182,8 +204,9 @@ def test_export_versions_and_errors(sim_tenant):
 
     r = api.get(f"/workflows/{wid}/export", version="9.9.9")
     assert r.status_code == 404
-    assert r.json() == {"errors": [{"status": 400, "code": "invalid",
-                                    "title": "Workflow version '9.9.9' is not found."}]}
+    assert r.json() == {
+        "errors": [{"status": 400, "code": "invalid", "title": "Workflow version '9.9.9' is not found."}]
+    }
     r = api.get(f"/workflows/{wid}/export", version="1")
     assert r.status_code == 400 and "'1' is invalid" in r.json()["errors"][0]["title"]
     r = api.get("/workflows/999999/export")
@@ -193,8 +216,9 @@ def test_export_versions_and_errors(sim_tenant):
 def test_admin_changes_are_reflected(sim_tenant):
     t = sim_tenant(workflows=3, seed=9)
     api = Api(t)
-    added = t.add_workflow(name="Brand new", status="Inactive", interval="0 0 3 /1 * *",
-                           timezone="Tokyo", scheduled_trigger=True)
+    added = t.add_workflow(
+        name="Brand new", status="Inactive", interval="0 0 3 /1 * *", timezone="Tokyo", scheduled_trigger=True
+    )
     top = api.get("/workflows").json()["data"][0]
     assert top["id"] == added["id"] == max(t.workflow_ids())
     assert (top["name"], top["status"], top["timezone"]) == ("Brand new", "Inactive", "Tokyo")
@@ -226,10 +250,18 @@ def test_admin_changes_are_reflected(sim_tenant):
 def test_explicit_content_and_timestamps(sim_tenant):
     t = sim_tenant()
     tasks = [{"id": 1, "name": "Only", "action_type": "Delay", "parameters": {"amount": "1"}}]
-    links = [{"source_workflow_id": 500, "source_task_id": None, "target_task_id": 1,
-              "linkage_type": "Start"}]
-    t.add_workflow(id=500, name="Fixed", tasks=tasks, linkages=links, ts_format="naive",
-                   created_at="2014-12-23T11:17:51Z", updated_at="2015-01-02T03:04:05Z")
+    links = [
+        {"source_workflow_id": 500, "source_task_id": None, "target_task_id": 1, "linkage_type": "Start"}
+    ]
+    t.add_workflow(
+        id=500,
+        name="Fixed",
+        tasks=tasks,
+        linkages=links,
+        ts_format="naive",
+        created_at="2014-12-23T11:17:51Z",
+        updated_at="2015-01-02T03:04:05Z",
+    )
     api = Api(t)
     item = api.get("/workflows").json()["data"][0]
     assert (item["createdAt"], item["updatedAt"]) == ("2014-12-23 11:17:51", "2015-01-02 03:04:05")
@@ -238,8 +270,11 @@ def test_explicit_content_and_timestamps(sim_tenant):
 
 
 def test_same_seed_same_data(sim_tenant):
-    a, b, c = sim_tenant(workflows=12, seed=42), sim_tenant(workflows=12, seed=42), sim_tenant(
-        workflows=12, seed=43)
+    a, b, c = (
+        sim_tenant(workflows=12, seed=42),
+        sim_tenant(workflows=12, seed=42),
+        sim_tenant(workflows=12, seed=43),
+    )
     api_a, api_b = Api(a), Api(b)
     items_a, items_b = api_a.all_items()[0], api_b.all_items()[0]
     assert items_a == items_b

@@ -41,8 +41,11 @@ def migrated_uri(postgres_server, warehouse_template):
     server_uri = _server_uri(postgres_server)
     name = f"zws_wh_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(server_uri, autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
-            sql.Identifier(name), sql.Identifier(warehouse_template)))
+        admin.execute(
+            sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+                sql.Identifier(name), sql.Identifier(warehouse_template)
+            )
+        )
     yield _database_uri(server_uri, name)
     with psycopg.connect(server_uri, autocommit=True) as admin:
         admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
@@ -52,10 +55,20 @@ def migrated_uri(postgres_server, warehouse_template):
 def conn(migrated_uri):
     """A connection like ``PostgresHook.get_conn()`` gives: psycopg 3, not autocommit."""
     with psycopg.connect(migrated_uri) as connection:
-        warehouse.upsert_customer(connection, customer_id="acme", name="Acme Corp",
-                                  zuora_conn_id="zuora_acme", environment="sandbox")
-        warehouse.upsert_customer(connection, customer_id="globex", name="Globex",
-                                  zuora_conn_id="zuora_globex", environment="production")
+        warehouse.upsert_customer(
+            connection,
+            customer_id="acme",
+            name="Acme Corp",
+            zuora_conn_id="zuora_acme",
+            environment="sandbox",
+        )
+        warehouse.upsert_customer(
+            connection,
+            customer_id="globex",
+            name="Globex",
+            zuora_conn_id="zuora_globex",
+            environment="production",
+        )
         yield connection
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from tests.warehouse.factories import export, list_item, sync
 
@@ -17,20 +17,32 @@ def test_hostile_list_items_and_exports(conn):
         current = current["next"]
     nested_export = export(6)
     nested_export["tasks"][0]["parameters"]["nested"] = deep
-    items = [list_item(1, name=sql_name), list_item(2, name=long_name), list_item(3, name=odd),
-             list_item(4, name="nul\x00name", description="a\x00b"),
-             list_item(5, timezone_name="Mars/Olympus_Mons", interval="every tuesday", status="Zombie"),
-             list_item(6), {"id": "DROP TABLE", "name": sql_name}, {"id": 2**70}]
+    items = [
+        list_item(1, name=sql_name),
+        list_item(2, name=long_name),
+        list_item(3, name=odd),
+        list_item(4, name="nul\x00name", description="a\x00b"),
+        list_item(5, timezone_name="Mars/Olympus_Mons", interval="every tuesday", status="Zombie"),
+        list_item(6),
+        {"id": "DROP TABLE", "name": sql_name},
+        {"id": 2**70},
+    ]
     counts = sync(conn, "r1", "acme", items, exports={6: nested_export, 4: export(4, name="n\x00ul")})
     assert counts["listed"] == 8 and counts["stored"] == 6 and counts["dead_lettered"] == 2
     names = dict(conn.execute("SELECT zuora_id, name FROM zuora.workflows").fetchall())
     assert names[1] == sql_name and names[2] == long_name and names[3] == odd
     assert names[4] == "nulname"
     rules = {(r[0], r[1]) for r in conn.execute("SELECT zuora_id, rule FROM zuora.validation_issues")}
-    assert {(4, "nul_bytes"), (2, "long_value"), (5, "unknown_timezone"), (5, "bad_interval"),
-            (5, "unknown_status")} <= rules
-    definition_name = conn.execute("SELECT definition -> 'workflow' ->> 'name' FROM "
-                                   "zuora.workflow_definitions WHERE zuora_id = 4").fetchone()[0]
+    assert {
+        (4, "nul_bytes"),
+        (2, "long_value"),
+        (5, "unknown_timezone"),
+        (5, "bad_interval"),
+        (5, "unknown_status"),
+    } <= rules
+    definition_name = conn.execute(
+        "SELECT definition -> 'workflow' ->> 'name' FROM zuora.workflow_definitions WHERE zuora_id = 4"
+    ).fetchone()[0]
     assert definition_name == "nul"
     # too deep to serialise: the export is dead-lettered, the workflow itself is stored
     letter = conn.execute("SELECT stage, error_type FROM zuora.dead_letters WHERE zuora_id = 6").fetchone()
@@ -42,12 +54,13 @@ def test_hostile_list_items_and_exports(conn):
 def test_a_duplicated_id_is_judged_by_the_copy_that_is_kept(conn):
     """The newest copy of a workflow listed twice is stored with its own validation status,
     whatever is wrong with the older copy (dead-lettered as a duplicate)."""
-    older = list_item(7, name=None, createdAt=12345, updated=datetime(2024, 1, 1, tzinfo=timezone.utc))
-    newer = list_item(7, updated=datetime(2024, 6, 1, tzinfo=timezone.utc))
+    older = list_item(7, name=None, createdAt=12345, updated=datetime(2024, 1, 1, tzinfo=UTC))
+    newer = list_item(7, updated=datetime(2024, 6, 1, tzinfo=UTC))
     counts = sync(conn, "r1", "acme", [older, list_item(8), newer])
     assert counts["listed"] == 3 and counts["stored"] == 2 and counts["dead_lettered"] == 1
-    assert conn.execute("SELECT name, validation_status FROM zuora.workflows "
-                        "WHERE zuora_id = 7").fetchone() == ("Workflow 7", "valid")
+    assert conn.execute(
+        "SELECT name, validation_status FROM zuora.workflows WHERE zuora_id = 7"
+    ).fetchone() == ("Workflow 7", "valid")
     rules = {r[0] for r in conn.execute("SELECT rule FROM zuora.validation_issues WHERE zuora_id = 7")}
     assert {"bad_timestamp", "duplicate_id"} <= rules
 

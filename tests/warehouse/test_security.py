@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import logging
 
-import pytest
 import psycopg
-from cryptography.fernet import Fernet
+import pytest
+from cryptography.fernet import Fernet, InvalidToken
 
 from tests.warehouse.factories import SECRET, export, list_item, sync
 from zuora import warehouse
@@ -24,7 +24,7 @@ def readable_text(conn) -> dict[str, str]:
                                     c.column_name, 'SELECT')""").fetchall()
     texts = {}
     for table, column in columns:
-        query = f'SELECT coalesce(string_agg("{column}"::text, \'\n\'), \'\') FROM zuora."{table}"'
+        query = f"SELECT coalesce(string_agg(\"{column}\"::text, '\n'), '') FROM zuora.\"{table}\""
         texts[f"{table}.{column}"] = conn.execute(query).fetchone()[0]
     conn.rollback()
     return texts
@@ -35,13 +35,32 @@ def test_no_secret_anywhere_in_readable_tables(conn, key):
     items = [list_item(1), list_item(2, **leaky), {"name": "no id", "note": f"password={SECRET}x"}]
     bad_export = export(3)
     bad_export["workflow"]["id"] = 999  # dead-lettered as a mismatch: its payload must be clean
-    sync(conn, "r1", "acme", items + [list_item(3)], key=key, exports={3: bad_export},
-         failures={2: RuntimeError(f"upstream said Authorization: Bearer {SECRET}in-error")})
-    sync(conn, "r2", "acme", [list_item(1, name="Changed", updated=list_item(9)["updatedAt"] and None)],
-         key=key, full_refresh=True)
-    warehouse.record_dead_letter(conn, run_id="r3", customer_id="acme", stage="task",
-                                 error_type="Boom", message=f"token={SECRET}task",
-                                 payload=export(4))
+    sync(
+        conn,
+        "r1",
+        "acme",
+        items + [list_item(3)],
+        key=key,
+        exports={3: bad_export},
+        failures={2: RuntimeError(f"upstream said Authorization: Bearer {SECRET}in-error")},
+    )
+    sync(
+        conn,
+        "r2",
+        "acme",
+        [list_item(1, name="Changed", updated=list_item(9)["updatedAt"] and None)],
+        key=key,
+        full_refresh=True,
+    )
+    warehouse.record_dead_letter(
+        conn,
+        run_id="r3",
+        customer_id="acme",
+        stage="task",
+        error_type="Boom",
+        message=f"token={SECRET}task",
+        payload=export(4),
+    )
     texts = readable_text(conn)
     assert "workflow_definitions.definition" in texts and "workflow_history.snapshot" in texts
     assert "workflow_definitions.original_encrypted" not in texts
@@ -63,7 +82,7 @@ def test_encrypted_original_round_trips_exactly(conn, key):
     restored = warehouse.decrypt_original(conn, "acme", 5, key)
     assert restored == tricky
     assert list(restored["workflow"]) == list(tricky["workflow"])  # key order kept
-    with pytest.raises(Exception):
+    with pytest.raises(InvalidToken):
         warehouse.decrypt_original(conn, "acme", 5, Fernet.generate_key())
     # key rotation: a new key first, the old one still decrypts
     rotated = Fernet.generate_key().decode() + "," + key.decode()
@@ -72,11 +91,17 @@ def test_encrypted_original_round_trips_exactly(conn, key):
 
 def all_text(conn) -> str:
     """Every column of every table in the schema, as text: what a superuser could read."""
-    tables = [row[0] for row in conn.execute(
-        "SELECT table_name FROM information_schema.tables "
-        "WHERE table_schema = 'zuora' AND table_type = 'BASE TABLE'")]
-    text = "\n".join(conn.execute(f'SELECT coalesce(string_agg(t::text, \'\n\'), \'\') '
-                                   f'FROM zuora."{table}" t').fetchone()[0] for table in tables)
+    tables = [
+        row[0]
+        for row in conn.execute(
+            "SELECT table_name FROM information_schema.tables "
+            "WHERE table_schema = 'zuora' AND table_type = 'BASE TABLE'"
+        )
+    ]
+    text = "\n".join(
+        conn.execute(f"SELECT coalesce(string_agg(t::text, '\n'), '') FROM zuora.\"{table}\" t").fetchone()[0]
+        for table in tables
+    )
     conn.rollback()
     return text
 
@@ -84,12 +109,14 @@ def all_text(conn) -> str:
 @pytest.mark.parametrize("with_key", [True, False], ids=["key", "no key"])
 def test_a_run_that_fails_after_the_export_leaves_no_plaintext_original(conn, key, with_key):
     warehouse.stage_listing(conn, "r1", "acme", [list_item(1)], True)
-    warehouse.stage_exports(conn, "r1", "acme", [(1, export(1), None)],
-                            encryption_key=key if with_key else None)
+    warehouse.stage_exports(
+        conn, "r1", "acme", [(1, export(1), None)], encryption_key=key if with_key else None
+    )
     # the run dies here: no validation, no merge; staging stays until retention sweeps it
     assert SECRET not in all_text(conn)
-    staged = conn.execute("SELECT original_hash, original_encrypted IS NOT NULL "
-                          "FROM zuora.staging_exports").fetchall()
+    staged = conn.execute(
+        "SELECT original_hash, original_encrypted IS NOT NULL FROM zuora.staging_exports"
+    ).fetchall()
     conn.rollback()
     assert len(staged) == 1 and staged[0][0] and staged[0][1] is with_key
     if with_key:  # and the encrypted original staged is what the merge stores
@@ -105,10 +132,15 @@ def test_migration_clears_plaintext_left_by_older_versions(warehouse_uri):
             conn.execute(migrations._LEDGER)
             for version, name, path in migrations.migration_files()[:2]:
                 conn.execute(path.read_text())
-                conn.execute("INSERT INTO zuora.schema_migrations (version, name, checksum) "
-                             "VALUES (%s, %s, 'old')", (version, name))
-            conn.execute("INSERT INTO zuora.staging_exports (run_id, customer_id, zuora_id, ok, "
-                         "original_json) VALUES ('r0', 'acme', 1, true, %s)", (f"token={SECRET}",))
+                conn.execute(
+                    "INSERT INTO zuora.schema_migrations (version, name, checksum) VALUES (%s, %s, 'old')",
+                    (version, name),
+                )
+            conn.execute(
+                "INSERT INTO zuora.staging_exports (run_id, customer_id, zuora_id, ok, "
+                "original_json) VALUES ('r0', 'acme', 1, true, %s)",
+                (f"token={SECRET}",),
+            )
         assert SECRET in all_text(conn)
         assert warehouse.apply_migrations(conn)[0] == "0003"
         assert SECRET not in all_text(conn)

@@ -2,28 +2,30 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 import pytest
 
+from tests.warehouse.factories import SECRET, export
 from zuora.warehouse.rails_timezones import RAILS_TO_IANA
 from zuora.warehouse.redaction import REDACTED, redact, redact_text
 from zuora.warehouse.transform import make_storable, parse_zuora_timestamp, timezone_to_iana
 
-from tests.warehouse.factories import SECRET, export
 
-
-@pytest.mark.parametrize("text, expected", [
-    ("2019-05-31T14:52:38.171Z", datetime(2019, 5, 31, 14, 52, 38, 171000, tzinfo=timezone.utc)),
-    ("2021-02-04T13:39:10.530+08:00", datetime(2021, 2, 4, 5, 39, 10, 530000, tzinfo=timezone.utc)),
-    ("2021-02-04T13:39:10-05:30", datetime(2021, 2, 4, 19, 9, 10, tzinfo=timezone.utc)),
-    ("2019-09-10 19:32:21 UTC", datetime(2019, 9, 10, 19, 32, 21, tzinfo=timezone.utc)),
-    ("2014-12-23 11:17:51", datetime(2014, 12, 23, 11, 17, 51, tzinfo=timezone.utc)),
-    ("2014-12-23T11:17:51", datetime(2014, 12, 23, 11, 17, 51, tzinfo=timezone.utc)),
-    ("2019-09-19T12:35:43.942123456Z", datetime(2019, 9, 19, 12, 35, 43, 942123, tzinfo=timezone.utc)),
-    ("2024-01-01T00:30:00+0100", datetime(2023, 12, 31, 23, 30, tzinfo=timezone.utc)),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("2019-05-31T14:52:38.171Z", datetime(2019, 5, 31, 14, 52, 38, 171000, tzinfo=UTC)),
+        ("2021-02-04T13:39:10.530+08:00", datetime(2021, 2, 4, 5, 39, 10, 530000, tzinfo=UTC)),
+        ("2021-02-04T13:39:10-05:30", datetime(2021, 2, 4, 19, 9, 10, tzinfo=UTC)),
+        ("2019-09-10 19:32:21 UTC", datetime(2019, 9, 10, 19, 32, 21, tzinfo=UTC)),
+        ("2014-12-23 11:17:51", datetime(2014, 12, 23, 11, 17, 51, tzinfo=UTC)),
+        ("2014-12-23T11:17:51", datetime(2014, 12, 23, 11, 17, 51, tzinfo=UTC)),
+        ("2019-09-19T12:35:43.942123456Z", datetime(2019, 9, 19, 12, 35, 43, 942123, tzinfo=UTC)),
+        ("2024-01-01T00:30:00+0100", datetime(2023, 12, 31, 23, 30, tzinfo=UTC)),
+    ],
+)
 def test_every_timestamp_format_becomes_utc(text, expected):
     parsed = parse_zuora_timestamp(text)
     assert parsed == expected and parsed.utcoffset().total_seconds() == 0
@@ -42,7 +44,7 @@ def test_unreadable_timestamps_raise(text):
 
 def test_rails_names_map_to_real_iana_zones():
     assert len(RAILS_TO_IANA) >= 150
-    for rails, iana in RAILS_TO_IANA.items():
+    for iana in RAILS_TO_IANA.values():
         ZoneInfo(iana)  # raises if not a real zone
     assert timezone_to_iana("Eastern Time (US & Canada)") == "America/New_York"
     assert timezone_to_iana("Pacific Time (US & Canada)") == "America/Los_Angeles"
@@ -74,32 +76,45 @@ def test_redaction_replaces_secret_values_and_keeps_structure():
     assert SECRET not in text
     callout = redacted["tasks"][1]["parameters"]
     assert callout["authorization"] == {"type": "basic", "username": REDACTED, "password": REDACTED}
-    assert callout["headers"] == [{"key": "Content-Type", "value": "application/json"},
-                                  {"key": "X-API-Key", "value": REDACTED},
-                                  {"key": "Authorization", "value": REDACTED}]
-    assert callout["url"] == ("https://api.crm-example.com/v2/accounts/{{Data.Account.Id}}"
-                              f"?api_key={REDACTED}&format=json")
+    assert callout["headers"] == [
+        {"key": "Content-Type", "value": "application/json"},
+        {"key": "X-API-Key", "value": REDACTED},
+        {"key": "Authorization", "value": REDACTED},
+    ]
+    assert callout["url"] == (
+        f"https://api.crm-example.com/v2/accounts/{{{{Data.Account.Id}}}}?api_key={REDACTED}&format=json"
+    )
     assert redacted["tasks"][0]["parameters"]["client_secret"] == REDACTED
     assert redacted["tasks"][0]["parameters"]["zoql"] == original["tasks"][0]["parameters"]["zoql"]
     assert redacted["workflow"] == original["workflow"]
     assert redacted["linkages"] == original["linkages"]
-    assert redact({"note": "curl -H 'Authorization: Bearer abcdefgh12345'",
-                   "link": "https://user:hunter2@example.com/x?token=t0k&page=2",
-                   "auth_type": "oauth", "author": "Jane"}) == {
+    assert redact(
+        {
+            "note": "curl -H 'Authorization: Bearer abcdefgh12345'",
+            "link": "https://user:hunter2@example.com/x?token=t0k&page=2",
+            "auth_type": "oauth",
+            "author": "Jane",
+        }
+    ) == {
         "note": f"curl -H 'Authorization: Bearer {REDACTED}'",
         "link": f"https://user:{REDACTED}@example.com/x?token={REDACTED}&page=2",
-        "auth_type": "oauth", "author": "Jane"}
+        "auth_type": "oauth",
+        "author": "Jane",
+    }
 
 
-@pytest.mark.parametrize("text, expected", [
-    # the fast paths (no secret word, no "Bearer"/"Basic"/"Token") leave text alone ...
-    ("a=1&b=2 plain text", "a=1&b=2 plain text"),
-    ("https://example.com/x?page=2", "https://example.com/x?page=2"),
-    # ... and never skip a secret, in any case or spelling the regex itself matches
-    ("https://x.test/?API_KEY=abc&page=2", f"https://x.test/?API_KEY={REDACTED}&page=2"),
-    ("see https://x.test/?paſſword=abc", f"see https://x.test/?paſſword={REDACTED}"),
-    ("q?sıgnature=abc", f"q?sıgnature={REDACTED}"),
-    ("Token abcdefgh12345", f"Token {REDACTED}"),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        # the fast paths (no secret word, no "Bearer"/"Basic"/"Token") leave text alone ...
+        ("a=1&b=2 plain text", "a=1&b=2 plain text"),
+        ("https://example.com/x?page=2", "https://example.com/x?page=2"),
+        # ... and never skip a secret, in any case or spelling the regex itself matches
+        ("https://x.test/?API_KEY=abc&page=2", f"https://x.test/?API_KEY={REDACTED}&page=2"),
+        ("see https://x.test/?paſſword=abc", f"see https://x.test/?paſſword={REDACTED}"),
+        ("q?sıgnature=abc", f"q?sıgnature={REDACTED}"),
+        ("Token abcdefgh12345", f"Token {REDACTED}"),
+    ],
+)
 def test_redact_text_fast_paths_agree_with_the_patterns(text, expected):
     assert redact_text(text) == expected

@@ -14,8 +14,15 @@ class ZuoraError(Exception):
 
     transient = False
 
-    def __init__(self, message: str, *, conn_id: str | None = None, endpoint: str | None = None,
-                 status: int | None = None, request_id: str | None = None):
+    def __init__(
+        self,
+        message: str,
+        *,
+        conn_id: str | None = None,
+        endpoint: str | None = None,
+        status: int | None = None,
+        request_id: str | None = None,
+    ):
         self.message = message
         self.conn_id = conn_id
         self.endpoint = endpoint
@@ -24,9 +31,16 @@ class ZuoraError(Exception):
         super().__init__(str(self))
 
     def __str__(self) -> str:
-        where = [f"{name}={value}" for name, value in (
-            ("connection", self.conn_id), ("endpoint", self.endpoint), ("status", self.status),
-            ("Zuora-Request-Id", self.request_id)) if value is not None]
+        where = [
+            f"{name}={value}"
+            for name, value in (
+                ("connection", self.conn_id),
+                ("endpoint", self.endpoint),
+                ("status", self.status),
+                ("Zuora-Request-Id", self.request_id),
+            )
+            if value is not None
+        ]
         return f"{self.message} [{', '.join(where)}]" if where else self.message
 
     def __reduce__(self):

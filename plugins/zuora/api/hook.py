@@ -22,8 +22,9 @@ import re
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import requests
@@ -56,8 +57,13 @@ class ZuoraHook(BaseHook):
     conn_type = "zuora"
     hook_name = "Zuora"
 
-    def __init__(self, zuora_conn_id: str = default_conn_name, *, track_id: str | None = None,
-                 token_store: TokenStore | None = None):
+    def __init__(
+        self,
+        zuora_conn_id: str = default_conn_name,
+        *,
+        track_id: str | None = None,
+        token_store: TokenStore | None = None,
+    ):
         super().__init__()
         self.zuora_conn_id = zuora_conn_id
         self.track_id = _TRACK_ID_FORBIDDEN.sub("-", track_id)[:64] if track_id else None
@@ -67,7 +73,7 @@ class ZuoraHook(BaseHook):
         self._tokens: TokenCache | None = None
         self._session: requests.Session | None = None
         self._lock = threading.Lock()
-        self._not_before = 0.0            # pacing when RateLimit-Remaining runs low
+        self._not_before = 0.0  # pacing when RateLimit-Remaining runs low
 
     # -- connection ---------------------------------------------------------------------
 
@@ -88,18 +94,17 @@ class ZuoraHook(BaseHook):
         if self._session is None:
             options = self.credentials.options
             session = requests.Session()
-            adapter = HTTPAdapter(pool_connections=1, pool_maxsize=options.max_concurrency + 2,
-                                  max_retries=0)
+            adapter = HTTPAdapter(pool_connections=1, pool_maxsize=options.max_concurrency + 2, max_retries=0)
             session.mount("https://", adapter)
             session.mount("http://", adapter)
-            session.headers.update({"Accept": "application/json", "Accept-Encoding": "gzip",
-                                    "User-Agent": "zuora-workflow-sync"})
+            session.headers.update(
+                {"Accept": "application/json", "Accept-Encoding": "gzip", "User-Agent": "zuora-workflow-sync"}
+            )
             # Proxy and CA-bundle settings read from the environment once, here, instead of
             # on every request (a millisecond of CPU each); ~/.netrc is never used.
             session.trust_env = False
             session.proxies = requests.utils.get_environ_proxies(self.credentials.base_url)
-            session.verify = (os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
-                              or True)
+            session.verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
             if self.track_id:
                 session.headers["Zuora-Track-Id"] = self.track_id
             session.auth = ZuoraTokenAuth(self._token_cache(), on_resend=lambda: self._count("requests"))
@@ -112,19 +117,27 @@ class ZuoraHook(BaseHook):
         try:
             credentials = self.credentials
             probe = type(self)(self.zuora_conn_id, token_store=ProcessTokenStore())
-            probe._credentials = dataclasses.replace(credentials, options=dataclasses.replace(
-                credentials.options, max_attempts=1, max_retry_time=0,
-                connect_timeout=min(credentials.options.connect_timeout, 3.0),
-                read_timeout=min(credentials.options.read_timeout, 5.0)))
+            probe._credentials = dataclasses.replace(
+                credentials,
+                options=dataclasses.replace(
+                    credentials.options,
+                    max_attempts=1,
+                    max_retry_time=0,
+                    connect_timeout=min(credentials.options.connect_timeout, 3.0),
+                    read_timeout=min(credentials.options.read_timeout, 5.0),
+                ),
+            )
             probe._request_json("GET", "/workflows", params={"page": 1, "page_length": 1})
         except ZuoraError as exc:
             return False, str(exc)
-        return True, (f"Connected to {credentials.base_url} ({credentials.environment}, "
-                      f"{credentials.region}); the client can list workflows.")
+        return True, (
+            f"Connected to {credentials.base_url} ({credentials.environment}, "
+            f"{credentials.region}); the client can list workflows."
+        )
 
     # -- workflows ----------------------------------------------------------------------
 
-    def list_workflows(self, page_length: int | None = None) -> "WorkflowListing":
+    def list_workflows(self, page_length: int | None = None) -> WorkflowListing:
         """Every workflow of the tenant, page by page; see ``WorkflowListing``."""
         return WorkflowListing(self, page_length or self.credentials.options.page_length)
 
@@ -135,11 +148,14 @@ class ZuoraHook(BaseHook):
         if not isinstance(export, dict) or not isinstance(export.get("workflow"), dict):
             raise ZuoraMalformedResponseError(
                 f"export of workflow {workflow_id} has no 'workflow' object",
-                conn_id=self.zuora_conn_id, endpoint=f"/workflows/{workflow_id}/export")
+                conn_id=self.zuora_conn_id,
+                endpoint=f"/workflows/{workflow_id}/export",
+            )
         return export
 
-    def export_workflows(self, workflow_ids: Iterable[int]
-                         ) -> Iterator[tuple[int, dict | None, ZuoraError | None]]:
+    def export_workflows(
+        self, workflow_ids: Iterable[int]
+    ) -> Iterator[tuple[int, dict | None, ZuoraError | None]]:
         """Export many workflows, at most ``max_concurrency`` in flight.
 
         Yields ``(workflow_id, export, None)`` or ``(workflow_id, None, error)`` as each
@@ -148,8 +164,9 @@ class ZuoraHook(BaseHook):
         """
         return self._concurrently(self.export_workflow, workflow_ids)
 
-    def export_versions(self, versions: Iterable[tuple[int, str]]
-                        ) -> Iterator[tuple[tuple[int, str], dict | None, ZuoraError | None]]:
+    def export_versions(
+        self, versions: Iterable[tuple[int, str]]
+    ) -> Iterator[tuple[tuple[int, str], dict | None, ZuoraError | None]]:
         """``export_workflows`` for ``(workflow_id, version)`` pairs: one version each."""
         return self._concurrently(lambda key: self.export_workflow(*key), versions)
 
@@ -159,31 +176,44 @@ class ZuoraHook(BaseHook):
         body = self._request_json("GET", endpoint)
         versions = body.get("data") if isinstance(body, dict) else None
         if not isinstance(versions, list):
-            raise ZuoraMalformedResponseError("the versions response has no 'data' list",
-                                              conn_id=self.zuora_conn_id, endpoint=endpoint)
+            raise ZuoraMalformedResponseError(
+                "the versions response has no 'data' list", conn_id=self.zuora_conn_id, endpoint=endpoint
+            )
         return versions
 
-    def list_versions_of(self, workflow_ids: Iterable[int]
-                         ) -> Iterator[tuple[int, list[dict] | None, ZuoraError | None]]:
+    def list_versions_of(
+        self, workflow_ids: Iterable[int]
+    ) -> Iterator[tuple[int, list[dict] | None, ZuoraError | None]]:
         """``list_versions`` of many workflows, concurrently as ``export_workflows``."""
         return self._concurrently(self.list_versions, workflow_ids)
 
     def import_workflow(self, export: dict, *, activate: bool, idempotency_key: str) -> dict:
         """``POST /workflows/import``: a new workflow from an export; returns Zuora's answer.
         Needs the 'Workflow Manage Access' permission."""
-        return self._request_json("POST", "/workflows/import", params={"activate": _flag(activate)},
-                                  body=export, headers={"Idempotency-Key": idempotency_key})
+        return self._request_json(
+            "POST",
+            "/workflows/import",
+            params={"activate": _flag(activate)},
+            body=export,
+            headers={"Idempotency-Key": idempotency_key},
+        )
 
-    def import_version(self, workflow_id: int, export: dict, *, version: str, activate: bool,
-                       idempotency_key: str) -> dict:
+    def import_version(
+        self, workflow_id: int, export: dict, *, version: str, activate: bool, idempotency_key: str
+    ) -> dict:
         """``POST /workflows/{id}/versions/import``: a new version (numbered above every
         existing one) of a workflow from an export. Needs 'Workflow Manage Access'."""
-        return self._request_json("POST", f"/workflows/{int(workflow_id)}/versions/import",
-                                  params={"version": version, "activate": _flag(activate)},
-                                  body=export, headers={"Idempotency-Key": idempotency_key})
+        return self._request_json(
+            "POST",
+            f"/workflows/{int(workflow_id)}/versions/import",
+            params={"version": version, "activate": _flag(activate)},
+            body=export,
+            headers={"Idempotency-Key": idempotency_key},
+        )
 
-    def _concurrently(self, call: Callable[[Any], dict], keys: Iterable[Any]
-                      ) -> Iterator[tuple[Any, dict | None, ZuoraError | None]]:
+    def _concurrently(
+        self, call: Callable[[Any], Any], keys: Iterable[Any]
+    ) -> Iterator[tuple[Any, Any, ZuoraError | None]]:
         limit = self.credentials.options.max_concurrency
         keys = iter(keys)
         with ThreadPoolExecutor(max_workers=limit, thread_name_prefix="zuora-export") as pool:
@@ -205,8 +235,15 @@ class ZuoraHook(BaseHook):
 
     # -- HTTP ---------------------------------------------------------------------------
 
-    def _request_json(self, method: str, endpoint: str, params: dict | None = None, *,
-                      body: Any = None, headers: dict | None = None) -> Any:
+    def _request_json(
+        self,
+        method: str,
+        endpoint: str,
+        params: dict | None = None,
+        *,
+        body: Any = None,
+        headers: dict | None = None,
+    ) -> Any:
         """``method`` ``endpoint`` (a path under the base URL) with token, retries and error
         mapping; returns the decoded JSON body. A POST is retried only with an
         Idempotency-Key, so Zuora never performs it twice."""
@@ -224,36 +261,57 @@ class ZuoraHook(BaseHook):
                 response = self._authorized(method, url, endpoint, params, body, headers)
                 return self._decode(response, endpoint)
 
-    def _authorized(self, method: str, url: str, endpoint: str, params: dict | None, body: Any,
-                    headers: dict | None) -> requests.Response:
+    def _authorized(
+        self, method: str, url: str, endpoint: str, params: dict | None, body: Any, headers: dict | None
+    ) -> requests.Response:
         # a cached token refused: re-minted once (ZuoraTokenAuth)
         response = self._send(url, endpoint, params, method=method, body=body, headers=headers)
         if response.status_code == 401:
             raise ZuoraAuthError(
                 "Zuora refused a freshly minted token: the client credentials were revoked, or the "
                 f"OAuth client's user lacks the '{_permission(method)}' permission",
-                **self._where(endpoint, response))
+                **self._where(endpoint, response),
+            )
         self._raise_for_status(response, endpoint, method)
         return response
 
-    def _send(self, url: str, endpoint: str, params: dict | None, *, method: str = "GET",
-              body: Any = None, headers: dict | None = None) -> requests.Response:
+    def _send(
+        self,
+        url: str,
+        endpoint: str,
+        params: dict | None,
+        *,
+        method: str = "GET",
+        body: Any = None,
+        headers: dict | None = None,
+    ) -> requests.Response:
         self._pace()
         options = self.credentials.options
         with self._lock:
             self.stats["requests"] += 1
         try:
-            response = self.get_conn().request(method, url, params=params, json=body, headers=headers,
-                                               timeout=(options.connect_timeout, options.read_timeout))
+            response = self.get_conn().request(
+                method,
+                url,
+                params=params,
+                json=body,
+                headers=headers,
+                timeout=(options.connect_timeout, options.read_timeout),
+            )
         except requests.Timeout as exc:
             self._count("timeouts")
-            raise ZuoraTimeoutError(f"no answer within the timeout ({type(exc).__name__})",
-                                    conn_id=self.zuora_conn_id, endpoint=endpoint) from None
+            raise ZuoraTimeoutError(
+                f"no answer within the timeout ({type(exc).__name__})",
+                conn_id=self.zuora_conn_id,
+                endpoint=endpoint,
+            ) from None
         except requests.RequestException as exc:
             self._count("connection_errors")
-            raise ZuoraTransientError(f"connection failed ({type(exc).__name__}); check the base "
-                                      "URL and the network", conn_id=self.zuora_conn_id,
-                                      endpoint=endpoint) from None
+            raise ZuoraTransientError(
+                f"connection failed ({type(exc).__name__}); check the base URL and the network",
+                conn_id=self.zuora_conn_id,
+                endpoint=endpoint,
+            ) from None
         self._note_rate_limit(response)
         return response
 
@@ -269,27 +327,40 @@ class ZuoraHook(BaseHook):
         self._count("requests")
         try:
             response = self.get_conn().post(
-                credentials.base_url + endpoint, auth=_no_auth,
-                data={"client_id": credentials.client_id, "client_secret": credentials.client_secret,
-                      "grant_type": "client_credentials"},
-                timeout=(options.connect_timeout, options.read_timeout))
+                credentials.base_url + endpoint,
+                auth=_no_auth,
+                data={
+                    "client_id": credentials.client_id,
+                    "client_secret": credentials.client_secret,
+                    "grant_type": "client_credentials",
+                },
+                timeout=(options.connect_timeout, options.read_timeout),
+            )
         except requests.Timeout:
-            raise ZuoraTimeoutError("no answer from the token endpoint within the timeout",
-                                    conn_id=self.zuora_conn_id, endpoint=endpoint) from None
+            raise ZuoraTimeoutError(
+                "no answer from the token endpoint within the timeout",
+                conn_id=self.zuora_conn_id,
+                endpoint=endpoint,
+            ) from None
         except requests.RequestException as exc:
-            raise ZuoraTransientError(f"cannot reach the token endpoint ({type(exc).__name__}); "
-                                      "check the base URL and the network",
-                                      conn_id=self.zuora_conn_id, endpoint=endpoint) from None
+            raise ZuoraTransientError(
+                f"cannot reach the token endpoint ({type(exc).__name__}); check the base URL and the network",
+                conn_id=self.zuora_conn_id,
+                endpoint=endpoint,
+            ) from None
         if response.status_code in (400, 401, 403):
             raise ZuoraAuthError(
                 f"Zuora refused the client credentials ({_error_text(response)}): check the client "
                 f"id and secret, and that they belong to {credentials.base_url} (each data center "
-                "and sandbox has its own)", **self._where(endpoint, response))
+                "and sandbox has its own)",
+                **self._where(endpoint, response),
+            )
         self._raise_for_status(response, endpoint)
         body = self._decode(response, endpoint)
         if not isinstance(body, dict) or not isinstance(body.get("access_token"), str):
-            raise ZuoraMalformedResponseError("the token response has no access_token",
-                                              **self._where(endpoint, response))
+            raise ZuoraMalformedResponseError(
+                "the token response has no access_token", **self._where(endpoint, response)
+            )
         try:
             lifetime = float(body.get("expires_in") or 3600)
         except (TypeError, ValueError):
@@ -301,15 +372,18 @@ class ZuoraHook(BaseHook):
     def _token_cache(self) -> TokenCache:
         if self._tokens is None:
             credentials = self.credentials
-            self._tokens = TokenCache(credentials.fingerprint, credentials.client_secret, self._mint,
-                                      refresh_margin=credentials.options.token_refresh_margin,
-                                      store=self._token_store)
+            self._tokens = TokenCache(
+                credentials.fingerprint,
+                credentials.client_secret,
+                self._mint,
+                refresh_margin=credentials.options.token_refresh_margin,
+                store=self._token_store,
+            )
         return self._tokens
 
     # -- responses, errors, rate limits ---------------------------------------------------
 
-    def _raise_for_status(self, response: requests.Response, endpoint: str,
-                          method: str = "GET") -> None:
+    def _raise_for_status(self, response: requests.Response, endpoint: str, method: str = "GET") -> None:
         status = response.status_code
         if status < 400:
             return
@@ -317,14 +391,18 @@ class ZuoraHook(BaseHook):
         text = _error_text(response)
         if status == 429:
             self._count("rate_limited")
-            raise ZuoraRateLimitError(f"rate limited by Zuora: {text}",
-                                      retry_after=_retry_after(response), **where)
+            raise ZuoraRateLimitError(
+                f"rate limited by Zuora: {text}", retry_after=_retry_after(response), **where
+            )
         if status >= 500:
             self._count("server_errors")
             raise ZuoraTransientError(f"Zuora server error: {text}", **where)
         if status == 403:
-            raise ZuoraAuthError(f"permission denied ({text}): give the OAuth client's user the "
-                                 f"'{_permission(method)}' permission", **where)
+            raise ZuoraAuthError(
+                f"permission denied ({text}): give the OAuth client's user the "
+                f"'{_permission(method)}' permission",
+                **where,
+            )
         if status == 404:
             raise ZuoraNotFoundError(f"not found: {text}", **where)
         raise ZuoraClientError(f"request rejected: {text}", **where)
@@ -338,12 +416,16 @@ class ZuoraHook(BaseHook):
         except (ValueError, RecursionError) as exc:
             reason = "nested too deeply" if isinstance(exc, RecursionError) else "not valid JSON"
             raise ZuoraMalformedResponseError(
-                f"the response is {reason} ({len(content)} bytes)",
-                **self._where(endpoint, response)) from None
+                f"the response is {reason} ({len(content)} bytes)", **self._where(endpoint, response)
+            ) from None
 
     def _where(self, endpoint: str, response: requests.Response) -> dict:
-        return {"conn_id": self.zuora_conn_id, "endpoint": endpoint, "status": response.status_code,
-                "request_id": response.headers.get("Zuora-Request-Id")}
+        return {
+            "conn_id": self.zuora_conn_id,
+            "endpoint": endpoint,
+            "status": response.status_code,
+            "request_id": response.headers.get("Zuora-Request-Id"),
+        }
 
     def _note_rate_limit(self, response: requests.Response) -> None:
         """Slow down before Zuora says 429: spread the remaining budget over the window."""
@@ -372,9 +454,12 @@ class ZuoraHook(BaseHook):
     def _before_sleep(self, state: RetryCallState) -> None:
         self._count("retries")
         error = state.outcome.exception() if state.outcome else None
-        self.log.warning("Zuora call failed, retrying in %.1fs (attempt %d): %s",
-                         state.next_action.sleep if state.next_action else 0.0,
-                         state.attempt_number, error)
+        self.log.warning(
+            "Zuora call failed, retrying in %.1fs (attempt %d): %s",
+            state.next_action.sleep if state.next_action else 0.0,
+            state.attempt_number,
+            error,
+        )
 
     def _count(self, name: str) -> None:
         with self._lock:
@@ -438,14 +523,20 @@ class WorkflowListing:
     def __iter__(self) -> Iterator[dict]:
         hook = self.hook
         max_pages = hook.credentials.options.max_pages
-        page, seen_pages, seen_ids = 1, set(), set()
+        page: int = 1
+        seen_pages: set[int] = set()
+        seen_ids: set[Any] = set()
         while True:
             if page in seen_pages or len(seen_pages) >= max_pages:
                 raise ZuoraMalformedResponseError(
                     f"pagination does not end (page {page} after {len(seen_pages)} pages)",
-                    conn_id=hook.zuora_conn_id, endpoint="/workflows")
+                    conn_id=hook.zuora_conn_id,
+                    endpoint="/workflows",
+                )
             seen_pages.add(page)
-            body = hook._request_json("GET", "/workflows", params={"page": page, "page_length": self.page_length})
+            body = hook._request_json(
+                "GET", "/workflows", params={"page": page, "page_length": self.page_length}
+            )
             items, next_page = _page_of(body, hook.zuora_conn_id)
             self.pages += 1
             hook._count("pages")
@@ -453,7 +544,9 @@ class WorkflowListing:
             if items and ids <= seen_ids and None not in ids:
                 raise ZuoraMalformedResponseError(
                     f"page {page} repeats workflows already listed; pagination is broken",
-                    conn_id=hook.zuora_conn_id, endpoint="/workflows")
+                    conn_id=hook.zuora_conn_id,
+                    endpoint="/workflows",
+                )
             seen_ids |= ids
             yield from items
             if not items or next_page is None:
@@ -465,17 +558,21 @@ class WorkflowListing:
 def _page_of(body: Any, conn_id: str) -> tuple[list, int | None]:
     """The items of one list page and the number of the next page (None on the last)."""
     if not isinstance(body, dict) or not isinstance(body.get("data"), list):
-        raise ZuoraMalformedResponseError("the workflow list has no 'data' array",
-                                          conn_id=conn_id, endpoint="/workflows")
-    pagination = body.get("pagination") if isinstance(body.get("pagination"), dict) else {}
+        raise ZuoraMalformedResponseError(
+            "the workflow list has no 'data' array", conn_id=conn_id, endpoint="/workflows"
+        )
+    pagination = body.get("pagination")
+    if not isinstance(pagination, dict):
+        pagination = {}
     next_url = pagination.get("next_page")
     if not next_url:
         return body["data"], None
     parts = urlsplit(str(next_url))
     page = parse_qs(parts.query).get("page", [None])[0]
-    if parts.path.rstrip("/") != "/workflows" or not str(page).isdigit():
-        raise ZuoraMalformedResponseError(f"unexpected next_page {next_url!r}",
-                                          conn_id=conn_id, endpoint="/workflows")
+    if parts.path.rstrip("/") != "/workflows" or page is None or not page.isdigit():
+        raise ZuoraMalformedResponseError(
+            f"unexpected next_page {next_url!r}", conn_id=conn_id, endpoint="/workflows"
+        )
     return body["data"], int(page)
 
 
@@ -513,6 +610,7 @@ def _flag(value: bool) -> str:
 def _mask(secret: str) -> None:
     """Have Airflow redact ``secret`` from every log line of this process and its supervisor."""
     from airflow.sdk.log import mask_secret
+
     mask_secret(secret)
 
 

@@ -19,8 +19,9 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Protocol
+from typing import Protocol
 
 from cryptography.fernet import Fernet, InvalidToken
 
@@ -32,8 +33,8 @@ KEY_PREFIX = "zuora_oauth_token_"
 @dataclass(frozen=True)
 class Token:
     value: str
-    expires_at: float          # epoch seconds
-    lifetime: float            # seconds, as granted
+    expires_at: float  # epoch seconds
+    lifetime: float  # seconds, as granted
 
     def usable(self, margin: float) -> bool:
         """True while more than ``margin`` seconds remain (capped at 10% of its lifetime)."""
@@ -66,14 +67,17 @@ class VariableTokenStore:
 
     def load(self, key: str) -> str | None:
         from airflow.sdk import Variable
+
         return Variable.get(key, default=None)
 
     def save(self, key: str, blob: str) -> None:
         from airflow.sdk import Variable
+
         Variable.set(key, blob, description="Zuora OAuth token cache (encrypted; safe to delete)")
 
     def drop(self, key: str) -> None:
         from airflow.sdk import Variable
+
         Variable.delete(key)
 
 
@@ -85,6 +89,7 @@ def default_store() -> TokenStore:
 def in_airflow_task() -> bool:
     """True while an Airflow task runs (also in its threads): the Task SDK has a context."""
     from airflow.sdk import get_current_context
+
     try:
         get_current_context()
     except RuntimeError:  # "no context was found! Are you running within an Airflow task?"
@@ -96,12 +101,14 @@ def drop_expired_tokens(now: float | None = None) -> int:
     """Delete the token Variables that expired or that are not in the current format; returns
     how many. Needs an Airflow task (the Task SDK lists DB-stored Variables only)."""
     from airflow.sdk import Variable
+
     now = time.time() if now is None else now
     return sum(_drop_if_expired(key, now) for key in Variable.keys(prefix=KEY_PREFIX))
 
 
 def _drop_if_expired(key: str, now: float) -> bool:
     from airflow.sdk import Variable
+
     value = Variable.get(key, default=None)
     if value is None:  # deleted meanwhile (another cleanup, or a 401 dropped it)
         return False
@@ -123,11 +130,21 @@ def _expires_at(value: str) -> float:
 class TokenCache:
     """Hands out a usable token for one set of credentials, minting only when needed."""
 
-    def __init__(self, fingerprint: str, secret: str, mint: Callable[[], Token], *,
-                 refresh_margin: float, store: TokenStore | None = None):
+    def __init__(
+        self,
+        fingerprint: str,
+        secret: str,
+        mint: Callable[[], Token],
+        *,
+        refresh_margin: float,
+        store: TokenStore | None = None,
+    ):
         self.key = f"{KEY_PREFIX}{fingerprint[:24]}"
-        self._box = Fernet(base64.urlsafe_b64encode(
-            hashlib.sha256(f"zuora-token-cache\0{fingerprint}\0{secret}".encode()).digest()))
+        self._box = Fernet(
+            base64.urlsafe_b64encode(
+                hashlib.sha256(f"zuora-token-cache\0{fingerprint}\0{secret}".encode()).digest()
+            )
+        )
         self._mint = mint
         self._margin = refresh_margin
         store = store or default_store()
@@ -142,11 +159,11 @@ class TokenCache:
         with self._lock:
             if not self._usable(self._token):  # the stores only when this one will not do
                 self._token = self._stored()
-            if self._usable(self._token):
+            if self._token is not None and self._usable(self._token):
                 return self._token, False
-            self._token = self._mint()
-            self._remember(self._token)
-            return self._token, True
+            token = self._token = self._mint()
+            self._remember(token)
+            return token, True
 
     def _usable(self, token: Token | None) -> bool:
         return token is not None and token.usable(self._margin)
@@ -182,8 +199,12 @@ class TokenCache:
         return None
 
     def _remember(self, token: Token) -> None:
-        blob = json.dumps({"expires_at": token.expires_at,
-                           "token": self._box.encrypt(json.dumps(token.__dict__).encode()).decode()})
+        blob = json.dumps(
+            {
+                "expires_at": token.expires_at,
+                "token": self._box.encrypt(json.dumps(token.__dict__).encode()).decode(),
+            }
+        )
         for store in self._stores:
             try:
                 store.save(self.key, blob)

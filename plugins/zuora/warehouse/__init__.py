@@ -31,23 +31,45 @@ from zuora.warehouse.merge import lock_customer, merge_customer
 from zuora.warehouse.migrations import apply_migrations
 from zuora.warehouse.retention import Retention, cleanup
 from zuora.warehouse.secrets_box import decrypt_export, resolve_encryption_key
-from zuora.warehouse.staging import (stage_exports, stage_listing, sweep_stale_staging,
-                                     work_after_listing, workflows_to_export)
+from zuora.warehouse.staging import (
+    stage_exports,
+    stage_listing,
+    sweep_stale_staging,
+    work_after_listing,
+    workflows_to_export,
+)
 from zuora.warehouse.validation import validate_staged
 
 __all__ = [
-    "apply_migrations", "list_customers", "upsert_customer", "start_sync_run", "add_sync_counts",
-    "finish_sync_run", "record_dead_letter", "stage_listing",
-    "workflows_to_export", "work_after_listing", "stage_exports", "validate_staged", "merge_customer", "lock_customer",
-    "cleanup", "Retention", "sweep_stale_staging", "decrypt_original", "decrypt_export",
+    "apply_migrations",
+    "list_customers",
+    "upsert_customer",
+    "start_sync_run",
+    "add_sync_counts",
+    "finish_sync_run",
+    "record_dead_letter",
+    "stage_listing",
+    "workflows_to_export",
+    "work_after_listing",
+    "stage_exports",
+    "validate_staged",
+    "merge_customer",
+    "lock_customer",
+    "cleanup",
+    "Retention",
+    "sweep_stale_staging",
+    "decrypt_original",
+    "decrypt_export",
     "resolve_encryption_key",
 ]
 
 
 def decrypt_original(conn, customer_id: str, zuora_id: int, key: bytes | str) -> dict:
     """The exact original export of a workflow, decrypted; LookupError when none is stored."""
-    row = conn.execute("SELECT original_encrypted FROM zuora.workflow_definitions "
-                       "WHERE customer_id = %s AND zuora_id = %s", (customer_id, zuora_id)).fetchone()
+    row = conn.execute(
+        "SELECT original_encrypted FROM zuora.workflow_definitions WHERE customer_id = %s AND zuora_id = %s",
+        (customer_id, zuora_id),
+    ).fetchone()
     if not conn.autocommit:
         conn.rollback()  # read only: end the implicit transaction
     if row is None or row[0] is None:

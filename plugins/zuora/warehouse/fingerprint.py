@@ -21,14 +21,43 @@ from typing import NamedTuple
 from zuora.warehouse.transform import content_hash
 
 # Keys Zuora assigns or that describe a run, not the definition.
-WORKFLOW_ASSIGNED = frozenset({"id", "version", "original_workflow_id", "status", "started_at",
-                               "finished_at", "createdAt", "updatedAt", "created_at", "updated_at",
-                               "task_summary", "external_track_id", "active_version"})
-TASK_ASSIGNED = frozenset({"id", "task_id", "original_task_id", "original_workflow_id",
-                           "workflow_id", "process_id", "status", "error", "error_details",
-                           "createdAt", "updatedAt", "created_at", "updated_at"})
-LINKAGE_IDS = frozenset({"id", "source_task_id", "target_task_id", "source_workflow_id",
-                         "target_workflow_id", "workflow_id"})
+WORKFLOW_ASSIGNED = frozenset(
+    {
+        "id",
+        "version",
+        "original_workflow_id",
+        "status",
+        "started_at",
+        "finished_at",
+        "createdAt",
+        "updatedAt",
+        "created_at",
+        "updated_at",
+        "task_summary",
+        "external_track_id",
+        "active_version",
+    }
+)
+TASK_ASSIGNED = frozenset(
+    {
+        "id",
+        "task_id",
+        "original_task_id",
+        "original_workflow_id",
+        "workflow_id",
+        "process_id",
+        "status",
+        "error",
+        "error_details",
+        "createdAt",
+        "updatedAt",
+        "created_at",
+        "updated_at",
+    }
+)
+LINKAGE_IDS = frozenset(
+    {"id", "source_task_id", "target_task_id", "source_workflow_id", "target_workflow_id", "workflow_id"}
+)
 
 
 class Summary(NamedTuple):
@@ -38,9 +67,9 @@ class Summary(NamedTuple):
 
 
 class Diff(NamedTuple):
-    added: list[str]          # tasks only in the new definition
-    removed: list[str]        # tasks only in the old one
-    changed: list[str]        # in both, different
+    added: list[str]  # tasks only in the new definition
+    removed: list[str]  # tasks only in the old one
+    changed: list[str]  # in both, different
     settings_changed: bool
 
     @property
@@ -50,34 +79,50 @@ class Diff(NamedTuple):
 
 def summarize(definition: dict) -> Summary:
     """The id-free summary of an export ``{workflow, tasks, linkages}``."""
-    workflow = definition.get("workflow") if isinstance(definition.get("workflow"), dict) else {}
+    workflow = definition.get("workflow")
+    if not isinstance(workflow, dict):
+        workflow = {}
     tasks = [t for t in definition.get("tasks") or [] if isinstance(t, dict)]
     linkages = [link for link in definition.get("linkages") or [] if isinstance(link, dict)]
     keys = _task_keys(tasks)
-    by_id = {task.get("id"): key for task, key in zip(tasks, keys) if task.get("id") is not None}
+    by_id = {task.get("id"): key for task, key in zip(tasks, keys, strict=True) if task.get("id") is not None}
     outgoing: dict[str | None, list] = {}
     for link in linkages:
         source = by_id.get(link.get("source_task_id"))
-        outgoing.setdefault(source, []).append(content_hash({
-            "target": by_id.get(link.get("target_task_id")),
-            **{k: v for k, v in link.items() if k not in LINKAGE_IDS}}))
+        outgoing.setdefault(source, []).append(
+            content_hash(
+                {
+                    "target": by_id.get(link.get("target_task_id")),
+                    **{k: v for k, v in link.items() if k not in LINKAGE_IDS},
+                }
+            )
+        )
     settings = {k: v for k, v in workflow.items() if k not in WORKFLOW_ASSIGNED}
     settings_hash = content_hash({"settings": settings, "starts": sorted(outgoing.get(None, []))})
-    task_hashes = {key: content_hash({"task": {k: v for k, v in task.items() if k not in TASK_ASSIGNED},
-                                      "linkages": sorted(outgoing.get(key, []))})
-                   for task, key in zip(tasks, keys)}
-    return Summary(content_hash({"settings": settings_hash, "tasks": task_hashes}),
-                   settings_hash, task_hashes)
+    task_hashes = {
+        key: content_hash(
+            {
+                "task": {k: v for k, v in task.items() if k not in TASK_ASSIGNED},
+                "linkages": sorted(outgoing.get(key, [])),
+            }
+        )
+        for task, key in zip(tasks, keys, strict=True)
+    }
+    return Summary(
+        content_hash({"settings": settings_hash, "tasks": task_hashes}), settings_hash, task_hashes
+    )
 
 
 def diff(old: Summary | None, new: Summary) -> Diff:
     """What changed from ``old`` to ``new`` (everything is added when there is no old)."""
     before = old.task_hashes if old else {}
     after = new.task_hashes
-    return Diff(added=sorted(after.keys() - before.keys()),
-                removed=sorted(before.keys() - after.keys()),
-                changed=sorted(k for k in after.keys() & before.keys() if after[k] != before[k]),
-                settings_changed=old is None or old.settings_hash != new.settings_hash)
+    return Diff(
+        added=sorted(after.keys() - before.keys()),
+        removed=sorted(before.keys() - after.keys()),
+        changed=sorted(k for k in after.keys() & before.keys() if after[k] != before[k]),
+        settings_changed=old is None or old.settings_hash != new.settings_hash,
+    )
 
 
 def _task_keys(tasks: list[dict]) -> list[str]:

@@ -15,15 +15,34 @@ from zuora.warehouse.transform import make_storable
 # Figures that add up over a run's stages (each stage's hook counts its own requests) ...
 ADDED = ("api_requests", "token_mints", "rate_limited", "retries")
 # ... and figures a stage sets (rerunning the stage gives the same value).
-SET = ("pages", "listed", "listing_complete", "exported", "exports_unchanged", "exports_failed",
-       "inserted", "updated", "unchanged", "deleted", "restored", "stale", "invalid", "stored",
-       "dead_lettered", "definitions_changed", "versions_listed", "versions_exported",
-       "versions_failed", "versions_pending")
+SET = (
+    "pages",
+    "listed",
+    "listing_complete",
+    "exported",
+    "exports_unchanged",
+    "exports_failed",
+    "inserted",
+    "updated",
+    "unchanged",
+    "deleted",
+    "restored",
+    "stale",
+    "invalid",
+    "stored",
+    "dead_lettered",
+    "definitions_changed",
+    "versions_listed",
+    "versions_exported",
+    "versions_failed",
+    "versions_pending",
+)
 STAGES = ("list", "export", "validate", "upsert", "task")
 
 
-def start_sync_run(conn, run_id: str, customer_id: str, *, conn_id: str | None = None,
-                   environment: str | None = None) -> None:
+def start_sync_run(
+    conn, run_id: str, customer_id: str, *, conn_id: str | None = None, environment: str | None = None
+) -> None:
     """Open (or reopen, on a retry) the customer's row for this run, status 'running'."""
     with committing(conn):
         conn.execute(
@@ -32,7 +51,8 @@ def start_sync_run(conn, run_id: str, customer_id: str, *, conn_id: str | None =
             "SET status = 'running', finished_at = NULL, duration_seconds = NULL, error = NULL, "
             "zuora_conn_id = coalesce(excluded.zuora_conn_id, sync_runs.zuora_conn_id), "
             "zuora_environment = coalesce(excluded.zuora_environment, sync_runs.zuora_environment)",
-            (run_id, customer_id, conn_id, environment))
+            (run_id, customer_id, conn_id, environment),
+        )
 
 
 def _figures(counts: dict) -> tuple[list[str], list]:
@@ -45,18 +65,21 @@ def add_sync_counts(conn, run_id: str, customer_id: str, **counts) -> None:
     columns, values = _figures(counts)
     if not columns:
         return
-    updates = ", ".join(f"{c} = sync_runs.{c} + excluded.{c}" if c in ADDED else f"{c} = excluded.{c}"
-                        for c in columns)
+    updates = ", ".join(
+        f"{c} = sync_runs.{c} + excluded.{c}" if c in ADDED else f"{c} = excluded.{c}" for c in columns
+    )
     with committing(conn):
         conn.execute(
             f"INSERT INTO zuora.sync_runs (run_id, customer_id, {', '.join(columns)}) "
             f"VALUES (%s, %s, {', '.join(['%s'] * len(columns))}) "
             f"ON CONFLICT (run_id, customer_id) DO UPDATE SET {updates}",
-            (run_id, customer_id, *values))
+            (run_id, customer_id, *values),
+        )
 
 
-def finish_sync_run(conn, run_id: str, customer_id: str, *, status: str,
-                    error: str | None = None, **counts) -> None:
+def finish_sync_run(
+    conn, run_id: str, customer_id: str, *, status: str, error: str | None = None, **counts
+) -> None:
     """Close the run's row: status ('success'/'failed'), end, duration, error, stage figures."""
     if status not in ("success", "failed"):
         raise ValueError(f"status must be success or failed, not {status!r}")
@@ -64,18 +87,31 @@ def finish_sync_run(conn, run_id: str, customer_id: str, *, status: str,
     extra = "".join(f", {c} = %s" for c in columns)
     error_text = make_storable(redact_text(error))[0][:4000] if error else None
     with committing(conn):
-        conn.execute("INSERT INTO zuora.sync_runs (run_id, customer_id) VALUES (%s, %s) "
-                     "ON CONFLICT DO NOTHING", (run_id, customer_id))
+        conn.execute(
+            "INSERT INTO zuora.sync_runs (run_id, customer_id) VALUES (%s, %s) ON CONFLICT DO NOTHING",
+            (run_id, customer_id),
+        )
         conn.execute(
             "UPDATE zuora.sync_runs SET status = %s, error = %s, finished_at = clock_timestamp(), "
-            "duration_seconds = extract(epoch FROM clock_timestamp() - started_at)" + extra +
-            " WHERE run_id = %s AND customer_id = %s",
-            (status, error_text, *values, run_id, customer_id))
+            "duration_seconds = extract(epoch FROM clock_timestamp() - started_at)"
+            + extra
+            + " WHERE run_id = %s AND customer_id = %s",
+            (status, error_text, *values, run_id, customer_id),
+        )
 
 
-def record_dead_letter(conn, *, run_id: str, customer_id: str, stage: str, error_type: str,
-                       message: str, zuora_id: int | None = None, payload=None,
-                       attempts: int = 1) -> int:
+def record_dead_letter(
+    conn,
+    *,
+    run_id: str,
+    customer_id: str,
+    stage: str,
+    error_type: str,
+    message: str,
+    zuora_id: int | None = None,
+    payload=None,
+    attempts: int = 1,
+) -> int:
     """Record (or count another attempt of) a failure; returns the dead letter's id.
 
     ``payload`` is stored redacted. A later successful merge of the customer resolves it.
@@ -86,6 +122,7 @@ def record_dead_letter(conn, *, run_id: str, customer_id: str, stage: str, error
     stored_payload = None
     if payload is not None:
         from zuora.warehouse.transform import canonical_json
+
         stored_payload = canonical_json(redact(make_storable(payload)[0]))
     message = make_storable(redact_text(message))[0][:4000]
     with committing(conn):
@@ -96,7 +133,16 @@ def record_dead_letter(conn, *, run_id: str, customer_id: str, stage: str, error
             "SET attempts = dl.attempts + excluded.attempts, last_failed_at = now(), "
             "run_id = excluded.run_id, error_type = excluded.error_type, message = excluded.message, "
             "payload = coalesce(excluded.payload, dl.payload) RETURNING dead_letter_id",
-            (customer_id, run_id, stage, zuora_id, item_key, error_type, message, stored_payload,
-             max(int(attempts or 1), 1))).fetchone()
+            (
+                customer_id,
+                run_id,
+                stage,
+                zuora_id,
+                item_key,
+                error_type,
+                message,
+                stored_payload,
+                max(int(attempts or 1), 1),
+            ),
+        ).fetchone()
     return row[0]
-

@@ -22,9 +22,20 @@ log = logging.getLogger(__name__)
 
 MERGE_LOCK_CLASS = 0x7A77  # first key of the two-key advisory lock; second = hash of customer
 BOOKKEEPING = ["first_seen_at", "last_seen_at", "last_changed_at", "last_run_id"]
-COUNT_COLUMNS = ("listed", "stored", "dead_lettered", "inserted", "updated", "unchanged",
-                 "restored", "stale", "deleted", "invalid", "definitions_changed",
-                 "exports_failed")
+COUNT_COLUMNS = (
+    "listed",
+    "stored",
+    "dead_lettered",
+    "inserted",
+    "updated",
+    "unchanged",
+    "restored",
+    "stale",
+    "deleted",
+    "invalid",
+    "definitions_changed",
+    "exports_failed",
+)
 
 
 def _sql(name: str) -> str:
@@ -47,8 +58,13 @@ def _plan_counts(conn) -> dict[str, int]:
                count(*) FILTER (WHERE has_export
                                 AND new_definition_hash IS DISTINCT FROM old_definition_hash)
           FROM merge_plan""").fetchone()
-    return dict(zip(("inserted", "updated", "unchanged", "restored", "stale", "invalid",
-                     "definitions_changed"), row))
+    return dict(
+        zip(
+            ("inserted", "updated", "unchanged", "restored", "stale", "invalid", "definitions_changed"),
+            row,
+            strict=True,
+        )
+    )
 
 
 def _record_counts(conn, run_id: str, customer_id: str, counts: dict, environment, conn_id) -> None:
@@ -62,21 +78,35 @@ def _record_counts(conn, run_id: str, customer_id: str, counts: dict, environmen
         f"listing_complete = excluded.listing_complete, "
         f"zuora_environment = coalesce(excluded.zuora_environment, sync_runs.zuora_environment), "
         f"zuora_conn_id = coalesce(excluded.zuora_conn_id, sync_runs.zuora_conn_id)",
-        (run_id, customer_id, environment, conn_id, counts["listing_complete"],
-         *[counts[c] for c in columns]))
+        (
+            run_id,
+            customer_id,
+            environment,
+            conn_id,
+            counts["listing_complete"],
+            *[counts[c] for c in columns],
+        ),
+    )
 
 
 def _already_merged(conn, run_id: str, customer_id: str) -> dict:
     row = conn.execute(
         f"SELECT listing_complete, {', '.join(COUNT_COLUMNS)} FROM zuora.sync_runs "
-        "WHERE run_id = %s AND customer_id = %s", (run_id, customer_id)).fetchone()
+        "WHERE run_id = %s AND customer_id = %s",
+        (run_id, customer_id),
+    ).fetchone()
     if row is None:
         raise LookupError(f"nothing staged for customer {customer_id} in run {run_id}")
-    return {"listing_complete": row[0], **dict(zip(COUNT_COLUMNS, row[1:])), "already_merged": True}
+    return {
+        "listing_complete": row[0],
+        **dict(zip(COUNT_COLUMNS, row[1:], strict=True)),
+        "already_merged": True,
+    }
 
 
-def merge_customer(conn, run_id: str, customer_id: str, *, environment: str | None = None,
-                   conn_id: str | None = None) -> dict:
+def merge_customer(
+    conn, run_id: str, customer_id: str, *, environment: str | None = None, conn_id: str | None = None
+) -> dict:
     """Merge the customer's validated staging; returns the counts (see module docstring).
 
     Rerunning it after it committed changes nothing and returns the recorded counts.
@@ -86,19 +116,25 @@ def merge_customer(conn, run_id: str, customer_id: str, *, environment: str | No
         lock_customer(conn, customer_id)
         listing = conn.execute(
             "SELECT complete, listed, listed_at, validated_at FROM zuora.staging_listings "
-            "WHERE run_id = %(run_id)s AND customer_id = %(customer_id)s", key).fetchone()
+            "WHERE run_id = %(run_id)s AND customer_id = %(customer_id)s",
+            key,
+        ).fetchone()
         if listing is None:
             return _already_merged(conn, run_id, customer_id)
         complete, listed, listed_at, validated_at = listing
         if validated_at is None:
-            raise RuntimeError(f"staging of customer {customer_id} in run {run_id} is not "
-                               "validated: run validate_staged first")
+            raise RuntimeError(
+                f"staging of customer {customer_id} in run {run_id} is not "
+                "validated: run validate_staged first"
+            )
         key.update(complete=complete, listed_at=listed_at)
         counts = _merge_steps(conn, key)
         counts.update(listed=listed, listing_complete=complete)
         if counts["listed"] != counts["stored"] + counts["dead_lettered"]:
-            raise RuntimeError(f"customer {customer_id}: listed {listed} != stored "
-                               f"{counts['stored']} + dead-lettered {counts['dead_lettered']}")
+            raise RuntimeError(
+                f"customer {customer_id}: listed {listed} != stored "
+                f"{counts['stored']} + dead-lettered {counts['dead_lettered']}"
+            )
         _record_counts(conn, run_id, customer_id, counts, environment, conn_id)
         clear_staging(conn, run_id, customer_id)
     log.info("merged customer %s run %s: %s", customer_id, run_id, counts)
@@ -117,12 +153,15 @@ def _merge_steps(conn, key: dict) -> dict:
     conn.execute(_sql("06_dead_letters"), key)
     conn.execute(_sql("07_resolve_dead_letters"), key)
     conn.execute(_sql("08_issues"), key)
-    stored, dead, failed = conn.execute("""
+    stored, dead, failed = conn.execute(
+        """
         SELECT count(*) FILTER (WHERE disposition = 'store'),
                count(*) FILTER (WHERE disposition = 'dead_letter'),
                (SELECT count(DISTINCT zuora_id) FROM zuora.staging_exports e
                  WHERE e.run_id = %(run_id)s AND e.customer_id = %(customer_id)s AND NOT e.ok)
           FROM zuora.staging_workflows
-         WHERE run_id = %(run_id)s AND customer_id = %(customer_id)s""", key).fetchone()
+         WHERE run_id = %(run_id)s AND customer_id = %(customer_id)s""",
+        key,
+    ).fetchone()
     counts.update(stored=stored, dead_lettered=dead, exports_failed=failed)
     return counts

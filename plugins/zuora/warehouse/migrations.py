@@ -55,13 +55,16 @@ def apply_migrations(conn) -> list[str]:
             checksum = hashlib.sha256(text.encode()).hexdigest()
             if version in done:
                 if done[version] != checksum:
-                    log.warning("migration %s_%s changed after it was applied; not re-running it",
-                                version, name)
+                    log.warning(
+                        "migration %s_%s changed after it was applied; not re-running it", version, name
+                    )
                 continue
             log.info("applying migration %s_%s", version, name)
             conn.execute(text)
-            conn.execute("INSERT INTO zuora.schema_migrations (version, name, checksum) "
-                         "VALUES (%s, %s, %s)", (version, name, checksum))
+            conn.execute(
+                "INSERT INTO zuora.schema_migrations (version, name, checksum) VALUES (%s, %s, %s)",
+                (version, name, checksum),
+            )
             applied_now.append(version)
         for path in sql_files("views"):
             conn.execute(path.read_text())

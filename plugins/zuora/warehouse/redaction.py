@@ -20,15 +20,28 @@ REDACTED = "***REDACTED***"
 
 _SECRET_FIELD = re.compile(
     r"(passw(or)?d|passphrase|^pass$|^pwd$|secret|token|api[-_]?key|access[-_]?key|private[-_]?key|"
-    r"^auth$|authorization|credential|signature|session[-_]?id|cookie)", re.IGNORECASE)
+    r"^auth$|authorization|credential|signature|session[-_]?id|cookie)",
+    re.IGNORECASE,
+)
 # a header or parameter name containing one of these words (in any case) carries a secret
-_SECRET_WORDS = ("auth", "token", "secret", "pass", "pwd", "key", "signature", "session",
-                 "credential", "cookie")
+_SECRET_WORDS = (
+    "auth",
+    "token",
+    "secret",
+    "pass",
+    "pwd",
+    "key",
+    "signature",
+    "session",
+    "credential",
+    "cookie",
+)
 _SECRET_NAME = re.compile("|".join(_SECRET_WORDS), re.IGNORECASE)
 _NOT_SECRET_FIELD = {"type", "auth_type", "token_type", "authorization_type"}
 _QUERY_PARAM = re.compile(r"(?P<lead>^|[?&;,\s])(?P<name>[^=&#\s?;,]+)=(?P<value>[^&#\s\"',;]*)")
-_URL_USERINFO = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<user>[^/:@\s]*):(?P<password>[^/@\s]+)@",
-                           re.IGNORECASE)
+_URL_USERINFO = re.compile(
+    r"(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<user>[^/:@\s]*):(?P<password>[^/@\s]+)@", re.IGNORECASE
+)
 _INLINE_CREDENTIAL = re.compile(r"\b(?P<scheme>Bearer|Basic|Token)\s+(?P<value>[A-Za-z0-9._~+/=-]{8,})")
 
 
@@ -58,8 +71,13 @@ def redact_text(text: str) -> str:
     """Secrets in free text: query parameters, URL passwords, inline Bearer/Basic tokens."""
     if "=" in text and _has_secret_word(text):
         text = _QUERY_PARAM.sub(
-            lambda m: f"{m['lead']}{m['name']}={REDACTED}" if is_secret_name(m["name"]) and m["value"]
-            else m.group(0), text)
+            lambda m: (
+                f"{m['lead']}{m['name']}={REDACTED}"
+                if is_secret_name(m["name"]) and m["value"]
+                else m.group(0)
+            ),
+            text,
+        )
     if "@" in text:
         text = _URL_USERINFO.sub(lambda m: f"{m['scheme']}{m['user']}:{REDACTED}@", text)
     if "Bearer" in text or "Basic" in text or "Token" in text:  # the regex is the slow part
@@ -79,8 +97,10 @@ def _blank(value: Any) -> Any:
 def redact_all(value: Any) -> Any:
     """Every leaf replaced, except ``type`` keys (an authorization block)."""
     if isinstance(value, dict):
-        return {k: (v if k in _NOT_SECRET_FIELD and not isinstance(v, (dict, list)) else _blank(v))
-                for k, v in value.items()}
+        return {
+            k: (v if k in _NOT_SECRET_FIELD and not isinstance(v, (dict, list)) else _blank(v))
+            for k, v in value.items()
+        }
     if isinstance(value, list):
         return [_blank(v) for v in value]
     return _blank(value)

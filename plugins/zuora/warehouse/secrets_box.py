@@ -55,11 +55,16 @@ def resolve_encryption_key(variable: str = KEY_VARIABLE, env: str = KEY_ENV) -> 
     if not value:
         try:
             from airflow.sdk import Variable
+
             value = Variable.get(variable, default=None)
         except Exception:  # no Airflow, or no Variable: the caller decides what that means
             value = None
     if not value:
-        log.warning("No export encryption key (Variable %s / $%s): original exports are not "
-                    "stored, only the redacted definitions", variable, env)
+        log.warning(
+            "No export encryption key (Variable %s / $%s): original exports are not "
+            "stored, only the redacted definitions",
+            variable,
+            env,
+        )
         return None
     return value.encode() if isinstance(value, str) else value

@@ -11,12 +11,16 @@ from importlib.resources.abc import Traversable
 
 def sql_files(folder: str) -> list[Traversable]:
     """The ``*.sql`` files of ``folder`` (e.g. ``migrations``), sorted by name."""
-    found = sorted((f for f in (files("zuora") / "sql" / folder).iterdir()
-                    if f.name.endswith(".sql")), key=lambda f: f.name)
+    found = sorted(
+        (f for f in (files("zuora") / "sql" / folder).iterdir() if f.name.endswith(".sql")),
+        key=lambda f: f.name,
+    )
     if not found:
-        raise FileNotFoundError(f"no SQL files in zuora/sql/{folder}: the package is incomplete "
-                                "(reinstall it; from a source tree, plugins/zuora/sql must "
-                                "link to include/sql)")
+        raise FileNotFoundError(
+            f"no SQL files in zuora/sql/{folder}: the package is incomplete "
+            "(reinstall it; from a source tree, plugins/zuora/sql must "
+            "link to include/sql)"
+        )
     return found
 
 

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Callable, Iterable
 from datetime import timedelta
-from typing import Any, Callable, Iterable, NamedTuple
+from typing import Any, NamedTuple
 
 from zuora.warehouse.fingerprint import summarize
 from zuora.warehouse.redaction import redact, redact_text
@@ -32,8 +33,9 @@ def clear_staging(conn, run_id: str, customer_id: str, tables: Iterable[str] = S
     for table in tables:
         if table not in STAGING_TABLES:
             raise ValueError(table)
-        conn.execute(f"DELETE FROM zuora.{table} WHERE run_id = %s AND customer_id = %s",
-                     (run_id, customer_id))
+        conn.execute(
+            f"DELETE FROM zuora.{table} WHERE run_id = %s AND customer_id = %s", (run_id, customer_id)
+        )
 
 
 def _list_row(run_id: str, customer_id: str, position: int, item: Any) -> tuple:
@@ -44,14 +46,27 @@ def _list_row(run_id: str, customer_id: str, position: int, item: Any) -> tuple:
         digest = content_hash(clean)
     except (RecursionError, ValueError, TypeError) as exc:
         log.warning("list item %s of %s cannot be stored: %s", position, customer_id, exc)
-        return (run_id, customer_id, position, list_item_id(item), None,
-                "unstorable:" + type(exc).__name__, ["unstorable"])
+        return (
+            run_id,
+            customer_id,
+            position,
+            list_item_id(item),
+            None,
+            "unstorable:" + type(exc).__name__,
+            ["unstorable"],
+        )
     return (run_id, customer_id, position, list_item_id(item), text, digest, sorted(repairs))
 
 
-def stage_listing(conn, run_id: str, customer_id: str, items: Iterable[dict],
-                  complete: bool | None = None, *,
-                  complete_flag: Callable[[], bool] | None = None) -> int:
+def stage_listing(
+    conn,
+    run_id: str,
+    customer_id: str,
+    items: Iterable[dict],
+    complete: bool | None = None,
+    *,
+    complete_flag: Callable[[], bool] | None = None,
+) -> int:
     """COPY the customer's list items into staging; returns how many were listed.
 
     ``complete`` says whether the listing reached its last page; a lazy listing can pass
@@ -61,16 +76,23 @@ def stage_listing(conn, run_id: str, customer_id: str, items: Iterable[dict],
     listed = 0
     with committing(conn):
         clear_staging(conn, run_id, customer_id)
-        with conn.cursor() as cur, cur.copy(
+        with (
+            conn.cursor() as cur,
+            cur.copy(
                 "COPY zuora.staging_list_items (run_id, customer_id, position, zuora_id, item, "
-                "item_hash, repairs) FROM STDIN") as copy:
+                "item_hash, repairs) FROM STDIN"
+            ) as copy,
+        ):
             for position, item in enumerate(items):
                 copy.write_row(_list_row(run_id, customer_id, position, item))
                 listed += 1
         conn.execute("ANALYZE zuora.staging_list_items")  # fresh statistics for the joins ahead
         is_complete = bool(complete_flag() if complete_flag is not None else complete)
-        conn.execute("INSERT INTO zuora.staging_listings (run_id, customer_id, complete, listed) "
-                     "VALUES (%s, %s, %s, %s)", (run_id, customer_id, is_complete, listed))
+        conn.execute(
+            "INSERT INTO zuora.staging_listings (run_id, customer_id, complete, listed) "
+            "VALUES (%s, %s, %s, %s)",
+            (run_id, customer_id, is_complete, listed),
+        )
     return listed
 
 
@@ -92,8 +114,14 @@ SELECT DISTINCT s.zuora_id
 """
 
 
-def workflows_to_export(conn, run_id: str, customer_id: str, *, full_refresh: bool = False,
-                        lookback: timedelta = timedelta(days=7)) -> list[int]:
+def workflows_to_export(
+    conn,
+    run_id: str,
+    customer_id: str,
+    *,
+    full_refresh: bool = False,
+    lookback: timedelta = timedelta(days=7),
+) -> list[int]:
     """Ids of staged workflows whose definition must be exported this run, ascending.
 
     New, restored or changed workflows (the list item's hash covers updated time, active
@@ -101,8 +129,15 @@ def workflows_to_export(conn, run_id: str, customer_id: str, *, full_refresh: bo
     older than ``lookback``; every listed workflow when ``full_refresh``.
     """
     with committing(conn):
-        rows = conn.execute(_TO_EXPORT, {"run_id": run_id, "customer_id": customer_id,
-                                         "full_refresh": full_refresh, "lookback": lookback}).fetchall()
+        rows = conn.execute(
+            _TO_EXPORT,
+            {
+                "run_id": run_id,
+                "customer_id": customer_id,
+                "full_refresh": full_refresh,
+                "lookback": lookback,
+            },
+        ).fetchall()
     return [row[0] for row in rows]
 
 
@@ -129,11 +164,17 @@ def work_after_listing(conn, run_id: str, customer_id: str, *, lookback: timedel
     to_export = workflows_to_export(conn, run_id, customer_id, lookback=lookback)
     with committing(conn):
         gone, unusable, dead, incomplete = conn.execute(
-            _WORK, {"run_id": run_id, "customer_id": customer_id}).fetchone()
-    counts = {"workflows to export": len(to_export), "deleted": gone,
-              "list items to dead-letter": unusable, "open dead letters to retry": dead}
-    return ([f"{count} {what}" for what, count in counts.items() if count]
-            + (["the listing is incomplete"] if incomplete else []))
+            _WORK, {"run_id": run_id, "customer_id": customer_id}
+        ).fetchone()
+    counts = {
+        "workflows to export": len(to_export),
+        "deleted": gone,
+        "list items to dead-letter": unusable,
+        "open dead letters to retry": dead,
+    }
+    return [f"{count} {what}" for what, count in counts.items() if count] + (
+        ["the listing is incomplete"] if incomplete else []
+    )
 
 
 class ExportRow(NamedTuple):
@@ -167,31 +208,36 @@ def _failed_export_row(run_id, customer_id, zuora_id, error) -> ExportRow:
     error_type = type(error).__name__ if isinstance(error, BaseException) else "ExportFailed"
     message = redact_text(str(error) if error is not None else "no export returned")[:MAX_MESSAGE]
     message, _ = make_storable(message)
-    return ExportRow(run_id, customer_id, zuora_id, ok=False, error_type=error_type,
-                     error_message=message)
+    return ExportRow(run_id, customer_id, zuora_id, ok=False, error_type=error_type, error_message=message)
 
 
-def export_row(run_id: str, customer_id: str, zuora_id: int, export: Any,
-               encryption_key: bytes | None) -> ExportRow:
+def export_row(
+    run_id: str, customer_id: str, zuora_id: int, export: Any, encryption_key: bytes | None
+) -> ExportRow:
     """What is stored of one export: redacted definition, hashes, fingerprint, counts, the
     original only encrypted; a failed row when it cannot be stored."""
     if not isinstance(export, dict) or not isinstance(export.get("workflow"), dict):
-        return _failed_export_row(run_id, customer_id, zuora_id,
-                                  ValueError("export has no 'workflow' object"))
+        return _failed_export_row(
+            run_id, customer_id, zuora_id, ValueError("export has no 'workflow' object")
+        )
     try:
         original = original_json(export)
         storable, repairs = make_storable(export)
         definition = redact(storable)
         definition_text = canonical_json(definition)
     except (RecursionError, ValueError, TypeError) as exc:
-        return _failed_export_row(run_id, customer_id, zuora_id,
-                                  ValueError(f"export cannot be stored: {type(exc).__name__}"))
+        return _failed_export_row(
+            run_id, customer_id, zuora_id, ValueError(f"export cannot be stored: {type(exc).__name__}")
+        )
     workflow = definition["workflow"]
     tasks, linkages = definition.get("tasks"), definition.get("linkages")
     version, priority = workflow.get("version"), workflow.get("priority")
     summary = summarize(definition)
     return ExportRow(
-        run_id, customer_id, zuora_id, ok=True,
+        run_id,
+        customer_id,
+        zuora_id,
+        ok=True,
         version=version if isinstance(version, str) else None,
         priority=priority if isinstance(priority, str) else None,
         definition=definition_text,
@@ -201,13 +247,21 @@ def export_row(run_id: str, customer_id: str, zuora_id: int, export: Any,
         size_bytes=len(original),
         original_hash=hashlib.sha256(original.encode()).hexdigest(),
         original_encrypted=encrypt_text(original, encryption_key) if encryption_key else None,
-        repairs=sorted(repairs), fingerprint=summary.fingerprint,
-        settings_hash=summary.settings_hash, task_hashes=canonical_json(summary.task_hashes))
+        repairs=sorted(repairs),
+        fingerprint=summary.fingerprint,
+        settings_hash=summary.settings_hash,
+        task_hashes=canonical_json(summary.task_hashes),
+    )
 
 
-def stage_exports(conn, run_id: str, customer_id: str,
-                  results: Iterable[tuple[int, dict | None, BaseException | str | None]], *,
-                  encryption_key: bytes | None = None) -> dict[str, int]:
+def stage_exports(
+    conn,
+    run_id: str,
+    customer_id: str,
+    results: Iterable[tuple[int, dict | None, BaseException | str | None]],
+    *,
+    encryption_key: bytes | None = None,
+) -> dict[str, int]:
     """COPY export results ``(workflow_id, export, error)`` into staging, one at a time.
 
     Each export is stored redacted (``definition``); its exact original (secrets included)
@@ -230,20 +284,29 @@ def stage_exports(conn, run_id: str, customer_id: str,
         conn.execute("ANALYZE zuora.staging_exports")
         listed_ids = conn.execute(
             "SELECT count(DISTINCT zuora_id) FROM zuora.staging_list_items "
-            "WHERE run_id = %s AND customer_id = %s", (run_id, customer_id)).fetchone()[0]
+            "WHERE run_id = %s AND customer_id = %s",
+            (run_id, customer_id),
+        ).fetchone()[0]
     if exported and not encryption_key:
-        log.warning("No export encryption key: the original exports of customer %s are not "
-                    "stored, only their redacted definitions", customer_id)
-    return {"exported": exported, "exports_failed": failed,
-            "exports_unchanged": max(listed_ids - exported - failed, 0)}
+        log.warning(
+            "No export encryption key: the original exports of customer %s are not "
+            "stored, only their redacted definitions",
+            customer_id,
+        )
+    return {
+        "exported": exported,
+        "exports_failed": failed,
+        "exports_unchanged": max(listed_ids - exported - failed, 0),
+    }
 
 
 def sweep_stale_staging(conn, older_than: timedelta = timedelta(days=2)) -> int:
     """Drop staging left by runs that never merged; returns the listings swept."""
     with committing(conn):
         stale = conn.execute(
-            "DELETE FROM zuora.staging_listings WHERE listed_at < now() - %s "
-            "RETURNING run_id, customer_id", (older_than,)).fetchall()
+            "DELETE FROM zuora.staging_listings WHERE listed_at < now() - %s RETURNING run_id, customer_id",
+            (older_than,),
+        ).fetchall()
         for run_id, customer_id in stale:
             clear_staging(conn, run_id, customer_id, STAGING_TABLES[:3])
         conn.execute("DELETE FROM zuora.staging_exports WHERE exported_at < now() - %s", (older_than,))

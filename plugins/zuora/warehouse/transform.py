@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -19,7 +19,9 @@ from zuora.warehouse.rails_timezones import RAILS_TO_IANA
 
 _TIMESTAMP = re.compile(
     r"^\s*(?P<date>\d{4}-\d{2}-\d{2})[T ](?P<time>\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?)"
-    r"\s*(?P<zone>Z|UTC|GMT|[+-]\d{2}(?::?\d{2})?)?\s*$", re.IGNORECASE)
+    r"\s*(?P<zone>Z|UTC|GMT|[+-]\d{2}(?::?\d{2})?)?\s*$",
+    re.IGNORECASE,
+)
 
 
 def parse_zuora_timestamp(value: Any) -> datetime | None:
@@ -41,11 +43,11 @@ def parse_zuora_timestamp(value: Any) -> datetime | None:
     parsed = datetime.fromisoformat(f"{match['date']}T{clock}")
     zone = (match["zone"] or "").upper()
     if zone in ("", "Z", "UTC", "GMT"):
-        return parsed.replace(tzinfo=timezone.utc)
+        return parsed.replace(tzinfo=UTC)
     sign = 1 if zone[0] == "+" else -1
     digits = zone[1:].replace(":", "")
     offset = timedelta(hours=int(digits[:2]), minutes=int(digits[2:4] or 0))
-    return parsed.replace(tzinfo=timezone(sign * offset)).astimezone(timezone.utc)
+    return parsed.replace(tzinfo=timezone(sign * offset)).astimezone(UTC)
 
 
 def timezone_to_iana(name: Any) -> str | None:
@@ -112,8 +114,9 @@ def make_storable(value: Any, repairs: set[str] | None = None) -> tuple[Any, set
 
 def canonical_json(value: Any) -> str:
     """Compact JSON with sorted keys: equal data gives equal text."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                      allow_nan=False, default=str)
+    return json.dumps(
+        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=str
+    )
 
 
 def content_hash(value: Any) -> str:

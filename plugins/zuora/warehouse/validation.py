@@ -23,13 +23,35 @@ CHUNK = 2000
 LONG_TEXT = 10_000
 STATUSES = {"Active", "Inactive"}
 _CRON_FIELDS = re.compile(r"^\S+(\s+\S+){4,6}$")
-_COLUMNS = ("run_id", "customer_id", "position", "zuora_id", "disposition", "reason", "name",
-            "description", "status", "type", "ondemand_trigger", "callout_trigger",
-            "scheduled_trigger", "interval", "timezone", "timezone_iana", "active_version_id",
-            "active_version", "zuora_created_at", "zuora_updated_at", "validation_status")
+_COLUMNS = (
+    "run_id",
+    "customer_id",
+    "position",
+    "zuora_id",
+    "disposition",
+    "reason",
+    "name",
+    "description",
+    "status",
+    "type",
+    "ondemand_trigger",
+    "callout_trigger",
+    "scheduled_trigger",
+    "interval",
+    "timezone",
+    "timezone_iana",
+    "active_version_id",
+    "active_version",
+    "zuora_created_at",
+    "zuora_updated_at",
+    "validation_status",
+)
 _TEXTS = ("name", "description", "status", "type")
-_TRIGGERS = {"ondemandTrigger": "ondemand_trigger", "calloutTrigger": "callout_trigger",
-             "scheduledTrigger": "scheduled_trigger"}
+_TRIGGERS = {
+    "ondemandTrigger": "ondemand_trigger",
+    "calloutTrigger": "callout_trigger",
+    "scheduledTrigger": "scheduled_trigger",
+}
 _STATUS_BY_SEVERITY = {None: "valid", "info": "valid", "warning": "warning", "error": "invalid"}
 _RANK = {None: -1, "info": 0, "warning": 1, "error": 2}
 
@@ -57,8 +79,9 @@ def _text(item: dict, key: str, issues: _Issues, required: bool = False) -> str 
         if required:
             issues.add("missing_field", "error", key, f"{key} is missing")
     elif not isinstance(value, str):
-        issues.add("wrong_type", "error", key,
-                   f"{key} should be text, got {type(value).__name__}: {_excerpt(value)}")
+        issues.add(
+            "wrong_type", "error", key, f"{key} should be text, got {type(value).__name__}: {_excerpt(value)}"
+        )
         return None
     elif len(value) > LONG_TEXT:
         issues.add("long_value", "warning", key, f"{key} is {len(value)} characters long")
@@ -83,8 +106,7 @@ def _timestamp(item: dict, key: str, issues: _Issues):
         issues.add("bad_timestamp", "error", key, _excerpt(str(exc)))
         return None
     if parsed is None and key == "updatedAt":
-        issues.add("missing_field", "warning", key, "updatedAt is missing: changes cannot be "
-                   "ordered by time")
+        issues.add("missing_field", "warning", key, "updatedAt is missing: changes cannot be ordered by time")
     return parsed
 
 
@@ -103,8 +125,7 @@ def _active_version(version) -> tuple[int | None, str | None]:
     if not isinstance(version, dict):
         return None, None
     version_id, number = version.get("id"), version.get("version")
-    usable_id = (isinstance(version_id, int) and not isinstance(version_id, bool)
-                 and abs(version_id) < 2**63)
+    usable_id = isinstance(version_id, int) and not isinstance(version_id, bool) and abs(version_id) < 2**63
     return (version_id if usable_id else None), (number if isinstance(number, str) else None)
 
 
@@ -116,8 +137,16 @@ def normalise_item(position: int, zuora_id, item, repairs: list[str]) -> tuple[d
     if reason:
         raw_id = item.get("id") if isinstance(item, dict) else None
         issues.add(reason, "error", "id", f"list item cannot be stored ({reason}); id={_excerpt(raw_id)}")
-        return ({"position": position, "zuora_id": zuora_id, "disposition": "dead_letter",
-                 "reason": reason, "validation_status": "invalid"}, issues.rows)
+        return (
+            {
+                "position": position,
+                "zuora_id": zuora_id,
+                "disposition": "dead_letter",
+                "reason": reason,
+                "validation_status": "invalid",
+            },
+            issues.rows,
+        )
     row = {"position": position, "zuora_id": zuora_id, "disposition": "store", "reason": None}
     for key in _TEXTS:
         row[key] = _text(item, key, issues, required=key == "name")
@@ -136,13 +165,15 @@ def normalise_item(position: int, zuora_id, item, repairs: list[str]) -> tuple[d
     if timezone and not row["timezone_iana"]:
         issues.add("unknown_timezone", "warning", "timezone", f"no IANA zone for {_excerpt(timezone)}")
     if interval and not _CRON_FIELDS.match(interval):
-        issues.add("bad_interval", "warning", "interval",
-                   f"not a 5 to 7 field cron expression: {_excerpt(interval)}")
+        issues.add(
+            "bad_interval", "warning", "interval", f"not a 5 to 7 field cron expression: {_excerpt(interval)}"
+        )
     if version is not None and not isinstance(version, dict):
         issues.add("wrong_type", "warning", "active_version", "should be an object")
     for repair in repairs:
-        issues.add(repair, "warning", None,
-                   "removed characters Postgres cannot store (NUL or lone surrogates)")
+        issues.add(
+            repair, "warning", None, "removed characters Postgres cannot store (NUL or lone surrogates)"
+        )
     row["validation_status"] = _STATUS_BY_SEVERITY[issues.worst]
     return row, issues.rows
 
@@ -196,18 +227,28 @@ def validate_staged(conn, run_id: str, customer_id: str) -> dict[str, int]:
     key = {"run_id": run_id, "customer_id": customer_id}
     counts = {"validated": 0, "invalid": 0, "warnings": 0, "to_dead_letter": 0, "issues": 0}
     with committing(conn):
-        listing = conn.execute("SELECT listed FROM zuora.staging_listings WHERE run_id = %(run_id)s "
-                               "AND customer_id = %(customer_id)s FOR UPDATE", key).fetchone()
+        listing = conn.execute(
+            "SELECT listed FROM zuora.staging_listings WHERE run_id = %(run_id)s "
+            "AND customer_id = %(customer_id)s FOR UPDATE",
+            key,
+        ).fetchone()
         if listing is None:
             raise LookupError(f"nothing staged for customer {customer_id} in run {run_id}")
-        conn.execute("DELETE FROM zuora.staging_workflows WHERE run_id = %(run_id)s "
-                     "AND customer_id = %(customer_id)s", key)
-        conn.execute("DELETE FROM zuora.validation_issues WHERE run_id = %(run_id)s "
-                     "AND customer_id = %(customer_id)s", key)
+        conn.execute(
+            "DELETE FROM zuora.staging_workflows WHERE run_id = %(run_id)s AND customer_id = %(customer_id)s",
+            key,
+        )
+        conn.execute(
+            "DELETE FROM zuora.validation_issues WHERE run_id = %(run_id)s AND customer_id = %(customer_id)s",
+            key,
+        )
         with conn.cursor(name="staged_list_items") as source:
-            source.execute("SELECT position, zuora_id, item, repairs FROM zuora.staging_list_items "
-                           "WHERE run_id = %(run_id)s AND customer_id = %(customer_id)s "
-                           "ORDER BY position", key)
+            source.execute(
+                "SELECT position, zuora_id, item, repairs FROM zuora.staging_list_items "
+                "WHERE run_id = %(run_id)s AND customer_id = %(customer_id)s "
+                "ORDER BY position",
+                key,
+            )
             while items := source.fetchmany(CHUNK):
                 rows, issues = [], []
                 for item in items:
@@ -221,19 +262,28 @@ def validate_staged(conn, run_id: str, customer_id: str) -> dict[str, int]:
         conn.execute("ANALYZE zuora.staging_workflows")
         duplicates = conn.execute(_DUPLICATES, key).fetchall()
         for (zuora_id,) in duplicates:
-            conn.execute("INSERT INTO zuora.validation_issues (customer_id, zuora_id, run_id, rule, "
-                         "severity, field, detail) VALUES (%(customer_id)s, %(id)s, %(run_id)s, "
-                         "'duplicate_id', 'error', 'id', 'listed more than once; the newest is kept')",
-                         {**key, "id": zuora_id})
+            conn.execute(
+                "INSERT INTO zuora.validation_issues (customer_id, zuora_id, run_id, rule, "
+                "severity, field, detail) VALUES (%(customer_id)s, %(id)s, %(run_id)s, "
+                "'duplicate_id', 'error', 'id', 'listed more than once; the newest is kept')",
+                {**key, "id": zuora_id},
+            )
         conn.execute(_EXPORT_CHECKS, key)
-        conn.execute("UPDATE zuora.staging_listings SET validated_at = now() "
-                     "WHERE run_id = %(run_id)s AND customer_id = %(customer_id)s", key)
+        conn.execute(
+            "UPDATE zuora.staging_listings SET validated_at = now() "
+            "WHERE run_id = %(run_id)s AND customer_id = %(customer_id)s",
+            key,
+        )
         counts["to_dead_letter"] = conn.execute(
             "SELECT count(*) FROM zuora.staging_workflows WHERE run_id = %(run_id)s "
-            "AND customer_id = %(customer_id)s AND disposition = 'dead_letter'", key).fetchone()[0]
+            "AND customer_id = %(customer_id)s AND disposition = 'dead_letter'",
+            key,
+        ).fetchone()[0]
         counts["issues"] = conn.execute(
             "SELECT count(*) FROM zuora.validation_issues WHERE run_id = %(run_id)s "
-            "AND customer_id = %(customer_id)s", key).fetchone()[0]
+            "AND customer_id = %(customer_id)s",
+            key,
+        ).fetchone()[0]
     return counts
 
 
@@ -242,8 +292,9 @@ def _write_chunk(conn, rows: list[dict], issues: list[tuple], key: dict) -> None
         with cur.copy(f"COPY zuora.staging_workflows ({', '.join(_COLUMNS)}) FROM STDIN") as copy:
             for row in rows:
                 copy.write_row([{**row, **key}.get(column) for column in _COLUMNS])
-        with cur.copy("COPY zuora.validation_issues (customer_id, zuora_id, run_id, rule, severity, "
-                      "field, detail) FROM STDIN") as copy:
+        with cur.copy(
+            "COPY zuora.validation_issues (customer_id, zuora_id, run_id, rule, severity, "
+            "field, detail) FROM STDIN"
+        ) as copy:
             for zuora_id, rule, severity, field, detail in issues:
-                copy.write_row((key["customer_id"], zuora_id, key["run_id"], rule, severity,
-                                field, detail))
+                copy.write_row((key["customer_id"], zuora_id, key["run_id"], rule, severity, field, detail))
