@@ -22,7 +22,7 @@ from airflow.sdk import BaseHook, BaseNotifier
 from airflow.sdk.definitions.callback import AsyncCallback
 from airflow.sdk.definitions.deadline import DeadlineAlert, DeadlineReference
 
-from zuora import settings
+from zuora import metrics, settings
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +42,7 @@ class Alert:
 
 def send_alert(alert: Alert, conn_id: str = settings.ALERT_CONN_ID) -> str:
     """Deliver ``alert``; returns the channel used (smtp, slack, webhook or log)."""
+    metrics.alert_raised(alert.kind)
     conn = _alert_connection(conn_id)
     channel = "log" if conn is None else conn.conn_type
     if conn is None:

@@ -19,7 +19,7 @@ def dead_letter_failed_task(context) -> None:
     customer_id = customer_of(context)
     if not customer_id:
         return  # not a per-customer task: the run summary reports it
-    from zuora import sync, warehouse  # at failure time: the DAG file stays cheap to parse
+    from zuora import metrics, sync, warehouse  # at failure time: the DAG file stays cheap to parse
     from zuora.warehouse.connection import warehouse_connection
 
     error = context.get("exception")
@@ -39,5 +39,6 @@ def dead_letter_failed_task(context) -> None:
             warehouse.finish_sync_run(
                 conn, context["run_id"], customer_id, status="failed", error=f"{stage}: {message}"
             )
+            metrics.customer_sync_ended(conn, context["run_id"], customer_id, stage=stage)
     except Exception:
         log.exception("Could not write the dead letter for customer %s (%s)", customer_id, message)

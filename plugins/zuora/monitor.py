@@ -16,6 +16,7 @@ import logging
 import requests
 from psycopg.types.json import Jsonb
 
+from zuora import metrics
 from zuora.alerts import Alert, send_alert
 from zuora.settings import RETENTION_VARIABLE, THRESHOLDS_VARIABLE, Retention, Thresholds
 from zuora.warehouse.redaction import redact_text
@@ -31,6 +32,7 @@ def check_sync_health() -> list[dict]:
 
     thresholds = Thresholds.from_json(Variable.get(THRESHOLDS_VARIABLE, default=None))
     with warehouse_connection() as conn:
+        metrics.monitor_figures(conn, thresholds)
         return raise_alerts(conn, check(conn, thresholds))
 
 

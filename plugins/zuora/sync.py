@@ -15,7 +15,7 @@ import resource
 import time
 from datetime import timedelta
 
-from zuora import settings, warehouse
+from zuora import metrics, settings, warehouse
 from zuora.api.hook import ZuoraHook
 from zuora.warehouse import versions
 from zuora.warehouse.connection import warehouse_connection
@@ -204,6 +204,7 @@ def upsert_stage(customer: dict, run_id: str) -> dict:
             conn_id=customer["zuora_conn_id"],
         )
         warehouse.finish_sync_run(conn, run_id, customer_id, status="success")
+        metrics.customer_sync_ended(conn, run_id, customer_id)
     return _report("upsert", customer_id, run_id, started, counts)
 
 
@@ -269,8 +270,10 @@ def summarize_run(run_id: str, customers: list[dict] | None) -> dict:
                     message=error,
                 )
                 warehouse.finish_sync_run(conn, run_id, customer_id, status="failed", error=error)
+                metrics.customer_sync_ended(conn, run_id, customer_id, stage="task")
             if status != "success":
                 failed[customer_id] = error or status
+        metrics.run_summarized(conn, run_id, len(customer_ids), len(failed))
     summary = {
         "run_id": run_id,
         "customers": len(customer_ids),

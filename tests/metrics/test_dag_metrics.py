@@ -1,0 +1,137 @@
+"""The sync's metrics under dag.test(), through Airflow's pipeline to real receivers: what a
+run emits adds up to its zuora.sync_runs rows, customer by customer, with tags; the monitor's
+gauges and alerts too; and every metric the shipped dashboard queries is among them."""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+
+from tests.metrics import dashboard
+from tests.metrics.conftest import flush_otel
+
+LEDGER = """
+SELECT customer_id, status, zuora_environment, api_requests, token_mints, rate_limited, retries,
+       listed, exported, inserted + updated + restored, deleted, invalid
+  FROM zuora.sync_runs WHERE run_id = %s ORDER BY customer_id"""
+COUNTERS = (  # sync_runs column (in LEDGER's order, from api_requests) -> series
+    "zuora_sync.zuora.requests",
+    "zuora_sync.zuora.token_mints",
+    "zuora_sync.zuora.rate_limited",
+    "zuora_sync.zuora.retries",
+    "zuora_sync.workflows.listed",
+    "zuora_sync.workflows.exported",
+    "zuora_sync.workflows.changed",
+    "zuora_sync.workflows.deleted",
+    "zuora_sync.workflows.invalid",
+)
+
+
+def ledger(uri, run_id):
+    with psycopg.connect(uri) as conn:
+        return conn.execute(LEDGER, (run_id,)).fetchall()
+
+
+def a_run_with_one_failed_customer(sync_dag, sync_env):
+    """acme syncs its 7 workflows; globex's secret is wrong, so its list stage fails."""
+    sync_env("acme", workflows=7)
+    sync_env("globex", workflows=3, secret="not-the-secret")
+    result = sync_dag.test(run_conf={"customer_ids": [], "full_refresh": False})
+    assert result.state == "failed"  # globex failed, so the run does
+    rows = ledger(sync_env.uri, result.run_id)
+    assert [(r[0], r[1]) for r in rows] == [("acme", "success"), ("globex", "failed")]
+    return result, rows
+
+
+def assert_series_match_the_ledger(samples, rows):
+    for customer, status, environment, *figures in rows:
+        tags = {"customer": customer, "environment": environment}
+        succeeded = samples.total("zuora_sync.customer_sync.succeeded", **tags)
+        failed = samples.total("zuora_sync.customer_sync.failed", **tags)
+        assert (succeeded, failed) == ((1, 0) if status == "success" else (0, 1)), customer
+        for name, figure in zip(COUNTERS, figures, strict=True):
+            assert samples.total(name, **tags) == figure, (customer, name)
+        [duration] = samples.of("zuora_sync.customer_sync.duration", **tags, status=status)
+        assert duration.kind == "timer" and duration.value > 0
+    assert samples.total("zuora_sync.zuora.requests") > 0  # the ledger was not all zeros
+    # the failed customer's dead letter, by the stage that failed
+    assert samples.total("zuora_sync.dead_letters.written", customer="globex", stage="list") == 1
+    assert samples.total("zuora_sync.customer_sync.failed", customer="globex", stage="list") == 1
+    assert samples.of("zuora_sync.run.customers")[-1].value == len(rows)
+    assert samples.of("zuora_sync.run.failed_customers")[-1].value == 1
+    assert samples.total("zuora_sync.run.finished", outcome="failed") == 1
+    [run_duration] = samples.of("zuora_sync.run.duration")
+    assert run_duration.value > 0
+
+
+def test_statsd_series_match_the_ledger_and_feed_every_dashboard_panel(
+    sync_dag, monitor_dag, sync_env, statsd, airflow_api, airflow_metrics
+):
+    airflow_metrics(
+        statsd_on=True, statsd_host="127.0.0.1", statsd_port=statsd.port, statsd_influxdb_enabled=True
+    )
+    result, rows = a_run_with_one_failed_customer(sync_dag, sync_env)
+    assert monitor_dag.test().state == "success"
+    samples = statsd.samples()
+
+    assert_series_match_the_ledger(samples, rows)
+    # the monitor's gauges over the last hour: 1 of 2 customer syncs failed, globex's dead
+    # letter is open, the stand-in Airflow API answered 7 queued task instances
+    gauge = {s.name: s.value for s in samples if s.name.startswith("zuora_sync.monitor.")}
+    assert gauge["zuora_sync.monitor.customer_syncs"] == 2
+    assert gauge["zuora_sync.monitor.failure_rate"] == 0.5
+    assert gauge["zuora_sync.monitor.open_dead_letters"] == 1
+    assert gauge["zuora_sync.monitor.queued_task_instances"] == 7
+    assert gauge["zuora_sync.monitor.slowest_sync_seconds"] > 0
+    assert gauge["zuora_sync.monitor.rate_limited"] == sum(r[5] for r in rows)
+    # alerts: globex's failed task (its two callbacks' notifier) and the monitor's
+    alerts = samples.by_tag("zuora_sync.alerts.raised", "kind")
+    assert alerts["task_failed"] >= 1 and alerts["failure_rate"] == 1
+    # Airflow's own task metrics, from the same pipeline, for the dashboard's task panels
+    assert samples.total("ti.finish", dag_id="zuora_workflow_sync", state="success") > 0
+    assert samples.of("task.duration", dag_id="zuora_workflow_sync")
+
+    # nothing secret in a name or a tag: no client id, secret, connection id or host
+    text = "\n".join(statsd.lines)
+    for secret in ("not-the-secret", "zuora_acme", "127.0.0.1", "client"):
+        assert secret not in text
+
+    # every series the shipped dashboard queries is one this run emitted
+    emitted = {dashboard.prometheus_name(s.name, s.kind) for s in samples}
+    queried = dashboard.queried_metrics()
+    assert queried, "the dashboard queries no metric"
+    assert queried <= emitted, f"queried but never emitted: {sorted(queried - emitted)}"
+    # and the README's table names every series of ours this run emitted
+    ours = {s.name.removeprefix("zuora_sync.") for s in samples if s.name.startswith("zuora_sync.")}
+    assert ours <= dashboard.readme_series(), sorted(ours - dashboard.readme_series())
+
+
+def test_otlp_series_match_the_ledger_with_tags_as_attributes(sync_dag, sync_env, otlp, airflow_metrics):
+    airflow_metrics(otel_on=True, OTEL_EXPORTER_OTLP_METRICS_ENDPOINT=otlp.endpoint)
+    result, rows = a_run_with_one_failed_customer(sync_dag, sync_env)
+    flush_otel()
+    assert otlp.requests and all(path == "/v1/metrics" for path, _ in otlp.requests)
+    samples = otlp.samples()
+
+    assert_series_match_the_ledger(samples, rows)
+    [duration] = samples.of("zuora_sync.customer_sync.duration", customer="acme")
+    assert duration.unit == "ms" and duration.count == 1  # a histogram in milliseconds
+    counter = samples.of("zuora_sync.customer_sync.succeeded", customer="acme")[0]
+    assert counter.kind == "counter" and counter.tags["environment"] == "sandbox"
+
+
+@pytest.mark.parametrize("influx", [False, True])
+def test_plain_statsd_keeps_customers_out_of_names(statsd, airflow_metrics, influx):
+    """Per-customer series are tags: plain StatsD gets fleet totals under fixed names, and
+    only statsd_influxdb_enabled appends the tags."""
+    from zuora import metrics
+
+    airflow_metrics(
+        statsd_on=True, statsd_host="127.0.0.1", statsd_port=statsd.port, statsd_influxdb_enabled=influx
+    )
+    metrics.alert_raised("failure,rate=1")  # a kind that would break InfluxDB-style tags
+    [line] = [line for line in statsd.samples() and statsd.lines if "alerts" in line]
+    if influx:
+        assert line == "airflow.zuora_sync.alerts.raised,kind=failure_rate_1:1|c"
+    else:
+        assert line == "airflow.zuora_sync.alerts.raised:1|c"
