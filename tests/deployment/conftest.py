@@ -18,6 +18,7 @@ import pytest
 
 from devstack import cluster
 from devstack.airflow_api import SYNC_DAG, Api
+from tests.metrics.receivers import StatsdReceiver
 from zuora_simulator.client import AdminClient
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -29,6 +30,10 @@ SETTINGS = {
     "ZUORA_SYNC_RETRY_DELAYS": "3,3,3",
     "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "20",
     "ZUORA_SYNC_DEADLINE_MINUTES": "1",
+    # Airflow's StatsD metrics on, with tags, to the receiver the fixture starts (test_metrics)
+    "AIRFLOW__METRICS__STATSD_ON": "True",
+    "AIRFLOW__METRICS__STATSD_HOST": "127.0.0.1",
+    "AIRFLOW__METRICS__STATSD_INFLUXDB_ENABLED": "True",
 }
 
 
@@ -88,10 +93,12 @@ def deployment(tmp_path_factory):
     receiver = ThreadingHTTPServer(("127.0.0.1", 0), _Receiver)
     receiver.received = []
     threading.Thread(target=receiver.serve_forever, daemon=True).start()
+    statsd = StatsdReceiver()
     home = tmp_path_factory.mktemp("cluster")
     env = {
         **os.environ,
         **SETTINGS,
+        "AIRFLOW__METRICS__STATSD_PORT": str(statsd.port),
         "AIRFLOW_CONN_ZUORA_ALERTS": json.dumps(
             {"conn_type": "http", "host": f"http://127.0.0.1:{receiver.server_port}/alerts"}
         ),
@@ -111,6 +118,7 @@ def deployment(tmp_path_factory):
             assert time.monotonic() < deadline, "the cluster did not start within 240 s"
             time.sleep(1)
         deployment = Deployment(home, json.loads((home / "cluster.json").read_text()), receiver.received)
+        deployment.statsd = statsd  # what every component's StatsD metrics sent
         deployment.api.call("PATCH", f"/dags/{DAG_ID}", json={"is_paused": False})
         deployment.api.wait(deployment.first_run())  # the scheduled run unpausing starts
         yield deployment
@@ -120,4 +128,5 @@ def deployment(tmp_path_factory):
             process.wait(timeout=90)
         finally:
             receiver.shutdown()
+            statsd.close()
             log.close()

@@ -64,22 +64,20 @@ class StatsdReceiver:
                 return
             self.lines += data.decode().splitlines()
 
-    def samples(self, settle: float = 0.3) -> Samples:
+    def samples(self, settle: float = 0.3, since: int = 0) -> Samples:
+        """What arrived (from line ``since`` on: ``len(receiver.lines)`` taken earlier)."""
         time.sleep(settle)  # UDP: let the last datagrams arrive
         out = Samples()
-        for line in list(self.lines):
+        for line in self.lines[since:]:
             stat, _, rest = line.partition(":")
             value, _, kind = rest.partition("|")
             name, *tag_parts = stat.split(",")
-            tags = dict(part.split("=", 1) for part in tag_parts)
-            out.append(
-                Sample(
-                    name.removeprefix(self.prefix),
-                    float(value),
-                    {"c": "counter", "g": "gauge", "ms": "timer"}[kind.split("|")[0]],
-                    tags,
-                )
-            )
+            try:
+                tags = dict(part.split("=", 1) for part in tag_parts)
+                kind = {"c": "counter", "g": "gauge", "ms": "timer"}[kind.split("|")[0]]
+                out.append(Sample(name.removeprefix(self.prefix), float(value), kind, tags))
+            except (ValueError, KeyError):  # another component's line this parser does not know
+                continue
         return out
 
     def close(self):
