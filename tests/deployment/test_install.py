@@ -176,3 +176,17 @@ def test_airflow_connections_test_reaches_the_simulator(installed, sim_tenant):
     )
     assert "Connection failed" in result.stdout and "refused the client credentials" in result.stdout
     assert "not-the-secret" not in result.stdout + result.stderr
+
+
+STATSD_BACKEND = """
+from airflow.sdk.observability.metrics import stats_utils
+print(type(stats_utils.get_stats_factory()()).__name__)
+"""
+
+
+def test_statsd_metrics_work_after_a_plain_install(installed):
+    """`pip install .` brings Airflow's StatsD backend (the `statsd` extra): with statsd_on the
+    task-side Stats is a StatsD client, not the NoStatsLogger that drops every metric."""
+    result = run(installed, "-c", STATSD_BACKEND, AIRFLOW__METRICS__STATSD_ON="True")
+    assert result.returncode == 0, result.stderr[-3000:]  # ImportError: No module named 'statsd'
+    assert last_line(result) == "SafeStatsdLogger"
