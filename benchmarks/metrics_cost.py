@@ -9,7 +9,7 @@ exit), with the library's stages in this process (``sync.run_customer``; an unch
 is finished by its list stage, the daily case). Airflow's Stats is set up from ``[metrics]`` as
 the task runner does. Two readings: the difference of the per-customer means (CPU of this
 process, wall), and the cost of ``zuora.metrics.customer_sync_ended`` itself (the call a
-customer's sync makes: read its sync_runs row, emit 14 series), timed on its own.
+customer's sync makes: read its sync_runs row, emit 12 series), timed on its own.
 Writes the "Metrics cost" section of RESULTS.md.
 """
 
@@ -134,7 +134,7 @@ Received: {received_statsd} StatsD datagrams, {received_otlp} OTLP export reques
 
 The difference of means is within the noise of a sync (standard error of the "off" wall mean
 {spread:.2f} ms); the call a customer's sync makes, timed alone, is the cost: one indexed read of
-its `sync_runs` row and 14 series (a UDP datagram each, or an in-memory OpenTelemetry update).
+its `sync_runs` row and 12 series (13 with dead letters) (a UDP datagram each, or an in-memory OpenTelemetry update).
 With metrics off the same call still reads the row (Airflow's no-op logger then drops the
 series). Not counted: making the backend once per task process (Airflow does it for its own
 `ti.start` before our code runs) and OpenTelemetry's export at process exit (one HTTP request).
