@@ -53,6 +53,8 @@ def customer_sync_ended(conn, run_id: str, customer_id: str, *, stage: str | Non
     duration, Zuora calls and workflow figures from the row, so the series add up to the
     ledger. ``stage`` names the stage that failed, for a task-level dead letter just written."""
     try:
+        if not _enabled():
+            return  # metrics off: not even the row's read
         row = conn.execute(_ROW, (run_id, customer_id)).fetchone()
         if row is None or row[0] not in ("success", "failed"):
             return
@@ -79,6 +81,8 @@ def run_summarized(conn, run_id: str, customers: int, failed: int) -> None:
     """The run's end (its ``summarize`` task): customers, failed customers, the run's duration
     (from its first customer's start), and one ``run.finished`` tagged with the outcome."""
     try:
+        if not _enabled():
+            return
         _gauge("run.customers", customers)
         _gauge("run.failed_customers", failed)
         _incr("run.finished", 1, {"outcome": "failed" if failed else "success"})
@@ -109,6 +113,8 @@ def monitor_figures(conn, thresholds) -> None:
     """The monitor's hourly gauges over its window (``thresholds.window_minutes``): customer
     syncs and the failure rate, the slowest sync, 429s, open dead letters, and the queued
     task instances (the seed's queue depth) when an ``airflow_api`` connection is set."""
+    if not _enabled():
+        return
     try:
         total, failed, slowest, limited, open_letters = conn.execute(
             _MONITOR, {"minutes": thresholds.window_minutes}
@@ -173,6 +179,17 @@ def _stats():
         )
         _initialized_here = True
     return stats
+
+
+def _enabled() -> bool:
+    """False when Airflow's metrics are off (its no-op logger): the figures are not computed."""
+    try:
+        from airflow.sdk._shared.observability.metrics.base_stats_logger import NoStatsLogger
+
+        _stats()
+        return not isinstance(_shared_stats()._get_backend(), NoStatsLogger)
+    except Exception:  # cannot tell: emit, and let the emitting functions catch what fails
+        return True
 
 
 def _shared_stats():

@@ -107,3 +107,17 @@ def test_a_name_airflow_rejects_is_dropped_with_a_log_line_never_raised(statsd, 
         metrics.alert_raised("ok")
     assert [line for line in statsd.samples() and statsd.lines] == ["airflow.zuora_sync.alerts.raised:1|c"]
     assert "Invalid stat name" in caplog.text
+
+
+def test_with_metrics_off_nothing_is_computed(statsd, airflow_metrics, caplog):
+    """Airflow's defaults (no backend): a customer's sync end does not even read its row;
+    with a backend the same call does (here on no connection: dropped with a warning)."""
+    airflow_metrics()
+    metrics._last_warning = 0.0  # the once-a-minute warning limit, for this test
+    with caplog.at_level(logging.WARNING):
+        metrics.customer_sync_ended(None, "run", "acme")
+    assert "not emitted" not in caplog.text
+    airflow_metrics(statsd_on=True, statsd_host="127.0.0.1", statsd_port=statsd.port)
+    with caplog.at_level(logging.WARNING):
+        metrics.customer_sync_ended(None, "run", "acme")  # never raises
+    assert "customer_sync_ended not emitted: AttributeError" in caplog.text
