@@ -118,10 +118,14 @@ def list_stage(customer: dict, run_id: str, *, finish_unchanged: bool = False) -
 
 
 def _work_after_listing(conn, run_id: str, customer_id: str) -> list[str]:
-    work = warehouse.work_after_listing(conn, run_id, customer_id, lookback=settings.lookback())
+    key = warehouse.resolve_encryption_key()
     budget = settings.history_calls()
+    work = warehouse.work_after_listing(
+        conn, run_id, customer_id, lookback=settings.lookback(), originals=budget if key else 0
+    )
     changed, backfill = versions.workflows_to_list_versions(conn, run_id, customer_id, budget)
-    if changed or backfill or versions.versions_to_export(conn, run_id, customer_id, budget):
+    pending = versions.versions_to_export(conn, run_id, customer_id, budget, with_originals=key is not None)
+    if changed or backfill or pending:
         work.append("version history to fetch")
     return work
 
@@ -130,7 +134,9 @@ def export_stage(
     customer: dict, run_id: str, *, full_refresh: bool = False, lookback: timedelta | None = None
 ) -> dict:
     """Export what is new or changed (everything on a full refresh) into staging, then
-    bring the workflows' version history up to date (see ``sync_versions``)."""
+    bring the workflows' version history up to date (see ``sync_versions``). With an export
+    key, definitions and versions stored without their original (a run without a key) are
+    exported again, at most ``$ZUORA_SYNC_HISTORY_CALLS`` of each per run."""
     started, hook = time.monotonic(), _hook(customer, run_id)
     customer_id = customer["customer_id"]
     key = warehouse.resolve_encryption_key()
@@ -141,6 +147,7 @@ def export_stage(
             customer_id,
             full_refresh=full_refresh,
             lookback=settings.lookback() if lookback is None else lookback,
+            originals=settings.history_calls() if key else 0,
         )
         counts = warehouse.stage_exports(
             conn, run_id, customer_id, hook.export_workflows(ids), encryption_key=key
@@ -169,10 +176,13 @@ def sync_versions(
             failed += 1
             log.warning("versions of workflow %s of %s not listed: %s", zuora_id, customer_id, error)
     versions.fill_from_current_exports(conn, run_id, customer_id)
-    pending = versions.versions_to_export(conn, run_id, customer_id, budget - len(backfill))
+    with_originals = key is not None
+    pending = versions.versions_to_export(
+        conn, run_id, customer_id, budget - len(backfill), with_originals=with_originals
+    )
     counts = versions.store_version_exports(conn, run_id, customer_id, hook.export_versions(pending), key)
     counts["versions_failed"] += failed
-    left = versions.versions_pending(conn, run_id, customer_id)
+    left = versions.versions_pending(conn, run_id, customer_id, with_originals=with_originals)
     if left:
         log.info(
             "history of %s: %d versions (or workflows' version lists) still to fetch; "

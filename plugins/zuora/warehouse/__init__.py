@@ -25,7 +25,7 @@ Backup: ``decrypt_original(conn, customer_id, zuora_id, key)`` gives the exact o
 
 from __future__ import annotations
 
-from zuora.warehouse.customers import list_customers, upsert_customer
+from zuora.warehouse.customers import KEEP, Keep, list_customers, upsert_customer
 from zuora.warehouse.ledger import add_sync_counts, finish_sync_run, record_dead_letter, start_sync_run
 from zuora.warehouse.merge import lock_customer, merge_customer
 from zuora.warehouse.migrations import apply_migrations
@@ -44,6 +44,8 @@ __all__ = [
     "apply_migrations",
     "list_customers",
     "upsert_customer",
+    "KEEP",
+    "Keep",
     "start_sync_run",
     "add_sync_counts",
     "finish_sync_run",

@@ -110,6 +110,12 @@ SELECT DISTINCT s.zuora_id
         OR d.zuora_id IS NULL                            -- never exported (or it failed)
         OR w.content_hash IS DISTINCT FROM s.item_hash   -- list item changed
         OR d.exported_at < now() - %(lookback)s)         -- definition due for a re-check
+UNION                                                    -- kept without its original, while
+(SELECT s.zuora_id                                       -- there is a key to store it now
+   FROM zuora.staging_list_items s
+   JOIN zuora.workflow_definitions d ON d.customer_id = s.customer_id AND d.zuora_id = s.zuora_id
+  WHERE s.run_id = %(run_id)s AND s.customer_id = %(customer_id)s AND d.original_encrypted IS NULL
+  ORDER BY s.zuora_id LIMIT %(originals)s)
  ORDER BY 1
 """
 
@@ -121,12 +127,14 @@ def workflows_to_export(
     *,
     full_refresh: bool = False,
     lookback: timedelta = timedelta(days=7),
+    originals: int = 0,
 ) -> list[int]:
     """Ids of staged workflows whose definition must be exported this run, ascending.
 
     New, restored or changed workflows (the list item's hash covers updated time, active
     version and status), those without a stored definition, and those whose definition is
-    older than ``lookback``; every listed workflow when ``full_refresh``.
+    older than ``lookback``; every listed workflow when ``full_refresh``. Plus at most
+    ``originals`` whose definition is stored without its original (pass 0 without a key).
     """
     with committing(conn):
         rows = conn.execute(
@@ -136,6 +144,7 @@ def workflows_to_export(
                 "customer_id": customer_id,
                 "full_refresh": full_refresh,
                 "lookback": lookback,
+                "originals": originals,
             },
         ).fetchall()
     return [row[0] for row in rows]
@@ -157,11 +166,13 @@ SELECT (SELECT count(*) FROM zuora.workflows w
 """
 
 
-def work_after_listing(conn, run_id: str, customer_id: str, *, lookback: timedelta) -> list[str]:
+def work_after_listing(
+    conn, run_id: str, customer_id: str, *, lookback: timedelta, originals: int = 0
+) -> list[str]:
     """Why the customer's export, validate and upsert stages must run after this listing
     (empty: nothing new, changed, deleted, due for the lookback re-export, unusable or
     dead-lettered, so the merge would change nothing but the ledger)."""
-    to_export = workflows_to_export(conn, run_id, customer_id, lookback=lookback)
+    to_export = workflows_to_export(conn, run_id, customer_id, lookback=lookback, originals=originals)
     with committing(conn):
         gone, unusable, dead, incomplete = conn.execute(
             _WORK, {"run_id": run_id, "customer_id": customer_id}
