@@ -14,6 +14,7 @@ import logging
 import resource
 import time
 from datetime import timedelta
+from typing import NamedTuple
 
 from zuora import settings, warehouse
 from zuora.api.hook import ZuoraHook
@@ -70,16 +71,27 @@ def customers_to_sync(customer_ids: list[str] | None) -> list[dict]:
     ]
 
 
-def list_stage(customer: dict, run_id: str, *, finish_unchanged: bool = False) -> dict:
+class Listed(NamedTuple):
+    """What the list stage did: its report, and, when it finished the customer's sync itself
+    (nothing to do after the listing), the export, validate and upsert reports; else None."""
+
+    report: dict
+    finished: dict[str, dict] | None = None
+
+
+def list_stage(
+    customer: dict, run_id: str, *, finish_unchanged: bool = False, lookback: timedelta | None = None
+) -> Listed:
     """List every workflow of the customer into staging.
 
     With ``finish_unchanged``, a customer with nothing to do after this listing (see
-    ``work_after_listing``; and no version history to fetch) is finished here: the export,
-    validate and upsert stages run in this process, without a call to Zuora, and their
-    reports are in ``report["finished"]``. The DAG then skips its other three tasks.
+    ``work_after_listing`` with ``lookback``; and no version history to fetch) is finished
+    here: the export, validate and upsert stages run in this process, without a call to
+    Zuora, and ``Listed.finished`` holds their reports. The DAG then skips its other tasks.
     """
     started, hook = time.monotonic(), _hook(customer, run_id)
     customer_id = customer["customer_id"]
+    lookback = settings.lookback() if lookback is None else lookback
     with warehouse_connection() as conn:
         warehouse.start_sync_run(
             conn,
@@ -94,34 +106,32 @@ def list_stage(customer: dict, run_id: str, *, finish_unchanged: bool = False) -
         )
         counts = {"listed": listed, "listing_complete": listing.complete, "pages": listing.pages}
         warehouse.add_sync_counts(conn, run_id, customer_id, **counts, **_api(hook))
-        work = _work_after_listing(conn, run_id, customer_id) if finish_unchanged else None
+        work = _work_after_listing(conn, run_id, customer_id, lookback) if finish_unchanged else None
     report = _report("list", customer_id, run_id, started, counts, hook)
     if work is None:
-        return report
+        return Listed(report)
     if work:
         log.info("customer %s: export, validate and upsert to run (%s)", customer_id, "; ".join(work))
-        return report
+        return Listed(report)
     log.info(
         "customer %s: nothing new, changed, deleted, due for re-export or dead-lettered, no "
         "history to fetch: finishing its sync in this task, without calling Zuora; Airflow "
         "skips its export, validate and upsert tasks",
         customer_id,
     )
-    return {
-        **report,
-        "finished": {
-            "export": export_stage(customer, run_id),
-            "validate": validate_stage(customer, run_id),
-            "upsert": upsert_stage(customer, run_id),
-        },
+    finished = {
+        "export": export_stage(customer, run_id, lookback=lookback),
+        "validate": validate_stage(customer, run_id),
+        "upsert": upsert_stage(customer, run_id),
     }
+    return Listed(report, finished)
 
 
-def _work_after_listing(conn, run_id: str, customer_id: str) -> list[str]:
+def _work_after_listing(conn, run_id: str, customer_id: str, lookback: timedelta) -> list[str]:
     key = warehouse.resolve_encryption_key()
     budget = settings.history_calls()
     work = warehouse.work_after_listing(
-        conn, run_id, customer_id, lookback=settings.lookback(), originals=budget if key else 0
+        conn, run_id, customer_id, lookback=lookback, originals=budget if key else 0
     )
     changed, backfill = versions.workflows_to_list_versions(conn, run_id, customer_id, budget)
     pending = versions.versions_to_export(conn, run_id, customer_id, budget, with_originals=key is not None)
@@ -229,19 +239,19 @@ def run_customer(
     one task each (an unchanged customer finished by its list stage, as in the DAG);
     returns each stage's report. For tools, benchmarks and tests."""
     every_stage = stages == tuple(STAGE_TASKS.values())
-    run = {
-        "list": lambda: list_stage(
-            customer, run_id, finish_unchanged=every_stage and not full_refresh and lookback is None
-        ),
-        "export": lambda: export_stage(customer, run_id, full_refresh=full_refresh, lookback=lookback),
-        "validate": lambda: validate_stage(customer, run_id),
-        "upsert": lambda: upsert_stage(customer, run_id),
-    }
-    reports = {}
+    reports: dict[str, dict] = {}
     for stage in stages:
-        reports[stage] = run[stage]()
-        if "finished" in reports[stage]:
-            return {**reports, **reports[stage].pop("finished")}
+        if stage == "list":
+            listed = list_stage(
+                customer, run_id, finish_unchanged=every_stage and not full_refresh, lookback=lookback
+            )
+            reports["list"] = listed.report
+            if listed.finished is not None:
+                return {**reports, **listed.finished}
+        elif stage == "export":
+            reports[stage] = export_stage(customer, run_id, full_refresh=full_refresh, lookback=lookback)
+        else:
+            reports[stage] = {"validate": validate_stage, "upsert": upsert_stage}[stage](customer, run_id)
     return reports
 
 
