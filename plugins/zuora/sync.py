@@ -85,9 +85,10 @@ def list_stage(
     """List every workflow of the customer into staging.
 
     With ``finish_unchanged``, a customer with nothing to do after this listing (see
-    ``work_after_listing`` with ``lookback``; and no version history to fetch) is finished
-    here: the export, validate and upsert stages run in this process, without a call to
-    Zuora, and ``Listed.finished`` holds their reports. The DAG then skips its other tasks.
+    ``work_after_listing``; and no version history to fetch) is finished here: the export
+    (of the definitions due for the ``lookback`` re-export only), validate and upsert stages
+    run in this process, and ``Listed.finished`` holds their reports. The DAG then skips its
+    other tasks.
     """
     started, hook = time.monotonic(), _hook(customer, run_id)
     customer_id = customer["customer_id"]
@@ -106,7 +107,7 @@ def list_stage(
         )
         counts = {"listed": listed, "listing_complete": listing.complete, "pages": listing.pages}
         warehouse.add_sync_counts(conn, run_id, customer_id, **counts, **_api(hook))
-        work = _work_after_listing(conn, run_id, customer_id, lookback) if finish_unchanged else None
+        work = _work_after_listing(conn, run_id, customer_id) if finish_unchanged else None
     report = _report("list", customer_id, run_id, started, counts, hook)
     if work is None:
         return Listed(report)
@@ -114,9 +115,9 @@ def list_stage(
         log.info("customer %s: export, validate and upsert to run (%s)", customer_id, "; ".join(work))
         return Listed(report)
     log.info(
-        "customer %s: nothing new, changed, deleted, due for re-export or dead-lettered, no "
-        "history to fetch: finishing its sync in this task, without calling Zuora; Airflow "
-        "skips its export, validate and upsert tasks",
+        "customer %s: nothing new, changed, deleted or dead-lettered, no history to fetch: "
+        "finishing its sync in this task (with the few definitions due for the lookback "
+        "re-export); Airflow skips its export, validate and upsert tasks",
         customer_id,
     )
     finished = {
@@ -127,12 +128,10 @@ def list_stage(
     return Listed(report, finished)
 
 
-def _work_after_listing(conn, run_id: str, customer_id: str, lookback: timedelta) -> list[str]:
+def _work_after_listing(conn, run_id: str, customer_id: str) -> list[str]:
     key = warehouse.resolve_encryption_key()
     budget = settings.history_calls()
-    work = warehouse.work_after_listing(
-        conn, run_id, customer_id, lookback=lookback, originals=budget if key else 0
-    )
+    work = warehouse.work_after_listing(conn, run_id, customer_id, originals=budget if key else 0)
     changed, backfill = versions.workflows_to_list_versions(conn, run_id, customer_id, budget)
     pending = versions.versions_to_export(conn, run_id, customer_id, budget, with_originals=key is not None)
     if changed or backfill or pending:

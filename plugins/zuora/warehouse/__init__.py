@@ -9,7 +9,7 @@ by ``(run_id, customer_id)``, never XCom:
     list_customers(conn, customer_ids=None) -> list[dict]     enabled customers
     start_sync_run(conn, run_id, customer_id, conn_id=, environment=)
     list:     stage_listing(conn, run_id, customer_id, items, complete | complete_flag=) -> listed
-              work_after_listing(conn, run_id, customer_id, lookback=) -> reasons (none: finish)
+              work_after_listing(conn, run_id, customer_id) -> reasons (none: finish in the list task)
     export:   workflows_to_export(conn, run_id, customer_id, full_refresh=, lookback=) -> ids
               stage_exports(conn, run_id, customer_id, hook.export_workflows(ids),
                             encryption_key=resolve_encryption_key()) -> counts
