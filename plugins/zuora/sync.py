@@ -92,8 +92,7 @@ def list_stage(
     """
     started, hook = time.monotonic(), _hook(customer, run_id)
     customer_id = customer["customer_id"]
-    lookback = settings.lookback() if lookback is None else lookback
-    with warehouse_connection() as conn:
+    with warehouse_connection() as conn:  # the task's one connection, and hook, for every stage
         warehouse.start_sync_run(
             conn,
             run_id,
@@ -107,29 +106,30 @@ def list_stage(
         )
         counts = {"listed": listed, "listing_complete": listing.complete, "pages": listing.pages}
         warehouse.add_sync_counts(conn, run_id, customer_id, **counts, **_api(hook))
-        work = _work_after_listing(conn, run_id, customer_id) if finish_unchanged else None
-    report = _report("list", customer_id, run_id, started, counts, hook)
-    if work is None:
-        return Listed(report)
-    if work:
-        log.info("customer %s: export, validate and upsert to run (%s)", customer_id, "; ".join(work))
-        return Listed(report)
-    log.info(
-        "customer %s: nothing new, changed, deleted or dead-lettered, no history to fetch: "
-        "finishing its sync in this task (with the few definitions due for the lookback "
-        "re-export); Airflow skips its export, validate and upsert tasks",
-        customer_id,
-    )
-    finished = {
-        "export": export_stage(customer, run_id, lookback=lookback),
-        "validate": validate_stage(customer, run_id),
-        "upsert": upsert_stage(customer, run_id),
-    }
+        report = _report("list", customer_id, run_id, started, counts, hook)
+        if not finish_unchanged:
+            return Listed(report)
+        key = warehouse.resolve_encryption_key()
+        work = _work_after_listing(conn, run_id, customer_id, key)
+        if work:
+            log.info("customer %s: export, validate and upsert to run (%s)", customer_id, "; ".join(work))
+            return Listed(report)
+        log.info(
+            "customer %s: nothing new, changed, deleted or dead-lettered, no history to fetch: "
+            "finishing its sync in this task (with the few definitions due for the lookback "
+            "re-export); Airflow skips its export, validate and upsert tasks",
+            customer_id,
+        )
+        hook.stats.clear()  # the export's own calls from here
+        finished = {
+            "export": _export(conn, hook, customer, run_id, key, lookback=lookback),
+            "validate": _validate(conn, customer, run_id),
+            "upsert": _upsert(conn, customer, run_id),
+        }
     return Listed(report, finished)
 
 
-def _work_after_listing(conn, run_id: str, customer_id: str) -> list[str]:
-    key = warehouse.resolve_encryption_key()
+def _work_after_listing(conn, run_id: str, customer_id: str, key: bytes | None) -> list[str]:
     budget = settings.history_calls()
     work = warehouse.work_after_listing(conn, run_id, customer_id, originals=budget if key else 0)
     changed, backfill = versions.workflows_to_list_versions(conn, run_id, customer_id, budget)
@@ -146,23 +146,35 @@ def export_stage(
     bring the workflows' version history up to date (see ``sync_versions``). With an export
     key, definitions and versions stored without their original (a run without a key) are
     exported again, at most ``$ZUORA_SYNC_HISTORY_CALLS`` of each per run."""
-    started, hook = time.monotonic(), _hook(customer, run_id)
-    customer_id = customer["customer_id"]
-    key = warehouse.resolve_encryption_key()
+    hook, key = _hook(customer, run_id), warehouse.resolve_encryption_key()
     with warehouse_connection() as conn:
-        ids = warehouse.workflows_to_export(
-            conn,
-            run_id,
-            customer_id,
-            full_refresh=full_refresh,
-            lookback=settings.lookback() if lookback is None else lookback,
-            originals=settings.history_calls() if key else 0,
-        )
-        counts = warehouse.stage_exports(
-            conn, run_id, customer_id, hook.export_workflows(ids), encryption_key=key
-        )
-        counts |= sync_versions(conn, hook, run_id, customer_id, key, settings.history_calls())
-        warehouse.add_sync_counts(conn, run_id, customer_id, **counts, **_api(hook))
+        return _export(conn, hook, customer, run_id, key, full_refresh=full_refresh, lookback=lookback)
+
+
+def _export(
+    conn,
+    hook: ZuoraHook,
+    customer: dict,
+    run_id: str,
+    key: bytes | None,
+    *,
+    full_refresh: bool = False,
+    lookback: timedelta | None = None,
+) -> dict:
+    started, customer_id = time.monotonic(), customer["customer_id"]
+    ids = warehouse.workflows_to_export(
+        conn,
+        run_id,
+        customer_id,
+        full_refresh=full_refresh,
+        lookback=settings.lookback() if lookback is None else lookback,
+        originals=settings.history_calls() if key else 0,
+    )
+    counts = warehouse.stage_exports(
+        conn, run_id, customer_id, hook.export_workflows(ids), encryption_key=key
+    )
+    counts |= sync_versions(conn, hook, run_id, customer_id, key, settings.history_calls())
+    warehouse.add_sync_counts(conn, run_id, customer_id, **counts, **_api(hook))
     return _report("export", customer_id, run_id, started, counts, hook)
 
 
@@ -204,25 +216,28 @@ def sync_versions(
 
 
 def validate_stage(customer: dict, run_id: str) -> dict:
-    started = time.monotonic()
     with warehouse_connection() as conn:
-        counts = warehouse.validate_staged(conn, run_id, customer["customer_id"])
+        return _validate(conn, customer, run_id)
+
+
+def _validate(conn, customer: dict, run_id: str) -> dict:
+    started = time.monotonic()
+    counts = warehouse.validate_staged(conn, run_id, customer["customer_id"])
     return _report("validate", customer["customer_id"], run_id, started, counts)
 
 
 def upsert_stage(customer: dict, run_id: str) -> dict:
     """Merge the customer's staging in one transaction, then close its sync_runs row."""
-    started = time.monotonic()
-    customer_id = customer["customer_id"]
     with warehouse_connection() as conn:
-        counts = warehouse.merge_customer(
-            conn,
-            run_id,
-            customer_id,
-            environment=customer.get("environment"),
-            conn_id=customer["zuora_conn_id"],
-        )
-        warehouse.finish_sync_run(conn, run_id, customer_id, status="success")
+        return _upsert(conn, customer, run_id)
+
+
+def _upsert(conn, customer: dict, run_id: str) -> dict:
+    started, customer_id = time.monotonic(), customer["customer_id"]
+    counts = warehouse.merge_customer(
+        conn, run_id, customer_id, environment=customer.get("environment"), conn_id=customer["zuora_conn_id"]
+    )
+    warehouse.finish_sync_run(conn, run_id, customer_id, status="success")
     return _report("upsert", customer_id, run_id, started, counts)
 
 
