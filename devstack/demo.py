@@ -38,11 +38,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / ".demo"
 AIRFLOW_HOME = DEMO / "airflow"
 DAG_ID = "zuora_workflow_sync"
-CUSTOMERS = {
-    "acme": "Acme Corp",
-    "globex": "Globex (rate limited)",
-    "initech": "Initech (one export always fails)",
-}
+CUSTOMERS = sim_demo.CUSTOMER_NAMES
 # Umbrella's two environments, one tenant group: customer id (= simulator tenant id) ->
 # (name, environment)
 UMBRELLA_GROUP = "umbrella"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 import shlex
+import subprocess
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -252,12 +253,60 @@ def test_airflow_services_mount_project_folders(compose, services):
             )
 
 
-def test_repo_dirs_are_real_and_runtime_dirs_not_committed():
+def test_repo_dirs_are_real():
     for folder in REPO_DIRS:
         assert (ROOT / folder).is_dir()
     assert (ROOT / "dags" / "zuora_workflow_sync.py").is_file()
-    ignored = {line.strip().strip("/") for line in (ROOT / ".gitignore").read_text().splitlines()}
-    assert "logs" in ignored
+
+
+def host_path(container_path: str) -> str:
+    """The repo-relative path of a file under one of the Airflow services' bind mounts."""
+    for folder in REPO_DIRS | RUNTIME_DIRS:
+        prefix = f"/opt/airflow/{folder}/"
+        if container_path.startswith(prefix):
+            return folder + "/" + container_path.removeprefix(prefix)
+    raise AssertionError(f"{container_path} is not under a bind-mounted folder")
+
+
+def files_a_run_writes(services) -> list[str]:
+    """What `cp .env.example .env` and one `docker compose [--profile demo] up` leave in the
+    checkout (container paths mapped back through the bind mounts), and what the local
+    runtimes write."""
+    env = {k: expand(v) for k, v in env_of(services["airflow-scheduler"]).items()}
+    written = [
+        ".env",
+        host_path(env["AIRFLOW_CONFIG"]),
+        host_path(env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"]),
+        "logs/scheduler/latest/zuora_workflow_sync.py.log",
+        "logs/dag_id=zuora_workflow_sync/run_id=manual/task_id=sync.list/attempt=1.log",
+        "dags/__pycache__/zuora_workflow_sync.cpython-311.pyc",
+        ".cluster/keys.json",
+        ".demo/export-encryption.key",
+    ]
+    tls = shlex.split(command_text(services["zuora-simulator"]))
+    tls_dir = host_path(tls[tls.index("--tls-dir") + 1])
+    written += [f"{tls_dir}/{name}" for name in ("ca.pem", "server.pem", "server-key.pem")]
+    return written
+
+
+def test_nothing_a_run_writes_can_be_committed(services):
+    """`git add .` after a first run must stage no secret: the keys in .env, the generated
+    API secret in config/airflow.cfg, the admin password file, the demo's TLS key."""
+    written = files_a_run_writes(services)
+    result = subprocess.run(
+        ["git", "-C", str(ROOT), "check-ignore", "--no-index", "--stdin", "-z"],
+        input="\0".join(written),
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode in (0, 1), result.stderr
+    ignored = set(filter(None, result.stdout.split("\0")))
+    assert not set(written) - ignored, f"not ignored by .gitignore: {sorted(set(written) - ignored)}"
+    # ... while the templates stay tracked
+    for kept in (".env.example", "airflow.env", "dags/zuora_workflow_sync.py"):
+        assert (
+            subprocess.run(["git", "-C", str(ROOT), "check-ignore", "--no-index", "-q", kept]).returncode == 1
+        ), f"{kept} is ignored"
 
 
 # --- compose: image ------------------------------------------------------------------------

@@ -27,6 +27,14 @@ def _first_ids(seed: int, count: int) -> list[int]:
     return [wf.id for wf in made]
 
 
+# How the demo's customers are named in zuora.customers (`make demo`, the compose demo).
+CUSTOMER_NAMES = {
+    "acme": "Acme Corp",
+    "globex": "Globex (rate limited)",
+    "initech": "Initech (one export always fails)",
+}
+
+
 def demo_tenants() -> list[dict[str, Any]]:
     """Tenant configs (with explicit credentials) for the demo."""
     configs = [
