@@ -209,7 +209,7 @@ def test_every_worker_reaches_the_simulator_over_tls(compose, services, monkeypa
             f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps({**definition, "password": secret, "extra": extra})
         )
         credentials = ZuoraHook(conn_id).credentials
-        assert credentials.base_url == base_url and credentials.environment == "sandbox"
+        assert credentials.base_url == base_url and credentials.environment == extra["environment"]
         assert credentials.options.ca_bundle == str(ca) and not credentials.options.allow_insecure_http
 
 

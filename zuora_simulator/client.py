@@ -24,11 +24,16 @@ class AdminClient:
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
         self.session = requests.Session()
-        self.session.verify = ca_bundle or True
+        self.verify: str | bool = ca_bundle or True  # per request: REQUESTS_CA_BUNDLE beats a session's
 
     def _call(self, method: str, path: str, body: Any = None, **params) -> Any:
         response = self.session.request(
-            method, f"{self.base_url}/_sim{path}", json=body, params=params or None, timeout=self.timeout
+            method,
+            f"{self.base_url}/_sim{path}",
+            json=body,
+            params=params or None,
+            timeout=self.timeout,
+            verify=self.verify,
         )
         if response.status_code >= 400:
             raise RuntimeError(f"simulator admin {method} {path}: {response.status_code} {response.text}")

@@ -1,7 +1,7 @@
 """The compose demo's customers: `python -m zuora_simulator.register_demo` (service
-zuora-demo-init) adds the demo tenants through add-customer, over https with the simulator's
-CA, so the first run syncs the same customers as `make demo` (without Umbrella) and
-`make cluster`."""
+zuora-demo-init) adds the customers of `make demo` (Umbrella's drifted pair included) through
+add-customer, over https with the simulator's CA, so the first run syncs what `make demo`'s
+does."""
 
 import json
 import os
@@ -9,10 +9,21 @@ import subprocess
 import sys
 from pathlib import Path
 
+import psycopg
+
 from tests.dags.test_add_customer import airflow_connection, customers
 from zuora.api.hook import ZuoraHook
 from zuora_simulator.client import running_simulator
-from zuora_simulator.demo import CUSTOMER_NAMES, demo_tenants
+from zuora_simulator.demo import (
+    CUSTOMER_NAMES,
+    UMBRELLA_CUSTOMERS,
+    UMBRELLA_GROUP,
+    UMBRELLA_PRODUCTION,
+    UMBRELLA_SANDBOX,
+    UMBRELLA_WORKFLOWS,
+    demo_tenants,
+    umbrella_tenants,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -36,10 +47,19 @@ def test_the_demo_customers_are_added_and_reachable_over_tls(
                 timeout=300,
             )
             assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
-        assert sorted(customers(warehouse_uri)) == [
-            (tenant_id, f"zuora_demo_{tenant_id}", "sandbox") for tenant_id in sorted(CUSTOMER_NAMES)
-        ]
-        for tenant in demo_tenants():
+        expected = {customer_id: "sandbox" for customer_id in CUSTOMER_NAMES}
+        expected |= {customer_id: env for customer_id, (_, env) in UMBRELLA_CUSTOMERS.items()}
+        assert sorted(customers(warehouse_uri)) == sorted(
+            (customer_id, f"zuora_demo_{customer_id}", env) for customer_id, env in expected.items()
+        )
+        with psycopg.connect(warehouse_uri) as conn:
+            groups = dict(conn.execute("SELECT customer_id, tenant_group FROM zuora.customers").fetchall())
+        assert {c for c, g in groups.items() if g == UMBRELLA_GROUP} == set(UMBRELLA_CUSTOMERS)
+        # Umbrella's sandbox was added once, with its drift (12 workflows and a new one)
+        tenants = {t["tenant_id"]: t for t in sim.admin.tenants()}
+        assert tenants[UMBRELLA_SANDBOX]["workflow_count"] == UMBRELLA_WORKFLOWS + 1
+        assert tenants[UMBRELLA_PRODUCTION]["workflow_count"] == UMBRELLA_WORKFLOWS
+        for tenant in demo_tenants() + umbrella_tenants():
             assert tenant["client_secret"] not in result.stdout + result.stderr
             conn_id = f"zuora_demo_{tenant['tenant_id']}"
             saved = airflow_connection(conn_id)
@@ -52,4 +72,4 @@ def test_the_demo_customers_are_added_and_reachable_over_tls(
             assert stored["extra"]["ca_bundle"] == ca
             monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(stored))
             listed = list(ZuoraHook(conn_id).list_workflows())
-            assert len(listed) == tenant["workflows"]
+            assert len(listed) == tenants[tenant["tenant_id"]]["workflow_count"]
