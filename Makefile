@@ -8,12 +8,13 @@ STAMP  := $(VENV)/.installed
 
 install: $(STAMP)
 
-# The pinned set, then this project's package (editable: the Airflow provider entry point and
-# `python -m zuora.cli` work, and edits to plugins/zuora/ take effect without reinstalling).
-$(STAMP): requirements.txt requirements-lock.txt pyproject.toml
+# The pinned set (requirements-dev.txt: what runs, plus tests and tools), then this project's
+# package (editable: the Airflow provider entry point and `python -m zuora.cli` work, and
+# edits to plugins/zuora/ take effect without reinstalling).
+$(STAMP): requirements.txt requirements-dev.txt requirements-lock.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check \
-		-r requirements.txt -c requirements-lock.txt
+		-r requirements-dev.txt -c requirements-lock.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e .
 	touch $(STAMP)
 

@@ -40,7 +40,7 @@ def zuora_sync_four_tasks():
         def list_workflows(customer: dict, run_id=None):
             from zuora import sync
 
-            return sync.list_stage(customer, run_id)  # never finishes the customer
+            return sync.list_stage(customer, run_id).report  # never finishes the customer
 
         @task(
             pool=settings.POOL,

@@ -106,7 +106,7 @@ def main() -> None:
         with psycopg.connect(pg.uri) as conn:
             warehouse.apply_migrations(conn)
             _common.register_customer(conn, "big", sim.admin.get_tenant("big"))
-        listed = sync.list_stage(CUSTOMER, RUN_ID)["listed"]  # in this process: cheap
+        listed = sync.list_stage(CUSTOMER, RUN_ID).report["listed"]  # in this process: cheap
         floor = measure("floor")
         stages = measure("stages")
         everything = measure("list_all")

@@ -576,11 +576,11 @@ def measure_library(sizes=(50, 500), repeats: int = 5) -> dict:
             time.sleep(1.1)  # updatedAt of seconds-formatted items moves
             sim.admin.reset_stats(tenant)
             stages = {}
-            report, stages["list"] = measured(
+            listed, stages["list"] = measured(
                 lambda: sync.list_stage(customer, run_id, finish_unchanged=True)
             )
-            finished = "finished" in report
-            reports = {"list": report}
+            finished = listed.finished is not None
+            reports = {"list": listed.report}
             if not finished:
                 for name, fn in (
                     ("export", sync.export_stage),
@@ -590,7 +590,7 @@ def measure_library(sizes=(50, 500), repeats: int = 5) -> dict:
                     reports[name], stages[name] = measured(lambda fn=fn: fn(customer, run_id))
             stats = sim.admin.stats(tenant)
             total = {k: sum(s[k] for s in stages.values()) for k in ("lib", "pg", "sim", "wall")}
-            exported = (report["finished"]["export"] if finished else reports["export"])["exported"]
+            exported = (listed.finished or reports)["export"]["exported"]
             result = {
                 "workflows": w,
                 "case": case,
@@ -601,7 +601,7 @@ def measure_library(sizes=(50, 500), repeats: int = 5) -> dict:
                 "stages": stages,
                 "calls": dict(stats["requests"]),
                 "tokens_minted": stats["tokens_minted"],
-                "pages": report["pages"],
+                "pages": listed.report["pages"],
             }
             print(json.dumps({k: v for k, v in result.items() if k != "stages"}), flush=True)
             return result

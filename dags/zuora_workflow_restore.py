@@ -2,16 +2,19 @@
 ### Zuora workflow restore
 
 Puts a stored version of a workflow back into Zuora (as a new version of that workflow), or
-promotes it into another customer's tenant, e.g. sandbox to production. The same as
-`python -m zuora.cli restore`; every attempt is audited in `zuora.restores`.
+promotes it into the other environment of the same company (its tenant group), e.g. sandbox
+to production. The same as `python -m zuora.cli restore`; every attempt is audited in
+`zuora.restores`. One run at a time; a failed or refused restore is alerted.
 
 **Trigger form (params):**
 - `customer_id`, `zuora_id`: the workflow, as synced (see `zuora.workflow_version_changes`)
 - `version` (e.g. `0.0.2`) **or** `as_of` (the newest version created by then)
 - `to_customer`: promote into this customer's tenant (empty: restore in place)
+- `into_another_company`: allow a `to_customer` outside the source's tenant group (a copy)
 - `as_new_workflow`: import as a new workflow; `activate`: make the import active
 - `apply`: off = a **dry run** (the task log shows what would change, task by task); on =
-  import, only after a dry run of the same restore whose target has not changed since
+  import, only after an unused dry run of the same restore (at most 24 hours old) whose
+  target and source have not changed since: one dry run, one apply
 - `confirm_production`: required to import into a production tenant
 """
 
@@ -20,6 +23,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from airflow.sdk import Param, dag, task
+
+from zuora.alerts import ZuoraAlertNotifier
 
 
 @dag(
@@ -46,7 +51,13 @@ from airflow.sdk import Param, dag, task
         "to_customer": Param(
             None,
             type=["string", "null"],
-            description="Promote into this customer's tenant; empty: restore in place.",
+            description="Promote into this customer's tenant (the same tenant group); empty: restore in place.",
+        ),
+        "into_another_company": Param(
+            False,
+            type="boolean",
+            description="Allow to_customer outside the source's tenant group: a copy into another "
+            "company's tenant (e.g. a template workflow), named so in the dry run and the audit.",
         ),
         "as_new_workflow": Param(False, type="boolean", description="Import as a new workflow."),
         "activate": Param(False, type="boolean", description="Make the imported version active."),
@@ -55,7 +66,9 @@ from airflow.sdk import Param, dag, task
             False, type="boolean", description="Required to import into a production tenant."
         ),
     },
-    default_args={"retries": 0},  # a refused or failed restore is for its requester to read
+    max_active_runs=1,  # one restore at a time: each apply sees what the previous one imported
+    # a refused or failed restore is for its requester to read, and alerted
+    default_args={"retries": 0, "on_failure_callback": ZuoraAlertNotifier()},
 )
 def zuora_workflow_restore():
     @task

@@ -95,8 +95,8 @@ def zuora_workflow_sync():
         def list_workflows(customer: dict, params=None, run_id=None):
             from zuora import sync
 
-            report = sync.list_stage(customer, run_id, finish_unchanged=not params["full_refresh"])
-            if "finished" in report:
+            listed = sync.list_stage(customer, run_id, finish_unchanged=not params["full_refresh"])
+            if listed.finished is not None:
                 # A customer with nothing to do was synced by this task. Ending it skipped makes
                 # the scheduler skip the other three without starting them (a short-circuit
                 # cannot: Airflow 3.3 ignores it inside a mapped task group, apache/airflow#67265).
@@ -104,7 +104,7 @@ def zuora_workflow_sync():
                     f"customer {customer['customer_id']} synced in this task: nothing new, changed "
                     "or deleted, so export, validate and upsert are skipped (see zuora.sync_runs)"
                 )
-            return report
+            return listed.report
 
         @task(
             pool=settings.POOL,

@@ -32,24 +32,17 @@ from devstack import postgres
 from devstack.postgres import EmbeddedPostgres
 from zuora_simulator import demo as sim_demo
 from zuora_simulator.client import running_simulator
-from zuora_simulator.demo import demo_tenants
+from zuora_simulator.demo import add_umbrella_tenants, demo_tenants
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / ".demo"
 AIRFLOW_HOME = DEMO / "airflow"
 DAG_ID = "zuora_workflow_sync"
-CUSTOMERS = {
-    "acme": "Acme Corp",
-    "globex": "Globex (rate limited)",
-    "initech": "Initech (one export always fails)",
-}
+CUSTOMERS = sim_demo.CUSTOMER_NAMES
 # Umbrella's two environments, one tenant group: customer id (= simulator tenant id) ->
 # (name, environment)
-UMBRELLA_GROUP = "umbrella"
-UMBRELLA = {
-    sim_demo.UMBRELLA_SANDBOX: ("Umbrella Corp (sandbox)", "sandbox"),
-    sim_demo.UMBRELLA_PRODUCTION: ("Umbrella Corp", "production"),
-}
+UMBRELLA_GROUP = sim_demo.UMBRELLA_GROUP
+UMBRELLA = sim_demo.UMBRELLA_CUSTOMERS
 
 
 def main() -> int:
@@ -132,13 +125,6 @@ def demo_connections(simulator_url: str, umbrella: bool = False) -> dict[str, st
         )
         for tenant, environment in tenants
     }
-
-
-def add_umbrella_tenants(admin) -> None:
-    """Umbrella's sandbox and production tenants, the sandbox made to differ in two workflows."""
-    for config in sim_demo.umbrella_tenants():
-        admin.add_tenant(**config)
-    sim_demo.make_umbrella_drift(admin)
 
 
 def register_customers(warehouse_uri: str, umbrella: bool = False) -> None:

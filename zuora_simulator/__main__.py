@@ -1,6 +1,9 @@
-"""Command line: ``python -m zuora_simulator --port P [--host H] [--tenants FILE | --demo]``.
+"""Command line: ``python -m zuora_simulator --port P [--host H] [--tenants FILE | --demo]
+[--tls-dir DIR --tls-hostname NAME]``.
 
-Prints ``zuora-simulator listening on http://H:P`` once the socket accepts connections.
+Prints ``zuora-simulator listening on http(s)://H:P`` once the socket accepts connections.
+With ``--tls-dir`` it serves https with a new throwaway CA and certificate written to DIR
+(see :mod:`zuora_simulator.tls`).
 ``--port 0`` picks a free port; ``--port-file F`` writes the chosen port to F (used by
 :func:`zuora_simulator.running_simulator`).
 """
@@ -35,7 +38,8 @@ class _Server(uvicorn.Server):
             tmp = Path(self.port_file + ".tmp")
             tmp.write_text(str(port))
             tmp.replace(self.port_file)
-        print(f"zuora-simulator listening on http://{self.config.host}:{port}", flush=True)
+        scheme = "https" if self.config.ssl_certfile else "http"
+        print(f"zuora-simulator listening on {scheme}://{self.config.host}:{port}", flush=True)
 
 
 def load_tenants(path: str) -> list[dict]:
@@ -53,6 +57,10 @@ def main(argv: list[str] | None = None) -> int:
     source.add_argument("--tenants", metavar="FILE", help="JSON list of tenant configs")
     source.add_argument("--demo", action="store_true", help="the acme/globex/initech demo tenants")
     parser.add_argument("--port-file", help="write the bound port to this file when ready")
+    parser.add_argument("--tls-dir", help="serve https; write a new CA (ca.pem) and certificate here")
+    parser.add_argument(
+        "--tls-hostname", action="append", default=[], help="a name the certificate is valid for"
+    )
     parser.add_argument("--export-cache-mb", type=int, default=64)
     parser.add_argument("--log-level", default="warning")
     parser.add_argument("--access-log", action="store_true")
@@ -62,6 +70,12 @@ def main(argv: list[str] | None = None) -> int:
     tenants = demo_tenants() if args.demo else load_tenants(args.tenants) if args.tenants else []
     for config in tenants:
         registry.add_tenant(config)
+    tls = {}
+    if args.tls_dir:
+        from .tls import write_certificates
+
+        _, cert, key = write_certificates(Path(args.tls_dir), args.tls_hostname)
+        tls = {"ssl_certfile": str(cert), "ssl_keyfile": str(key)}
     config = uvicorn.Config(
         create_app(registry),
         host=args.host,
@@ -72,6 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         backlog=2048,
         lifespan="off",
         timeout_graceful_shutdown=2,
+        **tls,
     )
     _Server(config, args.port_file).run()
     return 0

@@ -20,14 +20,20 @@ import requests
 class AdminClient:
     """A thin wrapper over the ``/_sim`` admin API; every method returns decoded JSON."""
 
-    def __init__(self, base_url: str, timeout: float = 30.0):
+    def __init__(self, base_url: str, timeout: float = 30.0, ca_bundle: str | None = None):
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
         self.session = requests.Session()
+        self.verify: str | bool = ca_bundle or True  # per request: REQUESTS_CA_BUNDLE beats a session's
 
     def _call(self, method: str, path: str, body: Any = None, **params) -> Any:
         response = self.session.request(
-            method, f"{self.base_url}/_sim{path}", json=body, params=params or None, timeout=self.timeout
+            method,
+            f"{self.base_url}/_sim{path}",
+            json=body,
+            params=params or None,
+            timeout=self.timeout,
+            verify=self.verify,
         )
         if response.status_code >= 400:
             raise RuntimeError(f"simulator admin {method} {path}: {response.status_code} {response.text}")
@@ -141,9 +147,11 @@ def running_simulator(
     demo: bool = False,
     startup_timeout: float = 20.0,
     extra_args: list[str] | None = None,
+    tls_dir: Path | None = None,
 ) -> Iterator[Simulator]:
     """Start ``python -m zuora_simulator`` on a free 127.0.0.1 port, wait until it answers,
-    yield a :class:`Simulator`, and stop it (terminate, then kill) on exit."""
+    yield a :class:`Simulator`, and stop it (terminate, then kill) on exit. With ``tls_dir``
+    it serves https at ``https://localhost:<port>`` (its CA in ``tls_dir/ca.pem``)."""
     workdir = Path(tempfile.mkdtemp(prefix="zuora-sim-"))
     port_file, log_path = workdir / "port", workdir / "simulator.log"
     args = [
@@ -158,6 +166,10 @@ def running_simulator(
         str(port_file),
         *(extra_args or []),
     ]
+    ca_bundle = None
+    if tls_dir is not None:
+        args += ["--tls-dir", str(tls_dir)]
+        ca_bundle = str(tls_dir / "ca.pem")
     if tenants is not None:
         tenants_file = workdir / "tenants.json"
         tenants_file.write_text(json.dumps(tenants))
@@ -172,8 +184,8 @@ def running_simulator(
     with open(log_path, "wb") as log:
         process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env)
     try:
-        base_url = _wait_until_ready(process, port_file, log_path, startup_timeout)
-        yield Simulator(base_url, AdminClient(base_url), process, log_path)
+        base_url = _wait_until_ready(process, port_file, log_path, startup_timeout, ca_bundle)
+        yield Simulator(base_url, AdminClient(base_url, ca_bundle=ca_bundle), process, log_path)
     finally:
         process.terminate()
         try:
@@ -183,15 +195,18 @@ def running_simulator(
             process.wait(timeout=5)
 
 
-def _wait_until_ready(process: subprocess.Popen, port_file: Path, log_path: Path, timeout: float) -> str:
+def _wait_until_ready(
+    process: subprocess.Popen, port_file: Path, log_path: Path, timeout: float, ca_bundle: str | None = None
+) -> str:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"simulator exited with {process.returncode}:\n{log_path.read_text()}")
         if port_file.exists():
-            base_url = f"http://127.0.0.1:{int(port_file.read_text())}"
+            port = int(port_file.read_text())
+            base_url = f"https://localhost:{port}" if ca_bundle else f"http://127.0.0.1:{port}"
             try:
-                if requests.get(f"{base_url}/_sim/health", timeout=2).ok:
+                if requests.get(f"{base_url}/_sim/health", timeout=2, verify=ca_bundle or True).ok:
                     return base_url
             except requests.RequestException:
                 pass

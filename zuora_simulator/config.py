@@ -68,6 +68,9 @@ class TenantConfig:
     token_ttl: int = 3599  # expires_in of minted tokens, seconds
     forbidden: bool = False  # every API call answers 403 (no Workflow permission)
     manage_access: bool = True  # False: the import POSTs answer 403 (Manage Access)
+    remember_idempotency_keys: bool = (
+        True  # False: every import POST runs again (how long Zuora keeps keys is unknown)
+    )
     avg_export_kb: float | None = None  # scale generated export sizes (default mix ~39 KB)
     legacy_share: float = 1 / 12  # share of list items without status/active_version
     limits: Limits = field(default_factory=Limits)
@@ -128,7 +131,7 @@ def validate(config: TenantConfig) -> None:
         raise ConfigError("client_id must be exactly 36 characters")
     if config.client_secret and len(config.client_secret) > 42:
         raise ConfigError("client_secret must be at most 42 characters")
-    for name in ("forbidden", "manage_access"):
+    for name in ("forbidden", "manage_access", "remember_idempotency_keys"):
         if not isinstance(getattr(config, name), bool):
             raise ConfigError(f"{name} must be true or false")
     f = config.faults

@@ -27,6 +27,14 @@ def _first_ids(seed: int, count: int) -> list[int]:
     return [wf.id for wf in made]
 
 
+# How the demo's customers are named in zuora.customers (`make demo`, the compose demo).
+CUSTOMER_NAMES = {
+    "acme": "Acme Corp",
+    "globex": "Globex (rate limited)",
+    "initech": "Initech (one export always fails)",
+}
+
+
 def demo_tenants() -> list[dict[str, Any]]:
     """Tenant configs (with explicit credentials) for the demo."""
     configs = [
@@ -54,6 +62,12 @@ def demo_tenants() -> list[dict[str, Any]]:
 UMBRELLA_SEED = 404
 UMBRELLA_WORKFLOWS = 12
 UMBRELLA_SANDBOX, UMBRELLA_PRODUCTION = "umbrella_sbx", "umbrella_prod"
+# Umbrella's two customers in zuora.customers, one tenant group: id -> (name, environment)
+UMBRELLA_GROUP = "umbrella"
+UMBRELLA_CUSTOMERS = {
+    UMBRELLA_SANDBOX: ("Umbrella Corp (sandbox)", "sandbox"),
+    UMBRELLA_PRODUCTION: ("Umbrella Corp", "production"),
+}
 # After every generated updatedAt (2025-09-30 at the latest): the sandbox's edits are newer.
 UMBRELLA_EDITED_AT = "2025-10-01T09:30:00Z"
 UMBRELLA_NEW_WORKFLOW = "Usage Overage Alert (draft)"
@@ -111,3 +125,11 @@ def make_umbrella_drift(admin: AdminClient) -> dict[str, Any]:
         updated_at=UMBRELLA_EDITED_AT,
     )
     return {"changed": (changed, truth["name"], tasks[1]["name"]), "added": (added["id"], added["name"])}
+
+
+def add_umbrella_tenants(admin: AdminClient) -> None:
+    """Umbrella's sandbox and production tenants in a running simulator, the sandbox made to
+    differ in two workflows (`make demo`, the compose demo)."""
+    for config in umbrella_tenants():
+        admin.add_tenant(**config)
+    make_umbrella_drift(admin)

@@ -9,7 +9,9 @@ everything else is stored and exported as sent.
 
 ``Idempotency-Key`` (1 to 255 characters, per tenant): a POST repeating a key whose first
 request got 200 replays that answer when path (without the tenant prefix), query and body
-are the same, and answers 409 otherwise; error answers do not use up a key. Every request
+are the same, and answers 409 otherwise; error answers do not use up a key. A tenant with
+``remember_idempotency_keys: false`` forgets every key at once (Zuora does not say how long
+it keeps them): each POST runs again. Every request
 that reaches an import handler is recorded (``GET /_sim/tenants/{tid}/imports``).
 """
 
@@ -140,7 +142,7 @@ def _idempotent(
         "replay_of": None,
         "created": False,
     }
-    stored = tenant.idempotency.get(key) if key else None
+    stored = tenant.idempotency.get(key) if key and tenant.config.remember_idempotency_keys else None
     fingerprint = _fingerprint(request, raw_body)
     if key is not None and not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY:
         response = responses.workflow_error(

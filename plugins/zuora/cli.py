@@ -1,7 +1,7 @@
 """The command line: add a customer, restore or promote a workflow version, report drift.
 
     PYTHONPATH=plugins .venv/bin/python -m zuora.cli add-customer ...   # see below
-    ... -m zuora.cli restore acme 101 --version 0.0.2 [--to globex] [--apply] ...
+    ... -m zuora.cli restore acme 101 --version 0.0.2 [--to acme_prod] [--apply] ...
     ... -m zuora.cli drift [TENANT_GROUP]
 
 **add-customer** tests a real customer's credentials before anything is saved:
@@ -35,12 +35,13 @@ import os
 import subprocess
 import sys
 import tempfile
-from datetime import UTC, datetime
+from datetime import datetime
 
-from zuora import settings
+from zuora import settings, warehouse
 from zuora.api.credentials import airflow_connection
 from zuora.api.errors import ZuoraError
 from zuora.api.hook import ZuoraHook
+from zuora.warehouse.connection import warehouse_connection
 
 
 def add_customer(args: argparse.Namespace, secret: str) -> str:
@@ -62,7 +63,8 @@ def add_customer(args: argparse.Namespace, secret: str) -> str:
         raise SystemExit(f"refused: the credentials do not work: {message}")
     if not args.no_airflow_connection:
         _save_airflow_connection(conn_id, definition)
-    _save_customer(args.customer_id, args.name, conn_id, args.environment, args.tenant_group)
+    group = None if args.no_tenant_group else args.tenant_group or warehouse.KEEP
+    _save_customer(args.customer_id, args.name, conn_id, args.environment, group, args.enabled)
     return f"customer {args.customer_id} added with connection {conn_id}: {message}"
 
 
@@ -81,11 +83,16 @@ def _save_airflow_connection(conn_id: str, definition: dict) -> None:
 
 
 def _save_customer(
-    customer_id: str, name: str, conn_id: str, environment: str, tenant_group: str | None
+    customer_id: str,
+    name: str,
+    conn_id: str,
+    environment: str,
+    tenant_group: str | None | warehouse.Keep,
+    enabled: bool | None,
 ) -> None:
-    from zuora import warehouse
-    from zuora.warehouse.connection import warehouse_connection
-
+    """Write what the command was given; an existing customer keeps its tenant group and its
+    enabled flag unless told otherwise (re-running add-customer to rotate a secret changes
+    neither)."""
     with warehouse_connection() as conn:
         warehouse.apply_migrations(conn)
         try:
@@ -96,6 +103,7 @@ def _save_customer(
                 zuora_conn_id=conn_id,
                 environment=environment,
                 tenant_group=tenant_group,
+                enabled=enabled,
             )
         except ValueError as exc:
             raise SystemExit(f"refused: {exc}") from None
@@ -113,6 +121,7 @@ def restore(args: argparse.Namespace) -> str:
             to=args.to,
             as_new_workflow=args.as_new_workflow,
             activate=args.activate,
+            into_another_company=args.into_another_company,
             apply_it=args.apply,
             confirm_production=args.confirm_production,
             requested_by=getpass.getuser(),
@@ -123,12 +132,13 @@ def restore(args: argparse.Namespace) -> str:
 
 
 def _timestamp(text: str) -> datetime:
-    """ISO 8601; a time without a zone is UTC."""
+    """ISO 8601 with a time zone, parsed as the restore DAG parses its as_of param."""
+    from zuora.restore import RestoreRefused, parse_as_of
+
     try:
-        value = datetime.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an ISO timestamp: {text!r}") from None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
+        return parse_as_of(text)
+    except RestoreRefused as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -147,7 +157,20 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="the connection exists already; only test it and write the customer row",
     )
-    add.add_argument("--tenant-group", help="pairs this customer with its other environment (drift)")
+    group = add.add_mutually_exclusive_group()
+    group.add_argument(
+        "--tenant-group", help="pairs this customer with its other environment (drift, promotion)"
+    )
+    group.add_argument(
+        "--no-tenant-group", action="store_true", help="unpair the customer (default: keep its group)"
+    )
+    enabled = add.add_mutually_exclusive_group()
+    enabled.add_argument(
+        "--enable", dest="enabled", action="store_const", const=True, help="sync it (new customers are)"
+    )
+    enabled.add_argument(
+        "--disable", dest="enabled", action="store_const", const=False, help="stop syncing it, keep its data"
+    )
 
     restore_cmd = commands.add_parser(
         "restore", help="restore or promote a stored workflow version (a dry run unless --apply)"
@@ -160,9 +183,16 @@ def main(argv: list[str] | None = None) -> int:
         "--as-of",
         type=_timestamp,
         metavar="TIMESTAMP",
-        help="the newest version created by then (ISO 8601, UTC if no zone)",
+        help="the newest version created by then (ISO 8601 with its zone, e.g. 2026-03-01T09:00Z)",
     )
-    restore_cmd.add_argument("--to", metavar="CUSTOMER", help="promote into this customer's tenant")
+    restore_cmd.add_argument(
+        "--to", metavar="CUSTOMER", help="promote into this customer's tenant (same tenant group)"
+    )
+    restore_cmd.add_argument(
+        "--into-another-company",
+        action="store_true",
+        help="allow --to a customer outside the source's tenant group (a copy, e.g. of a template)",
+    )
     restore_cmd.add_argument(
         "--as-new-workflow",
         action="store_true",

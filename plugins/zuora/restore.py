@@ -1,5 +1,6 @@
-"""Put a stored version of a workflow back into Zuora: restore it into its own workflow, or
-promote it into another customer's tenant (sandbox -> production).
+"""Put a stored version of a workflow back into Zuora: restore it into its own workflow,
+promote it into the other environment of the same company (its tenant group), or, only when
+asked for by name, copy it into another company's tenant.
 
     plan = make_plan(conn, "acme", 101, version="0.0.2")          # reads Zuora, changes nothing
     print(plan.describe())                                        # the dry run
@@ -7,11 +8,25 @@ promote it into another customer's tenant (sandbox -> production).
     apply(conn, plan, requested_by="jane", confirm_production=False)
 
 ``run(...)`` does all of it for the CLI (``python -m zuora.cli restore``) and the
-``zuora_workflow_restore`` DAG. What is imported is the stored *exact original* export
-(decrypted with the export key): a redacted definition cannot be imported, its callout
-credentials are gone. An apply is refused unless a dry run of the same restore was recorded
-and the target still holds what that dry run showed; every attempt writes a row to
-``zuora.restores``. The next sync picks the new version up like any other change.
+``zuora_workflow_restore`` DAG. The rules a user can rely on:
+
+- What is imported is the stored *exact original* export (decrypted with the export key): a
+  redacted definition cannot be imported, its callout credentials are gone.
+- A promotion goes only between customers of one ``tenant_group`` (one company's sandbox and
+  production). Into any other customer's tenant it is a *cross-company copy*: refused unless
+  ``--into-another-company`` (param ``into_another_company``) is given, and named so in the
+  dry run and in ``zuora.restores.scope``.
+- An apply needs a recorded dry run of the same restore, at most ``DRY_RUN_VALID`` old, whose
+  target (read live from Zuora again, the same-name workflows included) and source (its stored
+  original's hash) are unchanged. One dry run allows one apply: the apply claims it before
+  calling Zuora (a unique index), so a second apply, concurrent or later, is refused and
+  needs a new dry run, which sees what the first one imported. The database also refuses a
+  second ``imported`` row for one Idempotency-Key.
+- A production target needs ``--confirm-production``.
+- Every attempt is a row of ``zuora.restores``: dry runs, refusals, imports and failures,
+  with who asked, the scope, and Zuora's (redacted) answer.
+
+The next sync picks the imported version up like any other change.
 """
 
 from __future__ import annotations
@@ -21,19 +36,29 @@ import hashlib
 import json
 import logging
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
+
+import psycopg
 
 from zuora import warehouse
 from zuora.api.errors import ZuoraError
 from zuora.api.hook import ZuoraHook
+from zuora.warehouse.connection import warehouse_connection
 from zuora.warehouse.fingerprint import Diff, Summary, diff, summarize
-from zuora.warehouse.redaction import redact
+from zuora.warehouse.redaction import redact, redact_text
 from zuora.warehouse.transactions import committing
-from zuora.warehouse.transform import parse_zuora_timestamp
-from zuora.warehouse.versions import version_order
+from zuora.warehouse.transform import make_storable
+from zuora.warehouse.versions import next_version
 
 log = logging.getLogger(__name__)
+
+DRY_RUN_VALID = timedelta(hours=24)  # an apply needs a dry run at most this old
+SCOPES = {
+    "restore": "restore into the same customer",
+    "promotion": "promotion within the tenant group",
+    "cross_company_copy": "COPY INTO ANOTHER COMPANY'S TENANT",
+}
 
 
 class RestoreRefused(Exception):
@@ -48,13 +73,14 @@ class Plan:
     version: str
     version_id: int
     version_created_at: datetime | None
+    scope: str  # a key of SCOPES
     target_customer: str
     target_environment: str
     target_zuora_id: int | None  # None: imported as a new workflow
     target_version: str | None  # what the target has active now
     new_version: str | None  # the version number the import creates
     activate: bool
-    target_state: str  # hash of what the target holds now, live from Zuora
+    target_state: str  # hash of the source's original and what the target holds, live from Zuora
     changes: Diff
 
     @property
@@ -63,8 +89,8 @@ class Plan:
 
     @property
     def idempotency_key(self) -> str:
-        """One key per source version, target and target state: a retried import is never
-        performed twice, and a deliberate second restore (after a new dry run) is new."""
+        """One key per source version, target and state: a retried import is never performed
+        twice, and a deliberate second restore (after a new dry run) is new."""
         identity = (
             f"{self.source_customer}/{self.zuora_id}/{self.version_id}->"
             f"{self.target_customer}/{self.target_zuora_id or 'new'}/{self.target_state}"
@@ -91,6 +117,7 @@ class Plan:
         )
         changes = self.changes
         lines = [
+            f"scope:   {SCOPES[self.scope]}",
             f"source:  {self.source_customer} workflow {self.zuora_id} {self.name!r}, version "
             f"{self.version} (created {self.version_created_at or 'unknown'})",
             f"target:  {target}",
@@ -118,37 +145,65 @@ def make_plan(
     to: str | None = None,
     as_new_workflow: bool = False,
     activate: bool = False,
+    into_another_company: bool = False,
 ) -> Plan:
     """What a restore would do, with the target read live from Zuora; changes nothing."""
     source = _source_version(conn, source_customer, zuora_id, version, as_of)
     target_customer = to or source_customer
     target = _customer(conn, target_customer)
+    group = _customer(conn, source_customer)["tenant_group"]
+    scope = (
+        "restore"
+        if target_customer == source_customer
+        else "promotion"
+        if group is not None and group == target["tenant_group"]
+        else "cross_company_copy"
+    )
+    if scope == "cross_company_copy" and not into_another_company:
+        raise RestoreRefused(
+            f"{target_customer} is not in the tenant group of {source_customer} "
+            f"({group or 'none'}): a promotion goes only "
+            "between one company's environments. To copy the workflow into another company's tenant "
+            "on purpose (a template), add --into-another-company (param into_another_company)"
+        )
     hook = ZuoraHook(target["zuora_conn_id"], track_id=f"zws-restore-{target_customer}")
     hook.credentials.check_environment(target["environment"], target_customer)
+    same_name = _same_name_live(hook, target_customer, source["name"])
     if as_new_workflow:
-        target_id = _same_name(conn, target_customer, source["name"])  # only to compare with
-    elif target_customer == source_customer:
+        target_id = same_name[0] if len(same_name) == 1 else None  # only to compare with
+    elif scope == "restore":
         target_id = zuora_id
+    elif not same_name:
+        raise RestoreRefused(
+            f"customer {target_customer} has no workflow named {source['name']!r} to add a "
+            "version to: import it as a new workflow (--as-new-workflow)"
+        )
+    elif len(same_name) > 1:
+        raise RestoreRefused(
+            f"customer {target_customer} has {len(same_name)} workflows named {source['name']!r} "
+            f"({', '.join(map(str, same_name))}): cannot tell which one to add a version to"
+        )
     else:
-        target_id = _same_name(conn, target_customer, source["name"])
-        if target_id is None:
-            raise RestoreRefused(
-                f"customer {target_customer} has no workflow named {source['name']!r} to add a "
-                "version to: import it as a new workflow (--as-new-workflow)"
-            )
+        target_id = same_name[0]
     current: dict | None = None
     target_version = new_version = None
     if target_id is not None:
         current = hook.export_workflow(target_id)
         target_version = current["workflow"].get("version")
         if not as_new_workflow:
-            new_version = _next_version(hook.list_versions(target_id))
+            new_version = next_version(hook.list_versions(target_id))
     current_summary = summarize(redact(current)) if current else None
-    state = hashlib.sha256(
-        json.dumps(
-            [target_id, target_version, new_version, current_summary.fingerprint if current_summary else None]
-        ).encode()
-    ).hexdigest()[:16]
+    state = json.dumps(
+        [
+            source["original_hash"],
+            scope,
+            target_id,
+            same_name,
+            target_version,
+            new_version,
+            current_summary.fingerprint if current_summary else None,
+        ]
+    )
     return Plan(
         source_customer=source_customer,
         zuora_id=zuora_id,
@@ -156,13 +211,14 @@ def make_plan(
         version=source["version"],
         version_id=source["version_id"],
         version_created_at=source["zuora_created_at"],
+        scope=scope,
         target_customer=target_customer,
         target_environment=target["environment"],
         target_zuora_id=None if as_new_workflow else target_id,
         target_version=target_version,
         new_version=new_version,
         activate=activate,
-        target_state=state,
+        target_state=hashlib.sha256(state.encode()).hexdigest()[:16],
         changes=diff(current_summary, source["summary"]),
     )
 
@@ -174,47 +230,82 @@ def record(
     requested_by: str,
     applied: bool = False,
     status: str = "planned",
-    zuora_status: int | None = None,
-    zuora_response: Any = None,
+    dry_run_id: int | None = None,
     message: str | None = None,
 ) -> int:
-    """The audit row of a dry run or an apply; returns its restore_id."""
-    with committing(conn):
-        return conn.execute(
-            "INSERT INTO zuora.restores (requested_by, applied, status, source_customer_id, "
-            "source_zuora_id, source_version, source_version_id, target_customer_id, target_zuora_id, "
-            "mode, activate, target_state, new_version, idempotency_key, plan, zuora_status, "
-            "zuora_response, message) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, "
-            "%s, %s, %s, %s, %s) RETURNING restore_id",
-            (
-                requested_by,
-                applied,
-                status,
-                plan.source_customer,
-                plan.zuora_id,
-                plan.version,
-                plan.version_id,
-                plan.target_customer,
-                plan.target_zuora_id,
-                plan.mode,
-                plan.activate,
-                plan.target_state,
-                plan.new_version,
-                plan.idempotency_key,
-                json.dumps(plan.as_dict(), default=str),
-                zuora_status,
-                json.dumps(redact(zuora_response)) if zuora_response is not None else None,
-                message,
-            ),
-        ).fetchone()[0]
+    """The audit row of a dry run or an apply; returns its restore_id. An apply row claims
+    its dry run: a second claim of one dry run violates a unique index (``RestoreRefused``)."""
+    try:
+        with committing(conn):
+            return conn.execute(
+                "INSERT INTO zuora.restores (requested_by, applied, status, scope, dry_run_id, "
+                "source_customer_id, source_zuora_id, source_version, source_version_id, "
+                "target_customer_id, target_zuora_id, mode, activate, target_state, new_version, "
+                "idempotency_key, plan, message) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, "
+                "%s, %s, %s, %s, %s, %s, %s) RETURNING restore_id",
+                (
+                    requested_by,
+                    applied,
+                    status,
+                    plan.scope,
+                    dry_run_id,
+                    plan.source_customer,
+                    plan.zuora_id,
+                    plan.version,
+                    plan.version_id,
+                    plan.target_customer,
+                    plan.target_zuora_id,
+                    plan.mode,
+                    plan.activate,
+                    plan.target_state,
+                    plan.new_version,
+                    plan.idempotency_key,
+                    json.dumps(plan.as_dict(), default=str),
+                    _storable(message),
+                ),
+            ).fetchone()[0]
+    except psycopg.errors.UniqueViolation as exc:
+        if exc.diag.constraint_name != "restores_one_apply_per_dry_run":
+            raise
+        raise RestoreRefused(
+            f"dry run #{dry_run_id} was used by another apply a moment ago: run the dry run again"
+        ) from None
+
+
+def _finish(
+    conn, restore_id: int, *, status: str, zuora_status: int | None, answer: Any = None, message=None
+) -> None:
+    """An apply's outcome on its audit row. A second ``imported`` row for one Idempotency-Key
+    is refused by the database: that apply is stored as failed, with why."""
+    update = (
+        "UPDATE zuora.restores SET status = %s, zuora_status = %s, zuora_response = %s, "
+        "message = %s WHERE restore_id = %s"
+    )
+    response = json.dumps(redact(answer)) if answer is not None else None
+    try:
+        with committing(conn):
+            conn.execute(update, (status, zuora_status, response, _storable(message), restore_id))
+    except psycopg.errors.UniqueViolation:
+        with committing(conn):
+            conn.execute(
+                update,
+                (
+                    "failed",
+                    zuora_status,
+                    response,
+                    "Zuora answered under an Idempotency-Key an earlier apply already imported with "
+                    "(a replay, or a second import if Zuora forgot the key): check the target",
+                    restore_id,
+                ),
+            )
 
 
 def apply(conn, plan: Plan, *, requested_by: str, confirm_production: bool = False) -> dict:
     """Import the source version's exact original as the plan says; returns Zuora's answer.
 
     Refused (``RestoreRefused``, audited) without an export key or a stored original, for a
-    production target without ``confirm_production``, without a dry run of this restore, or
-    when the target changed since that dry run.
+    production target without ``confirm_production``, without a usable dry run of this
+    restore (recorded, unused, recent, its target and source unchanged).
     """
     try:
         original = _original(conn, plan)
@@ -223,17 +314,10 @@ def apply(conn, plan: Plan, *, requested_by: str, confirm_production: bool = Fal
                 f"the target {plan.target_customer} is a production tenant: "
                 "confirm with --confirm-production (param confirm_production)"
             )
-        dry_run = _last_dry_run(conn, plan)
-        if dry_run is None:
-            raise RestoreRefused(
-                "no dry run of this restore is recorded: run it without --apply "
-                "first and check what it would change"
-            )
-        if dry_run[0] != plan.target_state:
-            raise RestoreRefused(
-                f"the target changed since the dry run of {dry_run[1]:%Y-%m-%d %H:%M} "
-                f"(it now has version {plan.target_version}): run the dry run again"
-            )
+        dry_run_id = _usable_dry_run(conn, plan)
+        attempt = record(
+            conn, plan, requested_by=requested_by, applied=True, status="applying", dry_run_id=dry_run_id
+        )
     except RestoreRefused as refusal:
         record(conn, plan, requested_by=requested_by, applied=True, status="refused", message=str(refusal))
         raise
@@ -252,26 +336,11 @@ def apply(conn, plan: Plan, *, requested_by: str, confirm_production: bool = Fal
                 activate=plan.activate,
                 idempotency_key=plan.idempotency_key,
             )
-    except ZuoraError as exc:
-        record(
-            conn,
-            plan,
-            requested_by=requested_by,
-            applied=True,
-            status="failed",
-            zuora_status=exc.status,
-            message=str(exc),
-        )
+    except Exception as exc:  # whatever went wrong is audited, then raised
+        status = exc.status if isinstance(exc, ZuoraError) else None
+        _finish(conn, attempt, status="failed", zuora_status=status, message=f"{type(exc).__name__}: {exc}")
         raise
-    record(
-        conn,
-        plan,
-        requested_by=requested_by,
-        applied=True,
-        status="imported",
-        zuora_status=200,
-        zuora_response=answer,
-    )
+    _finish(conn, attempt, status="imported", zuora_status=200, answer=answer)
     return answer
 
 
@@ -284,13 +353,12 @@ def run(
     to: str | None = None,
     as_new_workflow: bool = False,
     activate: bool = False,
+    into_another_company: bool = False,
     apply_it: bool = False,
     confirm_production: bool = False,
     requested_by: str,
 ) -> tuple[str, dict]:
     """The dry run, or the apply; returns the text to show and a small summary."""
-    from zuora.warehouse.connection import warehouse_connection
-
     if (version is None) == (as_of is None):
         raise RestoreRefused("give exactly one of --version and --as-of")
     with warehouse_connection() as conn:
@@ -303,12 +371,14 @@ def run(
             to=to,
             as_new_workflow=as_new_workflow,
             activate=activate,
+            into_another_company=into_another_company,
         )
         if not apply_it:
             restore_id = record(conn, plan, requested_by=requested_by)
             text = (
                 f"Restore plan #{restore_id} (dry run: nothing changed in Zuora)\n"
-                f"{plan.describe()}\nTo apply it: the same command with --apply"
+                f"{plan.describe()}\nTo apply it (once, within {_hours(DRY_RUN_VALID)}): the same "
+                "command with --apply"
                 + (" --confirm-production" if plan.target_environment == "production" else "")
             )
             return text, {"restore_id": restore_id, "applied": False, **_brief(plan)}
@@ -328,10 +398,11 @@ def run_from_params(params: dict, *, requested_by: str) -> dict:
         params["customer_id"],
         params["zuora_id"],
         version=params.get("version") or None,
-        as_of=parse_zuora_timestamp(params.get("as_of")),
+        as_of=parse_as_of(params["as_of"]) if params.get("as_of") else None,
         to=params.get("to_customer") or None,
         as_new_workflow=bool(params.get("as_new_workflow")),
         activate=bool(params.get("activate")),
+        into_another_company=bool(params.get("into_another_company")),
         apply_it=bool(params.get("apply")),
         confirm_production=bool(params.get("confirm_production")),
         requested_by=requested_by,
@@ -340,12 +411,37 @@ def run_from_params(params: dict, *, requested_by: str) -> dict:
     return summary
 
 
+def parse_as_of(text: str) -> datetime:
+    """An ISO 8601 time with its zone (``2026-03-01T09:00:00+01:00``, ``...Z``), for the CLI
+    and the DAG alike; a time without a zone is refused, never guessed."""
+    try:
+        value = datetime.fromisoformat(str(text).strip())
+    except ValueError:
+        raise RestoreRefused(f"as-of {text!r} is not an ISO 8601 time, e.g. 2026-03-01T09:00:00Z") from None
+    if value.tzinfo is None:
+        raise RestoreRefused(
+            f"as-of {text!r} has no time zone: add one, e.g. {value.isoformat()}Z for UTC "
+            f"or {value.isoformat()}+01:00"
+        )
+    return value
+
+
 def _brief(plan: Plan) -> dict:
     return {
+        "scope": plan.scope,
         "source": f"{plan.source_customer}/{plan.zuora_id}@{plan.version}",
         "target": f"{plan.target_customer}/{plan.target_zuora_id or 'new'}",
         "new_version": plan.new_version,
     }
+
+
+def _hours(age: timedelta) -> str:
+    return f"{age.total_seconds() / 3600:g} hours"
+
+
+def _storable(message: str | None) -> str | None:
+    """An audit message as the ledger stores errors: secrets redacted, bounded, storable."""
+    return make_storable(redact_text(message))[0][:4000] if message else None
 
 
 def _source_version(
@@ -353,7 +449,8 @@ def _source_version(
 ) -> dict:
     with committing(conn):
         rows = conn.execute(
-            "SELECT version, version_id, name, zuora_created_at, definition FROM zuora.workflow_versions "
+            "SELECT version, version_id, name, zuora_created_at, definition, original_hash "
+            "FROM zuora.workflow_versions "
             "WHERE customer_id = %s AND zuora_id = %s AND (%s::text IS NULL OR version = %s) "
             "AND (%s::timestamptz IS NULL OR zuora_created_at <= %s) "
             "ORDER BY version_order DESC LIMIT 1",
@@ -365,7 +462,7 @@ def _source_version(
             f"no {wanted} of workflow {zuora_id} of customer {customer_id} is "
             "stored: see zuora.workflow_version_changes for the versions we hold"
         )
-    version, version_id, name, created_at, definition = rows[0]
+    version, version_id, name, created_at, definition, original_hash = rows[0]
     if definition is None:
         raise RestoreRefused(
             f"version {version} of workflow {zuora_id} is listed but not exported "
@@ -378,6 +475,7 @@ def _source_version(
         "name": name,
         "zuora_created_at": created_at,
         "summary": summary,
+        "original_hash": original_hash,
     }
 
 
@@ -398,8 +496,8 @@ def _original(conn, plan: Plan) -> dict:
     if row is None or row[0] is None:
         raise RestoreRefused(
             f"the exact original of version {plan.version} is not stored (it was exported without "
-            "an encryption key): a redacted definition cannot be imported, its callout credentials "
-            "are gone. Restore another version, or rebuild this one in Zuora by hand"
+            "an encryption key; a sync with the key configured fetches it again): a redacted "
+            "definition cannot be imported, its callout credentials are gone"
         )
     try:
         return warehouse.decrypt_export(row[0], key)
@@ -410,14 +508,17 @@ def _original(conn, plan: Plan) -> dict:
         ) from None
 
 
-def _last_dry_run(conn, plan: Plan) -> tuple[str, datetime] | None:
+def _usable_dry_run(conn, plan: Plan) -> int:
+    """The id of the newest dry run of exactly this restore, if this apply may use it."""
     with committing(conn):
-        return conn.execute(
-            "SELECT target_state, requested_at FROM zuora.restores WHERE NOT applied "
-            "AND status = 'planned' AND source_customer_id = %s AND source_zuora_id = %s "
-            "AND source_version_id = %s AND target_customer_id = %s "
-            "AND target_zuora_id IS NOT DISTINCT FROM %s AND mode = %s AND activate = %s "
-            "ORDER BY requested_at DESC LIMIT 1",
+        row = conn.execute(
+            "SELECT p.restore_id, p.target_state, p.requested_at, now() - p.requested_at, "
+            "       (SELECT a.status FROM zuora.restores a WHERE a.dry_run_id = p.restore_id) "
+            "  FROM zuora.restores p WHERE NOT p.applied AND p.status = 'planned' "
+            "   AND p.source_customer_id = %s AND p.source_zuora_id = %s AND p.source_version_id = %s "
+            "   AND p.target_customer_id = %s AND p.target_zuora_id IS NOT DISTINCT FROM %s "
+            "   AND p.mode = %s AND p.activate = %s AND p.scope = %s "
+            " ORDER BY p.restore_id DESC LIMIT 1",
             (
                 plan.source_customer,
                 plan.zuora_id,
@@ -426,45 +527,53 @@ def _last_dry_run(conn, plan: Plan) -> tuple[str, datetime] | None:
                 plan.target_zuora_id,
                 plan.mode,
                 plan.activate,
+                plan.scope,
             ),
         ).fetchone()
+    if row is None:
+        raise RestoreRefused(
+            "no dry run of this restore is recorded: run it without --apply first and check what it would change"
+        )
+    dry_run_id, state, requested_at, age, used_by = row
+    if used_by is not None:
+        raise RestoreRefused(
+            f"dry run #{dry_run_id} was already used by an apply ({used_by}): one dry run allows one "
+            "apply; run the dry run again to see what the target holds now"
+        )
+    if age > DRY_RUN_VALID:
+        raise RestoreRefused(
+            f"dry run #{dry_run_id} of {requested_at:%Y-%m-%d %H:%M} is older than {_hours(DRY_RUN_VALID)}: "
+            "run it again"
+        )
+    if state != plan.target_state:
+        raise RestoreRefused(
+            f"the target or the source changed since the dry run #{dry_run_id} of "
+            f"{requested_at:%Y-%m-%d %H:%M} (the target now has version {plan.target_version}): "
+            "run the dry run again"
+        )
+    return dry_run_id
 
 
 def _customer(conn, customer_id: str) -> dict:
     with committing(conn):
         row = conn.execute(
-            "SELECT zuora_conn_id, environment FROM zuora.customers WHERE customer_id = %s", (customer_id,)
+            "SELECT zuora_conn_id, environment, tenant_group FROM zuora.customers WHERE customer_id = %s",
+            (customer_id,),
         ).fetchone()
     if row is None:
         raise RestoreRefused(f"no customer {customer_id!r} in zuora.customers")
-    return {"zuora_conn_id": row[0], "environment": row[1]}
+    return {"zuora_conn_id": row[0], "environment": row[1], "tenant_group": row[2]}
 
 
-def _same_name(conn, customer_id: str, name: str) -> int | None:
-    with committing(conn):
-        rows = conn.execute(
-            "SELECT zuora_id FROM zuora.current_workflows WHERE customer_id = %s "
-            "AND name = %s ORDER BY zuora_id",
-            (customer_id, name),
-        ).fetchall()
-    if len(rows) > 1:
-        raise RestoreRefused(
-            f"customer {customer_id} has {len(rows)} workflows named {name!r}: "
-            "cannot tell which one to compare with or add a version to"
-        )
-    return rows[0][0] if rows else None
-
-
-def _next_version(versions: list[dict]) -> str:
-    """One above every existing version number (the last part bumped)."""
-    numbers = [
-        version_order(v["version"])
-        for v in versions
-        if isinstance(v, dict)
-        and isinstance(v.get("version"), str)
-        and v["version"].replace(".", "").isdigit()
-    ]
-    if not numbers:
-        return "0.0.1"
-    highest = max(numbers)
-    return ".".join(map(str, [*highest[:-1], highest[-1] + 1]))
+def _same_name_live(hook: ZuoraHook, customer_id: str, name: str) -> list[int]:
+    """Ids of the target's workflows named ``name``, listed live from Zuora (not from the
+    warehouse, which knows only what the last sync saw)."""
+    listing = hook.list_workflows()
+    ids = sorted(
+        int(item["id"])
+        for item in listing
+        if isinstance(item, dict) and item.get("name") == name and isinstance(item.get("id"), int)
+    )
+    if not listing.complete:
+        raise RestoreRefused(f"the workflow list of {customer_id} did not finish: try again")
+    return ids

@@ -35,7 +35,7 @@ ENCRYPTION_KEY_ENV = "ZUORA_EXPORT_ENCRYPTION_KEY"  # beats the Variable; no def
 ENVIRONMENT = {
     "ZUORA_SYNC_SCHEDULE": "0 2 * * *",  # cron of the daily sync
     "ZUORA_SYNC_MAX_CONCURRENT_EXPORTS": "4",  # export tasks running at once per run
-    "ZUORA_SYNC_LOOKBACK_DAYS": "7",  # re-export definitions older than this
+    "ZUORA_SYNC_LOOKBACK_DAYS": "7",  # re-export each definition once in this many days
     "ZUORA_SYNC_DEADLINE_MINUTES": "30",  # alert when a run is not done; 0 = none
     "ZUORA_SYNC_RETRY_DELAYS": "60,300,900",  # seconds between a task's tries
     "ZUORA_SYNC_HISTORY_CALLS": "100",  # version-history backfill calls per customer per run

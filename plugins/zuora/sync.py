@@ -14,6 +14,7 @@ import logging
 import resource
 import time
 from datetime import timedelta
+from typing import NamedTuple
 
 from zuora import metrics, settings, warehouse
 from zuora.api.hook import ZuoraHook
@@ -70,17 +71,28 @@ def customers_to_sync(customer_ids: list[str] | None) -> list[dict]:
     ]
 
 
-def list_stage(customer: dict, run_id: str, *, finish_unchanged: bool = False) -> dict:
+class Listed(NamedTuple):
+    """What the list stage did: its report, and, when it finished the customer's sync itself
+    (nothing to do after the listing), the export, validate and upsert reports; else None."""
+
+    report: dict
+    finished: dict[str, dict] | None = None
+
+
+def list_stage(
+    customer: dict, run_id: str, *, finish_unchanged: bool = False, lookback: timedelta | None = None
+) -> Listed:
     """List every workflow of the customer into staging.
 
     With ``finish_unchanged``, a customer with nothing to do after this listing (see
-    ``work_after_listing``; and no version history to fetch) is finished here: the export,
-    validate and upsert stages run in this process, without a call to Zuora, and their
-    reports are in ``report["finished"]``. The DAG then skips its other three tasks.
+    ``work_after_listing``; and no version history to fetch) is finished here: the export
+    (of the definitions due for the ``lookback`` re-export only), validate and upsert stages
+    run in this process, and ``Listed.finished`` holds their reports. The DAG then skips its
+    other tasks.
     """
     started, hook = time.monotonic(), _hook(customer, run_id)
     customer_id = customer["customer_id"]
-    with warehouse_connection() as conn:
+    with warehouse_connection() as conn:  # the task's one connection, and hook, for every stage
         warehouse.start_sync_run(
             conn,
             run_id,
@@ -94,34 +106,35 @@ def list_stage(customer: dict, run_id: str, *, finish_unchanged: bool = False) -
         )
         counts = {"listed": listed, "listing_complete": listing.complete, "pages": listing.pages}
         warehouse.add_sync_counts(conn, run_id, customer_id, **counts, **_api(hook))
-        work = _work_after_listing(conn, run_id, customer_id) if finish_unchanged else None
-    report = _report("list", customer_id, run_id, started, counts, hook)
-    if work is None:
-        return report
-    if work:
-        log.info("customer %s: export, validate and upsert to run (%s)", customer_id, "; ".join(work))
-        return report
-    log.info(
-        "customer %s: nothing new, changed, deleted, due for re-export or dead-lettered, no "
-        "history to fetch: finishing its sync in this task, without calling Zuora; Airflow "
-        "skips its export, validate and upsert tasks",
-        customer_id,
-    )
-    return {
-        **report,
-        "finished": {
-            "export": export_stage(customer, run_id),
-            "validate": validate_stage(customer, run_id),
-            "upsert": upsert_stage(customer, run_id),
-        },
-    }
+        report = _report("list", customer_id, run_id, started, counts, hook)
+        if not finish_unchanged:
+            return Listed(report)
+        key = warehouse.resolve_encryption_key()
+        work = _work_after_listing(conn, run_id, customer_id, key)
+        if work:
+            log.info("customer %s: export, validate and upsert to run (%s)", customer_id, "; ".join(work))
+            return Listed(report)
+        log.info(
+            "customer %s: nothing new, changed, deleted or dead-lettered, no history to fetch: "
+            "finishing its sync in this task (with the few definitions due for the lookback "
+            "re-export); Airflow skips its export, validate and upsert tasks",
+            customer_id,
+        )
+        hook.stats.clear()  # the export's own calls from here
+        finished = {
+            "export": _export(conn, hook, customer, run_id, key, lookback=lookback),
+            "validate": _validate(conn, customer, run_id),
+            "upsert": _upsert(conn, customer, run_id),
+        }
+    return Listed(report, finished)
 
 
-def _work_after_listing(conn, run_id: str, customer_id: str) -> list[str]:
-    work = warehouse.work_after_listing(conn, run_id, customer_id, lookback=settings.lookback())
+def _work_after_listing(conn, run_id: str, customer_id: str, key: bytes | None) -> list[str]:
     budget = settings.history_calls()
+    work = warehouse.work_after_listing(conn, run_id, customer_id, originals=budget if key else 0)
     changed, backfill = versions.workflows_to_list_versions(conn, run_id, customer_id, budget)
-    if changed or backfill or versions.versions_to_export(conn, run_id, customer_id, budget):
+    pending = versions.versions_to_export(conn, run_id, customer_id, budget, with_originals=key is not None)
+    if changed or backfill or pending:
         work.append("version history to fetch")
     return work
 
@@ -130,23 +143,38 @@ def export_stage(
     customer: dict, run_id: str, *, full_refresh: bool = False, lookback: timedelta | None = None
 ) -> dict:
     """Export what is new or changed (everything on a full refresh) into staging, then
-    bring the workflows' version history up to date (see ``sync_versions``)."""
-    started, hook = time.monotonic(), _hook(customer, run_id)
-    customer_id = customer["customer_id"]
-    key = warehouse.resolve_encryption_key()
+    bring the workflows' version history up to date (see ``sync_versions``). With an export
+    key, definitions and versions stored without their original (a run without a key) are
+    exported again, at most ``$ZUORA_SYNC_HISTORY_CALLS`` of each per run."""
+    hook, key = _hook(customer, run_id), warehouse.resolve_encryption_key()
     with warehouse_connection() as conn:
-        ids = warehouse.workflows_to_export(
-            conn,
-            run_id,
-            customer_id,
-            full_refresh=full_refresh,
-            lookback=settings.lookback() if lookback is None else lookback,
-        )
-        counts = warehouse.stage_exports(
-            conn, run_id, customer_id, hook.export_workflows(ids), encryption_key=key
-        )
-        counts |= sync_versions(conn, hook, run_id, customer_id, key, settings.history_calls())
-        warehouse.add_sync_counts(conn, run_id, customer_id, **counts, **_api(hook))
+        return _export(conn, hook, customer, run_id, key, full_refresh=full_refresh, lookback=lookback)
+
+
+def _export(
+    conn,
+    hook: ZuoraHook,
+    customer: dict,
+    run_id: str,
+    key: bytes | None,
+    *,
+    full_refresh: bool = False,
+    lookback: timedelta | None = None,
+) -> dict:
+    started, customer_id = time.monotonic(), customer["customer_id"]
+    ids = warehouse.workflows_to_export(
+        conn,
+        run_id,
+        customer_id,
+        full_refresh=full_refresh,
+        lookback=settings.lookback() if lookback is None else lookback,
+        originals=settings.history_calls() if key else 0,
+    )
+    counts = warehouse.stage_exports(
+        conn, run_id, customer_id, hook.export_workflows(ids), encryption_key=key
+    )
+    counts |= sync_versions(conn, hook, run_id, customer_id, key, settings.history_calls())
+    warehouse.add_sync_counts(conn, run_id, customer_id, **counts, **_api(hook))
     return _report("export", customer_id, run_id, started, counts, hook)
 
 
@@ -169,10 +197,13 @@ def sync_versions(
             failed += 1
             log.warning("versions of workflow %s of %s not listed: %s", zuora_id, customer_id, error)
     versions.fill_from_current_exports(conn, run_id, customer_id)
-    pending = versions.versions_to_export(conn, run_id, customer_id, budget - len(backfill))
+    with_originals = key is not None
+    pending = versions.versions_to_export(
+        conn, run_id, customer_id, budget - len(backfill), with_originals=with_originals
+    )
     counts = versions.store_version_exports(conn, run_id, customer_id, hook.export_versions(pending), key)
     counts["versions_failed"] += failed
-    left = versions.versions_pending(conn, run_id, customer_id)
+    left = versions.versions_pending(conn, run_id, customer_id, with_originals=with_originals)
     if left:
         log.info(
             "history of %s: %d versions (or workflows' version lists) still to fetch; "
@@ -185,26 +216,29 @@ def sync_versions(
 
 
 def validate_stage(customer: dict, run_id: str) -> dict:
-    started = time.monotonic()
     with warehouse_connection() as conn:
-        counts = warehouse.validate_staged(conn, run_id, customer["customer_id"])
+        return _validate(conn, customer, run_id)
+
+
+def _validate(conn, customer: dict, run_id: str) -> dict:
+    started = time.monotonic()
+    counts = warehouse.validate_staged(conn, run_id, customer["customer_id"])
     return _report("validate", customer["customer_id"], run_id, started, counts)
 
 
 def upsert_stage(customer: dict, run_id: str) -> dict:
     """Merge the customer's staging in one transaction, then close its sync_runs row."""
-    started = time.monotonic()
-    customer_id = customer["customer_id"]
     with warehouse_connection() as conn:
-        counts = warehouse.merge_customer(
-            conn,
-            run_id,
-            customer_id,
-            environment=customer.get("environment"),
-            conn_id=customer["zuora_conn_id"],
-        )
-        warehouse.finish_sync_run(conn, run_id, customer_id, status="success")
-        metrics.customer_sync_ended(conn, run_id, customer_id)
+        return _upsert(conn, customer, run_id)
+
+
+def _upsert(conn, customer: dict, run_id: str) -> dict:
+    started, customer_id = time.monotonic(), customer["customer_id"]
+    counts = warehouse.merge_customer(
+        conn, run_id, customer_id, environment=customer.get("environment"), conn_id=customer["zuora_conn_id"]
+    )
+    warehouse.finish_sync_run(conn, run_id, customer_id, status="success")
+    metrics.customer_sync_ended(conn, run_id, customer_id)
     return _report("upsert", customer_id, run_id, started, counts)
 
 
@@ -220,19 +254,19 @@ def run_customer(
     one task each (an unchanged customer finished by its list stage, as in the DAG);
     returns each stage's report. For tools, benchmarks and tests."""
     every_stage = stages == tuple(STAGE_TASKS.values())
-    run = {
-        "list": lambda: list_stage(
-            customer, run_id, finish_unchanged=every_stage and not full_refresh and lookback is None
-        ),
-        "export": lambda: export_stage(customer, run_id, full_refresh=full_refresh, lookback=lookback),
-        "validate": lambda: validate_stage(customer, run_id),
-        "upsert": lambda: upsert_stage(customer, run_id),
-    }
-    reports = {}
+    reports: dict[str, dict] = {}
     for stage in stages:
-        reports[stage] = run[stage]()
-        if "finished" in reports[stage]:
-            return {**reports, **reports[stage].pop("finished")}
+        if stage == "list":
+            listed = list_stage(
+                customer, run_id, finish_unchanged=every_stage and not full_refresh, lookback=lookback
+            )
+            reports["list"] = listed.report
+            if listed.finished is not None:
+                return {**reports, **listed.finished}
+        elif stage == "export":
+            reports[stage] = export_stage(customer, run_id, full_refresh=full_refresh, lookback=lookback)
+        else:
+            reports[stage] = {"validate": validate_stage, "upsert": upsert_stage}[stage](customer, run_id)
     return reports
 
 

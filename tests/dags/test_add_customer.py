@@ -117,3 +117,34 @@ def test_a_production_host_for_a_sandbox_customer_is_refused(airflow_db, warehou
     assert result.returncode != 0
     assert "registered as sandbox, but its connection points at a production host" in result.stderr
     assert customers(warehouse_uri) == []
+
+
+def test_running_add_customer_again_changes_only_what_it_is_given(warehouse_uri, sim_tenant, monkeypatch):
+    """Rotating a secret by running add-customer again keeps the tenant group and a disabled
+    customer disabled; pairing, unpairing, enabling and disabling are explicit."""
+    from zuora import cli
+    from zuora.api.credentials import airflow_connection as connection_uri
+
+    tenant = sim_tenant(workflows=1)
+    monkeypatch.setenv("AIRFLOW_CONN_ZUORA_WAREHOUSE", warehouse_uri)
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_ZUORA_PAIRCO",
+        json.dumps(
+            connection_uri(
+                tenant.base_url, tenant.client_id, tenant.client_secret,
+                allow_insecure_http=True, environment="sandbox",
+            )
+        ),
+    )  # fmt: skip
+
+    def add(*flags):
+        base = ["add-customer", "pairco", "--name", "Pair Co", "--environment", "sandbox"]
+        assert cli.main([*base, "--no-airflow-connection", *flags]) == 0
+        with psycopg.connect(warehouse_uri) as conn:
+            return conn.execute("SELECT tenant_group, enabled FROM zuora.customers").fetchone()
+
+    assert add("--tenant-group", "pair") == ("pair", True)
+    assert add("--disable") == ("pair", False)
+    assert add() == ("pair", False)  # the secret rotated: nothing else changed
+    assert add("--enable") == ("pair", True)
+    assert add("--no-tenant-group") == (None, True)

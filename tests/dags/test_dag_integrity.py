@@ -35,13 +35,16 @@ def test_restore_dag_offers_the_cli_choices_and_is_a_dry_run_by_default(dagbag):
         "version",
         "as_of",
         "to_customer",
+        "into_another_company",
         "as_new_workflow",
         "activate",
         "apply",
         "confirm_production",
     }
     assert params["apply"] is False and params["confirm_production"] is False
-    assert [t.retries for t in dag.tasks] == [0]
+    assert params["into_another_company"] is False  # another company's tenant: only when asked
+    assert [t.retries for t in dag.tasks] == [0] and dag.max_active_runs == 1
+    assert [type(c).__name__ for t in dag.tasks for c in t.on_failure_callback] == ["ZuoraAlertNotifier"]
 
 
 def test_sync_dag_shape(dagbag):

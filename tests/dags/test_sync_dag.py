@@ -98,6 +98,8 @@ def test_full_refresh_exports_everything_and_finds_silent_changes(sync_dag, sync
 
 
 def test_an_unchanged_customer_costs_one_task_and_any_change_runs_all_four(sync_dag, sync_env):
+    """New, changed, deleted or dead-lettered work runs the four tasks; a customer whose only
+    work is the lookback re-export of a few definitions is synced by its list task alone."""
     tenants = {name: sync_env(name, workflows=3) for name in ("busy", "gone", "letter", "quiet")}
     first = run(sync_dag)
     assert first.state == "success"
@@ -117,6 +119,12 @@ def test_an_unchanged_customer_costs_one_task_and_any_change_runs_all_four(sync_
             error_type="ZuoraTransientError",
             message="503",
         )
+        # quiet's definitions are due for the lookback re-export: its list task does them itself
+        conn.execute(
+            "UPDATE zuora.workflow_definitions SET exported_at = now() - interval '8 days' "
+            "WHERE customer_id = 'quiet'"
+        )
+        conn.commit()
     for tenant in tenants.values():
         tenant.reset_stats()
     second = run(sync_dag)
@@ -128,7 +136,7 @@ def test_an_unchanged_customer_costs_one_task_and_any_change_runs_all_four(sync_
         "validate": everything + ["skipped"],
         "upsert": everything + ["skipped"],
     }
-    assert tenants["quiet"].stats()["requests"] == {"list": 1}
+    assert tenants["quiet"].stats()["requests"] == {"list": 1, "export": 3}
     rows = query(
         sync_env.uri,
         "SELECT customer_id, status, listed, stored, unchanged, deleted "

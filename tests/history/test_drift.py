@@ -337,3 +337,33 @@ def test_demo_umbrella_differs_in_exactly_two_workflows(env, simulator):
         rows[0]["newer"],
         rows[0]["sandbox_zuora_id"],
     ) == ([changed_task], [], [], False, "sandbox", changed_id)
+
+
+def test_tasks_sharing_a_name_are_keyed_by_content_not_by_their_place():
+    """Two tenants holding the same workflow may list its same-named tasks in another order:
+    the same fingerprint, and a real change still shows on the task that changed."""
+    from zuora.warehouse.fingerprint import diff, summarize
+
+    def export(tasks):
+        return {"workflow": {"name": "W"}, "tasks": tasks, "linkages": []}
+
+    first = {"id": 1, "name": "Callout", "action_type": "Callout", "parameters": {"url": "https://a"}}
+    second = {"id": 2, "name": "Callout", "action_type": "Callout", "parameters": {"url": "https://b"}}
+    one, other = summarize(export([first, second])), summarize(export([second, first]))
+    assert one.fingerprint == other.fingerprint
+    changed = summarize(export([second, {**first, "parameters": {"url": "https://c"}}]))
+    assert changed.fingerprint != one.fingerprint
+    assert diff(one, changed).added + diff(one, changed).removed + diff(one, changed).changed != []
+
+
+def test_the_version_changes_view_sorts_task_names_bytewise_like_the_drift_view(env):
+    """Both views (and Python's sorted(), which the restore's dry run uses) order task names
+    the same way whatever the database's collation."""
+    import re
+    from pathlib import Path
+
+    views = Path(__file__).resolve().parents[2] / "include" / "sql" / "views"
+    for name in ("060_workflow_versions.sql", "070_environment_drift.sql"):
+        text = (views / name).read_text()
+        orders = re.findall(r"ORDER BY (?:t\.|s\.)?(?:k|key)\b[^,)]*", text)
+        assert orders and all('COLLATE "C"' in order for order in orders), (name, orders)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from zuora import cli, restore, sync
-from zuora.api.errors import ZuoraAuthError
+from zuora.api.errors import ZuoraAuthError, ZuoraError
 from zuora.restore import RestoreRefused
 
 WRITES = ("import", "versions_import")
@@ -64,9 +64,14 @@ def test_a_dry_run_changes_nothing_and_shows_the_task_differences(env, synced):
     )
     assert plan[0][:5] == ("planned", False, "jane", "0.0.1", "0.0.4")
     changes = plan[0][5]
-    assert changes["added"] or changes["removed"] or changes["changed"]  # 0.0.3 differs from 0.0.1
-    for task in changes["added"] + changes["changed"]:
+    # what the simulator's two updates did between 0.0.1 and the active 0.0.3, task by task
+    v1, v3 = (tenant.admin.expected_export(tenant.tenant_id, wid, v) for v in ("0.0.1", "0.0.3"))
+    names_1, names_3 = ({t["name"] for t in v["tasks"]} for v in (v1, v3))
+    assert sorted(names_1 - names_3) == changes["added"] and sorted(names_3 - names_1) == changes["removed"]
+    assert changes["added"] + changes["removed"] + changes["changed"] != []
+    for task in changes["added"] + changes["removed"] + changes["changed"]:
         assert task in text
+    assert "scope:   restore into the same customer" in text
 
 
 def test_apply_round_trip_the_next_sync_stores_that_version_again(env, synced):
@@ -104,14 +109,17 @@ def test_apply_round_trip_the_next_sync_stores_that_version_again(env, synced):
         "SELECT status, zuora_status, idempotency_key = %s FROM zuora.restores WHERE applied",
         imports[0]["idempotency_key"],
     ) == [("imported", 200, True)]
-    # the target changed since that dry run: a second apply is refused
-    with pytest.raises(RestoreRefused, match="changed since the dry run"):
+    # that dry run is used up: a second apply is refused, and a new dry run sees version 0.0.4
+    with pytest.raises(RestoreRefused, match="already used by an apply"):
         restore.run("acme", wid, version="0.0.1", activate=True, apply_it=True, requested_by="jane")
     assert len(tenant.imports()) == 2
+    text, summary = restore.run("acme", wid, version="0.0.1", activate=True, requested_by="jane")
+    assert summary["new_version"] == "0.0.5" and "active version 0.0.4" in text
 
 
 def test_promotion_from_sandbox_to_production_needs_the_confirmation(env, synced, sim_tenant):
     tenant, _, wid = synced
+    env.customer("acme", tenant, tenant_group="acme")  # acme's sandbox, paired with its production
     production = sim_tenant(workflows=1)
     env.customer("acme_prod", production, environment="production", tenant_group="acme")
     sync.run_customer(
@@ -121,6 +129,7 @@ def test_promotion_from_sandbox_to_production_needs_the_confirmation(env, synced
     choice = dict(version="0.0.2", to="acme_prod", as_new_workflow=True, requested_by="jane")
     text, _ = restore.run("acme", wid, **choice)
     assert "as a new workflow" in text and "--confirm-production" in text
+    assert "scope:   promotion within the tenant group" in text
     with pytest.raises(RestoreRefused, match="production tenant"):
         restore.run("acme", wid, apply_it=True, **choice)
     assert production.imports() == []
@@ -138,8 +147,8 @@ def test_promotion_from_sandbox_to_production_needs_the_confirmation(env, synced
         new_id,
     ) == [(True,)]
     assert env.query(
-        "SELECT status FROM zuora.restores WHERE target_customer_id = 'acme_prod' ORDER BY restore_id"
-    ) == [("planned",), ("refused",), ("imported",)]
+        "SELECT status, scope FROM zuora.restores WHERE target_customer_id = 'acme_prod' ORDER BY restore_id"
+    ) == [("planned", "promotion"), ("refused", "promotion"), ("imported", "promotion")]
 
 
 def test_refusals_say_what_to_do(env, synced, monkeypatch):
@@ -163,7 +172,7 @@ def test_refusals_say_what_to_do(env, synced, monkeypatch):
     restore.run("acme", wid, version="0.0.1", requested_by="jane")
     with pytest.raises(ZuoraAuthError, match="Workflow Manage Access"):
         restore.run("acme", wid, version="0.0.1", apply_it=True, requested_by="jane")
-    assert tenant.imports() == [] or all(i["status"] == 403 for i in tenant.imports())
+    assert [i["status"] for i in tenant.imports()] == []  # refused before the import handler
     assert env.query("SELECT status, zuora_status FROM zuora.restores WHERE applied ORDER BY restore_id") == [
         ("refused", None)
     ] * 3 + [("failed", 403)]
@@ -171,9 +180,17 @@ def test_refusals_say_what_to_do(env, synced, monkeypatch):
 
 def test_the_cli_and_the_dag_params_drive_the_same_restore(env, synced, capsys):
     _, _, wid = synced
-    assert cli.main(["restore", "acme", str(wid), "--as-of", "2100-01-01"]) == 0
+    assert cli.main(["restore", "acme", str(wid), "--as-of", "2100-01-01T00:00Z"]) == 0
     out = capsys.readouterr().out
     assert "version 0.0.3" in out and "--apply" in out  # the newest version by then
+    # a time without its zone is refused by both, with the same words, never taken as UTC
+    with pytest.raises(SystemExit):
+        cli.main(["restore", "acme", str(wid), "--as-of", "2100-01-01"])
+    assert "has no time zone" in capsys.readouterr().err
+    with pytest.raises(RestoreRefused, match="has no time zone"):
+        restore.run_from_params(
+            {"customer_id": "acme", "zuora_id": wid, "as_of": "2100-01-01"}, requested_by="a"
+        )
     with pytest.raises(SystemExit, match="refused: no dry run"):
         cli.main(["restore", "acme", str(wid), "--version", "0.0.1", "--apply"])
     summary = restore.run_from_params(
@@ -193,3 +210,109 @@ def test_the_cli_and_the_dag_params_drive_the_same_restore(env, synced, capsys):
         (cli.getpass.getuser(),),
         ("admin",),
     ]
+
+
+def test_a_promotion_stays_within_the_tenant_group(env, synced, sim_tenant):
+    """Another company's tenant is reached only by a copy asked for by name, named so in the
+    dry run and audited as such."""
+    tenant, _, wid = synced
+    env.customer("acme", tenant, tenant_group="acme")
+    other = sim_tenant(workflows=0)
+    env.customer("globex", other, tenant_group="globex")
+    choice = dict(version="0.0.2", to="globex", as_new_workflow=True, requested_by="jane")
+    with pytest.raises(RestoreRefused, match="not in the tenant group of acme.*--into-another-company"):
+        restore.run("acme", wid, **choice)
+    with pytest.raises(RestoreRefused, match="not in the tenant group"):
+        restore.run("acme", wid, apply_it=True, **choice)
+    assert other.imports() == []
+    text, summary = restore.run("acme", wid, into_another_company=True, **choice)
+    assert "COPY INTO ANOTHER COMPANY'S TENANT" in text and summary["scope"] == "cross_company_copy"
+    restore.run("acme", wid, into_another_company=True, apply_it=True, **choice)
+    assert [i["kind"] for i in other.imports()] == ["workflow"]
+    assert env.query("SELECT status, scope FROM zuora.restores ORDER BY restore_id") == [
+        ("planned", "cross_company_copy"),
+        ("imported", "cross_company_copy"),
+    ]
+
+
+@pytest.mark.parametrize("zuora_keeps_keys", [True, False], ids=["zuora-keeps-keys", "zuora-forgets-keys"])
+def test_one_dry_run_allows_one_apply(env, synced, zuora_keeps_keys):
+    """The same --as-new-workflow --apply twice imports once, whether or not Zuora still
+    remembers the Idempotency-Key: the dry run is used up, and a new one reads the target live."""
+    tenant, _, wid = synced
+    tenant.update(remember_idempotency_keys=zuora_keeps_keys)
+    choice = dict(version="0.0.1", as_new_workflow=True, requested_by="jane")
+    restore.run("acme", wid, **choice)
+    restore.run("acme", wid, apply_it=True, **choice)
+    with pytest.raises(RestoreRefused, match="already used by an apply"):
+        restore.run("acme", wid, apply_it=True, **choice)
+    named = [w for w in tenant.admin.workflows(tenant.tenant_id) if w["name"] == "Late fees"]
+    assert len(named) == 2  # the original and one copy, not two
+    # no sync ran: a new dry run still sees the copy, live from Zuora, so its state differs
+    text, _ = restore.run("acme", wid, **choice)
+    assert (
+        len({row[0] for row in env.query("SELECT target_state FROM zuora.restores WHERE NOT applied")}) == 2
+    )
+    assert env.query("SELECT status FROM zuora.restores WHERE applied ORDER BY restore_id") == [
+        ("imported",),
+        ("refused",),
+    ]
+
+
+def test_an_apply_claims_its_dry_run_and_an_import_key_is_imported_once(env, synced):
+    """The database holds both rules, whatever the code above it does: two applies of one dry
+    run (two workers at once) and a second 'imported' row for one Idempotency-Key are refused."""
+    import psycopg
+
+    from zuora.warehouse.connection import warehouse_connection
+
+    _, _, wid = synced
+    _, summary = restore.run("acme", wid, version="0.0.1", requested_by="jane")
+    with warehouse_connection() as conn:
+        plan = restore.make_plan(conn, "acme", wid, version="0.0.1")
+        dry_run = summary["restore_id"]
+        restore.record(conn, plan, requested_by="a", applied=True, status="applying", dry_run_id=dry_run)
+        with pytest.raises(RestoreRefused, match=f"dry run #{dry_run} was used by another apply"):
+            restore.record(conn, plan, requested_by="b", applied=True, status="applying", dry_run_id=dry_run)
+        restore.record(conn, plan, requested_by="c", applied=True, status="imported")
+        with pytest.raises(psycopg.errors.UniqueViolation):
+            restore.record(conn, plan, requested_by="d", applied=True, status="imported")
+
+
+def test_an_apply_is_refused_when_the_source_or_the_live_target_changed(env, synced):
+    tenant, _, wid = synced
+    choice = dict(version="0.0.1", as_new_workflow=True, requested_by="jane")
+    restore.run("acme", wid, **choice)
+    # someone creates a workflow of that name in Zuora; no sync has seen it
+    tenant.add_workflow(name="Late fees")
+    with pytest.raises(RestoreRefused, match="the target or the source changed since the dry run"):
+        restore.run("acme", wid, apply_it=True, **choice)
+    restore.run("acme", wid, **choice)
+    env.query(  # the stored source is replaced (a sync stored an edited version under that id)
+        "UPDATE zuora.workflow_versions SET original_hash = 'other' WHERE version = '0.0.1' RETURNING 1"
+    )
+    with pytest.raises(RestoreRefused, match="the target or the source changed since the dry run"):
+        restore.run("acme", wid, apply_it=True, **choice)
+    restore.run("acme", wid, **choice)
+    env.query("UPDATE zuora.restores SET requested_at = now() - interval '25 hours' RETURNING 1")
+    with pytest.raises(RestoreRefused, match="older than 24 hours"):
+        restore.run("acme", wid, apply_it=True, **choice)
+    assert tenant.imports() == []
+
+
+def test_a_failed_import_is_audited_with_secrets_redacted(env, synced):
+    tenant, _, wid = synced
+    restore.run("acme", wid, version="0.0.1", requested_by="jane")
+    # Zuora's error repeats a callout URL of the import, credentials and all
+    body = {
+        "success": False,
+        "message": "callout https://svc:hunter2pass@x.example/?api_key=hunter2pass failed",
+    }
+    tenant.script([{"endpoint": "versions_import", "kind": "status", "status": 400, "body": body}])
+    with pytest.raises(ZuoraError):
+        restore.run("acme", wid, version="0.0.1", apply_it=True, requested_by="jane")
+    [(status, zuora_status, message)] = env.query(
+        "SELECT status, zuora_status, message FROM zuora.restores WHERE applied"
+    )
+    assert (status, zuora_status) == ("failed", 400) and "callout" in message
+    assert "hunter2pass" not in message

@@ -108,3 +108,119 @@ def test_a_failing_history_call_never_fails_the_sync_and_is_tried_again(env, sim
     assert env.query(
         "SELECT status, versions_failed, versions_pending FROM zuora.sync_runs WHERE run_id = 'run-2'"
     ) == [("success", 0, 0)]
+
+
+def test_an_export_of_another_workflow_fills_no_version(env, sim_tenant):
+    """Before validation flags a staged export whose id is not the one asked for, the history
+    must not take it: a restore would import workflow B into workflow A."""
+    from zuora import warehouse
+    from zuora.warehouse import versions
+    from zuora.warehouse.connection import warehouse_connection
+
+    tenant = sim_tenant(workflows=2)
+    a, b = tenant.workflow_ids()
+    acme = env.customer("acme", tenant)
+    sync.run_customer(acme, "run-1")
+    export_of_b = tenant.admin.expected_export(tenant.tenant_id, b, "0.0.1")
+    assert export_of_b["workflow"]["version"] == "0.0.1"  # the same number as A's version
+    forget = "UPDATE zuora.workflow_versions SET definition = NULL WHERE zuora_id = %s RETURNING 1"
+    same_as_current = (
+        "SELECT v.fingerprint = d.fingerprint FROM zuora.workflow_versions v "
+        "JOIN zuora.workflow_definitions d USING (customer_id, zuora_id) WHERE v.zuora_id = %s"
+    )
+    env.query(forget, a)
+    with warehouse_connection() as conn:
+        # the export stage: A was asked for, B came back; A's version takes A's stored export
+        warehouse.stage_exports(conn, "run-2", "acme", [(a, export_of_b, None)], encryption_key=env.key)
+        versions.fill_from_current_exports(conn, "run-2", "acme")
+    assert env.query(same_as_current, a) == [(True,)]
+    env.query(forget, a)
+    with warehouse_connection() as conn:
+        # the history backfill: version 0.0.1 of A asked for, B came back
+        counts = versions.store_version_exports(
+            conn, "run-2", "acme", [((a, "0.0.1"), export_of_b, None)], env.key
+        )
+    assert counts == {"versions_exported": 0, "versions_failed": 1}
+    assert env.query(
+        "SELECT definition IS NULL, export_error FROM zuora.workflow_versions WHERE zuora_id = %s", a
+    ) == [(True, f"ExportIdMismatch: export is of workflow {b} version 0.0.1, not {a} version 0.0.1")]
+
+
+def test_unusable_version_items_are_validation_issues_not_failures(env, sim_tenant):
+    from zuora.warehouse import versions
+    from zuora.warehouse.connection import warehouse_connection
+
+    items = [
+        {"id": True, "version": "0.0.1"},  # JSON true is not an id
+        {"id": 2**70, "version": "0.0.2"},  # beyond bigint
+        {"id": 7, "version": "1..2"},
+        {"id": 8, "version": "1.2"},  # Zuora numbers x.y.z
+        "not an object",
+        {"id": 9, "version": "0.0.3", "name": "kept"},
+    ]
+    with warehouse_connection() as conn:
+        assert versions.record_versions(conn, "run-1", "acme", 5, "hash", items) == 1
+    assert env.query("SELECT version_id, version FROM zuora.workflow_versions") == [(9, "0.0.3")]
+    issues = env.query("SELECT zuora_id, rule, severity FROM zuora.validation_issues")
+    assert issues == [(5, "version_item_unusable", "warning")] * 5
+
+
+def test_originals_kept_without_a_key_are_fetched_again_once_there_is_one(env, sim_tenant):
+    tenant = sim_tenant(workflows=0)
+    wid = tenant.add_workflow(name="Dunning")["id"]
+    tenant.update_workflow(wid)
+    acme = env.customer("acme", tenant)
+    env.monkeypatch.delenv("ZUORA_EXPORT_ENCRYPTION_KEY")
+    sync.run_customer(acme, "run-1")
+    without = "SELECT count(*) FILTER (WHERE original_encrypted IS NULL), count(*) FROM zuora.{}"
+    assert env.query(without.format("workflow_definitions")) == [(1, 1)]
+    assert env.query(without.format("workflow_versions")) == [(2, 2)]
+    env.monkeypatch.setenv("ZUORA_EXPORT_ENCRYPTION_KEY", env.key.decode())
+    reports = sync.run_customer(acme, "run-2")
+    assert reports["export"]["exported"] == 1 and reports["export"]["versions_pending"] == 0
+    assert env.query(without.format("workflow_definitions")) == [(0, 1)]
+    assert env.query(without.format("workflow_versions")) == [(0, 2)]
+    tenant.reset_stats()
+    sync.run_customer(acme, "run-3")  # nothing left to fetch: the list call only
+    assert tenant.stats()["requests"].get("export", 0) == 0
+
+
+def test_a_key_that_cannot_be_read_fails_the_task_as_transient_not_as_no_key(monkeypatch):
+    """Inside a task the SDK answers "no such Variable" also when the Execution API failed:
+    only Airflow's own "not found" may mean "no key". (The task runner's channel to the
+    supervisor is the one part replaced: an Execution API outage cannot be made here.)"""
+    import pytest
+    from airflow.sdk.exceptions import ErrorType
+    from airflow.sdk.execution_time import task_runner
+    from airflow.sdk.execution_time.comms import ErrorResponse, GetVariable, VariableResult
+
+    from zuora.retry import is_transient
+    from zuora.warehouse.secrets_box import EncryptionKeyUnavailable, resolve_encryption_key
+
+    class Supervisor:
+        def __init__(self, answer):
+            self.answer, self.asked = answer, []
+
+        def send(self, message):
+            assert isinstance(message, GetVariable)
+            self.asked.append(message.key)
+            if isinstance(self.answer, Exception):
+                raise self.answer
+            return self.answer
+
+    monkeypatch.delenv("ZUORA_EXPORT_ENCRYPTION_KEY", raising=False)
+    for answer in (ErrorResponse(error=ErrorType.API_SERVER_ERROR), TimeoutError("read timed out")):
+        monkeypatch.setattr(task_runner, "SUPERVISOR_COMMS", Supervisor(answer), raising=False)
+        with pytest.raises(EncryptionKeyUnavailable) as raised:
+            resolve_encryption_key()
+        assert is_transient(raised.value)
+    monkeypatch.setattr(
+        task_runner,
+        "SUPERVISOR_COMMS",
+        Supervisor(ErrorResponse(error=ErrorType.VARIABLE_NOT_FOUND)),
+        raising=False,
+    )
+    assert resolve_encryption_key() is None
+    supervisor = Supervisor(VariableResult(key="zuora_export_encryption_key", value="k" * 44))
+    monkeypatch.setattr(task_runner, "SUPERVISOR_COMMS", supervisor, raising=False)
+    assert resolve_encryption_key() == b"k" * 44

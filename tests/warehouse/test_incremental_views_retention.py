@@ -34,9 +34,52 @@ def test_workflows_to_export_is_incremental(conn):
     assert warehouse.workflows_to_export(
         conn, "r2", "acme", full_refresh=True, lookback=timedelta(days=7)
     ) == [1, 2, 3, 4, 5, 6, 7]
-    assert warehouse.workflows_to_export(
-        conn, "r2", "acme", full_refresh=False, lookback=timedelta(days=9)
-    ) == [2, 3, 4, 6, 7]
+    # a 9-day lookback: workflow 5 (exported 8 days ago) comes back on its own day of the 9,
+    # from then on until it is exported again, and at the latest 9 days after its export
+    exported_on = conn.execute("SELECT exported_at::date FROM zuora.workflow_definitions WHERE zuora_id = 5")
+    exported_on = exported_on.fetchone()[0]
+    due_days = [
+        k
+        for k in range(10)
+        if 5
+        in warehouse.workflows_to_export(
+            conn, "r2", "acme", lookback=timedelta(days=9), today=exported_on + timedelta(days=k)
+        )
+    ]
+    assert due_days == list(range(due_days[0], 10)) and 1 <= due_days[0] <= 9
+
+
+def test_the_lookback_re_export_is_spread_over_the_lookback(conn):
+    """28 simulated days of daily runs for a customer of 200 unchanged workflows, all first
+    exported on one day: no weekly wave (the largest day at most 1.25x the mean day), and no
+    workflow longer than the 7-day lookback without a re-export."""
+    conn.execute("SET TIME ZONE 'UTC'")
+    items = [list_item(i) for i in range(1001, 1201)]
+    sync(conn, "r0", "acme", items)
+    warehouse.stage_listing(conn, "daily", "acme", items, True)
+    day0 = conn.execute("SELECT min(exported_at)::date FROM zuora.workflow_definitions").fetchone()[0]
+    conn.execute("UPDATE zuora.workflow_definitions SET exported_at = %s::date + interval '2 hours'", (day0,))
+    conn.commit()
+    last_export = dict.fromkeys(range(1001, 1201), 0)
+    per_day, longest = [], 0
+    for day in range(1, 29):
+        due = warehouse.workflows_to_export(
+            conn, "daily", "acme", lookback=timedelta(days=7), today=day0 + timedelta(days=day)
+        )
+        per_day.append(len(due))
+        for zuora_id in due:  # exported by the run at 02:00 that day
+            longest = max(longest, day - last_export[zuora_id])
+            last_export[zuora_id] = day
+        conn.execute(
+            "UPDATE zuora.workflow_definitions SET exported_at = %s::date + interval '2 hours' "
+            "WHERE zuora_id = ANY(%s)",
+            (day0 + timedelta(days=day), due),
+        )
+        conn.commit()
+    mean = sum(per_day) / len(per_day)
+    assert max(per_day) <= 1.25 * mean, per_day
+    assert longest <= 7 and max(28 - day for day in last_export.values()) < 7, (longest, last_export)
+    assert sum(per_day) == 4 * 200  # each workflow once a week, no more
 
 
 def test_views_return_sensible_rows(conn):

@@ -17,13 +17,13 @@ SELECT v.customer_id,
        p.version                                                  AS previous_version,
        CASE WHEN v.task_hashes IS NOT NULL AND (p.version_id IS NULL OR p.task_hashes IS NOT NULL) THEN
            ARRAY(SELECT k FROM jsonb_object_keys(v.task_hashes) k
-                  WHERE NOT coalesce(p.task_hashes, '{}') ? k ORDER BY k) END AS tasks_added,
+                  WHERE NOT coalesce(p.task_hashes, '{}') ? k ORDER BY k COLLATE "C") END AS tasks_added,
        CASE WHEN v.task_hashes IS NOT NULL AND (p.version_id IS NULL OR p.task_hashes IS NOT NULL) THEN
            ARRAY(SELECT k FROM jsonb_object_keys(coalesce(p.task_hashes, '{}')) k
-                  WHERE NOT v.task_hashes ? k ORDER BY k) END AS tasks_removed,
+                  WHERE NOT v.task_hashes ? k ORDER BY k COLLATE "C") END AS tasks_removed,
        CASE WHEN v.task_hashes IS NOT NULL AND (p.version_id IS NULL OR p.task_hashes IS NOT NULL) THEN
            ARRAY(SELECT t.key FROM jsonb_each_text(v.task_hashes) t
-                  WHERE coalesce(p.task_hashes, '{}') ->> t.key <> t.value ORDER BY t.key) END AS tasks_changed,
+                  WHERE coalesce(p.task_hashes, '{}') ->> t.key <> t.value ORDER BY t.key COLLATE "C") END AS tasks_changed,
        CASE WHEN v.settings_hash IS NOT NULL AND (p.version_id IS NULL OR p.settings_hash IS NOT NULL)
             THEN v.settings_hash IS DISTINCT FROM p.settings_hash END AS settings_changed,
        v.fingerprint

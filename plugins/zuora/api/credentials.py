@@ -13,6 +13,7 @@ import hashlib
 import ipaddress
 import json
 import logging
+import os
 import re
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
@@ -58,6 +59,7 @@ class ZuoraOptions:
     environment: str | None = None  # expected for custom hosts: production or sandbox
     allow_custom_host: bool = False  # accept a host that is not a Zuora REST host
     allow_insecure_http: bool = False  # plain http, loopback hosts only (the simulator)
+    ca_bundle: str | None = None  # PEM file of the CA(s) to trust for this host, not the system's
 
     @classmethod
     def from_extra(cls, conn_id: str, extra: dict) -> ZuoraOptions:
@@ -87,6 +89,12 @@ class ZuoraOptions:
             )
         if options.environment not in (None, "production", "sandbox"):
             raise ZuoraConfigError("option 'environment' must be 'production' or 'sandbox'", conn_id=conn_id)
+        if options.ca_bundle is not None and not os.path.isfile(options.ca_bundle):
+            raise ZuoraConfigError(
+                f"option 'ca_bundle' names {options.ca_bundle!r}, which is not a file on this machine: "
+                "give the path of a PEM file of CA certificates readable by the workers",
+                conn_id=conn_id,
+            )
         return options
 
 

@@ -104,7 +104,12 @@ class ZuoraHook(BaseHook):
             # on every request (a millisecond of CPU each); ~/.netrc is never used.
             session.trust_env = False
             session.proxies = requests.utils.get_environ_proxies(self.credentials.base_url)
-            session.verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
+            session.verify = (
+                options.ca_bundle
+                or os.environ.get("REQUESTS_CA_BUNDLE")
+                or os.environ.get("CURL_CA_BUNDLE")
+                or True
+            )
             if self.track_id:
                 session.headers["Zuora-Track-Id"] = self.track_id
             session.auth = ZuoraTokenAuth(self._token_cache(), on_resend=lambda: self._count("requests"))

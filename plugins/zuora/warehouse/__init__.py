@@ -9,7 +9,7 @@ by ``(run_id, customer_id)``, never XCom:
     list_customers(conn, customer_ids=None) -> list[dict]     enabled customers
     start_sync_run(conn, run_id, customer_id, conn_id=, environment=)
     list:     stage_listing(conn, run_id, customer_id, items, complete | complete_flag=) -> listed
-              work_after_listing(conn, run_id, customer_id, lookback=) -> reasons (none: finish)
+              work_after_listing(conn, run_id, customer_id) -> reasons (none: finish in the list task)
     export:   workflows_to_export(conn, run_id, customer_id, full_refresh=, lookback=) -> ids
               stage_exports(conn, run_id, customer_id, hook.export_workflows(ids),
                             encryption_key=resolve_encryption_key()) -> counts
@@ -25,7 +25,7 @@ Backup: ``decrypt_original(conn, customer_id, zuora_id, key)`` gives the exact o
 
 from __future__ import annotations
 
-from zuora.warehouse.customers import list_customers, upsert_customer
+from zuora.warehouse.customers import KEEP, Keep, list_customers, upsert_customer
 from zuora.warehouse.ledger import add_sync_counts, finish_sync_run, record_dead_letter, start_sync_run
 from zuora.warehouse.merge import lock_customer, merge_customer
 from zuora.warehouse.migrations import apply_migrations
@@ -44,6 +44,8 @@ __all__ = [
     "apply_migrations",
     "list_customers",
     "upsert_customer",
+    "KEEP",
+    "Keep",
     "start_sync_run",
     "add_sync_counts",
     "finish_sync_run",

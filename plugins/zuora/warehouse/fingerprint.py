@@ -126,11 +126,16 @@ def diff(old: Summary | None, new: Summary) -> Diff:
 
 
 def _task_keys(tasks: list[dict]) -> list[str]:
-    seen: dict[str, int] = {}
-    keys = []
+    """Each task's key: its name; tasks sharing a name are numbered in the order of their own
+    content (not of their place in the export), so reordering them changes no key."""
+    names = []
     for position, task in enumerate(tasks):
         name = task.get("name")
-        name = name if isinstance(name, str) and name else f"(task {position + 1})"
-        seen[name] = seen.get(name, 0) + 1
-        keys.append(name if seen[name] == 1 else f"{name} #{seen[name]}")
+        names.append(name if isinstance(name, str) and name else f"(task {position + 1})")
+    content = [content_hash({k: v for k, v in task.items() if k not in TASK_ASSIGNED}) for task in tasks]
+    keys = list(names)
+    for name in set(names):
+        same = sorted((content[i], i) for i, other in enumerate(names) if other == name)
+        for number, (_, i) in enumerate(same[1:], start=2):
+            keys[i] = f"{name} #{number}"
     return keys

@@ -49,16 +49,51 @@ def decrypt_export(token: bytes, key: bytes | str) -> Any:
     return json.loads(zlib.decompress(_box(key).decrypt(bytes(token))).decode("ascii"))
 
 
-def resolve_encryption_key(variable: str = KEY_VARIABLE, env: str = KEY_ENV) -> bytes | None:
-    """The key from ``$ZUORA_EXPORT_ENCRYPTION_KEY`` or the Airflow Variable, else None."""
-    value = os.environ.get(env)
-    if not value:
-        try:
-            from airflow.sdk import Variable
+def _variable(name: str) -> str | None:
+    """The Variable through every secrets backend; when none has it, inside a task, the
+    Execution API is asked once more, directly: the SDK answers "not found" also when the API
+    failed, and only a real "not found" may mean "no key"."""
+    try:
+        from airflow.sdk import Variable
+        from airflow.sdk.execution_time import task_runner
+    except ImportError:  # no Airflow: only the environment variable can hold the key
+        return None
+    value = Variable.get(name, default=None)
+    comms = getattr(task_runner, "SUPERVISOR_COMMS", None)
+    if value or comms is None:
+        return value
+    from airflow.sdk.exceptions import ErrorType
+    from airflow.sdk.execution_time.comms import ErrorResponse, GetVariable, VariableResult
 
-            value = Variable.get(variable, default=None)
-        except Exception:  # no Airflow, or no Variable: the caller decides what that means
-            value = None
+    try:
+        answer = comms.send(GetVariable(key=name))
+    except Exception as exc:
+        answer = exc
+    if isinstance(answer, VariableResult):  # the API answered this time
+        if answer.value:
+            from airflow.sdk.log import mask_secret
+
+            mask_secret(answer.value)
+        return answer.value or None
+    if isinstance(answer, ErrorResponse) and answer.error == ErrorType.VARIABLE_NOT_FOUND:
+        return None
+    reason = answer.error.value if isinstance(answer, ErrorResponse) else type(answer).__name__
+    raise EncryptionKeyUnavailable(
+        f"could not read the Variable {name} from the Execution API ({reason}); the task is "
+        "retried: nothing was stored without its original"
+    )
+
+
+class EncryptionKeyUnavailable(ConnectionError):
+    """The key's Variable could not be read (the Execution API or the secrets backend did not
+    answer): a transient error of the task, never taken for "no key configured", which would
+    store definitions without their originals."""
+
+
+def resolve_encryption_key(variable: str = KEY_VARIABLE, env: str = KEY_ENV) -> bytes | None:
+    """The key from ``$ZUORA_EXPORT_ENCRYPTION_KEY`` or the Airflow Variable; None only when
+    neither is set. Raises ``EncryptionKeyUnavailable`` when the Variable cannot be read."""
+    value = os.environ.get(env) or _variable(variable)
     if not value:
         log.warning(
             "No export encryption key (Variable %s / $%s): original exports are not "

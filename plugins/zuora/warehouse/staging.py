@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Callable, Iterable
-from datetime import timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, NamedTuple
 
 from zuora.warehouse.fingerprint import summarize
@@ -109,7 +109,17 @@ SELECT DISTINCT s.zuora_id
         OR w.deleted_at IS NOT NULL                      -- coming back
         OR d.zuora_id IS NULL                            -- never exported (or it failed)
         OR w.content_hash IS DISTINCT FROM s.item_hash   -- list item changed
-        OR d.exported_at < now() - %(lookback)s)         -- definition due for a re-check
+        OR d.exported_at < %(due_before)s                -- due for a re-check (lookback < 1 day)
+        OR (%(lookback_days)s > 0                        -- ... on its own day of the lookback
+            AND d.exported_at < coalesce(%(today)s::date, current_date)
+                - ((coalesce(%(today)s::date, current_date) - DATE '2000-01-01' + s.zuora_id)
+                   %% %(lookback_days)s) * interval '1 day'))
+UNION                                                    -- kept without its original, while
+(SELECT s.zuora_id                                       -- there is a key to store it now
+   FROM zuora.staging_list_items s
+   JOIN zuora.workflow_definitions d ON d.customer_id = s.customer_id AND d.zuora_id = s.zuora_id
+  WHERE s.run_id = %(run_id)s AND s.customer_id = %(customer_id)s AND d.original_encrypted IS NULL
+  ORDER BY s.zuora_id LIMIT %(originals)s)
  ORDER BY 1
 """
 
@@ -120,13 +130,23 @@ def workflows_to_export(
     customer_id: str,
     *,
     full_refresh: bool = False,
-    lookback: timedelta = timedelta(days=7),
+    lookback: timedelta | None = timedelta(days=7),
+    originals: int = 0,
+    today: date | None = None,
 ) -> list[int]:
     """Ids of staged workflows whose definition must be exported this run, ascending.
 
     New, restored or changed workflows (the list item's hash covers updated time, active
-    version and status), those without a stored definition, and those whose definition is
-    older than ``lookback``; every listed workflow when ``full_refresh``.
+    version and status), those without a stored definition, and those due for the lookback
+    re-export (none: ``lookback=None``); every listed workflow when ``full_refresh``. Plus at most ``originals`` whose
+    definition is stored without its original (pass 0 without a key).
+
+    The lookback re-export is spread: with a lookback of L whole days, workflow ``id`` has its
+    own day in every L (``(days since 2000-01-01 + id) mod L == 0``) and is due when it was not
+    exported since the last such day (``today``: the database's date unless given). A
+    customer's workflows, all exported on one day, so come back about 1/L a day, not all on
+    day L; none goes longer than L days without a re-export. A lookback under one day: every
+    definition older than it is due.
     """
     with committing(conn):
         rows = conn.execute(
@@ -135,7 +155,10 @@ def workflows_to_export(
                 "run_id": run_id,
                 "customer_id": customer_id,
                 "full_refresh": full_refresh,
-                "lookback": lookback,
+                "due_before": None if lookback is None or lookback.days else datetime.now(UTC) - lookback,
+                "lookback_days": lookback.days if lookback else 0,
+                "today": today,
+                "originals": originals,
             },
         ).fetchall()
     return [row[0] for row in rows]
@@ -157,11 +180,12 @@ SELECT (SELECT count(*) FROM zuora.workflows w
 """
 
 
-def work_after_listing(conn, run_id: str, customer_id: str, *, lookback: timedelta) -> list[str]:
-    """Why the customer's export, validate and upsert stages must run after this listing
-    (empty: nothing new, changed, deleted, due for the lookback re-export, unusable or
-    dead-lettered, so the merge would change nothing but the ledger)."""
-    to_export = workflows_to_export(conn, run_id, customer_id, lookback=lookback)
+def work_after_listing(conn, run_id: str, customer_id: str, *, originals: int = 0) -> list[str]:
+    """Why the customer's export, validate and upsert stages must run as tasks of their own
+    after this listing. Empty: nothing new, changed, deleted, unusable or dead-lettered, so
+    the list task can finish the sync itself, exporting just the definitions due for the
+    lookback re-export (a few a day, see ``workflows_to_export``)."""
+    to_export = workflows_to_export(conn, run_id, customer_id, lookback=None, originals=originals)
     with committing(conn):
         gone, unusable, dead, incomplete = conn.execute(
             _WORK, {"run_id": run_id, "customer_id": customer_id}
