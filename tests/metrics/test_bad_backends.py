@@ -1,7 +1,7 @@
 """Bad or absent metrics backends change nothing of the sync: a StatsD host that does not
-resolve, an OTLP endpoint that refuses or hangs, a name Airflow's validator rejects, our names
-blocked by ``metrics_block_list``. The run succeeds with the same ledger, and what our module spends
-per customer sync stays within a few milliseconds (measured, not assumed)."""
+resolve, an OTLP endpoint that refuses or hangs, a name Airflow's validator rejects. The run succeeds with the same ledger, and what our module
+spends per customer sync stays within a few milliseconds (measured, not assumed). And
+``metrics_block_list`` applies to our names."""
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ def refusing_port() -> int:
 def backends():
     return {
         "statsd host unresolvable": dict(statsd_on=True, statsd_host="statsd.invalid", statsd_port=8125),
-        "statsd nothing listening, our names blocked": dict(
+        "statsd nothing listening": dict(
             statsd_on=True,
             statsd_host="127.0.0.1",
             statsd_port=refusing_port(),
@@ -121,3 +121,19 @@ def test_with_metrics_off_nothing_is_computed(statsd, airflow_metrics, caplog):
     with caplog.at_level(logging.WARNING):
         metrics.customer_sync_ended(None, "run", "acme")  # never raises
     assert "customer_sync_ended not emitted: AttributeError" in caplog.text
+
+
+def test_metrics_block_list_applies_to_our_names(statsd, airflow_metrics):
+    stats = airflow_metrics(
+        statsd_on=True,
+        statsd_host="127.0.0.1",
+        statsd_port=statsd.port,
+        metrics_block_list="zuora_sync.alerts",
+    )
+    metrics.alert_raised("failure_rate")
+    metrics._gauge("run.customers", 3)
+    stats.incr("scheduler_heartbeat")  # what is not blocked still goes out
+    assert sorted(statsd.samples() and statsd.lines) == [
+        "airflow.scheduler_heartbeat:1|c",
+        "airflow.zuora_sync.run.customers:3|g",
+    ]
