@@ -93,3 +93,21 @@ def test_plain_statsd_keeps_customers_out_of_names(statsd, airflow_metrics, infl
         assert line == "airflow.zuora_sync.alerts.raised,kind=failure_rate_1:1|c"
     else:
         assert line == "airflow.zuora_sync.alerts.raised:1|c"
+
+
+def test_where_no_task_runner_set_stats_up_the_module_does_it_from_the_config(
+    statsd, airflow_metrics, monkeypatch
+):
+    """dag.test(), the CLI, the triggerer's deadline callback: Airflow's task-side Stats was
+    never initialised there; the module sets it up from ``[metrics]`` as the runner would."""
+    from airflow.sdk.observability import stats
+
+    from zuora import metrics
+
+    airflow_metrics()  # Airflow's defaults: no backend
+    stats.initialize(factory=None, export_legacy_names=True)  # as in a process no runner set up
+    monkeypatch.setattr(metrics, "_initialized_here", False)
+    for key, value in {"STATSD_ON": "True", "STATSD_HOST": "127.0.0.1", "STATSD_PORT": statsd.port}.items():
+        monkeypatch.setenv(f"AIRFLOW__METRICS__{key}", str(value))
+    metrics.alert_raised("deadline_missed")
+    assert statsd.samples() and statsd.lines == ["airflow.zuora_sync.alerts.raised:1|c"]
