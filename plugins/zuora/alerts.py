@@ -5,7 +5,8 @@
 - conn type ``http``: a generic webhook; the alert is POSTed as JSON to the host URL
 - no such connection: a structured warning in the log, so nothing is silently lost
 
-Task failure callbacks use ``ZuoraAlertNotifier``; the DAG deadline uses
+Task failure callbacks use ``ZuoraAlertNotifier`` (``zuora.notifications.alerts``, the
+provider's registered notifier); the DAG deadline uses
 ``deadline_missed`` (async, runs in the triggerer); the monitor DAG calls ``raise_alerts``,
 which stores each alert in the warehouse (``zuora.warehouse.alerts``) before sending it.
 
@@ -24,7 +25,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
-from airflow.sdk import BaseHook, BaseNotifier
+from airflow.sdk import BaseHook
 from airflow.sdk.definitions.callback import AsyncCallback
 from airflow.sdk.definitions.deadline import DeadlineAlert, DeadlineReference
 
@@ -121,35 +122,14 @@ def raise_alerts(conn, alerts: list[Alert], *, since: datetime | None = None) ->
     return handled
 
 
-class ZuoraAlertNotifier(BaseNotifier):
-    """Task callback: alert with the task, customer, try and error.
+def __getattr__(name: str):
+    """``zuora.alerts.ZuoraAlertNotifier``, as DAG files written before the notifier moved to
+    ``zuora.notifications.alerts`` import it (imported on use: no import cycle)."""
+    if name == "ZuoraAlertNotifier":
+        from zuora.notifications.alerts import ZuoraAlertNotifier
 
-    The title is built per call, not templated: Airflow renders a notifier's template fields
-    in place, so one shared instance would keep the first task's title.
-    """
-
-    def notify(self, context) -> None:
-        ti = context.get("ti")
-        error = context.get("exception")
-        customer = customer_of(context)
-        title = f"Zuora workflow sync: {getattr(ti, 'task_id', 'a task')} failed" + (
-            f" for customer {customer}" if customer else ""
-        )
-        send_alert(
-            Alert(
-                kind="task_failed",
-                severity="critical",
-                title=title,
-                details={
-                    "dag_id": getattr(ti, "dag_id", None),
-                    "run_id": context.get("run_id"),
-                    "task": getattr(ti, "task_id", None),
-                    "customer": customer,
-                    "try_number": getattr(ti, "try_number", None),
-                    "error": f"{type(error).__name__}: {error}" if error else None,
-                },
-            )
-        )
+        return ZuoraAlertNotifier
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def customer_of(context) -> str | None:
