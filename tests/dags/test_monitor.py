@@ -390,6 +390,31 @@ def test_an_unreachable_airflow_api_is_an_alert_and_the_database_alerts_still_go
     assert "api-password-do-not-leak" not in everything
 
 
+def test_a_monitor_task_does_not_resend_what_an_earlier_try_of_its_run_sent(
+    monitor_dag, conn, warehouse_uri, webhook, monkeypatch
+):
+    """The task passes its run's start to raise_alerts: an alert stored since then (here
+    dated after the run's start, as an earlier try's would be) is not sent again."""
+    from psycopg.types.json import Jsonb
+
+    monkeypatch.setenv("AIRFLOW_CONN_ZUORA_WAREHOUSE", warehouse_uri)
+    monkeypatch.setenv("AIRFLOW_CONN_ZUORA_ALERTS", json.dumps({"conn_type": "http", "host": webhook.url}))
+    sync_run(conn, "r1", "ok")
+    sync_run(conn, "r1", "broken", status="failed")
+    [earlier] = monitor.check(conn, monitor.Thresholds())
+    conn.execute(
+        """INSERT INTO zuora.alerts (raised_at, kind, severity, title, details, channel)
+           VALUES (now() + interval '1 hour', %s, %s, %s, %s, 'http')""",
+        (earlier.kind, earlier.severity, earlier.title, Jsonb(earlier.details)),
+    )
+    conn.commit()
+
+    assert monitor_dag.test().state == "success"
+
+    assert webhook.received == []
+    assert conn.execute("SELECT kind, channel FROM zuora.alerts").fetchall() == [("failure_rate", "http")]
+
+
 def test_a_failing_monitor_task_alerts(monitor_dag, conn, warehouse_uri, webhook, monkeypatch):
     monkeypatch.setenv("AIRFLOW_CONN_ZUORA_WAREHOUSE", warehouse_uri)
     monkeypatch.setenv("AIRFLOW_CONN_ZUORA_ALERTS", json.dumps({"conn_type": "http", "host": webhook.url}))
