@@ -16,8 +16,8 @@ import logging
 import requests
 
 from zuora.alerts import Alert, raise_alerts
+from zuora.redaction import redact_text
 from zuora.settings import RETENTION_VARIABLE, THRESHOLDS_VARIABLE, Retention, Thresholds
-from zuora.warehouse.redaction import redact_text
 
 log = logging.getLogger(__name__)
 

@@ -5,8 +5,8 @@ one versions call."""
 from __future__ import annotations
 
 from zuora import sync
+from zuora.redaction import redact
 from zuora.warehouse.fingerprint import summarize as summarize_stored
-from zuora.warehouse.redaction import redact
 
 
 def summarize(export: dict):

@@ -45,6 +45,7 @@ from zuora.api.errors import (
     ZuoraTransientError,
 )
 from zuora.api.token_cache import ProcessTokenStore, Token, TokenCache, TokenStore
+from zuora.redaction import redact_text
 
 _TRACK_ID_FORBIDDEN = re.compile(r"[^\x21-\x7e]|[:;\"']")
 
@@ -590,7 +591,12 @@ def _page_of(body: Any, conn_id: str) -> tuple[list, int | None]:
 
 
 def _error_text(response: requests.Response) -> str:
-    """Zuora's own error message, whatever the envelope (reference §5.4)."""
+    """Zuora's own error message, whatever the envelope (reference §5.4), with any secret it
+    repeats (a callout URL's credentials, a token) redacted: it goes into exceptions and logs."""
+    return redact_text(_zuora_message(response))
+
+
+def _zuora_message(response: requests.Response) -> str:
     try:
         body = response.json()
     except ValueError:

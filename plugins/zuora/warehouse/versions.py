@@ -21,7 +21,7 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-from zuora.warehouse.redaction import redact_text
+from zuora.redaction import redact_text
 from zuora.warehouse.staging import export_row
 from zuora.warehouse.transactions import committing
 from zuora.warehouse.transform import make_storable, parse_zuora_timestamp
