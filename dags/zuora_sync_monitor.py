@@ -20,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 
 from airflow.sdk import dag, task
 
-from zuora.alerts import ZuoraAlertNotifier
+from zuora.notifications.alerts import ZuoraAlertNotifier
 from zuora.retry import TransientErrorRetryPolicy
 
 

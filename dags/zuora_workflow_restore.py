@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 
 from airflow.sdk import Param, dag, task
 
-from zuora.alerts import ZuoraAlertNotifier
+from zuora.notifications.alerts import ZuoraAlertNotifier
 
 
 @dag(

@@ -34,8 +34,9 @@ from airflow.sdk import Param, TriggerRule, dag, task, task_group
 from airflow.sdk.exceptions import AirflowSkipException
 
 from zuora import settings
-from zuora.alerts import ZuoraAlertNotifier, run_deadline
+from zuora.alerts import run_deadline
 from zuora.callbacks import dead_letter_failed_task
+from zuora.notifications.alerts import ZuoraAlertNotifier
 from zuora.retry import TransientErrorRetryPolicy
 
 # Task bodies import zuora.sync (requests, psycopg) when they run, not

@@ -10,8 +10,12 @@ celery worker`s (distinct hostnames and log-server ports). The Airflow settings 
 airflow.env, shared with docker-compose.yaml, plus this topology's addresses and secrets
 (``topology_settings``). It registers the demo customers, creates the pool, writes where
 everything is to <home>/cluster.json and prints it. A component that dies is started again
-(as compose's `restart: always`); Ctrl-C or SIGTERM stops every process it started.
-The environment passes through: ZUORA_* and AIRFLOW__* variables set when starting override.
+(as compose's `restart: always`), after 1, 2, 4 ... up to 60 s when it keeps dying; Ctrl-C or
+SIGTERM stops every process it started. The environment passes through: ZUORA_*,
+AIRFLOW__*, AIRFLOW_CONN_* and AIRFLOW_VAR_* variables set when starting override
+airflow.env, but never what the cluster sets itself (its databases, warehouse, broker,
+secrets, folders and demo connections): a shell pointing at another warehouse cannot make
+the cluster migrate it or register demo customers in it.
 """
 
 from __future__ import annotations
@@ -40,6 +44,14 @@ from zuora_simulator.client import running_simulator
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_SETTINGS = ROOT / "airflow.env"
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
+PASSED_THROUGH = ("AIRFLOW__", "AIRFLOW_CONN_", "AIRFLOW_VAR_", "ZUORA_")
+RESTART_DELAYS = (1, 2, 4, 8, 16, 32, 60)  # seconds before restarting a component that died
+STABLE_AFTER = 60.0  # seconds up: a component that dies later starts the delays again
+
+
+def restart_delay(crashes: int) -> int:
+    """Seconds to wait before starting a component that died ``crashes`` times in a row."""
+    return RESTART_DELAYS[min(max(crashes, 1), len(RESTART_DELAYS)) - 1]
 
 
 def shared_settings() -> dict[str, str]:
@@ -131,6 +143,9 @@ class Cluster:
         self.logs = self.home / "logs"
         self.processes: dict[str, subprocess.Popen] = {}
         self.commands: dict[str, tuple[list[str], dict[str, str]]] = {}
+        self.started_at: dict[str, float] = {}  # monotonic
+        self.crashes: dict[str, int] = {}  # deaths in a row, each within STABLE_AFTER of its start
+        self.restart_at: dict[str, float] = {}  # monotonic, for components waiting to restart
         self.stopping = False
 
     # -- start ---------------------------------------------------------------------------
@@ -243,8 +258,7 @@ class Cluster:
                 )
             )
         keys = json.loads(keys_file.read_text())
-        env = {
-            **shared_settings(),
+        own = {
             **topology_settings(self.home, pg_port, redis_port, self.api_port, keys),
             "AIRFLOW_HOME": str(self.home / "airflow"),
             "AIRFLOW__CORE__DAGS_FOLDER": str(self.dags_folder),
@@ -253,15 +267,15 @@ class Cluster:
             "AIRFLOW_VAR_ZUORA_EXPORT_ENCRYPTION_KEY": keys["export_key"],
             **(demo.demo_connections(simulator_url) if self.demo else {}),
         }
-        passthrough = {
-            k: v
-            for k, v in os.environ.items()
-            if k.startswith(("AIRFLOW__", "AIRFLOW_CONN_", "AIRFLOW_VAR_", "ZUORA_"))
-        }
+        passthrough = {k: v for k, v in os.environ.items() if k.startswith(PASSED_THROUGH)}
+        ignored = sorted(k for k in passthrough if k in own and passthrough[k] != own[k])
+        if ignored:  # names only: the values may be secrets
+            say(f"Ignoring {', '.join(ignored)} from the environment: the cluster sets them itself")
         return {
             **os.environ,
-            **env,
+            **shared_settings(),
             **passthrough,
+            **own,
             "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]]),
             "PYTHONPATH": str(ROOT),
         }
@@ -282,6 +296,7 @@ class Cluster:
 
     def _start(self, name: str, command: list[str], env: dict[str, str]) -> None:
         self.commands[name] = (command, env)
+        self.started_at[name] = time.monotonic()
         with open(self.logs / f"{name}.log", "ab") as log:
             self.processes[name] = subprocess.Popen(
                 command, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=self.home, start_new_session=True
@@ -345,13 +360,29 @@ The DAGs start paused: unpause zuora_workflow_sync in the UI. Ctrl-C stops every
 
     def _supervise(self) -> int:
         while not self.stopping:
-            for name, process in list(self.processes.items()):
-                if process.poll() is not None and not self.stopping:
-                    say(f"{name} exited with {process.returncode}; starting it again")
-                    self._start(name, *self.commands[name])
-                    self._write_info(self.simulator_url)
-            time.sleep(1)
+            self._restart_dead()
+            time.sleep(0.2)
         return 0
+
+    def _restart_dead(self) -> None:
+        """Start again each component that died, after ``restart_delay`` of its deaths in a
+        row (one that ran ``STABLE_AFTER`` seconds counts as a first death)."""
+        now = time.monotonic()
+        for name, process in list(self.processes.items()):
+            if self.stopping or process.poll() is None:
+                continue
+            if name not in self.restart_at:
+                up = now - self.started_at.get(name, now)
+                self.crashes[name] = 1 if up >= STABLE_AFTER else self.crashes.get(name, 0) + 1
+                delay = restart_delay(self.crashes[name])
+                self.restart_at[name] = now + delay
+                say(
+                    f"{name} exited with {process.returncode} after {up:.0f} s; starting it again in {delay} s"
+                )
+            elif now >= self.restart_at[name]:
+                del self.restart_at[name]
+                self._start(name, *self.commands[name])
+                self._write_info(self.simulator_url)
 
     # -- stop ----------------------------------------------------------------------------
 

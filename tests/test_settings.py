@@ -1,5 +1,5 @@
-"""Every setting is defined once (zuora.settings), and the README's Configuration table says
-the same names and defaults."""
+"""Every setting is defined once (zuora.settings), and the Configuration table of
+docs/operating.md says the same names and defaults."""
 
 from __future__ import annotations
 
@@ -12,11 +12,11 @@ import pytest
 
 from zuora import settings
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+OPERATING = Path(__file__).resolve().parents[1] / "docs" / "operating.md"  # its Configuration table
 
 
 def configuration_rows() -> list[str]:
-    text = README.read_text()
+    text = OPERATING.read_text()
     section = text[text.index("## Configuration") :]
     section = section[: section.index("\n## ", 1)]
     return [line for line in section.splitlines() if line.startswith("| ")]
@@ -24,7 +24,7 @@ def configuration_rows() -> list[str]:
 
 def row_naming(name: str) -> str:
     rows = [row for row in configuration_rows() if f"`{name}`" in row or f"`${name}`" in row]
-    assert len(rows) == 1, f"README's Configuration table should have one row for {name}"
+    assert len(rows) == 1, f"docs/operating.md's Configuration table should have one row for {name}"
     return rows[0]
 
 

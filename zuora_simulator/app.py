@@ -31,7 +31,7 @@ from .config import Limits
 from .state import Registry, Tenant
 
 TRACK_ID_RE = re.compile(r"^[\x20-\x7e]{1,64}$")
-VERSION_RE = re.compile(r"^(latest|\d+\.\d+\.\d+)$")
+VERSION_RE = re.compile(r"latest|[0-9]+\.[0-9]+\.[0-9]+")  # fullmatch: no trailing newline
 
 
 def create_app(registry: Registry) -> Callable:
@@ -274,7 +274,7 @@ def export_workflow(request: Request, tenant: Tenant, wid: int | None, raw_id: s
     if wf is None:
         return versions.unknown_workflow(raw_id)
     wanted = request.query_params.get("version")
-    if wanted is not None and not VERSION_RE.match(wanted):
+    if wanted is not None and not VERSION_RE.fullmatch(wanted):
         return responses.workflow_error(400, f"The input of version '{wanted}' is invalid.")
     version = wf.version_named(wanted)
     if version is None:

@@ -32,7 +32,7 @@ from starlette.responses import Response
 from . import data, responses
 from .state import Tenant
 
-VERSION_NUMBER_RE = re.compile(r"^\d+\.\d+\.\d+$")
+VERSION_NUMBER_RE = re.compile(r"[0-9]+\.[0-9]+\.[0-9]+")  # fullmatch: ASCII digits, no trailing newline
 MAX_IDEMPOTENCY_KEY = 255
 TRIGGERS = ("ondemand_trigger", "callout_trigger", "scheduled_trigger")
 
@@ -183,7 +183,7 @@ def _fingerprint(request: Request, raw_body: bytes) -> str:
 def _check_version(version: str | None, required: bool) -> Response | None:
     if version is None:
         return responses.workflow_error(400, "The version query parameter is required.") if required else None
-    if not VERSION_NUMBER_RE.match(version):
+    if not VERSION_NUMBER_RE.fullmatch(version):
         return responses.workflow_error(
             400, f"The input of version '{version}' is invalid; use a number like 1.0.2."
         )

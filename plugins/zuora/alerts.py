@@ -5,8 +5,14 @@
 - conn type ``http``: a generic webhook; the alert is POSTed as JSON to the host URL
 - no such connection: a structured warning in the log, so nothing is silently lost
 
-Task failure callbacks use ``ZuoraAlertNotifier``; the DAG deadline uses
-``deadline_missed`` (async, runs in the triggerer); the monitor DAG calls ``send_alert``.
+Task failure callbacks use ``ZuoraAlertNotifier`` (``zuora.notifications.alerts``, the
+provider's registered notifier); the DAG deadline uses
+``deadline_missed`` (async, runs in the triggerer); the monitor DAG calls ``raise_alerts``,
+which stores each alert in the warehouse (``zuora.warehouse.alerts``) before sending it.
+
+A webhook URL is a secret (Slack's carries its token in the path): it is registered with
+Airflow's secrets masker and never put in a log line, an exception or an alert row; a
+failed delivery says the connection id and the HTTP status instead.
 """
 
 from __future__ import annotations
@@ -16,9 +22,10 @@ import json
 import logging
 import sys
 from dataclasses import asdict, dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
+from urllib.parse import urlsplit
 
-from airflow.sdk import BaseHook, BaseNotifier
+from airflow.sdk import BaseHook
 from airflow.sdk.definitions.callback import AsyncCallback
 from airflow.sdk.definitions.deadline import DeadlineAlert, DeadlineReference
 
@@ -40,8 +47,14 @@ class Alert:
         return "\n".join(lines)
 
 
+class AlertDeliveryError(Exception):
+    """An alert channel refused the alert or could not be reached. The message names the
+    connection id and the HTTP status, never the URL (a webhook URL holds its token)."""
+
+
 def send_alert(alert: Alert, conn_id: str = settings.ALERT_CONN_ID) -> str:
-    """Deliver ``alert``; returns the channel used (smtp, slack, webhook or log)."""
+    """Deliver ``alert``; returns the channel used (smtp, slackwebhook, http or log).
+    Raises ``AlertDeliveryError`` when a webhook refuses it or cannot be reached."""
     metrics.alert_raised(alert.kind)
     conn = _alert_connection(conn_id)
     channel = "log" if conn is None else conn.conn_type
@@ -59,43 +72,65 @@ def send_alert(alert: Alert, conn_id: str = settings.ALERT_CONN_ID) -> str:
             to=to, subject=alert.title, html_content=f"<pre>{alert.text()}</pre>", smtp_conn_id=conn_id
         ).notify({})
     elif channel in ("slackwebhook", "slack_webhook"):
-        _post(_url(conn, with_token=True), {"text": alert.text()})
+        _post(conn_id, _url(conn, with_token=True), {"text": alert.text()})
     elif channel == "http":
-        _post(_url(conn), asdict(alert))
+        _post(conn_id, _url(conn), asdict(alert))
     else:
         raise ValueError(f"connection '{conn_id}' has type {channel!r}; use smtp, slackwebhook or http")
     return channel
 
 
-class ZuoraAlertNotifier(BaseNotifier):
-    """Task callback: alert with the task, customer, try and error.
+def deliver(alert: Alert, conn_id: str = settings.ALERT_CONN_ID) -> str:
+    """``send_alert`` that never raises: the channel used, or ``failed: <error type>``
+    (logged with the connection id, never with the channel's URL)."""
+    try:
+        return send_alert(alert, conn_id)
+    except Exception as exc:  # a broken channel must not hide the alert: it is still stored
+        reason = str(exc) if isinstance(exc, AlertDeliveryError) else type(exc).__name__
+        log.error("Could not send alert %s: %s", alert.kind, reason)
+        return f"failed: {type(exc).__name__}"
 
-    The title is built per call, not templated: Airflow renders a notifier's template fields
-    in place, so one shared instance would keep the first task's title.
+
+def raise_alerts(conn, alerts: list[Alert], *, since: datetime | None = None) -> list[dict]:
+    """Store, send and record each alert in turn, on the warehouse connection ``conn``.
+
+    Each alert is committed to ``zuora.alerts`` before it is sent and its channel recorded
+    after, so a later failure never un-stores an alert that went out. With ``since`` (when
+    the monitor's run started), an alert an earlier try of the run stored is not sent again
+    (unless sending it failed then). An alert that cannot be stored is not sent: the first
+    such error is raised once the others went out, and the task's retry raises it again.
+    Returns ``{kind, title, channel}`` of each alert handled.
     """
+    from zuora.warehouse.alerts import earlier_alert, record_alert, record_channel
 
-    def notify(self, context) -> None:
-        ti = context.get("ti")
-        error = context.get("exception")
-        customer = customer_of(context)
-        title = f"Zuora workflow sync: {getattr(ti, 'task_id', 'a task')} failed" + (
-            f" for customer {customer}" if customer else ""
-        )
-        send_alert(
-            Alert(
-                kind="task_failed",
-                severity="critical",
-                title=title,
-                details={
-                    "dag_id": getattr(ti, "dag_id", None),
-                    "run_id": context.get("run_id"),
-                    "task": getattr(ti, "task_id", None),
-                    "customer": customer,
-                    "try_number": getattr(ti, "try_number", None),
-                    "error": f"{type(error).__name__}: {error}" if error else None,
-                },
-            )
-        )
+    handled, store_error = [], None
+    for alert in alerts:
+        try:
+            earlier = earlier_alert(conn, alert, since) if since else None
+            if earlier and not earlier[1].startswith("failed"):
+                handled.append({"kind": alert.kind, "title": alert.title, "channel": earlier[1]})
+                continue  # an earlier try stored it and sent it (or was sending it)
+            alert_id = earlier[0] if earlier else record_alert(conn, alert)
+        except Exception as exc:
+            log.error("Could not store alert %s (%s); not sending it yet", alert.kind, type(exc).__name__)
+            store_error = store_error or exc
+            continue
+        channel = deliver(alert)
+        record_channel(conn, alert_id, channel)
+        handled.append({"kind": alert.kind, "title": alert.title, "channel": channel})
+    if store_error is not None:
+        raise store_error
+    return handled
+
+
+def __getattr__(name: str):
+    """``zuora.alerts.ZuoraAlertNotifier``, as DAG files written before the notifier moved to
+    ``zuora.notifications.alerts`` import it (imported on use: no import cycle)."""
+    if name == "ZuoraAlertNotifier":
+        from zuora.notifications.alerts import ZuoraAlertNotifier
+
+        return ZuoraAlertNotifier
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def customer_of(context) -> str | None:
@@ -130,19 +165,26 @@ async def deadline_missed(context=None, **kwargs) -> None:
         title="Zuora workflow sync: run not finished within its deadline",
         details={"dag_id": dag_run.get("dag_id"), "run_id": dag_run.get("dag_run_id"), **kwargs},
     )
-    await asyncio.to_thread(_send_and_store, alert)
+    await asyncio.to_thread(_store_and_send, alert)
 
 
-def _send_and_store(alert: Alert) -> None:
-    from zuora.monitor import raise_alerts
+def _store_and_send(alert: Alert) -> None:
+    """``raise_alerts`` for one alert; when the warehouse cannot store it, it is sent all
+    the same (nothing retries a deadline callback)."""
+    from zuora.warehouse.alerts import record_alert, record_channel
     from zuora.warehouse.connection import warehouse_connection
 
+    alert_id = None
     try:
         with warehouse_connection() as conn:
-            raise_alerts(conn, [alert])
-    except Exception as exc:  # the warehouse is down: the alert must still go out
+            alert_id = record_alert(conn, alert)
+            record_channel(conn, alert_id, deliver(alert))
+    except Exception as exc:
+        if alert_id is not None:  # stored and sent: only where it went is not recorded
+            log.error("Could not record where alert %s went (%s)", alert.kind, type(exc).__name__)
+            return
         log.error("Could not store alert %s (%s); sending it only", alert.kind, type(exc).__name__)
-        send_alert(alert)
+        deliver(alert)
 
 
 def _alert_connection(conn_id: str):
@@ -153,15 +195,31 @@ def _alert_connection(conn_id: str):
 
 
 def _url(conn, with_token: bool = False) -> str:
+    """The webhook URL of ``conn``, registered with the secrets masker (whole, and its path
+    and query, where a Slack webhook keeps its token) before anything can log it."""
     host = (conn.host or "").rstrip("/")
     url = host if "://" in host else f"https://{host}"
     if with_token and conn.password:
         url = conn.password if "://" in conn.password else f"{url}/{conn.password.lstrip('/')}"
+    from airflow.sdk.log import mask_secret
+
+    mask_secret(url)
+    parts = urlsplit(url)
+    path = parts.path + (f"?{parts.query}" if parts.query else "")
+    if len(path.strip("/")) >= 8:  # a token, not "/" or "/hook"
+        mask_secret(path)
     return url
 
 
-def _post(url: str, payload: dict) -> None:
+def _post(conn_id: str, url: str, payload: dict) -> None:
+    """POST ``payload`` as JSON; errors name ``conn_id`` and the status, never ``url``."""
     import requests  # only when an alert goes out: the DAG file stays cheap to parse
 
-    response = requests.post(url, json=payload, timeout=(5, 15))
-    response.raise_for_status()
+    try:
+        response = requests.post(url, json=payload, timeout=(5, 15), allow_redirects=False)
+    except requests.RequestException as exc:
+        raise AlertDeliveryError(
+            f"the alert connection '{conn_id}' could not be reached ({type(exc).__name__})"
+        ) from None
+    if response.status_code >= 300:
+        raise AlertDeliveryError(f"the alert connection '{conn_id}' answered HTTP {response.status_code}")

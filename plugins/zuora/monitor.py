@@ -2,9 +2,9 @@
 
 Each check reads ``zuora.sync_runs`` / ``zuora.dead_letters`` (or the Airflow REST API) and
 returns the alerts it raises; a check that fails raises a ``check_failed`` alert instead and
-the others still run. Every alert is written to ``zuora.alerts`` (so it can be queried) and
-sent through the configured channel (zuora.alerts). Thresholds come from ``Thresholds``; the
-DAG reads overrides from the Airflow Variable ``zuora_monitor_thresholds`` (JSON).
+the others still run. The monitor only decides what to raise: ``zuora.alerts.raise_alerts``
+stores each alert in ``zuora.alerts`` (so it can be queried) and sends it. Thresholds come
+from ``Thresholds``; the DAG reads overrides from the Airflow Variable ``zuora_monitor_thresholds`` (JSON).
 """
 
 from __future__ import annotations
@@ -14,26 +14,30 @@ import json
 import logging
 
 import requests
-from psycopg.types.json import Jsonb
 
 from zuora import metrics
-from zuora.alerts import Alert, send_alert
+from zuora.alerts import Alert, raise_alerts
+from zuora.redaction import redact_text
 from zuora.settings import RETENTION_VARIABLE, THRESHOLDS_VARIABLE, Retention, Thresholds
-from zuora.warehouse.redaction import redact_text
 
 log = logging.getLogger(__name__)
 
 
+__all__ = ["Thresholds", "apply_retention", "check", "check_sync_health", "raise_alerts"]
+
+
 def check_sync_health() -> list[dict]:
-    """The monitor DAG's hourly check: every check, its alerts sent and stored."""
-    from airflow.sdk import Variable
+    """The monitor DAG's hourly check: every check, its alerts stored and sent; a retry of
+    the task does not send again what an earlier try of the run sent."""
+    from airflow.sdk import Variable, get_current_context
 
     from zuora.warehouse.connection import warehouse_connection
 
     thresholds = Thresholds.from_json(Variable.get(THRESHOLDS_VARIABLE, default=None))
+    run_started = get_current_context()["dag_run"].start_date
     with warehouse_connection() as conn:
         metrics.monitor_figures(conn, thresholds)
-        return raise_alerts(conn, check(conn, thresholds))
+        return raise_alerts(conn, check(conn, thresholds), since=run_started)
 
 
 def apply_retention() -> dict[str, int]:
@@ -76,25 +80,6 @@ def _check_failed(name: str, error: Exception) -> Alert:
         f"monitor check {name} failed: {type(error).__name__}",
         details={"check": name, "error": message},
     )
-
-
-def raise_alerts(conn, alerts: list[Alert]) -> list[dict]:
-    """Send each alert and record it in ``zuora.alerts``; returns what was recorded."""
-    recorded = []
-    for alert in alerts:
-        try:
-            channel = send_alert(alert)
-        except Exception as exc:  # a broken channel must not hide the alert: it is still stored
-            log.error("Could not send alert %s: %s", alert.kind, exc)
-            channel = f"failed: {type(exc).__name__}"
-        conn.execute(
-            """INSERT INTO zuora.alerts (kind, severity, title, details, channel)
-                        VALUES (%s, %s, %s, %s, %s)""",
-            (alert.kind, alert.severity, alert.title, Jsonb(alert.details), channel),
-        )
-        recorded.append({"kind": alert.kind, "title": alert.title, "channel": channel})
-    conn.commit()
-    return recorded
 
 
 def _failure_rate(conn, t: Thresholds, window: dict) -> list[Alert]:

@@ -50,6 +50,17 @@ def get_provider_info() -> dict:
         "a hook for the Zuora Workflow API (OAuth client credentials) and the "
         "library behind the zuora_workflow_sync DAGs.",
         "versions": versions,
+        # laid out and registered as Airflow's own providers do: the integration, its hook
+        # module and its notifier (listed by `airflow providers hooks` / `notifications`)
+        "integrations": [
+            {
+                "integration-name": "Zuora",
+                "external-doc-url": "https://developer.zuora.com/v1-api-reference/api/tag/Workflows/",
+                "tags": ["service"],
+            }
+        ],
+        "hooks": [{"integration-name": "Zuora", "python-modules": ["zuora.api.hook"]}],
+        "notifications": ["zuora.notifications.alerts.ZuoraAlertNotifier"],
         "connection-types": [
             {
                 "connection-type": "zuora",

@@ -44,9 +44,9 @@ import psycopg
 from zuora import warehouse
 from zuora.api.errors import ZuoraError
 from zuora.api.hook import ZuoraHook
+from zuora.redaction import redact, redact_text
 from zuora.warehouse.connection import warehouse_connection
 from zuora.warehouse.fingerprint import Diff, Summary, diff, summarize
-from zuora.warehouse.redaction import redact, redact_text
 from zuora.warehouse.transactions import committing
 from zuora.warehouse.transform import make_storable
 from zuora.warehouse.versions import next_version

@@ -221,6 +221,30 @@ def test_permanent_server_error_gives_up_after_bounded_retries(sim_tenant, conne
     assert api_calls(tenant, "export") == 3
 
 
+def test_a_post_is_retried_only_with_an_idempotency_key(sim_tenant, connect):
+    """A 503 to a POST may come after Zuora performed it: sent again only under the same
+    Idempotency-Key (which Zuora answers from its record), never without one."""
+    tenant = sim_tenant(workflows=1)
+    hook = connect(tenant)
+    export = hook.export_workflow(tenant.workflow_ids()[0])
+    params = {"activate": "false"}
+
+    tenant.script([{"endpoint": "import", "kind": "status", "status": 503}])
+    with pytest.raises(ZuoraTransientError) as caught:
+        hook._request_json("POST", "/workflows/import", params=params, body=export)
+    assert caught.value.status == 503 and api_calls(tenant, "import") == 1
+
+    tenant.script([{"endpoint": "import", "kind": "status", "status": 503}])
+    hook._request_json(
+        "POST", "/workflows/import", params=params, body=export, headers={"Idempotency-Key": "k-1"}
+    )
+    assert api_calls(tenant, "import") == 3
+
+    tenant.script([{"endpoint": "import", "kind": "rate_limit", "retry_after": 0}])
+    hook._request_json("POST", "/workflows/import", params=params, body=export)  # a 429: not performed
+    assert api_calls(tenant, "import") == 5
+
+
 def test_connection_resets_are_retried(sim_tenant, connect):
     tenant = sim_tenant(workflows=1)
     hook = connect(tenant)

@@ -137,3 +137,58 @@ def test_expired_and_old_format_token_variables_are_dropped(run_in_task):
     dropped, vanished, left = run_in_task(drop)
     assert (dropped, vanished) == (3, False)
     assert left == ["zuora_not_a_token", "zuora_oauth_token_fresh"]
+
+
+def test_a_token_read_back_from_a_store_is_masked_in_the_logs():
+    """Another process minted it (and masked it there); this one must mask it too."""
+    from airflow.sdk._shared.secrets_masker import redact
+
+    ProcessTokenStore._blobs.clear()
+    shared = Token("read-back-bearer-token-4f1c9e", time.time() + 3600, 3600)
+    cache(minting(shared)).get()  # "another process": the mint function masks nothing
+    assert redact("Bearer read-back-bearer-token-4f1c9e") == "Bearer read-back-bearer-token-4f1c9e"
+
+    token, minted = cache(minting()).get()  # this process reads it back
+
+    assert (token.value, minted) == (shared.value, False)
+    assert "read-back-bearer-token-4f1c9e" not in redact("Bearer read-back-bearer-token-4f1c9e")
+    ProcessTokenStore._blobs.clear()
+
+
+def test_a_401_keeps_the_newer_token_another_process_stored(run_in_task):
+    old = Token("old-token", time.time() + 3600, 3600)
+    new = Token("new-token", time.time() + 3600, 3600)
+
+    def two_processes():
+        from airflow.sdk import Variable
+
+        first = cache(minting(old), store=VariableTokenStore())
+        first.get()  # both processes hold the old token
+        ProcessTokenStore._blobs.clear()
+        second = cache(minting(new), store=VariableTokenStore())
+        assert second.get() == (old, False)
+        second.invalidate(old)  # Zuora refused it: the second process mints the new one
+        assert second.get() == (new, True)
+        ProcessTokenStore._blobs.clear()
+        first.invalidate(old)  # later, the first process is refused the old token too
+        stored = Variable.get(first.key, default=None)
+        mint = minting(Token("third-token", time.time() + 3600, 3600))
+        token, minted = cache(mint, store=VariableTokenStore()).get()
+        return stored is not None, token.value, mint.calls
+
+    assert run_in_task(two_processes) == (True, "new-token", 0)
+
+
+def test_an_unusable_token_store_is_a_warning(caplog):
+    """Outside a task the Variable store cannot be reached: each task would mint its own
+    token, which an operator must be able to see."""
+    import logging
+
+    with caplog.at_level(logging.WARNING, logger="zuora.api.token_cache"):
+        token, minted = cache(
+            minting(Token("t-token-value", time.time() + 3600, 3600)), store=VariableTokenStore()
+        ).get()
+    assert minted
+    messages = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert any(m.startswith("Could not write the token store VariableTokenStore") for m in messages)
+    assert "t-token-value" not in caplog.text and SECRET not in caplog.text

@@ -1,12 +1,16 @@
 """The DAG files load, and are shaped as operators expect."""
 
 import os
+from datetime import timedelta
 from itertools import pairwise
 
 import pytest
 from airflow.dag_processing.dagbag import DagBag
 
 from zuora import settings, sync
+from zuora.callbacks import dead_letter_failed_task
+from zuora.notifications.alerts import ZuoraAlertNotifier
+from zuora.retry import TransientErrorRetryPolicy
 
 
 @pytest.fixture(scope="module")
@@ -61,11 +65,35 @@ def test_sync_dag_shape(dagbag):
         assert task.retries == len(settings.retry_delays()) or task.task_id == "summarize", task.task_id
         if task.task_id in stages:
             assert task.map_index_template, task.task_id
-    assert dag.get_task(stages[0]).pool == dag.get_task(stages[1]).pool == settings.POOL
-    assert dag.get_task(stages[1]).max_active_tis_per_dagrun >= 1
+    assert [dag.get_task(stage).pool for stage in stages] == [
+        settings.POOL,
+        settings.POOL,
+        "default_pool",
+        "default_pool",
+    ]
+    assert dag.get_task(stages[1]).max_active_tis_per_dagrun == settings.max_concurrent_exports() == 4
+    assert dag.schedule == settings.schedule() == "0 2 * * *"
     assert dag.deadline is not None
+    for task in dag.tasks:
+        assert isinstance(task.retry_policy, TransientErrorRetryPolicy), task.task_id
+        callbacks = task.on_failure_callback
+        assert any(isinstance(c, ZuoraAlertNotifier) for c in callbacks), task.task_id
+        # what finally failed lands in dead_letters; the run summary is not a customer's task
+        assert (dead_letter_failed_task in callbacks) is (task.task_id != "summarize"), task.task_id
 
 
-def test_monitor_dag_is_hourly(dagbag):
+def test_monitor_dag_is_hourly_and_alerts_when_it_fails(dagbag):
     dag = dagbag.dags["zuora_sync_monitor"]
-    assert dag.schedule == "@hourly"
+    assert (dag.schedule, dag.max_active_runs, dag.catchup) == ("@hourly", 1, False)
+    assert {t.task_id: t.downstream_task_ids for t in dag.tasks} == {
+        "check_sync_health": set(),  # independent: a failed check never stops retention
+        "apply_retention": set(),
+    }
+    for task in dag.tasks:
+        assert (task.retries, task.retry_delay, task.execution_timeout) == (
+            1,
+            timedelta(minutes=5),
+            timedelta(minutes=10),
+        ), task.task_id
+        assert isinstance(task.retry_policy, TransientErrorRetryPolicy), task.task_id
+        assert [type(c) for c in task.on_failure_callback] == [ZuoraAlertNotifier], task.task_id

@@ -171,19 +171,167 @@ def test_alerts_go_to_a_webhook_connection(monkeypatch):
         server.shutdown()
 
 
-def test_the_deadline_callback_alerts_through_the_channel(caplog):
+class _RefusingWebhook(_Webhook):
+    """What Slack answers a revoked webhook: 404 no_service."""
+
+    def do_POST(self):
+        self.rfile.read(int(self.headers["Content-Length"]))
+        self.server.received.append(self.path)
+        self.send_response(404)
+        self.send_header("Content-Type", "text/plain")
+        self.end_headers()
+        self.wfile.write(b"no_service")
+
+
+@pytest.fixture
+def webhook_server():
+    """webhook_server(handler) -> a local HTTP server (``.url``, ``.received``) with it."""
+    servers = []
+
+    def start(handler=_Webhook):
+        server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        server.received = []
+        server.url = f"http://127.0.0.1:{server.server_port}"
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.shutdown()
+
+
+SLACK_TOKEN = "T0ZWS0001/B0ZWS0002/webhook-token-do-not-leak"
+
+
+@pytest.mark.parametrize("reachable", [True, False], ids=["refused", "unreachable"])
+@pytest.mark.parametrize("token_in", ["host", "password"])
+def test_a_failing_webhook_leaks_no_secret(conn, webhook_server, monkeypatch, caplog, reachable, token_in):
+    import traceback
+
+    from airflow.sdk._shared.secrets_masker import redact
+
+    base = webhook_server(_RefusingWebhook).url if reachable else f"http://127.0.0.1:{free_port()}"
+    slack = (
+        {"conn_type": "slackwebhook", "host": f"{base}/services/{SLACK_TOKEN}"}
+        if token_in == "host"
+        else {"conn_type": "slackwebhook", "host": base, "password": f"services/{SLACK_TOKEN}"}
+    )
+    monkeypatch.setenv("AIRFLOW_CONN_ZUORA_ALERTS", json.dumps(slack))
+    alert = Alert("failure_rate", "2 of 10 failed", "critical")
+
+    with caplog.at_level(logging.INFO):  # Airflow's level; urllib3's DEBUG lines: see redact below
+        handled = monitor.raise_alerts(conn, [alert])
+        with pytest.raises(Exception) as caught:
+            send_alert(alert)
+
+    error = "".join(traceback.format_exception(caught.value))
+    rows = conn.execute("SELECT kind, title, details, channel FROM zuora.alerts").fetchall()
+    assert [(kind, channel) for kind, _, _, channel in rows] == [("failure_rate", handled[0]["channel"])]
+    assert handled[0]["channel"].startswith("failed: ")
+    assert "'zuora_alerts'" in str(caught.value)  # says which connection
+    assert ("HTTP 404" in str(caught.value)) is reachable
+    everything = caplog.text + error + repr(caught.value) + json.dumps(rows, default=str)
+    for secret in ("webhook-token-do-not-leak", "B0ZWS0002"):
+        assert secret not in everything
+    # what logs the URL anyway (urllib3 at DEBUG, with or without the host) Airflow's
+    # secrets masker hides in a task's log
+    assert "webhook-token-do-not-leak" not in redact(f"POST {base}/services/{SLACK_TOKEN} failed")
+    assert "webhook-token-do-not-leak" not in redact(f'"POST /services/{SLACK_TOKEN} HTTP/1.1" 404')
+
+
+def test_each_alert_is_stored_before_it_is_sent_and_a_retry_sends_none_twice(
+    conn, webhook_server, monkeypatch, caplog
+):
+    from datetime import UTC, datetime
+
+    from psycopg.errors import CheckViolation
+
+    hook = webhook_server()
+    monkeypatch.setenv("AIRFLOW_CONN_ZUORA_ALERTS", json.dumps({"conn_type": "http", "host": hook.url}))
+    run_started = conn.execute("SELECT now()").fetchone()[0]
+    conn.commit()
+    first = Alert("failure_rate", "2 of 10 failed", "critical", {"failed": 2})
+    unstorable = Alert("slow_sync", "acme took 45 minutes", "info")  # not a severity zuora.alerts takes
+    last = Alert("dead_letters_growing", "3 new dead letters", details={"new": 3})
+
+    for _ in ("first try", "retry"):
+        with pytest.raises(CheckViolation), caplog.at_level(logging.ERROR):
+            monitor.raise_alerts(conn, [first, unstorable, last], since=run_started)
+
+    # the alerts that could be stored went out once and stayed stored; the other one never went
+    assert [body["kind"] for body in hook.received] == ["failure_rate", "dead_letters_growing"]
+    assert conn.execute("SELECT kind, channel FROM zuora.alerts ORDER BY alert_id").fetchall() == [
+        ("failure_rate", "http"),
+        ("dead_letters_growing", "http"),
+    ]
+    assert "Could not store alert slow_sync (CheckViolation); not sending it yet" in caplog.text
+    # the next run (a later start) raises the same conditions again
+    later = datetime.now(UTC)
+    monitor.raise_alerts(conn, [first], since=later)
+    assert [body["kind"] for body in hook.received] == [
+        "failure_rate",
+        "dead_letters_growing",
+        "failure_rate",
+    ]
+
+
+def test_a_send_that_failed_is_sent_again_by_the_retry(conn, webhook_server, monkeypatch):
+    refusing, working = webhook_server(_RefusingWebhook), webhook_server()
+    run_started = conn.execute("SELECT now()").fetchone()[0]
+    conn.commit()
+    alert = Alert("failure_rate", "2 of 10 failed", "critical")
+    for server in (refusing, working):
+        monkeypatch.setenv("AIRFLOW_CONN_ZUORA_ALERTS", json.dumps({"conn_type": "http", "host": server.url}))
+        monitor.raise_alerts(conn, [alert], since=run_started)
+    assert len(refusing.received) == len(working.received) == 1
+    assert conn.execute("SELECT channel FROM zuora.alerts").fetchall() == [("http",)]
+
+
+def test_the_deadline_callback_stores_the_alert_then_sends_it(
+    conn, warehouse_uri, webhook_server, monkeypatch
+):
     import asyncio
-    import logging
 
     from zuora.alerts import deadline_missed
 
-    with caplog.at_level(logging.WARNING, logger="zuora.alerts"):
-        asyncio.run(
-            deadline_missed(
-                context={"dag_run": {"dag_id": "zuora_workflow_sync", "dag_run_id": "scheduled__x"}}
-            )
-        )
-    assert '"kind": "deadline_missed"' in caplog.text and "scheduled__x" in caplog.text
+    hook = webhook_server()
+    monkeypatch.setenv("AIRFLOW_CONN_ZUORA_WAREHOUSE", warehouse_uri)
+    monkeypatch.setenv("AIRFLOW_CONN_ZUORA_ALERTS", json.dumps({"conn_type": "http", "host": hook.url}))
+    run = {"dag_run": {"dag_id": "zuora_workflow_sync", "dag_run_id": "scheduled__x"}}
+
+    asyncio.run(deadline_missed(context=run))
+
+    assert [(b["kind"], b["details"]["run_id"]) for b in hook.received] == [
+        ("deadline_missed", "scheduled__x")
+    ]
+    assert conn.execute("SELECT kind, details ->> 'run_id', channel FROM zuora.alerts").fetchall() == [
+        ("deadline_missed", "scheduled__x", "http")
+    ]
+
+
+def test_the_deadline_callback_still_alerts_when_the_warehouse_is_down(
+    conn, webhook_server, monkeypatch, caplog
+):
+    import asyncio
+
+    from zuora.alerts import deadline_missed
+
+    hook = webhook_server()
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_ZUORA_WAREHOUSE", f"postgresql://postgres@127.0.0.1:{free_port()}/nowhere"
+    )
+    monkeypatch.setenv("AIRFLOW_CONN_ZUORA_ALERTS", json.dumps({"conn_type": "http", "host": hook.url}))
+    run = {"dag_run": {"dag_id": "zuora_workflow_sync", "dag_run_id": "scheduled__y"}}
+
+    with caplog.at_level(logging.ERROR, logger="zuora.alerts"):
+        asyncio.run(deadline_missed(context=run))
+
+    assert [(b["kind"], b["details"]["run_id"]) for b in hook.received] == [
+        ("deadline_missed", "scheduled__y")
+    ]
+    assert "Could not store alert deadline_missed (OperationalError); sending it only" in caplog.text
+    assert conn.execute("SELECT count(*) FROM zuora.alerts").fetchone() == (0,)  # not stored anywhere
 
 
 # -- the monitor DAG under dag.test(): real Airflow, real Postgres, real HTTP -------------------
@@ -240,6 +388,31 @@ def test_an_unreachable_airflow_api_is_an_alert_and_the_database_alerts_still_go
     assert sorted(alert["kind"] for alert in webhook.received) == ["check_failed", "failure_rate"]
     everything = caplog.text + json.dumps(webhook.received) + json.dumps([row[1] for row in stored])
     assert "api-password-do-not-leak" not in everything
+
+
+def test_a_monitor_task_does_not_resend_what_an_earlier_try_of_its_run_sent(
+    monitor_dag, conn, warehouse_uri, webhook, monkeypatch
+):
+    """The task passes its run's start to raise_alerts: an alert stored since then (here
+    dated after the run's start, as an earlier try's would be) is not sent again."""
+    from psycopg.types.json import Jsonb
+
+    monkeypatch.setenv("AIRFLOW_CONN_ZUORA_WAREHOUSE", warehouse_uri)
+    monkeypatch.setenv("AIRFLOW_CONN_ZUORA_ALERTS", json.dumps({"conn_type": "http", "host": webhook.url}))
+    sync_run(conn, "r1", "ok")
+    sync_run(conn, "r1", "broken", status="failed")
+    [earlier] = monitor.check(conn, monitor.Thresholds())
+    conn.execute(
+        """INSERT INTO zuora.alerts (raised_at, kind, severity, title, details, channel)
+           VALUES (now() + interval '1 hour', %s, %s, %s, %s, 'http')""",
+        (earlier.kind, earlier.severity, earlier.title, Jsonb(earlier.details)),
+    )
+    conn.commit()
+
+    assert monitor_dag.test().state == "success"
+
+    assert webhook.received == []
+    assert conn.execute("SELECT kind, channel FROM zuora.alerts").fetchall() == [("failure_rate", "http")]
 
 
 def test_a_failing_monitor_task_alerts(monitor_dag, conn, warehouse_uri, webhook, monkeypatch):

@@ -88,12 +88,14 @@ def test_transient_errors_are_retried_on_schedule_and_permanent_ones_dead_letter
     [flaky_list] = [
         t for t in mapped(api.task_instances(run_id), "list_workflows") if t["rendered_map_index"] == "flaky"
     ]
+    assert (flaky_list["state"], flaky_list["try_number"]) == ("success", 3)
     tries = api.tries(run_id, f"{GROUP}.list_workflows", flaky_list["map_index"])
-    assert [t["state"] for t in sorted(tries, key=lambda t: t["try_number"])] == [
-        "failed",
-        "failed",
-        "success",
-    ] or flaky_list["try_number"] == 3
+    # the tries endpoint: the two failed tries (task instance history) and the current one
+    assert [(t["try_number"], t["state"]) for t in sorted(tries, key=lambda t: t["try_number"])] == [
+        (1, "failed"),
+        (2, "failed"),
+        (3, "success"),
+    ]
     starts = sorted(parse(t["start_date"]) for t in tries)
     assert len(starts) == 3 and all(b - a >= timedelta(seconds=3) for a, b in pairwise(starts))
     assert deployment.sim.stats("flaky")["requests"]["list"] == 3
@@ -285,31 +287,64 @@ def test_the_trigger_forms_offer_the_params_as_the_ui_reads_them(deployment):
     assert restore["apply"]["value"] is False and restore["confirm_production"]["value"] is False
 
 
-def test_the_monitor_reads_the_real_queue_through_the_airflow_api(deployment):
-    api = deployment.api
-    base = deployment.info["api_url"]
-    password = open(deployment.info["password_file"]).read()
+def test_the_monitor_reads_the_real_queue_through_the_airflow_api(deployment, monkeypatch):
     import json
 
-    api.call(
-        "POST",
-        "/connections",
-        json={
-            "connection_id": "airflow_api",
-            "conn_type": "http",
-            "host": base,
-            "login": "admin",
-            "password": json.loads(password)["admin"],
-        },
-    )
-    api.call(
-        "POST",
-        "/variables",
-        json={"key": "zuora_monitor_thresholds", "value": '{"max_queued_task_instances": -1}'},
-    )
+    import psycopg
+
+    from zuora import monitor
+
+    api = deployment.api
+    base = deployment.info["api_url"]
+    connection = {
+        "conn_type": "http",
+        "host": base,
+        "login": "admin",
+        "password": json.loads(open(deployment.info["password_file"]).read())["admin"],
+    }
+    api.call("POST", "/connections", json={"connection_id": "airflow_api", **connection})
+    # in the cluster: the monitor DAG reads the queue through the API without failing (its
+    # own other task may be queued meanwhile: 5 is over anything this test leaves queued)
+    thresholds = {"key": "zuora_monitor_thresholds", "value": '{"max_queued_task_instances": 5}'}
+    api.call("POST", "/variables", json=thresholds)
     api.call("PATCH", "/dags/zuora_sync_monitor", json={"is_paused": False})
     run_id = api.trigger({}, dag_id="zuora_sync_monitor")
     assert api.wait(run_id, timeout=180, dag_id="zuora_sync_monitor") == "success"
-    backlog = deployment.query("SELECT details FROM zuora.alerts WHERE kind = 'queue_backlog'")
-    assert backlog and backlog[-1][0]["threshold"] == -1 and backlog[-1][0]["queued"] >= 0
-    assert not deployment.query("SELECT 1 FROM zuora.alerts WHERE kind = 'check_failed'")
+    assert not deployment.query("SELECT 1 FROM zuora.alerts WHERE kind IN ('queue_backlog', 'check_failed')")
+    api.call("PATCH", "/dags/zuora_sync_monitor", json={"is_paused": True})
+    deadline = time.monotonic() + 120  # the scheduled run unpausing created is done too
+    while any(
+        r["state"] not in ("success", "failed")
+        for r in api.call("GET", "/dags/zuora_sync_monitor/dagRuns")["dag_runs"]
+    ):
+        assert time.monotonic() < deadline, "a monitor run is still going"
+        time.sleep(1)
+
+    # a real backlog: both workers frozen, a sync run's first task is queued and stays so
+    deployment.add_customer("queued", workflows=1)
+    workers = [deployment.component_pid(name) for name in ("worker1", "worker2")]
+
+    def queued_now() -> int:
+        return api.call("GET", "/dags/~/dagRuns/~/taskInstances", params={"state": "queued"})["total_entries"]
+
+    for pid in workers:
+        os.killpg(pid, signal.SIGSTOP)
+    try:
+        sync_run = api.trigger({"customer_ids": ["queued"]})
+        deadline = time.monotonic() + 60
+        while not (queued := queued_now()):
+            assert time.monotonic() < deadline, "nothing was queued"
+            time.sleep(1)
+        time.sleep(3)  # settled: with no worker running, nothing more becomes queued
+        assert queued_now() == queued
+        monkeypatch.setenv("AIRFLOW_CONN_AIRFLOW_API", json.dumps(connection))
+        with psycopg.connect(deployment.info["warehouse_uri"]) as conn:
+            over = monitor.check(conn, monitor.Thresholds(max_queued_task_instances=queued - 1))
+            under = monitor.check(conn, monitor.Thresholds(max_queued_task_instances=queued))
+    finally:
+        for pid in workers:
+            os.killpg(pid, signal.SIGCONT)
+    backlog = [a.details for a in over if a.kind in ("queue_backlog", "check_failed")]
+    assert backlog == [{"queued": queued, "threshold": queued - 1}]
+    assert not [a for a in under if a.kind in ("queue_backlog", "check_failed")]
+    assert api.wait(sync_run, timeout=180) == "success"  # the backlog drains once the workers run

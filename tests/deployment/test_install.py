@@ -91,7 +91,8 @@ import zuora
 print(json.dumps({"provider": "zuora-workflow-sync" in pm.providers,
                   "hook": hook.hook_class_name, "package_file": zuora.__file__,
                   "widgets": sorted(k for k in pm.connection_form_widgets if k.startswith("extra__zuora__")),
-                  "behaviour": pm.field_behaviours.get("zuora")}))
+                  "behaviour": pm.field_behaviours.get("zuora"),
+                  "notifications": [n for n in pm.notification if n.startswith("zuora.")]}))
 """
 
 
@@ -109,6 +110,7 @@ def test_the_providers_manager_sees_the_hook_and_its_form(installed):
     ]
     assert seen["behaviour"]["hidden_fields"] == ["schema", "port"]
     assert seen["behaviour"]["relabeling"]["login"] == "Client ID"
+    assert seen["notifications"] == ["zuora.notifications.alerts.ZuoraAlertNotifier"]
 
 
 HOOK_META = """
@@ -147,9 +149,12 @@ def test_our_dags_import_without_errors(installed):
     assert result.returncode == 0, result.stderr[-3000:]
     assert json.loads(last_line(result)) == []
     listed = run(installed, "-m", "airflow", "dags", "list", "-o", "json")
-    assert {"zuora_workflow_sync", "zuora_sync_monitor"} <= {
-        d["dag_id"] for d in json.loads(last_line(listed))
-    }
+    assert listed.returncode == 0, listed.stderr[-3000:]
+    assert sorted(d["dag_id"] for d in json.loads(last_line(listed))) == [
+        "zuora_sync_monitor",
+        "zuora_workflow_restore",
+        "zuora_workflow_sync",
+    ]
 
 
 def test_airflow_connections_test_reaches_the_simulator(installed, sim_tenant):

@@ -4,9 +4,11 @@ defined once (airflow.env), and each sets the same names for its own addresses a
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import yaml
 
@@ -33,6 +35,47 @@ def test_both_topologies_set_the_same_addresses_and_secrets():
     compose = set(compose_common()["environment"]) - {"AIRFLOW_CONFIG"}
     local = set(cluster.topology_settings(Path("/x"), 1, 2, 3, {"fernet_key": "f", "jwt_secret": "j"}))
     assert compose == local
+
+
+def interpolated(value: str) -> str:
+    """A compose value with each ``${NAME:-default}`` replaced by its default."""
+    return re.sub(r"\$\{[A-Z0-9_]+:-([^}]*)\}", r"\1", value)
+
+
+METADATA, RESULTS, BROKER = (
+    "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN",
+    "AIRFLOW__CELERY__RESULT_BACKEND",
+    "AIRFLOW__CELERY__BROKER_URL",
+)
+EXECUTION_API, WAREHOUSE = "AIRFLOW__CORE__EXECUTION_API_SERVER_URL", "AIRFLOW_CONN_ZUORA_WAREHOUSE"
+SECRETS = {"AIRFLOW__CORE__FERNET_KEY": "fernet_key", "AIRFLOW__API_AUTH__JWT_SECRET": "jwt_secret"}
+
+
+def test_both_topologies_point_each_setting_at_the_same_kind_of_place():
+    """Hosts and ports differ; what each address is (driver, database, broker database, API
+    path), and which addresses share a database, must not."""
+    home = Path("/x")
+    compose = {k: interpolated(v) for k, v in compose_common()["environment"].items()}
+    local = cluster.topology_settings(home, 5432, 6379, 8080, {"fernet_key": "f", "jwt_secret": "j"})
+
+    for name in (METADATA, RESULTS, BROKER, EXECUTION_API, WAREHOUSE):
+        ours, theirs = urlsplit(local[name]), urlsplit(compose[name])
+        assert (ours.scheme, ours.path) == (theirs.scheme, theirs.path), name
+    assert urlsplit(local[METADATA]).scheme == "postgresql+psycopg" and urlsplit(local[BROKER]).path == "/0"
+    assert urlsplit(local[WAREHOUSE]).path == "/warehouse" and urlsplit(local[METADATA]).path == "/airflow"
+    for env in (compose, local):
+        metadata, results = urlsplit(env[METADATA]), urlsplit(env[RESULTS].removeprefix("db+"))
+        warehouse = urlsplit(env[WAREHOUSE])
+        where = (metadata.hostname, metadata.port, metadata.path)
+        assert (results.hostname, results.port, results.path) == where  # Celery results: the metadata DB
+        assert (warehouse.hostname, warehouse.port, warehouse.path) != where  # a database of its own
+    assert urlsplit(local[EXECUTION_API]).port == 8080  # the API server's port
+    # secrets: compose requires them from .env, the cluster passes its own generated keys
+    for name, key in SECRETS.items():
+        assert re.fullmatch(r"\$\{[A-Z0-9_]+:\?[^}]+\}", compose[name]), name
+        assert local[name] == {"fernet_key": "f", "jwt_secret": "j"}[key]
+    passwords = "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"
+    assert local[passwords] == str(home / "passwords.json") and compose[passwords].endswith(".json")
 
 
 def test_the_shared_settings_load_the_celery_executor():

@@ -300,7 +300,7 @@ def test_an_apply_is_refused_when_the_source_or_the_live_target_changed(env, syn
     assert tenant.imports() == []
 
 
-def test_a_failed_import_is_audited_with_secrets_redacted(env, synced):
+def test_a_failed_import_is_audited_and_raised_with_secrets_redacted(env, synced):
     tenant, _, wid = synced
     restore.run("acme", wid, version="0.0.1", requested_by="jane")
     # Zuora's error repeats a callout URL of the import, credentials and all
@@ -309,8 +309,9 @@ def test_a_failed_import_is_audited_with_secrets_redacted(env, synced):
         "message": "callout https://svc:hunter2pass@x.example/?api_key=hunter2pass failed",
     }
     tenant.script([{"endpoint": "versions_import", "kind": "status", "status": 400, "body": body}])
-    with pytest.raises(ZuoraError):
+    with pytest.raises(ZuoraError) as raised:
         restore.run("acme", wid, version="0.0.1", apply_it=True, requested_by="jane")
+    assert "callout" in str(raised.value) and "hunter2pass" not in str(raised.value)  # nor in the logs
     [(status, zuora_status, message)] = env.query(
         "SELECT status, zuora_status, message FROM zuora.restores WHERE applied"
     )

@@ -5,8 +5,8 @@ one versions call."""
 from __future__ import annotations
 
 from zuora import sync
+from zuora.redaction import redact
 from zuora.warehouse.fingerprint import summarize as summarize_stored
-from zuora.warehouse.redaction import redact
 
 
 def summarize(export: dict):
@@ -224,3 +224,30 @@ def test_a_key_that_cannot_be_read_fails_the_task_as_transient_not_as_no_key(mon
     supervisor = Supervisor(VariableResult(key="zuora_export_encryption_key", value="k" * 44))
     monkeypatch.setattr(task_runner, "SUPERVISOR_COMMS", supervisor, raising=False)
     assert resolve_encryption_key() == b"k" * 44
+
+
+def test_one_version_number_rule_which_the_simulator_agrees_with():
+    """The product reads, orders and makes version numbers by one rule (x.y.z, as Zuora
+    numbers them); an import number it makes is one the Zuora simulator accepts."""
+    from zuora.warehouse.versions import next_version, version_order
+    from zuora_simulator.versions import VERSION_NUMBER_RE
+
+    samples = [
+        "0.0.1",
+        "1.0.10",
+        "10.2.3",
+        "1.2",
+        "1..2",
+        "1.2.3.4",
+        "",
+        "v1.0.0",
+        " 1.0.0",
+        "1.0.0\n",
+        "١.٢.٣",
+    ]
+    for sample in samples:
+        assert (version_order(sample) is not None) == bool(VERSION_NUMBER_RE.fullmatch(sample)), sample
+    listed = [{"version": v} for v in ("0.0.9", "0.0.10", "1..2", "2.0", None)] + ["odd"]
+    assert next_version(listed) == "0.0.11" and VERSION_NUMBER_RE.fullmatch(next_version(listed))
+    assert next_version([]) == "0.0.1"
+    assert sorted(["0.0.10", "0.0.9", "0.1.0"], key=version_order) == ["0.0.9", "0.0.10", "0.1.0"]

@@ -8,8 +8,8 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from tests.warehouse.factories import SECRET, export
+from zuora.redaction import REDACTED, redact, redact_text
 from zuora.warehouse.rails_timezones import RAILS_TO_IANA
-from zuora.warehouse.redaction import REDACTED, redact, redact_text
 from zuora.warehouse.transform import make_storable, parse_zuora_timestamp, timezone_to_iana
 
 

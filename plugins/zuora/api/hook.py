@@ -45,6 +45,7 @@ from zuora.api.errors import (
     ZuoraTransientError,
 )
 from zuora.api.token_cache import ProcessTokenStore, Token, TokenCache, TokenStore
+from zuora.redaction import redact_text
 
 _TRACK_ID_FORBIDDEN = re.compile(r"[^\x21-\x7e]|[:;\"']")
 
@@ -251,11 +252,19 @@ class ZuoraHook(BaseHook):
     ) -> Any:
         """``method`` ``endpoint`` (a path under the base URL) with token, retries and error
         mapping; returns the decoded JSON body. A POST is retried only with an
-        Idempotency-Key, so Zuora never performs it twice."""
+        Idempotency-Key, so Zuora never performs it twice; without one, only when Zuora surely
+        did not perform it (a 429, or the token call before it failed)."""
         url = self.credentials.base_url + endpoint
         options = self.credentials.options
+        idempotent = method == "GET" or bool((headers or {}).get("Idempotency-Key"))
+
+        def retryable(exc: BaseException) -> bool:
+            if not isinstance(exc, ZuoraTransientError):
+                return False
+            return idempotent or isinstance(exc, ZuoraRateLimitError) or exc.endpoint == "/oauth/token"
+
         retrying = Retrying(
-            retry=retry_if_exception(lambda exc: isinstance(exc, ZuoraTransientError)),
+            retry=retry_if_exception(retryable),
             wait=self._wait,
             stop=stop_after_attempt(options.max_attempts) | stop_after_delay(options.max_retry_time),
             before_sleep=self._before_sleep,
@@ -582,7 +591,12 @@ def _page_of(body: Any, conn_id: str) -> tuple[list, int | None]:
 
 
 def _error_text(response: requests.Response) -> str:
-    """Zuora's own error message, whatever the envelope (reference §5.4)."""
+    """Zuora's own error message, whatever the envelope (reference §5.4), with any secret it
+    repeats (a callout URL's credentials, a token) redacted: it goes into exceptions and logs."""
+    return redact_text(_zuora_message(response))
+
+
+def _zuora_message(response: requests.Response) -> str:
     try:
         body = response.json()
     except ValueError:

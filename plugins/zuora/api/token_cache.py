@@ -173,20 +173,25 @@ class TokenCache:
         with self._lock:
             if self._token == token:
                 self._token = None
-                self._forget()
+                self._forget(token)
 
     def _stored(self) -> Token | None:
-        """The first usable token of the stores (process first), else None."""
+        """The first usable token of the stores (process first), else None. A token read back
+        is registered with the secrets masker, as a minted one is: this process may log it."""
         for store in self._stores:
-            try:
-                value = store.load(self.key)
-            except Exception as exc:  # an unreachable store must not stop the sync
-                log.debug("Token store %s unavailable: %s", type(store).__name__, type(exc).__name__)
-                continue
-            token = self._open(value) if value else None
-            if self._usable(token):
+            token = self._load(store)
+            if token is not None and self._usable(token):
+                mask_secret(token.value)
                 return token
         return None
+
+    def _load(self, store: TokenStore) -> Token | None:
+        try:
+            value = store.load(self.key)
+        except Exception as exc:  # an unreachable store must not stop the sync
+            _unavailable(store, "read", exc)
+            return None
+        return self._open(value) if value else None
 
     def _open(self, value: str) -> Token | None:
         try:
@@ -209,11 +214,34 @@ class TokenCache:
             try:
                 store.save(self.key, blob)
             except Exception as exc:
-                log.debug("Token store %s unavailable: %s", type(store).__name__, type(exc).__name__)
+                _unavailable(store, "write", exc)
 
-    def _forget(self) -> None:
+    def _forget(self, token: Token) -> None:
+        """Drop ``token`` from the stores; a store holding another (newer) token, minted
+        meanwhile by another process, keeps it."""
         for store in self._stores:
+            stored = self._load(store)
+            if stored is not None and stored.value != token.value:
+                continue
             try:
                 store.drop(self.key)
             except Exception as exc:
-                log.debug("Token store %s unavailable: %s", type(store).__name__, type(exc).__name__)
+                _unavailable(store, "delete from", exc)
+
+
+def _unavailable(store: TokenStore, action: str, error: Exception) -> None:
+    """A store that cannot be used costs a mint, not the sync: said once per failure, at
+    WARNING, so a broken Variable store (every task minting its own token) is seen."""
+    log.warning(
+        "Could not %s the token store %s (%s); going on without it",
+        action,
+        type(store).__name__,
+        type(error).__name__,
+    )
+
+
+def mask_secret(secret: str) -> None:
+    """Have Airflow redact ``secret`` from every log line of this process and its supervisor."""
+    from airflow.sdk.log import mask_secret as airflow_mask_secret
+
+    airflow_mask_secret(secret)

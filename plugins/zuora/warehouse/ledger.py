@@ -8,7 +8,7 @@ failed for good (one open letter per customer, stage and item; a repeat counts a
 
 from __future__ import annotations
 
-from zuora.warehouse.redaction import redact, redact_text
+from zuora.redaction import redact, redact_text
 from zuora.warehouse.transactions import committing
 from zuora.warehouse.transform import make_storable
 

@@ -16,8 +16,8 @@ from collections.abc import Callable, Iterable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, NamedTuple
 
+from zuora.redaction import redact, redact_text
 from zuora.warehouse.fingerprint import summarize
-from zuora.warehouse.redaction import redact, redact_text
 from zuora.warehouse.secrets_box import encrypt_text, original_json
 from zuora.warehouse.transactions import committing
 from zuora.warehouse.transform import canonical_json, content_hash, list_item_id, make_storable

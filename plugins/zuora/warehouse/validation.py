@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from zuora.warehouse.redaction import redact_text
+from zuora.redaction import redact_text
 from zuora.warehouse.transactions import committing
 from zuora.warehouse.transform import parse_zuora_timestamp, timezone_to_iana
 

@@ -21,14 +21,14 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-from zuora.warehouse.redaction import redact_text
+from zuora.redaction import redact_text
 from zuora.warehouse.staging import export_row
 from zuora.warehouse.transactions import committing
 from zuora.warehouse.transform import make_storable, parse_zuora_timestamp
 
 # Zuora numbers a workflow's versions x.y.z ("0.0.1", "1.0.3"); an import's number must be
 # higher than every existing one. The one rule for version numbers in this package.
-VERSION_NUMBER = re.compile(r"^(\d{1,9})\.(\d{1,9})\.(\d{1,9})$")
+VERSION_NUMBER = re.compile(r"([0-9]{1,9})\.([0-9]{1,9})\.([0-9]{1,9})")  # whole text, ASCII digits
 _BIGINT = 2**63 - 1
 
 _TO_LIST = """
@@ -58,7 +58,7 @@ def workflows_to_list_versions(
 def version_order(version: Any) -> list[int] | None:
     """``"1.0.10"`` -> ``[1, 0, 10]`` (versions sort by number, not by text); None for
     anything that is not a version number (see ``VERSION_NUMBER``)."""
-    match = VERSION_NUMBER.match(version) if isinstance(version, str) else None
+    match = VERSION_NUMBER.fullmatch(version) if isinstance(version, str) else None
     return [int(part) for part in match.groups()] if match else None
 
 
