@@ -1,15 +1,28 @@
-"""The sync's metrics under the local Celery cluster, where they leave worker task processes:
-Airflow's StatsD (with InfluxDB-style tags, tests/deployment/conftest.py) sends every
-component's metrics to a UDP receiver of the test. A run's series match its zuora.sync_runs
-rows customer by customer; the monitor's gauges match the warehouse and the real queue; and
-every metric the shipped dashboard queries arrived."""
+"""The sync's metrics under the local Celery cluster, where they leave worker task processes.
+
+StatsD: the session's cluster (tests/deployment/conftest.py) sends every component's metrics,
+with InfluxDB-style tags, to a UDP receiver of the test. A run's series match its
+zuora.sync_runs rows customer by customer; the monitor's gauges match the warehouse and the
+real queue; and every metric the shipped dashboard queries arrived.
+OpenTelemetry: a second cluster of this module (one worker) exports over OTLP/HTTP to an
+endpoint of the test, which decodes ``ExportMetricsServiceRequest``: what the worker task
+processes flushed when they ended matches the ledger the same way, tags as attributes."""
 
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 
+import pytest
+
+from tests.deployment.conftest import DAG_ID, ROOT, SETTINGS, Deployment
 from tests.metrics import dashboard
 from tests.metrics.ledger import assert_series_match_the_ledger, ledger
+from tests.metrics.receivers import OtlpReceiver
 
 
 def test_a_runs_series_from_the_workers_match_the_ledger_and_feed_the_dashboard(deployment):
@@ -77,3 +90,63 @@ def _airflow_api_connection(deployment) -> None:
         )
     except RuntimeError as exc:
         assert "409" in str(exc), exc  # already there
+
+
+@pytest.fixture(scope="module")
+def otel_cluster(tmp_path_factory):
+    """(Deployment, OtlpReceiver): `python -m devstack.cluster --no-demo --workers 1` with
+    Airflow's OpenTelemetry metrics on, to the receiver; its first scheduled run done."""
+    otlp = OtlpReceiver()
+    home = tmp_path_factory.mktemp("otel-cluster")
+    env = {
+        **os.environ,
+        **{k: v for k, v in SETTINGS.items() if not k.startswith("AIRFLOW__METRICS__")},
+        "ZUORA_SYNC_DEADLINE_MINUTES": "0",
+        "AIRFLOW__METRICS__OTEL_ON": "True",
+        "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT": otlp.endpoint,
+    }
+    log = open(home / "cluster.out", "wb")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "devstack.cluster", "--home", str(home), "--no-demo", "--workers", "1"],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 240
+        while not (home / "cluster.json").exists():
+            assert process.poll() is None, (home / "cluster.out").read_text()[-3000:]
+            assert time.monotonic() < deadline, "the cluster did not start within 240 s"
+            time.sleep(1)
+        deployment = Deployment(home, json.loads((home / "cluster.json").read_text()), [])
+        deployment.api.call("PATCH", f"/dags/{DAG_ID}", json={"is_paused": False})
+        deployment.api.wait(deployment.first_run())
+        yield deployment, otlp
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=90)
+        finally:
+            otlp.close()
+            log.close()
+
+
+def test_otlp_from_the_workers_task_processes_matches_the_ledger(otel_cluster):
+    deployment, otlp = otel_cluster
+    deployment.add_customer("metered", workflows=4)
+    deployment.add_customer("metered_bad", secret="not-the-secret", workflows=2)
+    run_id = deployment.api.trigger({"customer_ids": ["metered", "metered_bad"]})
+    assert deployment.api.wait(run_id, timeout=240) == "failed"
+    rows = ledger(deployment.info["warehouse_uri"], run_id)
+    assert [(r[0], r[1]) for r in rows] == [("metered", "success"), ("metered_bad", "failed")]
+
+    deadline = time.monotonic() + 60  # each task process exports when it exits
+    while not otlp.samples().of("zuora_sync.run.finished", outcome="failed"):
+        assert time.monotonic() < deadline, "no OTLP export from the summarize task's process"
+        time.sleep(2)
+    samples = otlp.samples()
+    assert_series_match_the_ledger(samples, rows, failed_customer="metered_bad")
+    [duration] = samples.of("zuora_sync.customer_sync.duration", customer="metered")
+    assert duration.unit == "ms" and duration.count == 1
+    assert samples.of("ti.finish", dag_id=DAG_ID), "Airflow's own task metrics, same pipeline"
