@@ -14,6 +14,7 @@ and Zuora's answers to them, connection ids: what is not read cannot reach the p
 from __future__ import annotations
 
 import contextlib
+import statistics
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -47,6 +48,8 @@ def read_only(conn) -> Iterator:
     conn.read_only = True
     try:
         conn.execute("SET LOCAL statement_timeout = '10s'")
+        conn.execute("SET LOCAL work_mem = '32MB'")  # 30 days of 1,000 customers sorted in memory
+        conn.execute("SET LOCAL max_parallel_workers_per_gather = 0")  # small reads: no worker start-up
         yield conn
     finally:
         conn.rollback()
@@ -96,55 +99,21 @@ WITH base AS (
 )
 """
 
-_FLEET_PAGE = (
-    _BASE
-    + """
-, chosen AS (
-    SELECT * FROM base
-     WHERE (%(q)s = '' OR strpos(lower(customer_id), lower(%(q)s)) > 0
-                       OR strpos(lower(name), lower(%(q)s)) > 0)
-       AND (%(environment)s = '' OR environment = %(environment)s)
-       AND (%(health)s = '' OR health = %(health)s)
-)
-SELECT *, count(*) OVER () AS total
-  FROM chosen
- ORDER BY array_position(%(order)s::text[], health), last_success_at NULLS FIRST, customer_id
- LIMIT %(limit)s OFFSET %(offset)s
-"""
-)
+_ALL = _BASE + "SELECT * FROM base"
 
-_SUMMARY = (
-    _BASE
-    + """
-SELECT health, count(*) AS customers FROM base GROUP BY health
-"""
-)
-
-# Rates, durations and the daily median duration of the customers on the page.
-_STATS = """
+# The runs of the last DAYS days of the customers on the page, as parallel arrays (in no
+# particular order, the same for each array): rates, median, slowest and the daily trend are
+# counted from them in Python, one pass.
+_RECENT = """
 SELECT r.customer_id,
-       count(*) FILTER (WHERE r.status <> 'running' AND r.started_at > now() - interval '7 days') AS finished_7d,
-       count(*) FILTER (WHERE r.status = 'success' AND r.started_at > now() - interval '7 days')  AS successes_7d,
-       count(*) FILTER (WHERE r.status <> 'running')                                               AS finished_30d,
-       count(*) FILTER (WHERE r.status = 'success')                                                AS successes_30d,
-       percentile_cont(0.5) WITHIN GROUP (ORDER BY r.duration_seconds)                             AS median_duration_seconds,
-       max(r.duration_seconds)                                                                     AS max_duration_seconds
+       array_agg(extract(epoch FROM now() - r.started_at)::float8) AS ages,
+       array_agg((now() AT TIME ZONE 'UTC')::date - (r.started_at AT TIME ZONE 'UTC')::date) AS days_ago,
+       array_agg(r.status) AS statuses,
+       array_agg(r.duration_seconds) AS durations
   FROM zuora.sync_runs r
- WHERE r.customer_id = ANY(%(ids)s) AND r.started_at > now() - make_interval(days => %(days)s)
+ WHERE r.customer_id = ANY(%(ids)s)
+   AND r.started_at > now() - make_interval(days => %(days)s)  -- covers the trend's UTC days too
  GROUP BY r.customer_id
-"""
-
-_TREND = """
-SELECT customer_id, array_agg(days_ago ORDER BY days_ago) AS days_ago,
-       array_agg(median ORDER BY days_ago) AS medians
-  FROM (SELECT r.customer_id,
-               (now() AT TIME ZONE 'UTC')::date - (r.started_at AT TIME ZONE 'UTC')::date AS days_ago,
-               percentile_cont(0.5) WITHIN GROUP (ORDER BY r.duration_seconds) AS median
-          FROM zuora.sync_runs r
-         WHERE r.customer_id = ANY(%(ids)s) AND r.duration_seconds IS NOT NULL
-           AND r.started_at >= ((now() AT TIME ZONE 'UTC')::date - (%(days)s - 1))::timestamp AT TIME ZONE 'UTC'
-         GROUP BY 1, 2) d
- GROUP BY customer_id
 """
 
 _DEAD_LETTERS = """
@@ -170,25 +139,30 @@ DRIFT_STATES = ("different", "duplicate_name", "only_sandbox", "only_production"
 def fleet(conn, query: FleetQuery) -> dict[str, Any]:
     """``summary`` (customers per health, all of them), ``total`` (matching the query) and
     one page of ``customers``, failing and stale first, each with its figures."""
-    params = {
-        "text_limit": TEXT_LIMIT,
-        "stale_after": STALE_AFTER,
-        "q": query.q,
-        "environment": query.environment,
-        "health": query.health,
-        "order": list(HEALTH_ORDER),
-        "limit": query.page_size,
-        "offset": (query.page - 1) * query.page_size,
-    }
+    everyone = _rows(conn, _ALL, {"text_limit": TEXT_LIMIT, "stale_after": STALE_AFTER})
     summary = dict.fromkeys(HEALTH_ORDER, 0)
-    for row in _rows(conn, _SUMMARY, params):
-        summary[row["health"]] = row["customers"]
-    customers = _rows(conn, _FLEET_PAGE, params)
-    total = customers[0]["total"] if customers else 0
-    for row in customers:
-        del row["total"]
+    for row in everyone:
+        summary[row["health"]] += 1
+    chosen = sorted((row for row in everyone if _matches(row, query)), key=_worst_first)
+    start = (query.page - 1) * query.page_size
+    customers = chosen[start : start + query.page_size]
     _add_figures(conn, customers)
-    return {"summary": summary, "total": total, "customers": customers}
+    return {"summary": summary, "total": len(chosen), "customers": customers}
+
+
+def _matches(row: dict[str, Any], query: FleetQuery) -> bool:
+    text = query.q.casefold()
+    return (
+        (not text or text in row["customer_id"].casefold() or text in row["name"].casefold())
+        and (not query.environment or row["environment"] == query.environment)
+        and (not query.health or row["health"] == query.health)
+    )
+
+
+def _worst_first(row: dict[str, Any]) -> tuple:
+    """Failing, stale, running, ok, disabled; the longest without a success first; by id."""
+    success = row["last_success_at"]
+    return (HEALTH_ORDER.index(row["health"]), success is not None, success or 0, row["customer_id"])
 
 
 def _add_figures(conn, customers: list[dict[str, Any]]) -> None:
@@ -196,8 +170,7 @@ def _add_figures(conn, customers: list[dict[str, Any]]) -> None:
     if not ids:
         return
     params = {"ids": ids, "days": DAYS, "text_limit": TEXT_LIMIT}
-    stats = {row.pop("customer_id"): row for row in _rows(conn, _STATS, params)}
-    trends = {row["customer_id"]: row for row in _rows(conn, _TREND, params)}
+    recent = {row.pop("customer_id"): row for row in _rows(conn, _RECENT, params)}
     letters = {row.pop("customer_id"): row for row in _rows(conn, _DEAD_LETTERS, params)}
     groups = sorted({row["tenant_group"] for row in customers if row["tenant_group"]})
     drift: dict[str, dict[str, int]] = {}
@@ -207,13 +180,7 @@ def _add_figures(conn, customers: list[dict[str, Any]]) -> None:
                 "workflows"
             ]
     for row in customers:
-        figures = stats.get(row["customer_id"], {})
-        row["success_rate_7d"] = _rate(figures.get("successes_7d"), figures.get("finished_7d"))
-        row["success_rate_30d"] = _rate(figures.get("successes_30d"), figures.get("finished_30d"))
-        row["finished_30d"] = figures.get("finished_30d", 0)
-        row["median_duration_seconds"] = figures.get("median_duration_seconds")
-        row["max_duration_seconds"] = figures.get("max_duration_seconds")
-        row["duration_trend"] = _trend(trends.get(row["customer_id"]))
+        row.update(recent_figures(recent.get(row["customer_id"])))
         found = letters.get(row["customer_id"], {})
         row["open_dead_letters"] = found.get("open_dead_letters", 0)
         row["newest_dead_letter"] = found.get("newest_dead_letter")
@@ -221,19 +188,58 @@ def _add_figures(conn, customers: list[dict[str, Any]]) -> None:
         row["drift"] = drift.get(row["tenant_group"]) if row["tenant_group"] else None
 
 
-def _rate(successes: int | None, finished: int | None) -> float | None:
-    return round((successes or 0) / finished, 4) if finished else None
+WEEK = 7 * 86400.0
+MONTH = DAYS * 86400.0
 
 
-def _trend(found: dict[str, Any] | None) -> list[float | None]:
-    """The median duration of each of the last ``DAYS`` days (UTC), oldest first; None for a
-    day without a finished run."""
-    series: list[float | None] = [None] * DAYS
-    if found:
-        for days_ago, median in zip(found["days_ago"], found["medians"], strict=True):
-            if 0 <= days_ago < DAYS:
-                series[DAYS - 1 - days_ago] = median
-    return series
+def recent_figures(runs: dict[str, list] | None) -> dict[str, Any]:
+    """From a customer's runs of the last ``DAYS`` UTC days: success rates over 7 and 30 days
+    (24-hour days back from now; successes / finished runs), median and slowest duration over
+    30 days, and the trend: the median duration of each day, oldest first, None for a day
+    without a finished run."""
+    figures: dict[str, Any] = {
+        "success_rate_7d": None,
+        "success_rate_30d": None,
+        "finished_30d": 0,
+        "median_duration_seconds": None,
+        "max_duration_seconds": None,
+        "duration_trend": [None] * DAYS,
+    }
+    if not runs:
+        return figures
+    finished = {WEEK: 0, MONTH: 0}
+    successes = {WEEK: 0, MONTH: 0}
+    durations: list[float] = []
+    per_day: dict[int, list[float]] = {}
+    for age, days_ago, status, seconds in zip(
+        runs["ages"], runs["days_ago"], runs["statuses"], runs["durations"], strict=True
+    ):
+        if seconds is not None and 0 <= days_ago < DAYS:
+            per_day.setdefault(days_ago, []).append(seconds)
+        if age >= MONTH:
+            continue
+        if seconds is not None:
+            durations.append(seconds)
+        for window in (WEEK, MONTH):
+            if age < window and status != "running":
+                finished[window] += 1
+                successes[window] += status == "success"
+    trend: list[float | None] = [None] * DAYS
+    for days_ago, values in per_day.items():
+        trend[DAYS - 1 - days_ago] = statistics.median(values)
+    figures.update(
+        success_rate_7d=_rate(successes[WEEK], finished[WEEK]),
+        success_rate_30d=_rate(successes[MONTH], finished[MONTH]),
+        finished_30d=finished[MONTH],
+        median_duration_seconds=statistics.median(durations) if durations else None,
+        max_duration_seconds=max(durations) if durations else None,
+        duration_trend=trend,
+    )
+    return figures
+
+
+def _rate(successes: int, finished: int) -> float | None:
+    return round(successes / finished, 4) if finished else None
 
 
 _FLEET_DAYS = """
@@ -241,31 +247,40 @@ WITH days AS (
     SELECT generate_series((now() AT TIME ZONE 'UTC')::date - (%(days)s - 1),
                            (now() AT TIME ZONE 'UTC')::date, interval '1 day')::date AS day
 ),
-runs AS (
+runs AS MATERIALIZED (
     SELECT r.customer_id, r.run_id, r.status, r.started_at, r.finished_at, r.duration_seconds,
            (r.started_at AT TIME ZONE 'UTC')::date AS day
       FROM zuora.sync_runs r
      WHERE r.started_at >= ((now() AT TIME ZONE 'UTC')::date - (%(days)s - 1))::timestamp AT TIME ZONE 'UTC'
 ),
-per_day AS (
-    SELECT day,
-           count(DISTINCT customer_id) FILTER (WHERE status = 'success') AS synced,
-           count(DISTINCT customer_id) FILTER (WHERE status = 'failed')  AS failed,
-           count(*)                                                      AS customer_syncs,
+customer_days AS (
+    SELECT day, customer_id, bool_or(status = 'success') AS synced, bool_or(status = 'failed') AS failed
+      FROM runs GROUP BY day, customer_id
+),
+counts AS (
+    SELECT day, count(*) FILTER (WHERE synced) AS synced, count(*) FILTER (WHERE failed) AS failed
+      FROM customer_days GROUP BY day
+),
+durations AS (
+    SELECT day, count(*) AS customer_syncs,
            percentile_cont(0.5) WITHIN GROUP (ORDER BY duration_seconds) AS median_duration_seconds,
-           max(duration_seconds)                                         AS max_duration_seconds
+           max(duration_seconds) AS max_duration_seconds
       FROM runs GROUP BY day
 ),
-run_walls AS (   -- a DAG run's wall time: first customer started to last one finished
-    SELECT min(day) AS day,
-           extract(epoch FROM max(finished_at) - min(started_at))::float8 AS wall_seconds
-      FROM runs GROUP BY run_id
+walls AS (   -- a DAG run's wall time: first customer started to last one finished
+    SELECT day, max(wall_seconds) AS run_seconds
+      FROM (SELECT min(day) AS day,
+                   extract(epoch FROM max(finished_at) - min(started_at))::float8 AS wall_seconds
+              FROM runs GROUP BY run_id) w
+     GROUP BY day
 )
-SELECT d.day, coalesce(p.synced, 0) AS synced, coalesce(p.failed, 0) AS failed,
-       coalesce(p.customer_syncs, 0) AS customer_syncs,
-       p.median_duration_seconds, p.max_duration_seconds,
-       (SELECT max(w.wall_seconds) FROM run_walls w WHERE w.day = d.day) AS run_seconds
-  FROM days d LEFT JOIN per_day p USING (day)
+SELECT d.day, coalesce(c.synced, 0) AS synced, coalesce(c.failed, 0) AS failed,
+       coalesce(u.customer_syncs, 0) AS customer_syncs, u.median_duration_seconds,
+       u.max_duration_seconds, w.run_seconds
+  FROM days d
+  LEFT JOIN counts c USING (day)
+  LEFT JOIN durations u USING (day)
+  LEFT JOIN walls w USING (day)
  ORDER BY d.day
 """
 
