@@ -18,6 +18,7 @@ from typing import Any
 from markupsafe import Markup
 
 WIDTH = 720
+WIDE = 1400  # a chart across the whole page
 HEIGHT = 160
 LEFT = 44  # room for the y axis labels
 BOTTOM = 22  # room for the x axis labels
@@ -91,10 +92,11 @@ def sync_bars(syncs: Sequence[dict[str, Any]]) -> Markup:
     """One bar per sync (``syncs`` newest first, drawn oldest left): its duration, green for
     success, red for failed, grey while running."""
     ordered = list(reversed(syncs))
+    width = WIDE
     top = max([s["duration_seconds"] or 0 for s in ordered] + [1])
     bars = []
     for i, s in enumerate(ordered):
-        x, w = _slot(i, len(ordered))
+        x, w = _slot(i, len(ordered), width)
         seconds = s["duration_seconds"]
         h = max(_height(seconds or 0, top), 2.0)  # a failure without a duration still shows
         kind = {"success": "ok", "failed": "bad"}.get(s["status"], "muted-bar")
@@ -110,7 +112,13 @@ def sync_bars(syncs: Sequence[dict[str, Any]]) -> Markup:
     if ordered:
         labels = [(0, _day(ordered[0]["started_at"])), (len(ordered) - 1, _day(ordered[-1]["started_at"]))]
     return _frame(
-        f"duration of the last {len(ordered)} syncs", top, seconds_text, bars, labels, count=len(ordered)
+        f"duration of the last {len(ordered)} syncs",
+        top,
+        seconds_text,
+        bars,
+        labels,
+        count=len(ordered),
+        width=width,
     )
 
 
@@ -121,32 +129,33 @@ def _frame(
     bars: list[str],
     labels: list[tuple[int, str]],
     count: int = 30,
+    width: int = WIDTH,
 ) -> Markup:
     plot_h = HEIGHT - TOP - BOTTOM
     grid = []
     for fraction in (0.0, 0.5, 1.0):
         y = TOP + plot_h * (1 - fraction)
         grid.append(
-            f'<line class="grid" x1="{LEFT}" x2="{WIDTH}" y1="{y:.1f}" y2="{y:.1f}"/>'
+            f'<line class="grid" x1="{LEFT}" x2="{width}" y1="{y:.1f}" y2="{y:.1f}"/>'
             f'<text class="axis" x="{LEFT - 4}" y="{y + 4:.1f}" text-anchor="end">'
             f"{escape(fmt(top * fraction))}</text>"
         )
     texts = []
     for index, text in labels:
-        x, w = _slot(index, max(count, 1))
+        x, w = _slot(index, max(count, 1), width)
         anchor = "start" if index == 0 else "end"
         at = x if index == 0 else x + w
         texts.append(
             f'<text class="axis" x="{at:.1f}" y="{HEIGHT - 6}" text-anchor="{anchor}">{escape(text)}</text>'
         )
     return Markup(
-        f'<svg class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" aria-label="{escape(title)}">'
+        f'<svg class="chart" viewBox="0 0 {width} {HEIGHT}" role="img" aria-label="{escape(title)}">'
         f"<title>{escape(title)}</title>{''.join(grid)}{''.join(bars)}{''.join(texts)}</svg>"
     )
 
 
-def _slot(index: int, count: int) -> tuple[float, float]:
-    slot = (WIDTH - LEFT) / max(count, 1)
+def _slot(index: int, count: int, width: int = WIDTH) -> tuple[float, float]:
+    slot = (width - LEFT) / max(count, 1)
     return LEFT + index * slot + slot * 0.15, slot * 0.7
 
 
