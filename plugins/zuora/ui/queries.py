@@ -14,7 +14,6 @@ and Zuora's answers to them, connection ids: what is not read cannot reach the p
 from __future__ import annotations
 
 import contextlib
-import statistics
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -101,18 +100,21 @@ WITH base AS (
 
 _ALL = _BASE + "SELECT * FROM base"
 
-# The runs of the last DAYS days of the customers on the page, as parallel arrays (in no
-# particular order, the same for each array): rates, median, slowest and the daily trend are
-# counted from them in Python, one pass.
+# The last DAYS days (24-hour days back from now) of the customers on the page: counts and the
+# slowest sync in SQL; durations with their UTC day, as two parallel arrays (in no particular
+# order), for the median and the daily trend counted in Python.
 _RECENT = """
 SELECT r.customer_id,
-       array_agg(extract(epoch FROM now() - r.started_at)::float8) AS ages,
-       array_agg((now() AT TIME ZONE 'UTC')::date - (r.started_at AT TIME ZONE 'UTC')::date) AS days_ago,
-       array_agg(r.status) AS statuses,
-       array_agg(r.duration_seconds) AS durations
+       count(*) FILTER (WHERE r.status <> 'running' AND r.started_at > now() - interval '7 days') AS finished_7d,
+       count(*) FILTER (WHERE r.status = 'success' AND r.started_at > now() - interval '7 days')  AS successes_7d,
+       count(*) FILTER (WHERE r.status <> 'running')                                               AS finished_30d,
+       count(*) FILTER (WHERE r.status = 'success')                                                AS successes_30d,
+       max(r.duration_seconds)                                                                     AS max_duration_seconds,
+       array_agg((now() AT TIME ZONE 'UTC')::date - (r.started_at AT TIME ZONE 'UTC')::date)
+           FILTER (WHERE r.duration_seconds IS NOT NULL)                                           AS days_ago,
+       array_agg(r.duration_seconds) FILTER (WHERE r.duration_seconds IS NOT NULL)                 AS durations
   FROM zuora.sync_runs r
- WHERE r.customer_id = ANY(%(ids)s)
-   AND r.started_at > now() - make_interval(days => %(days)s)  -- covers the trend's UTC days too
+ WHERE r.customer_id = ANY(%(ids)s) AND r.started_at > now() - make_interval(days => %(days)s)
  GROUP BY r.customer_id
 """
 
@@ -188,54 +190,40 @@ def _add_figures(conn, customers: list[dict[str, Any]]) -> None:
         row["drift"] = drift.get(row["tenant_group"]) if row["tenant_group"] else None
 
 
-WEEK = 7 * 86400.0
-MONTH = DAYS * 86400.0
-
-
-def recent_figures(runs: dict[str, list] | None) -> dict[str, Any]:
-    """From a customer's runs of the last ``DAYS`` UTC days: success rates over 7 and 30 days
-    (24-hour days back from now; successes / finished runs), median and slowest duration over
-    30 days, and the trend: the median duration of each day, oldest first, None for a day
-    without a finished run."""
-    figures: dict[str, Any] = {
-        "success_rate_7d": None,
-        "success_rate_30d": None,
-        "finished_30d": 0,
-        "median_duration_seconds": None,
-        "max_duration_seconds": None,
-        "duration_trend": [None] * DAYS,
-    }
-    if not runs:
-        return figures
-    finished = {WEEK: 0, MONTH: 0}
-    successes = {WEEK: 0, MONTH: 0}
-    durations: list[float] = []
+def recent_figures(found: dict[str, Any] | None) -> dict[str, Any]:
+    """A customer's figures of the last ``DAYS`` days: success rates over 7 and 30 days
+    (successes / finished runs), median and slowest duration, and the trend: the median
+    duration of each UTC day, oldest first (0.1 s), None for a day without a finished run."""
+    if not found:
+        return {
+            "success_rate_7d": None,
+            "success_rate_30d": None,
+            "finished_30d": 0,
+            "median_duration_seconds": None,
+            "max_duration_seconds": None,
+            "duration_trend": [None] * DAYS,
+        }
     per_day: dict[int, list[float]] = {}
-    for age, days_ago, status, seconds in zip(
-        runs["ages"], runs["days_ago"], runs["statuses"], runs["durations"], strict=True
-    ):
-        if seconds is not None and 0 <= days_ago < DAYS:
+    for days_ago, seconds in zip(found["days_ago"] or (), found["durations"] or (), strict=True):
+        if days_ago < DAYS:
             per_day.setdefault(days_ago, []).append(seconds)
-        if age >= MONTH:
-            continue
-        if seconds is not None:
-            durations.append(seconds)
-        for window in (WEEK, MONTH):
-            if age < window and status != "running":
-                finished[window] += 1
-                successes[window] += status == "success"
     trend: list[float | None] = [None] * DAYS
     for days_ago, values in per_day.items():
-        trend[DAYS - 1 - days_ago] = statistics.median(values)
-    figures.update(
-        success_rate_7d=_rate(successes[WEEK], finished[WEEK]),
-        success_rate_30d=_rate(successes[MONTH], finished[MONTH]),
-        finished_30d=finished[MONTH],
-        median_duration_seconds=statistics.median(durations) if durations else None,
-        max_duration_seconds=max(durations) if durations else None,
-        duration_trend=trend,
-    )
-    return figures
+        trend[DAYS - 1 - days_ago] = round(_median(values), 1)
+    return {
+        "success_rate_7d": _rate(found["successes_7d"], found["finished_7d"]),
+        "success_rate_30d": _rate(found["successes_30d"], found["finished_30d"]),
+        "finished_30d": found["finished_30d"],
+        "median_duration_seconds": _median(found["durations"]) if found["durations"] else None,
+        "max_duration_seconds": found["max_duration_seconds"],
+        "duration_trend": trend,
+    }
+
+
+def _median(values: list[float]) -> float:
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
 
 
 def _rate(successes: int, finished: int) -> float | None:
