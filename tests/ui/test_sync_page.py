@@ -316,3 +316,22 @@ def test_the_dag_tab_points_other_dags_to_the_sync_dag(client, tokens, seeded):
         and "zuora_workflow_sync" in other.text
         and "<script>" not in other.text.split("</script>", 1)[1]
     )
+
+
+def test_the_auth_manager_is_asked_about_the_sync_dag(client, tokens, seeded, monkeypatch):
+    """An auth manager that lets a user read every DAG but the sync DAG: the page is refused."""
+    from airflow.api_fastapi.app import get_auth_manager
+
+    manager = get_auth_manager()
+    asked = []
+    allowed = manager.is_authorized_dag
+
+    def every_dag_but_the_sync_dag(*, method, user, access_entity=None, details=None):
+        asked.append((method, details.id if details else None))
+        if details is not None and details.id == "zuora_workflow_sync":
+            return False
+        return allowed(method=method, user=user, access_entity=access_entity, details=details)
+
+    monkeypatch.setattr(manager, "is_authorized_dag", every_dag_but_the_sync_dag)
+    assert client.get("/zuora-sync/api/fleet", headers=bearer(tokens["admin"])).status_code == 403
+    assert asked == [("GET", "zuora_workflow_sync")]
