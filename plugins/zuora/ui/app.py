@@ -1,6 +1,7 @@
 """The Zuora sync page's FastAPI app, mounted by Airflow's api-server at ``URL_PREFIX``.
 
     GET /                          the fleet: one row per customer, failing and stale first
+    GET /dag/{dag_id}              the DAG tab: the fleet on the sync DAG, a link on the others
     GET /customers/{customer_id}   one customer's own view
     GET /api/fleet                 the fleet as JSON (same filters, ``page_size`` up to 1,000)
     GET /api/customers/{id}        one customer as JSON
