@@ -335,3 +335,17 @@ def test_the_auth_manager_is_asked_about_the_sync_dag(client, tokens, seeded, mo
     monkeypatch.setattr(manager, "is_authorized_dag", every_dag_but_the_sync_dag)
     assert client.get("/zuora-sync/api/fleet", headers=bearer(tokens["admin"])).status_code == 403
     assert asked == [("GET", "zuora_workflow_sync")]
+
+
+def test_a_search_is_shown_back_escaped_and_odd_ids_have_their_view(client, tokens, seeded):
+    auth = bearer(tokens["viewer1"])
+    reflected = client.get("/zuora-sync/", params={"q": '"><script>alert(3)</script>'}, headers=auth)
+    assert reflected.status_code == 200 and "alert(3)</script>" not in reflected.text
+    assert 'value="&#34;&gt;&lt;script&gt;alert(3)&lt;/script&gt;"' in reflected.text
+    with psycopg.connect(seeded) as conn:
+        add_customer(conn, "tenant/eu 1?x=%", "Slash")
+        conn.commit()
+    odd = quote("tenant/eu 1?x=%", safe="")
+    assert client.get(f"/zuora-sync/api/customers/{odd}", headers=auth).json()["customer"]["name"] == "Slash"
+    fleet = client.get("/zuora-sync/", params={"q": "tenant/"}, headers=auth).text
+    assert f'href="/zuora-sync/customers/{odd}"' in fleet
