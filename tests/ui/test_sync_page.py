@@ -163,6 +163,15 @@ def test_anonymous_401_without_access_403_with_access_200(client, tokens, seeded
         assert client.get(path, headers=bearer(tokens[user])).status_code == 200, user
 
 
+def test_a_browser_without_a_session_gets_a_login_link_and_scripts_json(client, tokens, seeded):
+    page = client.get("/zuora-sync/")
+    assert page.status_code == 401 and page.headers["content-type"].startswith("text/html")
+    assert 'href="/auth/login' in page.text and 'target="_top"' in page.text
+    assert client.get("/zuora-sync/api/fleet").json() == {"detail": "Not authenticated"}
+    refused = client.get("/zuora-sync/", headers=bearer(tokens["outsider"]))
+    assert refused.status_code == 403 and "not allowed to read the DAG zuora_workflow_sync" in refused.text
+
+
 def test_the_ui_cookie_is_enough(client, tokens, seeded):
     client.cookies.set("_token", tokens["viewer1"])
     answer = client.get("/zuora-sync/")

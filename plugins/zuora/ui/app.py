@@ -30,6 +30,7 @@ from airflow.api_fastapi.auth.managers.models.base_user import BaseUser
 from airflow.api_fastapi.auth.managers.models.resource_details import DagDetails
 from airflow.api_fastapi.core_api.security import get_user
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import HTMLResponse, Response
 
 from zuora.ui import page, queries
@@ -61,6 +62,24 @@ User = Annotated[BaseUser, Depends(airflow_user)]
 
 def create_app() -> FastAPI:
     app = FastAPI(title="Zuora sync", docs_url=None, redoc_url=None, openapi_url=None)
+
+    @app.exception_handler(HTTPException)
+    async def errors(request: Request, error: HTTPException) -> Response:
+        """The JSON routes answer as FastAPI does; the pages with a page (same status): a
+        link to Airflow's login for 401, the reason otherwise."""
+        if request.url.path.startswith(_base(request) + "/api/"):
+            return await http_exception_handler(request, error)
+        login = None
+        if error.status_code == 401:
+            try:
+                login = get_auth_manager().get_url_login()
+            except Exception:
+                login = f"{_airflow_root(request)}/"
+        nonce = secrets.token_urlsafe(16)
+        html = page.error_html(error.status_code, str(error.detail), login, nonce)
+        response = _html(html, nonce)
+        response.status_code = error.status_code
+        return response
 
     @app.get("/", response_class=HTMLResponse)
     def fleet_page(

@@ -93,6 +93,14 @@ def other_dag_html(dag_id: str, sync_dag_id: str, link: str, nonce: str) -> str:
     )
 
 
+def error_html(status: int, detail: str, login: str | None, nonce: str) -> str:
+    return (
+        _environment()
+        .get_template("error.html")
+        .render(status=status, detail=detail, login=login, nonce=nonce)
+    )
+
+
 def age(value: datetime | None, now: datetime | None = None) -> str:
     """How long ago: "just now", "5 min ago", "3 h ago", "12 d ago"."""
     if value is None:
