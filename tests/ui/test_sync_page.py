@@ -257,6 +257,7 @@ def test_search_and_filters(client, tokens, seeded):
     )
     html = client.get("/zuora-sync/", params={"q": "glob"}, headers=bearer(tokens["viewer1"])).text
     assert ">globex</a>" in html and ">acme</a>" not in html
+    assert 'href="/dags/zuora_workflow_sync/runs/manual__g2" target="_top"' in html  # its last run
 
 
 def test_hostile_names_are_escaped_and_no_secret_is_shown(client, tokens, seeded, monkeypatch):

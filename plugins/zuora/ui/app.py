@@ -150,6 +150,7 @@ def _fleet_page(request: Request, query: queries.FleetQuery) -> HTMLResponse:
     data, days = _read(lambda conn: (queries.fleet(conn, query), queries.fleet_days(conn)))
     for row in data["customers"]:
         row["href"] = _customer_href(request, row["customer_id"])
+        row["run_href"] = _run_href(request, row["last_run_id"]) if row["last_run_id"] else None
     nonce = secrets.token_urlsafe(16)
     links = _fleet_links(request, query, data["total"])
     return _html(page.fleet_html(data, days, query, links, datetime.now(UTC), nonce), nonce)
@@ -160,9 +161,8 @@ def _customer(request: Request, customer_id: str) -> dict[str, Any]:
     if data is None:
         raise HTTPException(status_code=404, detail="no such customer")
     indexes = _map_indexes(customer_id, [sync["run_id"] for sync in data["syncs"]])
-    root = _airflow_root(request)
     for sync in data["syncs"]:
-        run = f"{root}/dags/{DAG_ID}/runs/{quote(sync['run_id'], safe='')}"
+        run = _run_href(request, sync["run_id"])
         sync["run_href"] = run
         sync["map_index"] = indexes.get(sync["run_id"])
         sync["task_hrefs"] = (
@@ -224,6 +224,10 @@ def _base(request: Request) -> str:
 
 def _airflow_root(request: Request) -> str:
     return _base(request).removesuffix(URL_PREFIX)
+
+
+def _run_href(request: Request, run_id: str) -> str:
+    return f"{_airflow_root(request)}/dags/{DAG_ID}/runs/{quote(run_id, safe='')}"
 
 
 def _customer_href(request: Request, customer_id: str) -> str:
