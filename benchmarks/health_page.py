@@ -83,9 +83,9 @@ SELECT now() - make_interval(hours => h), 'slow_sync', 'warning', 'slow', jsonb_
            'customer_id', format('cust-%%s', lpad((1 + h %% %(customers)s)::text, 4, '0'))), 'log'
   FROM generate_series(1, %(days)s * 6) h;
 
-INSERT INTO zuora.restores (requested_by, applied, status, source_customer_id, source_zuora_id,
+INSERT INTO zuora.restores (requested_by, applied, status, scope, source_customer_id, source_zuora_id,
                             target_customer_id, mode, activate, plan)
-SELECT 'ops', true, 'imported', format('cust-%%s', lpad((1 + i %% %(customers)s)::text, 4, '0')), 1,
+SELECT 'ops', true, 'imported', 'cross_company_copy', format('cust-%%s', lpad((1 + i %% %(customers)s)::text, 4, '0')), 1,
        format('cust-%%s', lpad((2 + i %% %(customers)s)::text, 4, '0')), 'new_version', false, '{}'
   FROM generate_series(1, 2000) i;
 ANALYZE

@@ -115,9 +115,11 @@ def seeded(migrated_uri):
             (HOSTILE_ID, "<script>alert('workflow')</script>", SECRET, SECRET.encode()),
         )
         conn.execute(
-            """INSERT INTO zuora.restores (requested_by, applied, status, source_customer_id, source_zuora_id,
-                                           target_customer_id, mode, activate, plan, zuora_response, message)
-               VALUES ('ops<marquee>', true, 'imported', %s, 7, 'globex', 'new_workflow', false, %s, %s,
+            """INSERT INTO zuora.restores (requested_by, applied, status, scope, source_customer_id,
+                                           source_zuora_id, target_customer_id, mode, activate, plan,
+                                           zuora_response, message)
+               VALUES ('ops<marquee>', true, 'imported', 'cross_company_copy', %s, 7, 'globex',
+                       'new_workflow', false, %s, %s,
                        '<iframe src=//evil>')""",
             (HOSTILE_ID, Jsonb({"definition": SECRET}), Jsonb({"token": SECRET})),
         )
@@ -295,6 +297,7 @@ def test_hostile_names_are_escaped_and_no_secret_is_shown(client, tokens, seeded
     assert "&lt;script&gt;alert(&#39;workflow&#39;)&lt;/script&gt;" in customer  # a version change
     assert "&lt;img src=x onerror=&#34;alert(2)&#34;&gt; broke" in customer  # a dead letter
     assert "&lt;iframe src=//evil&gt;" in customer and "ops&lt;marquee&gt;" in customer  # a restore
+    assert "into another company" in customer  # a cross-company copy stands out
     assert "customer &lt;script&gt;x&lt;/script&gt; slow" in customer  # an alert
     assert "\u202eevil" in pages["long"].text and "🦄Ω" * 2000 in pages["long"].text
 
@@ -305,6 +308,7 @@ def test_hostile_names_are_escaped_and_no_secret_is_shown(client, tokens, seeded
     assert data["customer"]["name"] == HOSTILE_NAME  # data, as stored: JSON escapes it itself
     assert data["changes"][0]["name"] == "<script>alert('workflow')</script>"
     assert "payload" not in data["dead_letters"][0] and "plan" not in data["restores"][0]
+    assert data["restores"][0]["scope"] == "cross_company_copy"
 
 
 def test_the_page_reads_in_a_read_only_transaction(migrated_uri):

@@ -317,7 +317,7 @@ SELECT zuora_id, name, version, previous_version, status, zuora_updated_at, expo
 """
 
 _RESTORES = """
-SELECT restore_id, requested_at, requested_by, applied, status, source_customer_id,
+SELECT restore_id, requested_at, requested_by, applied, status, scope, source_customer_id,
        source_zuora_id, source_version, target_customer_id, target_zuora_id, mode, activate,
        new_version, zuora_status, left(message, %(text_limit)s) AS message
   FROM zuora.restores
