@@ -14,7 +14,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.warehouse.conftest import migrated_uri, warehouse_template
 from zuora.api.credentials import airflow_connection
+
+__all__ = ["migrated_uri", "warehouse_template"]
 
 ROOT = Path(__file__).resolve().parents[2]
 PIP = ["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-compile"]
@@ -140,6 +143,36 @@ def test_the_ui_connection_form_is_ours(installed):
     assert extra["page_length"]["schema"]["maximum"] == 50
     assert extra["environment"]["schema"]["enum"] == ["production", "sandbox", None]
     assert set(extra) == {"environment", "page_length", "max_concurrency", "allow_custom_host"}
+
+
+SYNC_PAGE = """
+import json
+from fastapi.testclient import TestClient
+from airflow.api_fastapi.app import create_app
+with TestClient(create_app()) as client:   # all users admins: the test's requests are logged in
+    plugins = client.get("/api/v2/plugins").json()["plugins"]
+    page = client.get("/zuora-sync/")
+    print(json.dumps({"plugins": {p["name"]: p["source"] for p in plugins},
+                      "status": page.status_code, "has_customer": ">acme</a>" in page.text}))
+"""
+
+
+def test_the_sync_page_is_served_from_the_installed_package(installed, migrated_uri):
+    """The plugin comes from the installed distribution's entry point, its templates from the
+    wheel's package data: the api-server renders the page."""
+    import psycopg
+
+    from zuora import warehouse
+
+    with psycopg.connect(migrated_uri) as conn:
+        warehouse.upsert_customer(
+            conn, customer_id="acme", name="Acme", zuora_conn_id="zuora_acme", environment="sandbox"
+        )
+    result = run(installed, "-c", SYNC_PAGE, AIRFLOW_CONN_ZUORA_WAREHOUSE=migrated_uri)
+    assert result.returncode == 0, result.stderr[-3000:]
+    seen = json.loads(last_line(result))
+    assert seen["plugins"]["zuora_sync"].startswith("zuora-workflow-sync==")
+    assert seen["status"] == 200 and seen["has_customer"]
 
 
 def test_our_dags_import_without_errors(installed):

@@ -1,0 +1,283 @@
+"""The Zuora sync page's FastAPI app, mounted by Airflow's api-server at ``URL_PREFIX``.
+
+    GET /                          the fleet: one row per customer, failing and stale first
+    GET /dag/{dag_id}              the DAG tab: the fleet on the sync DAG, a link on the others
+    GET /customers/{customer_id}   one customer's own view
+    GET /api/fleet                 the fleet as JSON (same filters, ``page_size`` up to 1,000)
+    GET /api/customers/{id}        one customer as JSON
+
+Airflow gives a mounted app no authentication: every route asks for the Airflow user (the
+UI's ``_token`` cookie or a Bearer JWT, ``airflow.api_fastapi.core_api.security.get_user``:
+anonymous 401) and then the configured auth manager whether that user may read the DAG
+``zuora_workflow_sync`` (403 if not). It only reads: the warehouse in a read-only transaction,
+Airflow's metadata for the map index of a customer's tasks.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from typing import Annotated, Any
+from urllib.parse import quote, urlencode
+
+# The api-server's own modules: this app runs there, never in a task (zuora.ui.plugin imports
+# it only when the api-server asks for the plugin's FastAPI apps).
+from airflow.api_fastapi.app import get_auth_manager
+from airflow.api_fastapi.auth.managers.models.base_user import BaseUser
+from airflow.api_fastapi.auth.managers.models.resource_details import DagDetails
+from airflow.api_fastapi.core_api.security import get_user
+from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi.exception_handlers import http_exception_handler
+from fastapi.responses import HTMLResponse, Response
+
+from zuora.ui import page, queries
+
+log = logging.getLogger(__name__)
+
+DAG_ID = "zuora_workflow_sync"
+TASK_GROUP = "customer_sync"
+STAGES = ("list_workflows", "export_workflows", "validate", "upsert")
+URL_PREFIX = "/zuora-sync"
+# The page only shows itself (inline styles, one inline script with a nonce, inline SVG) and
+# only inside Airflow's UI (same origin).
+CSP = (
+    "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; "
+    "script-src 'nonce-{nonce}'; form-action 'self'; base-uri 'none'; frame-ancestors 'self'"
+)
+
+
+def airflow_user(user: Annotated[BaseUser, Depends(get_user)]) -> BaseUser:
+    """The logged-in Airflow user (401 when anonymous, by ``get_user``) who may read the sync
+    DAG, as the configured auth manager says (403 when not)."""
+    if not get_auth_manager().is_authorized_dag(method="GET", user=user, details=DagDetails(id=DAG_ID)):
+        raise HTTPException(status_code=403, detail=f"not allowed to read the DAG {DAG_ID}")
+    return user
+
+
+User = Annotated[BaseUser, Depends(airflow_user)]
+
+
+def create_app() -> FastAPI:
+    app = FastAPI(title="Zuora sync", docs_url=None, redoc_url=None, openapi_url=None)
+
+    @app.exception_handler(HTTPException)
+    async def errors(request: Request, error: HTTPException) -> Response:
+        """The JSON routes answer as FastAPI does; the pages with a page (same status): a
+        link to Airflow's login for 401, the reason otherwise."""
+        if request.url.path.startswith(_base(request) + "/api/"):
+            return await http_exception_handler(request, error)
+        login = None
+        if error.status_code == 401:
+            try:
+                login = get_auth_manager().get_url_login()
+            except Exception:
+                login = f"{_airflow_root(request)}/"
+        nonce = secrets.token_urlsafe(16)
+        html = page.error_html(error.status_code, str(error.detail), login, nonce)
+        response = _html(html, nonce)
+        response.status_code = error.status_code
+        return response
+
+    @app.get("/", response_class=HTMLResponse)
+    def fleet_page(
+        request: Request,
+        user: User,
+        q: str = "",
+        environment: str = "",
+        health: str = "",
+        page_number: Annotated[int, Query(alias="page", ge=1)] = 1,
+    ) -> HTMLResponse:
+        return _fleet_page(request, _fleet_query(q, environment, health, page_number, queries.PAGE_SIZE))
+
+    @app.get("/dag/{dag_id}", response_class=HTMLResponse)
+    def dag_tab(request: Request, user: User, dag_id: str) -> HTMLResponse:
+        """The tab Airflow 3.3 shows on every DAG's page: the fleet on the sync DAG's."""
+        if dag_id == DAG_ID:
+            return _fleet_page(request, queries.FleetQuery())
+        nonce = secrets.token_urlsafe(16)
+        link = f"{_airflow_root(request)}/dags/{DAG_ID}/plugin/zuora-sync-dag"
+        return _html(page.other_dag_html(dag_id, DAG_ID, link, nonce), nonce)
+
+    @app.get("/customers/{customer_id:path}", response_class=HTMLResponse)
+    def customer_page(request: Request, user: User, customer_id: str) -> HTMLResponse:
+        data = _customer(request, customer_id)
+        nonce = secrets.token_urlsafe(16)
+        links = {
+            "fleet": _base(request) + "/",
+            "json": _base(request) + "/api/customers/" + quote(customer_id, safe=""),
+        }
+        return _html(page.customer_html(data, links, datetime.now(UTC), nonce), nonce)
+
+    @app.get("/api/fleet")
+    def fleet_json(
+        user: User,
+        q: str = "",
+        environment: str = "",
+        health: str = "",
+        page_number: Annotated[int, Query(alias="page", ge=1)] = 1,
+        page_size: Annotated[int, Query(ge=1, le=queries.MAX_PAGE_SIZE)] = queries.PAGE_SIZE,
+    ) -> Response:
+        query = _fleet_query(q, environment, health, page_number, page_size)
+        data, days = _read(lambda conn: (queries.fleet(conn, query), queries.fleet_days(conn)))
+        return _json({**data, "page": query.page, "page_size": query.page_size, "days": days})
+
+    @app.get("/api/customers/{customer_id:path}")
+    def customer_json(request: Request, user: User, customer_id: str) -> Response:
+        data = _customer(request, customer_id)
+        for sync in data["syncs"]:
+            sync.pop("task_hrefs", None)
+        return _json(data)
+
+    return app
+
+
+def _fleet_query(
+    q: str, environment: str, health: str, page_number: int, page_size: int
+) -> queries.FleetQuery:
+    if environment and environment not in queries.ENVIRONMENTS:
+        raise HTTPException(status_code=422, detail=f"environment must be one of {queries.ENVIRONMENTS}")
+    if health and health not in queries.HEALTH_ORDER:
+        raise HTTPException(status_code=422, detail=f"status must be one of {queries.HEALTH_ORDER}")
+    return queries.FleetQuery(
+        q=q.strip()[:200], environment=environment, health=health, page=page_number, page_size=page_size
+    )
+
+
+def _fleet_page(request: Request, query: queries.FleetQuery) -> HTMLResponse:
+    data, days = _read(lambda conn: (queries.fleet(conn, query), queries.fleet_days(conn)))
+    for row in data["customers"]:
+        row["href"] = _customer_href(request, row["customer_id"])
+        row["run_href"] = _run_href(request, row["last_run_id"]) if row["last_run_id"] else None
+    nonce = secrets.token_urlsafe(16)
+    links = _fleet_links(request, query, data["total"])
+    return _html(page.fleet_html(data, days, query, links, datetime.now(UTC), nonce), nonce)
+
+
+def _customer(request: Request, customer_id: str) -> dict[str, Any]:
+    data = _read(lambda conn: queries.customer(conn, customer_id))
+    if data is None:
+        raise HTTPException(status_code=404, detail="no such customer")
+    indexes = _map_indexes(customer_id, [sync["run_id"] for sync in data["syncs"]])
+    for sync in data["syncs"]:
+        run = _run_href(request, sync["run_id"])
+        sync["run_href"] = run
+        sync["map_index"] = indexes.get(sync["run_id"])
+        sync["task_hrefs"] = (
+            [
+                (stage.split("_")[0], f"{run}/tasks/{TASK_GROUP}.{stage}/mapped/{sync['map_index']}")
+                for stage in STAGES
+            ]
+            if sync["map_index"] is not None
+            else []
+        )
+    return data
+
+
+def _read(work):
+    """``work(conn)`` in one read-only transaction on the warehouse; 503 if it cannot be read
+    (the reason is logged here, never shown)."""
+    import psycopg
+
+    from zuora.warehouse.connection import warehouse_connection
+
+    try:
+        with warehouse_connection() as conn, queries.read_only(conn):
+            return work(conn)
+    except psycopg.Error:
+        log.exception("the Zuora sync page could not read the warehouse")
+        raise HTTPException(status_code=503, detail="the warehouse cannot be read now") from None
+
+
+def _map_indexes(customer_id: str, run_ids: list[str]) -> dict[str, int]:
+    """``{run_id: map index}`` of the customer's mapped tasks in those runs of the sync DAG,
+    from Airflow's metadata (the api-server's own database): the grid shows a customer as a
+    map index, labelled with its id. Empty if it cannot be read."""
+    if not run_ids:
+        return {}
+    try:
+        from airflow.models.taskinstance import TaskInstance
+        from airflow.utils.session import create_session
+        from sqlalchemy import select
+
+        with create_session() as session:
+            rows = session.execute(
+                select(TaskInstance.run_id, TaskInstance.map_index).where(
+                    TaskInstance.dag_id == DAG_ID,
+                    TaskInstance.task_id == f"{TASK_GROUP}.{STAGES[0]}",
+                    TaskInstance.run_id.in_(run_ids),
+                    TaskInstance._rendered_map_index == customer_id,
+                )
+            ).all()
+        return {run_id: map_index for run_id, map_index in rows}
+    except Exception:
+        log.exception("no map indexes for the Zuora sync page")
+        return {}
+
+
+def _base(request: Request) -> str:
+    """This app's path as the browser sees it (the api-server's root path + the prefix)."""
+    return request.scope.get("root_path", "").rstrip("/")
+
+
+def _airflow_root(request: Request) -> str:
+    return _base(request).removesuffix(URL_PREFIX)
+
+
+def _run_href(request: Request, run_id: str) -> str:
+    return f"{_airflow_root(request)}/dags/{DAG_ID}/runs/{quote(run_id, safe='')}"
+
+
+def _customer_href(request: Request, customer_id: str) -> str:
+    return f"{_base(request)}/customers/{quote(customer_id, safe='')}"
+
+
+def _fleet_links(request: Request, query: queries.FleetQuery, total: int) -> dict[str, Any]:
+    base = _base(request) + "/"
+    filters = {"q": query.q, "environment": query.environment, "health": query.health}
+
+    def at(**changes) -> str:
+        params = {k: v for k, v in {**filters, **changes}.items() if v not in ("", None, 1)}
+        return base + ("?" + urlencode(params) if params else "")
+
+    last_page = max(1, -(-total // query.page_size))
+    return {
+        "page": base,
+        "json": _base(request)
+        + "/api/fleet"
+        + ("?" + urlencode({k: v for k, v in filters.items() if v}) if any(filters.values()) else ""),
+        "dag": f"{_airflow_root(request)}/dags/{DAG_ID}",
+        "health": {health: at(health=health, page=1) for health in queries.HEALTH_ORDER},
+        "previous": at(page=query.page - 1) if query.page > 1 else None,
+        "next": at(page=query.page + 1) if query.page < last_page else None,
+    }
+
+
+def _html(html: str, nonce: str) -> HTMLResponse:
+    return HTMLResponse(
+        html,
+        headers={
+            "Content-Security-Policy": CSP.format(nonce=nonce),
+            "X-Content-Type-Options": "nosniff",
+            "Referrer-Policy": "same-origin",
+            "Cache-Control": "no-store",
+        },
+    )
+
+
+def _json(data: Any) -> Response:
+    """JSON of the rows as read (timestamps ISO 8601), encoded in one pass."""
+    body = json.dumps(data, default=_json_value, ensure_ascii=False, separators=(",", ":"))
+    return Response(body, media_type="application/json", headers={"Cache-Control": "no-store"})
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, date | datetime):
+        return value.isoformat()
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    if isinstance(value, Decimal):
+        return float(value)
+    raise TypeError(f"{type(value).__name__} is not JSON")

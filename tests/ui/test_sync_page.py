@@ -1,0 +1,365 @@
+"""The Zuora sync page in the api-server: registered as a plugin with its views, behind
+Airflow's login and the auth manager's DAG permission, its figures those of zuora.sync_runs,
+every hostile name escaped and no secret on it."""
+
+from __future__ import annotations
+
+import json
+import statistics
+from datetime import UTC, datetime, timedelta
+from urllib.parse import quote
+
+import psycopg
+import pytest
+from psycopg.types.json import Jsonb
+
+from zuora import warehouse
+
+NOW = datetime.now(UTC)
+HOSTILE_ID = '"><img src=x onerror=alert(1)>'
+HOSTILE_NAME = "<script>alert('name')</script>"
+LONG_NAME = "\u202eevil\u200b" + "🦄Ω" * 2000 + "<marquee>end</marquee>"
+SECRET = "s3cret-NEVER-ON-THE-PAGE"
+
+
+def days_ago(ago: timedelta) -> int:
+    """How many UTC dates before today a run that started ``ago`` before NOW is."""
+    return (NOW.date() - (NOW - ago).astimezone(UTC).date()).days
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def add_run(
+    conn, customer_id: str, run_id: str, ago: timedelta, status: str, seconds: float | None, **counts
+):
+    started = NOW - ago
+    conn.execute(
+        f"""INSERT INTO zuora.sync_runs (run_id, customer_id, status, started_at, finished_at,
+                                         duration_seconds{"".join(", " + k for k in counts)})
+            VALUES (%s, %s, %s, %s, %s, %s{", %s" * len(counts)})""",
+        (
+            run_id,
+            customer_id,
+            status,
+            started,
+            started + timedelta(seconds=seconds) if seconds is not None else None,
+            seconds,
+            *counts.values(),
+        ),
+    )
+
+
+def add_customer(conn, customer_id: str, name: str, environment: str = "sandbox", **extra) -> None:
+    warehouse.upsert_customer(
+        conn,
+        customer_id=customer_id,
+        name=name,
+        zuora_conn_id=f"zuora_{customer_id[:20]}",
+        environment=environment,
+        **extra,
+    )
+
+
+# acme: 10 runs over 30 days, one a day; three of them failed, one of those in the last 7 days.
+ACME_RUNS = [
+    (
+        f"scheduled__{(NOW - timedelta(days=d)).date()}",
+        timedelta(days=d, hours=1),
+        status,
+        secs,
+        calls,
+        limited,
+    )
+    for d, status, secs, calls, limited in [
+        (0, "success", 12.0, 40, 0),
+        (1, "failed", 30.0, 55, 7),
+        (2, "success", 10.0, 38, 0),
+        (3, "success", 14.0, 41, 1),
+        (5, "success", 11.0, 39, 0),
+        (9, "failed", None, 3, 0),
+        (12, "success", 20.0, 44, 2),
+        (15, "failed", 50.0, 70, 12),
+        (20, "success", 9.0, 36, 0),
+        (29, "success", 13.0, 40, 0),
+    ]
+] + [("scheduled__old", timedelta(days=45), "failed", 99.0, 1, 1)]  # outside every window
+
+
+@pytest.fixture
+def seeded(migrated_uri):
+    with psycopg.connect(migrated_uri) as conn:
+        add_customer(conn, "acme", "Acme Corp")
+        add_customer(conn, "globex", "Globex", "production")
+        add_customer(conn, HOSTILE_ID, HOSTILE_NAME, "production")
+        add_customer(conn, "longname", LONG_NAME)
+        for run_id, ago, status, secs, calls, limited in ACME_RUNS:
+            add_run(conn, "acme", run_id, ago, status, secs, api_requests=calls, rate_limited=limited)
+        # globex: last run failed an hour ago, its last success three days ago
+        add_run(conn, "globex", "manual__g2", timedelta(hours=1), "failed", 5.0, error="HTTP 500 from Zuora")
+        add_run(conn, "globex", "manual__g1", timedelta(days=3), "success", 8.0)
+        # the hostile customer: a success a week ago (stale), a dead letter and a version change
+        add_run(conn, HOSTILE_ID, "run<script>", timedelta(days=7), "success", 4.0)
+        conn.execute(
+            """INSERT INTO zuora.dead_letters (customer_id, run_id, stage, zuora_id, item_key, error_type,
+                                               message, payload)
+               VALUES (%s, 'run<script>', 'export', 7, '7', 'ZuoraError', %s, %s)""",
+            (HOSTILE_ID, '<img src=x onerror="alert(2)"> broke', Jsonb({"password": SECRET})),
+        )
+        conn.execute(
+            """INSERT INTO zuora.workflow_versions (customer_id, zuora_id, version_id, version, version_order,
+                                                    name, status, zuora_updated_at, run_id, original_hash,
+                                                    original_encrypted)
+               VALUES (%s, 7, 70, '1.0.0', '{1,0,0}', %s, 'Active', now(), 'run<script>', %s, %s)""",
+            (HOSTILE_ID, "<script>alert('workflow')</script>", SECRET, SECRET.encode()),
+        )
+        conn.execute(
+            """INSERT INTO zuora.restores (requested_by, applied, status, scope, source_customer_id,
+                                           source_zuora_id, target_customer_id, mode, activate, plan,
+                                           zuora_response, message)
+               VALUES ('ops<marquee>', true, 'imported', 'cross_company_copy', %s, 7, 'globex',
+                       'new_workflow', false, %s, %s,
+                       '<iframe src=//evil>')""",
+            (HOSTILE_ID, Jsonb({"definition": SECRET}), Jsonb({"token": SECRET})),
+        )
+        conn.execute(
+            """INSERT INTO zuora.alerts (kind, severity, title, details, channel)
+               VALUES ('slow_sync', 'warning', %s, %s, 'log')""",
+            ("customer <script>x</script> slow", Jsonb({"customer_id": HOSTILE_ID})),
+        )
+        conn.commit()
+    return migrated_uri
+
+
+def test_the_plugin_and_its_views_are_registered(client, tokens):
+    plugins = client.get("/api/v2/plugins", headers=bearer(tokens["admin"])).json()["plugins"]
+    ours = [p for p in plugins if p["name"] == "zuora_sync"]
+    assert len(ours) == 1, [p["name"] for p in plugins]
+    views = {v["destination"]: v for v in ours[0]["external_views"]}
+    assert views["nav"]["href"] == "/zuora-sync/" and views["nav"]["url_route"] == "zuora-sync"
+    assert views["dag"]["href"] == "/zuora-sync/dag/{DAG_ID}" and views["dag"]["url_route"]
+    assert ours[0]["fastapi_apps"] == [
+        {"app": "fastapi.applications.FastAPI", "url_prefix": "/zuora-sync", "name": "Zuora sync"}
+    ]
+    # from this distribution's airflow.plugins entry point, not from the plugins folder
+    assert ours[0]["source"].startswith("zuora-workflow-sync==")
+    assert "group='airflow.plugins'" in ours[0]["source"]
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/zuora-sync/",
+        "/zuora-sync/api/fleet",
+        "/zuora-sync/customers/acme",
+        "/zuora-sync/api/customers/acme",
+        "/zuora-sync/dag/zuora_workflow_sync",
+    ],
+)
+def test_anonymous_401_without_access_403_with_access_200(client, tokens, seeded, path):
+    assert client.get(path).status_code == 401
+    assert client.get(path, headers=bearer("not-a-jwt")).status_code in (401, 403)
+    assert client.get(path, headers=bearer(tokens["outsider"])).status_code == 403
+    for user in ("viewer1", "admin"):
+        assert client.get(path, headers=bearer(tokens[user])).status_code == 200, user
+
+
+def test_a_browser_without_a_session_gets_a_login_link_and_scripts_json(client, tokens, seeded):
+    page = client.get("/zuora-sync/")
+    assert page.status_code == 401 and page.headers["content-type"].startswith("text/html")
+    assert 'href="/auth/login' in page.text and 'target="_top"' in page.text
+    assert client.get("/zuora-sync/api/fleet").json() == {"detail": "Not authenticated"}
+    refused = client.get("/zuora-sync/", headers=bearer(tokens["outsider"]))
+    assert refused.status_code == 403 and "not allowed to read the DAG zuora_workflow_sync" in refused.text
+
+
+def test_the_ui_cookie_is_enough(client, tokens, seeded):
+    client.cookies.set("_token", tokens["viewer1"])
+    answer = client.get("/zuora-sync/")
+    assert answer.status_code == 200 and answer.headers["content-type"].startswith("text/html")
+    client.cookies.set("_token", tokens["outsider"])
+    assert client.get("/zuora-sync/").status_code == 403
+
+
+def test_the_fleet_json_matches_sync_runs(client, tokens, seeded):
+    fleet = client.get("/zuora-sync/api/fleet", headers=bearer(tokens["viewer1"])).json()
+    rows = {row["customer_id"]: row for row in fleet["customers"]}
+    assert fleet["total"] == 4 and set(rows) == {"acme", "globex", HOSTILE_ID, "longname"}
+    # worst first: failing, then stale (never synced before synced long ago), then ok
+    assert [row["customer_id"] for row in fleet["customers"]] == ["globex", "longname", HOSTILE_ID, "acme"]
+    assert fleet["summary"] == {"failing": 1, "stale": 2, "running": 0, "ok": 1, "disabled": 0}
+
+    acme = rows["acme"]
+    within = [r for r in ACME_RUNS if r[1] < timedelta(days=30)]
+    week = [r for r in within if r[1] < timedelta(days=7)]
+    assert acme["success_rate_30d"] == round(sum(r[2] == "success" for r in within) / len(within), 4) == 0.7
+    assert acme["success_rate_7d"] == round(sum(r[2] == "success" for r in week) / len(week), 4) == 0.8
+    durations = sorted(r[3] for r in within if r[3] is not None)
+    assert acme["median_duration_seconds"] == statistics.median(durations) == 13.0
+    assert acme["max_duration_seconds"] == 50.0
+    assert (acme["last_status"], acme["last_api_requests"], acme["last_rate_limited"]) == ("success", 40, 0)
+    assert acme["health"] == "ok" and acme["last_run_id"] == ACME_RUNS[0][0]
+    trend_days = {days_ago(r[1]) for r in within if r[3] is not None} & set(range(30))
+    assert len(acme["duration_trend"]) == 30
+    assert [i for i, v in enumerate(acme["duration_trend"]) if v is not None] == sorted(
+        29 - d for d in trend_days
+    )
+    assert rows["globex"]["health"] == "failing" and rows["globex"]["last_error"] == "HTTP 500 from Zuora"
+    assert rows[HOSTILE_ID]["open_dead_letters"] == 1
+    assert rows["longname"]["last_status"] is None and rows["longname"]["health"] == "stale"
+
+    days = fleet["days"]
+    assert len(days) == 30 and days[-1]["day"] == NOW.date().isoformat()
+    runs = [("acme", r[1], r[2]) for r in ACME_RUNS] + [
+        ("globex", timedelta(hours=1), "failed"),
+        ("globex", timedelta(days=3), "success"),
+        (HOSTILE_ID, timedelta(days=7), "success"),
+    ]
+    for status, key in (("success", "synced"), ("failed", "failed")):
+        expected = {}
+        for customer, ago, run_status in runs:
+            if run_status == status and days_ago(ago) < 30:
+                expected.setdefault(29 - days_ago(ago), set()).add(customer)
+        assert {i: d[key] for i, d in enumerate(days) if d[key]} == {i: len(c) for i, c in expected.items()}
+
+
+def test_a_customer_json_is_its_last_syncs(client, tokens, seeded):
+    data = client.get("/zuora-sync/api/customers/acme", headers=bearer(tokens["viewer1"])).json()
+    with psycopg.connect(seeded) as conn:
+        expected = conn.execute(
+            """SELECT run_id, status, duration_seconds, api_requests, rate_limited FROM zuora.sync_runs
+                WHERE customer_id = 'acme' ORDER BY started_at DESC"""
+        ).fetchall()
+    got = [
+        (s["run_id"], s["status"], s["duration_seconds"], s["api_requests"], s["rate_limited"])
+        for s in data["syncs"]
+    ]
+    assert got == [tuple(row) for row in expected] and len(got) == 11
+    assert data["syncs"][0]["run_href"] == f"/dags/zuora_workflow_sync/runs/{quote(ACME_RUNS[0][0], safe='')}"
+    assert data["customer"]["success_rate_30d"] == 0.7
+    assert (
+        client.get("/zuora-sync/api/customers/nobody", headers=bearer(tokens["viewer1"])).status_code == 404
+    )
+
+
+def test_search_and_filters(client, tokens, seeded):
+    def ids(**params):
+        answer = client.get("/zuora-sync/api/fleet", params=params, headers=bearer(tokens["viewer1"]))
+        assert answer.status_code == 200, answer.text
+        return [row["customer_id"] for row in answer.json()["customers"]]
+
+    assert ids(q="ACME") == ["acme"]
+    assert ids(q="<script>") == [HOSTILE_ID]  # by name
+    assert ids(environment="production") == ["globex", HOSTILE_ID]
+    assert ids(health="stale") == ["longname", HOSTILE_ID]
+    assert ids(page_size=2, page=2) == [HOSTILE_ID, "acme"]
+    assert (
+        client.get("/zuora-sync/api/fleet?health=bogus", headers=bearer(tokens["viewer1"])).status_code == 422
+    )
+    html = client.get("/zuora-sync/", params={"q": "glob"}, headers=bearer(tokens["viewer1"])).text
+    assert ">globex</a>" in html and ">acme</a>" not in html
+    assert 'href="/dags/zuora_workflow_sync/runs/manual__g2" target="_top"' in html  # its last run
+
+
+def test_hostile_names_are_escaped_and_no_secret_is_shown(client, tokens, seeded, monkeypatch):
+    # the customer's Airflow connection, with a password and extras, must not leak either
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_ZUORA_ACME",
+        json.dumps(
+            {
+                "conn_type": "zuora",
+                "host": "https://rest.zuora.com",
+                "login": "id",
+                "password": SECRET,
+                "extra": {"client_secret": SECRET},
+            }
+        ),
+    )
+    auth = bearer(tokens["viewer1"])
+    pages = {
+        "fleet": client.get("/zuora-sync/", headers=auth),
+        "customer": client.get(f"/zuora-sync/customers/{quote(HOSTILE_ID, safe='')}", headers=auth),
+        "long": client.get("/zuora-sync/customers/longname", headers=auth),
+        "acme": client.get("/zuora-sync/customers/acme", headers=auth),
+    }
+    for name, answer in pages.items():
+        assert answer.status_code == 200, (name, answer.text[:500])
+        html = answer.text
+        assert "<script>alert" not in html and "<img" not in html and "<iframe" not in html, name
+        assert "<marquee" not in html, name
+        assert html.count("<script") == 1, name  # only the page's own theme script, with a nonce
+        assert SECRET not in html, name
+        assert "nonce-" in answer.headers["content-security-policy"]
+    assert "&lt;script&gt;alert(&#39;name&#39;)&lt;/script&gt;" in pages["fleet"].text
+    assert "&#34;&gt;&lt;img src=x onerror=alert(1)&gt;" in pages["fleet"].text
+    customer = pages["customer"].text
+    assert "&lt;script&gt;alert(&#39;workflow&#39;)&lt;/script&gt;" in customer  # a version change
+    assert "&lt;img src=x onerror=&#34;alert(2)&#34;&gt; broke" in customer  # a dead letter
+    assert "&lt;iframe src=//evil&gt;" in customer and "ops&lt;marquee&gt;" in customer  # a restore
+    assert "into another company" in customer  # a cross-company copy stands out
+    assert "customer &lt;script&gt;x&lt;/script&gt; slow" in customer  # an alert
+    assert "\u202eevil" in pages["long"].text and "🦄Ω" * 2000 in pages["long"].text
+
+    for path in ("/zuora-sync/api/fleet", f"/zuora-sync/api/customers/{quote(HOSTILE_ID, safe='')}"):
+        answer = client.get(path, headers=auth)
+        assert answer.headers["content-type"] == "application/json" and SECRET not in answer.text
+    data = client.get(f"/zuora-sync/api/customers/{quote(HOSTILE_ID, safe='')}", headers=auth).json()
+    assert data["customer"]["name"] == HOSTILE_NAME  # data, as stored: JSON escapes it itself
+    assert data["changes"][0]["name"] == "<script>alert('workflow')</script>"
+    assert "payload" not in data["dead_letters"][0] and "plan" not in data["restores"][0]
+    assert data["restores"][0]["scope"] == "cross_company_copy"
+
+
+def test_the_page_reads_in_a_read_only_transaction(migrated_uri):
+    from zuora.ui import queries
+
+    with psycopg.connect(migrated_uri) as conn, queries.read_only(conn):
+        assert conn.execute("SHOW transaction_read_only").fetchone() == ("on",)
+        with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
+            conn.execute("DELETE FROM zuora.customers")
+
+
+def test_the_dag_tab_points_other_dags_to_the_sync_dag(client, tokens, seeded):
+    auth = bearer(tokens["viewer1"])
+    ours = client.get("/zuora-sync/dag/zuora_workflow_sync", headers=auth)
+    assert ours.status_code == 200 and ">acme</a>" in ours.text
+    other = client.get("/zuora-sync/dag/%3Cscript%3E", headers=auth)
+    assert (
+        other.status_code == 200
+        and "zuora_workflow_sync" in other.text
+        and "<script>" not in other.text.split("</script>", 1)[1]
+    )
+
+
+def test_the_auth_manager_is_asked_about_the_sync_dag(client, tokens, seeded, monkeypatch):
+    """An auth manager that lets a user read every DAG but the sync DAG: the page is refused."""
+    from airflow.api_fastapi.app import get_auth_manager
+
+    manager = get_auth_manager()
+    asked = []
+    allowed = manager.is_authorized_dag
+
+    def every_dag_but_the_sync_dag(*, method, user, access_entity=None, details=None):
+        asked.append((method, details.id if details else None))
+        if details is not None and details.id == "zuora_workflow_sync":
+            return False
+        return allowed(method=method, user=user, access_entity=access_entity, details=details)
+
+    monkeypatch.setattr(manager, "is_authorized_dag", every_dag_but_the_sync_dag)
+    assert client.get("/zuora-sync/api/fleet", headers=bearer(tokens["admin"])).status_code == 403
+    assert asked == [("GET", "zuora_workflow_sync")]
+
+
+def test_a_search_is_shown_back_escaped_and_odd_ids_have_their_view(client, tokens, seeded):
+    auth = bearer(tokens["viewer1"])
+    reflected = client.get("/zuora-sync/", params={"q": '"><script>alert(3)</script>'}, headers=auth)
+    assert reflected.status_code == 200 and "alert(3)</script>" not in reflected.text
+    assert 'value="&#34;&gt;&lt;script&gt;alert(3)&lt;/script&gt;"' in reflected.text
+    with psycopg.connect(seeded) as conn:
+        add_customer(conn, "tenant/eu 1?x=%", "Slash")
+        conn.commit()
+    odd = quote("tenant/eu 1?x=%", safe="")
+    assert client.get(f"/zuora-sync/api/customers/{odd}", headers=auth).json()["customer"]["name"] == "Slash"
+    fleet = client.get("/zuora-sync/", params={"q": "tenant/"}, headers=auth).text
+    assert f'href="/zuora-sync/customers/{odd}"' in fleet
