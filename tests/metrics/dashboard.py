@@ -1,7 +1,7 @@
 """The shipped monitoring files as the tests read them: the metric names the Grafana
 dashboard's PromQL queries, the Prometheus name statsd-exporter gives an emitted StatsD
 series (applying monitoring/statsd-exporter/mapping.yml as the exporter does), and the series the
-README's "Metrics" table names."""
+"Metrics" table of docs/operating.md names."""
 
 from __future__ import annotations
 
@@ -64,6 +64,6 @@ def prometheus_name(name: str, kind: str) -> str:
 
 
 def readme_series() -> set[str]:
-    """The names (after ``zuora_sync.``) in the README's "Metrics" table."""
-    text = (ROOT / "README.md").read_text()
+    """The names (after ``zuora_sync.``) in the "Metrics" table of docs/operating.md."""
+    text = (ROOT / "docs" / "operating.md").read_text()
     return set(re.findall(r"^\| `zuora_sync\.([a-z0-9_.]+)`", text, re.MULTILINE))

@@ -54,7 +54,7 @@ def test_a_bad_backend_changes_nothing_and_costs_a_few_ms(
         settings = dict(
             otel_on=True,
             OTEL_EXPORTER_OTLP_METRICS_ENDPOINT=hanging.endpoint,
-            OTEL_EXPORTER_OTLP_METRICS_TIMEOUT=2,  # bound Airflow's flush at task exit (see README)
+            OTEL_EXPORTER_OTLP_METRICS_TIMEOUT=2,  # bound Airflow's flush at task exit (see docs/operating.md, Metrics)
         )
     try:
         sync_env("acme", workflows=5)

@@ -59,7 +59,7 @@ def test_statsd_series_match_the_ledger_and_feed_every_dashboard_panel(
     queried = dashboard.queried_metrics()
     assert queried, "the dashboard queries no metric"
     assert queried <= emitted, f"queried but never emitted: {sorted(queried - emitted)}"
-    # and the README's table names every series of ours this run emitted
+    # and the Metrics table (docs/operating.md) names every series of ours this run emitted
     ours = {s.name.removeprefix("zuora_sync.") for s in samples if s.name.startswith("zuora_sync.")}
     assert ours <= dashboard.readme_series(), sorted(ours - dashboard.readme_series())
 

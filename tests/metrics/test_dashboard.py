@@ -1,5 +1,5 @@
 """The shipped monitoring files load and agree: the dashboard's datasources are the
-provisioned ones, it shows every series of the README's table, and the statsd-exporter mapping
+provisioned ones, it shows every series of the Metrics table (docs/operating.md), and the statsd-exporter mapping
 names every series of ours (what each panel queries was seen emitted: test_dag_metrics)."""
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ def test_the_dashboard_shows_every_series_of_the_readme_table():
     table = dashboard.readme_series()
     assert len(table) >= 20
     queried = dashboard.queried_metrics()
-    readme = (dashboard.ROOT / "README.md").read_text()
+    readme = (dashboard.ROOT / "docs" / "operating.md").read_text()
     for name in table:
         kind = readme.split(f"| `zuora_sync.{name}` | ", 1)[1].split(" |", 1)[0]  # type column
         assert dashboard.prometheus_name(f"zuora_sync.{name}", kind) in queried, name
