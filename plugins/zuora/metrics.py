@@ -2,8 +2,8 @@
 Datadog: whatever ``[metrics]`` the deployment configured; nothing of ours to set).
 
 Every series is named ``zuora_sync.<what>`` (Airflow puts its ``statsd_prefix`` /
-``otel_prefix``, ``airflow`` by default, in front) and listed in the README's "Metrics" table,
-which is an interface: dashboards and alert rules depend on it. Per-customer series carry the
+``otel_prefix``, ``airflow`` by default, in front) and listed in the "Metrics" table of
+docs/operating.md, which is an interface: dashboards and alert rules depend on it. Per-customer series carry the
 customer as a *tag* (``customer``, ``environment``, ``stage``), never in the name: plain
 StatsD drops tags (fleet totals only), StatsD with ``statsd_influxdb_enabled``, Datadog and
 OpenTelemetry keep them. Cardinality is bounded by the number of customers; tag values are

@@ -1,8 +1,8 @@
 """Every setting of the product, in one place: its name and its default.
 
 Environment variables are read when called (the DAG file calls them when it is parsed, so
-every scheduler, worker and dag-processor must see the same values). The README's
-Configuration table is checked against this module (tests/test_settings.py).
+every scheduler, worker and dag-processor must see the same values). The Configuration table
+of docs/operating.md is checked against this module (tests/test_settings.py).
 A customer's own options live in its Airflow connection (``zuora.api.credentials.ZuoraOptions``).
 """
 
