@@ -3,6 +3,7 @@ client for Airflow's REST API v2 as the UI uses it (JWT from /auth/token)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -10,6 +11,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -85,6 +87,36 @@ class Deployment:
         )
 
 
+@contextlib.contextmanager
+def running_cluster(home: Path, env: dict, *args: str, alerts: list | None = None) -> Iterator[Deployment]:
+    """`python -m devstack.cluster --no-demo ARGS` in ``home`` with ``env``; the sync DAG
+    unpaused and its first scheduled run (no customers yet) done. Stopped with SIGTERM."""
+    log = open(home / "cluster.out", "wb")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "devstack.cluster", "--home", str(home), "--no-demo", *args],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 240
+        while not (home / "cluster.json").exists():
+            assert process.poll() is None, (home / "cluster.out").read_text()[-3000:]
+            assert time.monotonic() < deadline, "the cluster did not start within 240 s"
+            time.sleep(1)
+        deployment = Deployment(home, json.loads((home / "cluster.json").read_text()), alerts or [])
+        deployment.api.call("PATCH", f"/dags/{DAG_ID}", json={"is_paused": False})
+        deployment.api.wait(deployment.first_run())  # the scheduled run unpausing starts
+        yield deployment
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=90)
+        finally:
+            log.close()
+
+
 @pytest.fixture(scope="session")
 def deployment(tmp_path_factory):
     """`python -m devstack.cluster --no-demo` in a home of its own, with the zuora_alerts
@@ -103,30 +135,10 @@ def deployment(tmp_path_factory):
             {"conn_type": "http", "host": f"http://127.0.0.1:{receiver.server_port}/alerts"}
         ),
     }
-    log = open(home / "cluster.out", "wb")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "devstack.cluster", "--home", str(home), "--no-demo"],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
     try:
-        deadline = time.monotonic() + 240
-        while not (home / "cluster.json").exists():
-            assert process.poll() is None, (home / "cluster.out").read_text()[-3000:]
-            assert time.monotonic() < deadline, "the cluster did not start within 240 s"
-            time.sleep(1)
-        deployment = Deployment(home, json.loads((home / "cluster.json").read_text()), receiver.received)
-        deployment.statsd = statsd  # what every component's StatsD metrics sent
-        deployment.api.call("PATCH", f"/dags/{DAG_ID}", json={"is_paused": False})
-        deployment.api.wait(deployment.first_run())  # the scheduled run unpausing starts
-        yield deployment
+        with running_cluster(home, env, alerts=receiver.received) as deployment:
+            deployment.statsd = statsd  # what every component's StatsD metrics sent
+            yield deployment
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=90)
-        finally:
-            receiver.shutdown()
-            statsd.close()
-            log.close()
+        receiver.shutdown()
+        statsd.close()

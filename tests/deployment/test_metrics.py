@@ -12,14 +12,11 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
-import sys
 import time
 
 import pytest
 
-from tests.deployment.conftest import DAG_ID, ROOT, SETTINGS, Deployment
+from tests.deployment.conftest import DAG_ID, SETTINGS, running_cluster
 from tests.metrics import dashboard
 from tests.metrics.ledger import assert_series_match_the_ledger, ledger
 from tests.metrics.receivers import OtlpReceiver
@@ -105,31 +102,11 @@ def otel_cluster(tmp_path_factory):
         "AIRFLOW__METRICS__OTEL_ON": "True",
         "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT": otlp.endpoint,
     }
-    log = open(home / "cluster.out", "wb")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "devstack.cluster", "--home", str(home), "--no-demo", "--workers", "1"],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
     try:
-        deadline = time.monotonic() + 240
-        while not (home / "cluster.json").exists():
-            assert process.poll() is None, (home / "cluster.out").read_text()[-3000:]
-            assert time.monotonic() < deadline, "the cluster did not start within 240 s"
-            time.sleep(1)
-        deployment = Deployment(home, json.loads((home / "cluster.json").read_text()), [])
-        deployment.api.call("PATCH", f"/dags/{DAG_ID}", json={"is_paused": False})
-        deployment.api.wait(deployment.first_run())
-        yield deployment, otlp
+        with running_cluster(home, env, "--workers", "1") as deployment:
+            yield deployment, otlp
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=90)
-        finally:
-            otlp.close()
-            log.close()
+        otlp.close()
 
 
 def test_otlp_from_the_workers_task_processes_matches_the_ledger(otel_cluster):
