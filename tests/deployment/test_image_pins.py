@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -32,8 +33,17 @@ def dockerfile_pip_install() -> tuple[str, list[str]]:
 def test_the_image_install_resolves_to_the_lock(tmp_path):
     airflow_version, argv = dockerfile_pip_install()
     assert argv[:2] == ["pip", "install"]
+    # a copy of the source, as the image's COPY makes: building in the tree would leave an
+    # egg-info in plugins/, where Airflow's plugin folder would register our plugin twice
+    source = tmp_path / "src"
+    shutil.copytree(
+        ROOT,
+        source,
+        symlinks=True,
+        ignore=shutil.ignore_patterns(".venv", ".demo", ".cluster", ".git", "__pycache__", "*.egg-info"),
+    )
     args = [
-        a.replace("${AIRFLOW_VERSION}", airflow_version).replace("/opt/airflow/src", str(ROOT))
+        a.replace("${AIRFLOW_VERSION}", airflow_version).replace("/opt/airflow/src", str(source))
         for a in argv[2:]
         if a != "--no-cache-dir"
     ]

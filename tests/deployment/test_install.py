@@ -14,10 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.warehouse.conftest import migrated_uri, warehouse_template
 from zuora.api.credentials import airflow_connection
-
-__all__ = ["migrated_uri", "warehouse_template"]
 
 ROOT = Path(__file__).resolve().parents[2]
 PIP = ["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-compile"]

@@ -9,10 +9,6 @@ import secrets
 
 import pytest
 
-from tests.warehouse.conftest import migrated_uri, warehouse_template
-
-__all__ = ["migrated_uri", "warehouse_template"]
-
 # admin and a viewer may read every DAG; "outsider" is a user with no role: no DAG at all
 USERS = "admin:admin,viewer1:viewer,outsider:"
 
