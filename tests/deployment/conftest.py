@@ -105,7 +105,9 @@ def running_cluster(home: Path, env: dict, *args: str, alerts: list | None = Non
             assert process.poll() is None, (home / "cluster.out").read_text()[-3000:]
             assert time.monotonic() < deadline, "the cluster did not start within 240 s"
             time.sleep(1)
-        deployment = Deployment(home, json.loads((home / "cluster.json").read_text()), [] if alerts is None else alerts)
+        deployment = Deployment(
+            home, json.loads((home / "cluster.json").read_text()), [] if alerts is None else alerts
+        )
         deployment.api.call("PATCH", f"/dags/{DAG_ID}", json={"is_paused": False})
         deployment.api.wait(deployment.first_run())  # the scheduled run unpausing starts
         yield deployment
