@@ -129,11 +129,6 @@ def add_customer(
     return created
 
 
-def hostname() -> str:
-    """``[core] hostname_callable`` of the cluster: each worker's own name (ZWS_HOSTNAME)."""
-    return os.environ.get("ZWS_HOSTNAME") or socket.getfqdn()
-
-
 class Cluster:
     def __init__(self, home: Path, workers: int, demo: bool = True, dags_folder: Path = ROOT / "dags"):
         self.home = home.resolve()
@@ -263,7 +258,7 @@ class Cluster:
             "AIRFLOW_HOME": str(self.home / "airflow"),
             "AIRFLOW__CORE__DAGS_FOLDER": str(self.dags_folder),
             "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
-            "AIRFLOW__CORE__HOSTNAME_CALLABLE": "devstack.cluster.hostname",
+            "AIRFLOW__CORE__HOSTNAME_CALLABLE": "devstack.hostname.hostname",
             "AIRFLOW_VAR_ZUORA_EXPORT_ENCRYPTION_KEY": keys["export_key"],
             **(demo.demo_connections(simulator_url) if self.demo else {}),
         }
