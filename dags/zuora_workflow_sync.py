@@ -93,10 +93,12 @@ def zuora_workflow_sync():
     @task_group
     def customer_sync(customer: dict):
         @task(pool=settings.POOL, map_index_template=CUSTOMER_LABEL)
-        def list_workflows(customer: dict, params=None, run_id=None):
+        def list_workflows(customer: dict, params=None, run_id=None, ti=None):
             from zuora import sync
 
-            listed = sync.list_stage(customer, run_id, finish_unchanged=not params["full_refresh"])
+            listed = sync.list_stage(
+                customer, run_id, finish_unchanged=not params["full_refresh"], map_index=ti.map_index
+            )
             if listed.finished is not None:
                 # A customer with nothing to do was synced by this task. Ending it skipped makes
                 # the scheduler skip the other three without starting them (a short-circuit

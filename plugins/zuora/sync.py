@@ -80,7 +80,12 @@ class Listed(NamedTuple):
 
 
 def list_stage(
-    customer: dict, run_id: str, *, finish_unchanged: bool = False, lookback: timedelta | None = None
+    customer: dict,
+    run_id: str,
+    *,
+    finish_unchanged: bool = False,
+    lookback: timedelta | None = None,
+    map_index: int | None = None,
 ) -> Listed:
     """List every workflow of the customer into staging.
 
@@ -99,6 +104,7 @@ def list_stage(
             customer_id,
             conn_id=customer["zuora_conn_id"],
             environment=hook.credentials.environment,
+            map_index=map_index,
         )
         listing = hook.list_workflows()
         listed = warehouse.stage_listing(

@@ -243,6 +243,21 @@ def test_a_customer_json_is_its_last_syncs(client, tokens, seeded):
     )
 
 
+def test_a_sync_links_to_its_task_instances_by_the_map_index_its_list_task_recorded(client, tokens, seeded):
+    latest, older = ACME_RUNS[0][0], ACME_RUNS[1][0]
+    with psycopg.connect(seeded) as conn:
+        conn.execute(
+            "UPDATE zuora.sync_runs SET map_index = 3 WHERE customer_id = 'acme' AND run_id = %s", (latest,)
+        )
+    syncs = client.get("/zuora-sync/api/customers/acme", headers=bearer(tokens["viewer1"])).json()["syncs"]
+    by_run = {s["run_id"]: s["map_index"] for s in syncs}
+    assert by_run[latest] == 3 and by_run[older] is None
+    page = client.get("/zuora-sync/customers/acme", headers=bearer(tokens["viewer1"])).text
+    tasks = "/tasks/customer_sync.list_workflows/mapped/"
+    assert f"/dags/zuora_workflow_sync/runs/{quote(latest, safe='')}{tasks}3" in page
+    assert page.count(tasks) == 1  # the older runs recorded none: no link
+
+
 def test_search_and_filters(client, tokens, seeded):
     def ids(**params):
         answer = client.get("/zuora-sync/api/fleet", params=params, headers=bearer(tokens["viewer1"]))

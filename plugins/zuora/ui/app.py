@@ -9,8 +9,9 @@
 Airflow gives a mounted app no authentication: every route asks for the Airflow user (the
 UI's ``_token`` cookie or a Bearer JWT, ``airflow.api_fastapi.core_api.security.get_user``:
 anonymous 401) and then the configured auth manager whether that user may read the DAG
-``zuora_workflow_sync`` (403 if not). It only reads: the warehouse in a read-only transaction,
-Airflow's metadata for the map index of a customer's tasks.
+``zuora_workflow_sync`` (403 if not). It only reads the warehouse, in a read-only transaction
+(a customer's map index in a run, for links to the grid, is in ``zuora.sync_runs``): never
+Airflow's metadata database.
 """
 
 from __future__ import annotations
@@ -160,11 +161,9 @@ def _customer(request: Request, customer_id: str) -> dict[str, Any]:
     data = _read(lambda conn: queries.customer(conn, customer_id))
     if data is None:
         raise HTTPException(status_code=404, detail="no such customer")
-    indexes = _map_indexes(customer_id, [sync["run_id"] for sync in data["syncs"]])
-    for sync in data["syncs"]:
+    for sync in data["syncs"]:  # map_index: recorded by the customer's list task
         run = _run_href(request, sync["run_id"])
         sync["run_href"] = run
-        sync["map_index"] = indexes.get(sync["run_id"])
         sync["task_hrefs"] = (
             [
                 (stage.split("_")[0], f"{run}/tasks/{TASK_GROUP}.{stage}/mapped/{sync['map_index']}")
@@ -189,32 +188,6 @@ def _read(work):
     except psycopg.Error:
         log.exception("the Zuora sync page could not read the warehouse")
         raise HTTPException(status_code=503, detail="the warehouse cannot be read now") from None
-
-
-def _map_indexes(customer_id: str, run_ids: list[str]) -> dict[str, int]:
-    """``{run_id: map index}`` of the customer's mapped tasks in those runs of the sync DAG,
-    from Airflow's metadata (the api-server's own database): the grid shows a customer as a
-    map index, labelled with its id. Empty if it cannot be read."""
-    if not run_ids:
-        return {}
-    try:
-        from airflow.models.taskinstance import TaskInstance
-        from airflow.utils.session import create_session
-        from sqlalchemy import select
-
-        with create_session() as session:
-            rows = session.execute(
-                select(TaskInstance.run_id, TaskInstance.map_index).where(
-                    TaskInstance.dag_id == DAG_ID,
-                    TaskInstance.task_id == f"{TASK_GROUP}.{STAGES[0]}",
-                    TaskInstance.run_id.in_(run_ids),
-                    TaskInstance._rendered_map_index == customer_id,
-                )
-            ).all()
-        return {run_id: map_index for run_id, map_index in rows}
-    except Exception:
-        log.exception("no map indexes for the Zuora sync page")
-        return {}
 
 
 def _base(request: Request) -> str:

@@ -41,17 +41,25 @@ STAGES = ("list", "export", "validate", "upsert", "task")
 
 
 def start_sync_run(
-    conn, run_id: str, customer_id: str, *, conn_id: str | None = None, environment: str | None = None
+    conn,
+    run_id: str,
+    customer_id: str,
+    *,
+    conn_id: str | None = None,
+    environment: str | None = None,
+    map_index: int | None = None,
 ) -> None:
-    """Open (or reopen, on a retry) the customer's row for this run, status 'running'."""
+    """Open (or reopen, on a retry) the customer's row for this run, status 'running';
+    ``map_index`` is the customer's map index in the DAG run (for links to the grid)."""
     with committing(conn):
         conn.execute(
-            "INSERT INTO zuora.sync_runs (run_id, customer_id, zuora_conn_id, zuora_environment) "
-            "VALUES (%s, %s, %s, %s) ON CONFLICT (run_id, customer_id) DO UPDATE "
+            "INSERT INTO zuora.sync_runs (run_id, customer_id, zuora_conn_id, zuora_environment, "
+            "map_index) VALUES (%s, %s, %s, %s, %s) ON CONFLICT (run_id, customer_id) DO UPDATE "
             "SET status = 'running', finished_at = NULL, duration_seconds = NULL, error = NULL, "
             "zuora_conn_id = coalesce(excluded.zuora_conn_id, sync_runs.zuora_conn_id), "
-            "zuora_environment = coalesce(excluded.zuora_environment, sync_runs.zuora_environment)",
-            (run_id, customer_id, conn_id, environment),
+            "zuora_environment = coalesce(excluded.zuora_environment, sync_runs.zuora_environment), "
+            "map_index = coalesce(excluded.map_index, sync_runs.map_index)",
+            (run_id, customer_id, conn_id, environment, map_index),
         )
 
 
