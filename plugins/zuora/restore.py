@@ -329,10 +329,11 @@ def apply(conn, plan: Plan, *, requested_by: str, confirm_production: bool = Fal
                 original, activate=plan.activate, idempotency_key=plan.idempotency_key
             )
         else:
+            assert plan.new_version is not None  # make_plan numbers every import into a workflow
             answer = hook.import_version(
                 plan.target_zuora_id,
                 original,
-                version=plan.new_version or "",
+                version=plan.new_version,
                 activate=plan.activate,
                 idempotency_key=plan.idempotency_key,
             )

@@ -11,6 +11,8 @@ import re
 import pytest
 import requests
 
+from tests.simulator.test_simulator_workflows import LIST_KEYS
+
 NAIVE_TS = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d$")
 VERSION_KEYS = {
     "id",
@@ -27,22 +29,6 @@ VERSION_KEYS = {
     "status",
     "createdAt",
     "updatedAt",
-}
-LIST_KEYS = {
-    "id",
-    "name",
-    "description",
-    "status",
-    "type",
-    "ondemandTrigger",
-    "calloutTrigger",
-    "scheduledTrigger",
-    "interval",
-    "timezone",
-    "createdAt",
-    "updatedAt",
-    "active_version",
-    "latest_inactive_verisons",
 }
 DEFINITION_KEYS = {
     "id",
