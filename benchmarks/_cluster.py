@@ -22,9 +22,12 @@ from devstack.airflow_api import SYNC_DAG, Api
 
 
 @contextlib.contextmanager
-def running_cluster(dag_files: dict[str, Path]) -> Iterator[tuple[dict, Api]]:
-    """A cluster whose DAG folder holds ``dag_files`` (name -> file); yields its cluster.json
-    and a REST API client, and stops it at the end."""
+def running_cluster(
+    dag_files: dict[str, Path], settings: dict[str, str] | None = None
+) -> Iterator[tuple[dict, Api]]:
+    """A cluster whose DAG folder holds ``dag_files`` (name -> file), with ``settings`` (env
+    variables, e.g. AIRFLOW__SECTION__KEY) over the cluster's own; yields its cluster.json and a
+    REST API client, and stops it at the end."""
     home = Path(tempfile.mkdtemp(prefix="zws-bench-cluster-"))
     dags = home / "dags"
     dags.mkdir()
@@ -46,7 +49,7 @@ def running_cluster(dag_files: dict[str, Path]) -> Iterator[tuple[dict, Api]]:
         stdout=log,
         stderr=subprocess.STDOUT,
         # not _common's Airflow settings: the cluster's own, its DAG folder
-        env={k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")},
+        env={**{k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}, **(settings or {})},
     )
     try:
         while not (home / "cluster.json").exists():

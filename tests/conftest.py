@@ -33,6 +33,35 @@ from devstack.postgres import EmbeddedPostgres  # noqa: E402
 
 pytest_plugins = ["zuora_simulator.pytest_plugin"]
 
+# `make test` runs the tests in parallel: pytest-xdist, `--dist loadfile` (pytest.ini), each
+# module on one test worker. A session fixture starts once per worker, so every test of the
+# session's cluster is in one module. The modules of long-lived processes (a cluster, an
+# install) start first, one per worker; the short modules fill the other workers meanwhile
+# (each worker takes one more module ahead: a short one); the slow ones come last.
+# (Not `--dist loadgroup`: xdist 3.8 names a test by its group in a way pytest 9 ignores.)
+LONG_LIVED = ("deployment", "otel_cluster", "installed")
+CLUSTER_MODULE = "tests/deployment/test_cluster.py"
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if "deployment" in item.fixturenames and item.nodeid.split("::")[0] != CLUSTER_MODULE:
+            raise pytest.UsageError(
+                f"{item.nodeid}: tests of the session's cluster belong in {CLUSTER_MODULE}"
+            )
+
+    def rank(item) -> int:
+        if any(name in item.fixturenames for name in LONG_LIVED):
+            return 0
+        return 2 if item.get_closest_marker("slow") else 1
+
+    ranks: dict[str, int] = {}  # module -> its first rank, so its tests stay together and in order
+    for item in items:
+        module = item.nodeid.split("::")[0]
+        ranks[module] = min(ranks.get(module, 2), rank(item))
+    items.sort(key=lambda item: ranks[item.nodeid.split("::")[0]])
+
+
 WAREHOUSE_ENV = "AIRFLOW_CONN_ZUORA_WAREHOUSE"
 
 

@@ -70,3 +70,9 @@ def test_bad_environment_values_say_what_to_set(monkeypatch):
     monkeypatch.setenv("ZUORA_SYNC_MAX_CONCURRENT_EXPORTS", "0")
     with pytest.raises(ValueError, match=r"\$ZUORA_SYNC_MAX_CONCURRENT_EXPORTS must be a whole number >= 1"):
         settings.max_concurrent_exports()
+    for text in ("-1", "soon", "nan", "inf"):
+        monkeypatch.setenv("ZUORA_SYNC_DEADLINE_MINUTES", text)
+        with pytest.raises(ValueError, match=r"\$ZUORA_SYNC_DEADLINE_MINUTES must be a number of minutes"):
+            settings.deadline_minutes()
+    monkeypatch.setenv("ZUORA_SYNC_DEADLINE_MINUTES", "0.5")
+    assert settings.deadline_minutes() == 0.5

@@ -1,9 +1,10 @@
 """``python -m zuora_simulator.register_demo BASE_URL [--ca-bundle FILE]``: the customers of
 `make demo` in a running deployment. It adds Umbrella's sandbox and production tenants (with
 their drift) to the simulator if it has not got them yet, then adds acme, globex, initech and
-Umbrella's two environments as customers the way a person adds one: ``python -m zuora.cli
-add-customer`` tests the credentials against the simulator, then stores the Airflow
-connection ``zuora_demo_<id>`` and the ``zuora.customers`` row.
+Umbrella's two environments as customers the way a person adds one with ``python -m zuora.cli
+add-customer``: every customer's credentials are tested against the simulator, then the Airflow
+connections ``zuora_demo_<id>`` are stored (one ``airflow connections import`` for all) and
+the ``zuora.customers`` rows written.
 
 The compose ``demo`` profile runs it on every ``up`` (service ``zuora-demo-init``), with the
 simulator reached at ``https://zuora-simulator:8090`` and trusted through the CA it wrote
@@ -14,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 
 from zuora_simulator.client import AdminClient
@@ -72,9 +72,13 @@ def main(argv: list[str] | None = None) -> int:
     admin = AdminClient(args.base_url, ca_bundle=args.ca_bundle)
     if UMBRELLA_SANDBOX not in {tenant["tenant_id"] for tenant in admin.tenants()}:
         add_umbrella_tenants(admin)
-    for arguments, secret in add_customer_arguments(args.base_url, args.ca_bundle):
-        os.environ["ZUORA_CLIENT_SECRET"] = secret  # the simulator's fixed demo credentials
-        cli.main(arguments)
+    parser = cli.build_parser()
+    customers = [
+        (parser.parse_args(arguments), secret)  # the simulator's fixed demo credentials
+        for arguments, secret in add_customer_arguments(args.base_url, args.ca_bundle)
+    ]
+    for message in cli.add_customers(customers):
+        print(message)
     print("Demo customers added: unpause zuora_workflow_sync in the UI (or trigger it) to sync them.")
     return 0
 

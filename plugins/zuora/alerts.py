@@ -139,7 +139,7 @@ def customer_of(context) -> str | None:
     return customer.get("customer_id") if isinstance(customer, dict) else None
 
 
-def run_deadline(minutes: int, argv: list[str] = sys.argv) -> DeadlineAlert | None:
+def run_deadline(minutes: float, argv: list[str] = sys.argv) -> DeadlineAlert | None:
     """The sync DAG's deadline: alert when a run is not done ``minutes`` after it was queued.
 
     None when ``minutes`` is 0, and under ``airflow dags test``, where Airflow 3.3.2 crashes

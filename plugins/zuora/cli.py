@@ -46,7 +46,31 @@ from zuora.warehouse.connection import warehouse_connection
 
 def add_customer(args: argparse.Namespace, secret: str) -> str:
     """Validate, test, then save; returns a message. Raises SystemExit on refusal."""
+    return add_customers([(args, secret)])[0]
+
+
+def add_customers(customers: list[tuple[argparse.Namespace, str]]) -> list[str]:
+    """``add_customer`` for several customers: each is validated and tested before anything is
+    saved (one refusal saves none), then their Airflow connections are stored with one
+    ``airflow connections import`` (one Airflow start-up, not one per customer) and their
+    rows written."""
+    tested = [_tested(args, secret) for args, secret in customers]
+    definitions = {conn_id: definition for _, conn_id, definition, _ in tested if definition}
+    if definitions:
+        _save_airflow_connections(definitions)
+    messages = []
+    for args, conn_id, _, message in tested:
+        group = None if args.no_tenant_group else args.tenant_group or warehouse.KEEP
+        _save_customer(args.customer_id, args.name, conn_id, args.environment, group, args.enabled)
+        messages.append(f"customer {args.customer_id} added with connection {conn_id}: {message}")
+    return messages
+
+
+def _tested(args: argparse.Namespace, secret: str) -> tuple[argparse.Namespace, str, dict | None, str]:
+    """(args, connection id, the connection to store or None, Zuora's answer), once the
+    connection's fields, its environment and a call to Zuora succeeded."""
     conn_id = args.conn_id or f"{settings.CUSTOMER_CONN_PREFIX}{args.customer_id}"
+    definition = None
     if not args.no_airflow_connection:
         definition = airflow_connection(
             args.base_url, args.client_id, secret, **json.loads(args.extra or "{}")
@@ -60,17 +84,13 @@ def add_customer(args: argparse.Namespace, secret: str) -> str:
         raise SystemExit(f"refused: {exc}") from None
     ok, message = hook.test_connection()
     if not ok:
-        raise SystemExit(f"refused: the credentials do not work: {message}")
-    if not args.no_airflow_connection:
-        _save_airflow_connection(conn_id, definition)
-    group = None if args.no_tenant_group else args.tenant_group or warehouse.KEEP
-    _save_customer(args.customer_id, args.name, conn_id, args.environment, group, args.enabled)
-    return f"customer {args.customer_id} added with connection {conn_id}: {message}"
+        raise SystemExit(f"refused: the credentials do not work for {args.customer_id}: {message}")
+    return args, conn_id, definition, message
 
 
-def _save_airflow_connection(conn_id: str, definition: dict) -> None:
+def _save_airflow_connections(definitions: dict[str, dict]) -> None:
     with tempfile.NamedTemporaryFile("w", suffix=".json") as handle:  # created 0600
-        json.dump({conn_id: definition}, handle)
+        json.dump(definitions, handle)
         handle.flush()
         # this interpreter's Airflow, wherever its `airflow` script was installed
         result = subprocess.run(
@@ -79,7 +99,10 @@ def _save_airflow_connection(conn_id: str, definition: dict) -> None:
             text=True,
         )
     if result.returncode != 0:
-        raise SystemExit(f"could not store the Airflow connection {conn_id}: {result.stderr.strip()[-500:]}")
+        raise SystemExit(
+            f"could not store the Airflow connections {', '.join(definitions)}: "
+            f"{result.stderr.strip()[-500:]}"
+        )
 
 
 def _save_customer(
@@ -141,7 +164,7 @@ def _timestamp(text: str) -> datetime:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m zuora.cli")
     commands = parser.add_subparsers(dest="command", required=True)
     add = commands.add_parser("add-customer", help="test a customer's credentials, then save them")
@@ -206,7 +229,11 @@ def main(argv: list[str] | None = None) -> int:
 
     drift_cmd = commands.add_parser("drift", help="compare a tenant group's sandbox and production")
     drift_cmd.add_argument("tenant_group", nargs="?", help="one group (default: an overview of all)")
+    return parser
 
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
     if args.command == "restore":
         print(restore(args))

@@ -74,8 +74,16 @@ def history_calls() -> int:
     return _positive_int("ZUORA_SYNC_HISTORY_CALLS", minimum=0)
 
 
-def deadline_minutes() -> int:
-    return _positive_int("ZUORA_SYNC_DEADLINE_MINUTES", minimum=0)
+def deadline_minutes() -> float:
+    """Minutes (a fraction allowed, e.g. 0.5) after a run was queued; 0 = no deadline."""
+    text = _env("ZUORA_SYNC_DEADLINE_MINUTES")
+    try:
+        minutes = float(text)
+    except ValueError:
+        minutes = -1.0
+    if not 0 <= minutes < float("inf"):
+        raise ValueError(f"$ZUORA_SYNC_DEADLINE_MINUTES must be a number of minutes >= 0, not {text!r}")
+    return minutes
 
 
 def retry_delays() -> tuple[timedelta, ...]:

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import psycopg
+import pytest
 
 from tests.dags.test_add_customer import airflow_connection, customers
 from zuora.api.hook import ZuoraHook
@@ -28,6 +29,7 @@ from zuora_simulator.demo import (
 ROOT = Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.slow  # two runs of the script, each starting Airflow's CLI once
 def test_the_demo_customers_are_added_and_reachable_over_tls(
     airflow_db, warehouse_uri, tmp_path, monkeypatch
 ):

@@ -26,12 +26,16 @@ from zuora_simulator.client import AdminClient
 ROOT = Path(__file__).resolve().parents[2]
 DAG_ID = SYNC_DAG
 
-# What the tests change in the deployment: retries seconds apart instead of minutes, a lost
-# worker noticed in 20 s, a one-minute run deadline.
+# What the tests change in the deployment: retries a second apart instead of minutes, a lost
+# worker noticed in about 10 s, a half-minute run deadline; task supervisors that poll their
+# task every second (Airflow 3.3.2 can otherwise wait min_heartbeat_interval, 5 s, after a task
+# process has exited: benchmarks/RESULTS.md, "Where a stage task's time goes").
 SETTINGS = {
-    "ZUORA_SYNC_RETRY_DELAYS": "3,3,3",
-    "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "20",
-    "ZUORA_SYNC_DEADLINE_MINUTES": "1",
+    "ZUORA_SYNC_RETRY_DELAYS": "1,1,1",
+    "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "10",
+    "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "2",
+    "AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL": "1",
+    "ZUORA_SYNC_DEADLINE_MINUTES": "0.5",
     # Airflow's StatsD metrics on, with tags, to the receiver the fixture starts (test_metrics)
     "AIRFLOW__METRICS__STATSD_ON": "True",
     "AIRFLOW__METRICS__STATSD_HOST": "127.0.0.1",

@@ -1,16 +1,27 @@
 """The product in its real runtime: a scheduler, an API server, a triggerer and two Celery
 workers (`make cluster`), driven through the REST API as a person drives the UI. Runs happen
-one at a time (max_active_runs=1), so each test waits for its own."""
+one at a time (max_active_runs=1), so each test waits for its own.
+
+Every test of the session's cluster is in this module, so that it runs on one test worker
+(pytest-xdist, ``--dist loadfile``), which starts the cluster once: its runs, its StatsD metrics
+(every component sends them, with InfluxDB-style tags, to a UDP receiver of the test) and the
+Zuora sync page its api-server serves."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import time
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
+from urllib.parse import quote
 
-from tests.deployment.conftest import DAG_ID
+import requests
+
+from tests.deployment.conftest import DAG_ID, SETTINGS
+from tests.metrics import dashboard
+from tests.metrics.ledger import assert_series_match_the_ledger, ledger
 
 GROUP = "customer_sync"
 
@@ -97,7 +108,8 @@ def test_transient_errors_are_retried_on_schedule_and_permanent_ones_dead_letter
         (3, "success"),
     ]
     starts = sorted(parse(t["start_date"]) for t in tries)
-    assert len(starts) == 3 and all(b - a >= timedelta(seconds=3) for a, b in pairwise(starts))
+    delay = timedelta(seconds=float(SETTINGS["ZUORA_SYNC_RETRY_DELAYS"].split(",")[0]))
+    assert len(starts) == 3 and all(b - a >= delay for a, b in pairwise(starts))
     assert deployment.sim.stats("flaky")["requests"]["list"] == 3
     assert flaky["workflow_count"] == 3
 
@@ -127,10 +139,12 @@ def test_transient_errors_are_retried_on_schedule_and_permanent_ones_dead_letter
 
 def test_a_worker_killed_mid_export_is_retried_and_the_deadline_alerts(deployment):
     api = deployment.api
-    deployment.add_customer("slow", workflows=24, latency_ms=4000)  # a run over one minute
+    # an export of about 12 s (12 exports and 12 version lists, 4 at a time, 2 s each), so the
+    # run, with the lost try noticed and retried, takes longer than its half-minute deadline
+    deployment.add_customer("slow", workflows=12, latency_ms=2000)
     run_id = api.trigger({"customer_ids": ["slow"]})
     export = wait_for_state(deployment, run_id, "export_workflows", "running")
-    time.sleep(3)  # the task is exporting
+    time.sleep(2)  # the task is exporting
     os.killpg(deployment.component_pid(export["hostname"]), signal.SIGKILL)
     assert api.wait(run_id, timeout=300) == "success"
 
@@ -139,12 +153,12 @@ def test_a_worker_killed_mid_export_is_retried_and_the_deadline_alerts(deploymen
     listed, stored, dead = deployment.query(
         "SELECT listed, stored, dead_lettered FROM zuora.sync_runs WHERE run_id = %s", run_id
     )[0]
-    assert (listed, stored, dead) == (24, 24, 0)
+    assert (listed, stored, dead) == (12, 12, 0)
     for table in ("staging_list_items", "staging_exports", "staging_workflows", "staging_listings"):
         assert deployment.query(f"SELECT count(*) FROM zuora.{table} WHERE run_id = %s", run_id) == [(0,)], (
             table
         )
-    # the run took over its one-minute deadline: the triggerer alerted, delivered and stored
+    # the run took over its half-minute deadline: the triggerer alerted, delivered and stored
     stored_alerts = deployment.query(
         "SELECT details ->> 'run_id', channel FROM zuora.alerts WHERE kind = 'deadline_missed'"
     )
@@ -348,3 +362,122 @@ def test_the_monitor_reads_the_real_queue_through_the_airflow_api(deployment, mo
     assert backlog == [{"queued": queued, "threshold": queued - 1}]
     assert not [a for a in under if a.kind in ("queue_backlog", "check_failed")]
     assert api.wait(sync_run, timeout=180) == "success"  # the backlog drains once the workers run
+
+
+def test_a_runs_series_from_the_workers_match_the_ledger_and_feed_the_dashboard(deployment):
+    api, statsd = deployment.api, deployment.statsd
+    deployment.add_customer("metered", workflows=4)
+    deployment.add_customer("metered_bad", secret="not-the-secret", workflows=2)
+    mark = len(statsd.lines)
+    run_id = api.trigger({"customer_ids": ["metered", "metered_bad"]})
+    assert api.wait(run_id, timeout=240) == "failed"  # metered_bad's credentials are refused
+    rows = ledger(deployment.info["warehouse_uri"], run_id)
+    assert [(r[0], r[1]) for r in rows] == [("metered", "success"), ("metered_bad", "failed")]
+
+    samples = statsd.samples(settle=2, since=mark)
+    assert_series_match_the_ledger(samples, rows, failed_customer="metered_bad")
+    # Airflow's own task metrics of the same run, from the workers' task runners
+    finished = samples.of("ti.finish", dag_id="zuora_workflow_sync")
+    assert {s.tags["task_id"] for s in finished} >= {"customer_sync.list_workflows", "summarize"}
+    assert samples.of("task.duration", dag_id="zuora_workflow_sync")
+
+    # the monitor, hourly in production, triggered here with the cluster's own API as its queue
+    _airflow_api_connection(deployment)
+    api.call("PATCH", "/dags/zuora_sync_monitor", json={"is_paused": False})
+    mark = len(statsd.lines)
+    monitor_run = api.trigger({}, dag_id="zuora_sync_monitor")
+    assert api.wait(monitor_run, timeout=180, dag_id="zuora_sync_monitor") == "success"
+    monitor = statsd.samples(settle=2, since=mark)
+    gauges = {s.name: s.value for s in monitor if s.name.startswith("zuora_sync.monitor.")}
+    [(ended, failed, open_letters)] = deployment.query(
+        """SELECT count(*) FILTER (WHERE finished_at > now() - interval '60 minutes'),
+                  count(*) FILTER (WHERE status = 'failed' AND finished_at > now() - interval '60 minutes'),
+                  (SELECT count(*) FROM zuora.dead_letters WHERE resolved_at IS NULL)
+             FROM zuora.sync_runs"""
+    )
+    assert gauges["zuora_sync.monitor.customer_syncs"] == ended
+    assert abs(gauges["zuora_sync.monitor.failure_rate"] - failed / ended) < 1e-9
+    assert gauges["zuora_sync.monitor.open_dead_letters"] == open_letters
+    assert gauges["zuora_sync.monitor.queued_task_instances"] >= 0
+    assert "zuora_sync.monitor.slowest_sync_seconds" in gauges
+    assert "zuora_sync.monitor.rate_limited" in gauges
+
+    # every series the dashboard queries arrived from this cluster (alerts: task_failed for
+    # metered_bad from the worker, the monitor's from its task)
+    everything = statsd.samples(settle=0)
+    assert everything.by_tag("zuora_sync.alerts.raised", "kind").get("task_failed", 0) >= 1
+    emitted = {dashboard.prometheus_name(s.name, s.kind) for s in everything}
+    missing = dashboard.queried_metrics() - emitted
+    assert not missing, f"the dashboard queries series the cluster never sent: {sorted(missing)}"
+
+
+def _airflow_api_connection(deployment) -> None:
+    """The monitor's ``airflow_api`` connection to the cluster's API (test_cluster may have
+    made it already)."""
+    password = json.loads(open(deployment.info["password_file"]).read())["admin"]
+    try:
+        deployment.api.call(
+            "POST",
+            "/connections",
+            json={
+                "connection_id": "airflow_api",
+                "conn_type": "http",
+                "host": deployment.info["api_url"],
+                "login": "admin",
+                "password": password,
+            },
+        )
+    except RuntimeError as exc:
+        assert "409" in str(exc), exc  # already there
+
+
+def test_the_api_server_serves_the_sync_page_to_a_jwt(deployment):
+    api = deployment.api
+    page = f"{api.base}/zuora-sync"
+    ours = [p for p in api.call("GET", "/plugins")["plugins"] if p["name"] == "zuora_sync"]
+    assert ours and {v["destination"] for v in ours[0]["external_views"]} == {"nav", "dag"}
+    assert requests.get(f"{page}/", timeout=30).status_code == 401
+    assert requests.get(f"{page}/", timeout=30, headers={"Authorization": "Bearer x.y.z"}).status_code in (
+        401,
+        403,
+    )
+
+    customers = ["page1", "page2"]
+    for customer in customers:
+        deployment.add_customer(customer, workflows=3)
+    run_id = api.trigger({"customer_ids": customers})
+    assert api.wait(run_id) == "success"
+
+    html = api.session.get(f"{page}/", timeout=30)
+    assert html.status_code == 200 and "text/html" in html.headers["content-type"]
+    assert '<a href="/zuora-sync/customers/page2">page2</a>' in html.text
+
+    fleet = api.session.get(f"{page}/api/fleet", params={"q": "page"}, timeout=30).json()
+    rows = {row["customer_id"]: row for row in fleet["customers"]}
+    ledger = {
+        customer: (run, status, calls)
+        for customer, run, status, calls in deployment.query(
+            """SELECT DISTINCT ON (customer_id) customer_id, run_id, status, api_requests
+                 FROM zuora.sync_runs WHERE customer_id = ANY(%s)
+                ORDER BY customer_id, started_at DESC""",
+            customers,
+        )
+    }
+    assert set(rows) == set(customers)
+    for customer in customers:
+        row = rows[customer]
+        assert (row["last_run_id"], row["last_status"], row["last_api_requests"]) == ledger[customer]
+        assert ledger[customer][0] == run_id and row["health"] == "ok"
+
+    # the customer's view links to its own task instances in the grid
+    tis = {
+        ti["rendered_map_index"]: ti["map_index"]
+        for ti in api.task_instances(run_id)
+        if ti["task_id"] == "customer_sync.list_workflows"
+    }
+    view = api.session.get(f"{page}/customers/{'page2'}", timeout=30)
+    assert view.status_code == 200
+    run_link = f"/dags/{DAG_ID}/runs/{quote(run_id, safe='')}"
+    assert f"{run_link}/tasks/customer_sync.list_workflows/mapped/{tis['page2']}" in view.text
+    synced = api.session.get(f"{page}/api/customers/{'page2'}", timeout=30).json()
+    assert synced["syncs"][0]["run_id"] == run_id and synced["syncs"][0]["map_index"] == tis["page2"]

@@ -13,6 +13,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -30,6 +32,7 @@ def dockerfile_pip_install() -> tuple[str, list[str]]:
     return airflow_version, argv
 
 
+@pytest.mark.slow  # about 35 s: pip resolves the whole image install
 def test_the_image_install_resolves_to_the_lock(tmp_path):
     airflow_version, argv = dockerfile_pip_install()
     assert argv[:2] == ["pip", "install"]
