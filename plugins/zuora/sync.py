@@ -311,7 +311,8 @@ def _stage(stage: str) -> Iterator[None]:
         yield
     except Exception as error:
         if not hasattr(error, _FAILED_STAGE):
-            setattr(error, _FAILED_STAGE, stage)
+            with contextlib.suppress(AttributeError):  # an error without a __dict__ keeps 'task'
+                setattr(error, _FAILED_STAGE, stage)
         raise
 
 

@@ -125,18 +125,43 @@ def test_a_customer_with_bad_credentials_is_dead_lettered_and_its_batch_mates_ar
 
 
 def test_a_transient_failure_retries_the_batch_task_which_syncs_only_that_customer(dag_in_batches, sync_env):
-    a1, b2, c3 = (sync_env(name, workflows=2) for name in ("a1", "b2", "c3"))
+    a1, b2 = sync_env("a1", workflows=2), sync_env("b2", workflows=2)
     # b2's list answers 503 to every attempt of the first try (the hook tries 3 times)
+    b2.script([{"endpoint": "list", "kind": "status", "status": 503, "count": 3}])
+
+    result = run(dag_in_batches(2))
+
+    assert result.state == "success"
+    assert batch_tasks(result) == [(0, "success", 2, "a1 … b2 (2)")]  # the second try
+    assert lists(a1) == 1  # not synced again by the retry
+    assert b2.stats()["by_endpoint_status"]["list"] == {"503": 3, "200": 1}
+    assert ledger(sync_env.uri, result.run_id) == {
+        "a1": ("success", "sync_customers", 0),
+        "b2": ("success", "sync_customers", 0),
+    }
+    assert query(sync_env.uri, "SELECT count(*) FROM zuora.dead_letters") == [(0,)]
+
+
+def test_the_retry_leaves_a_customer_that_failed_for_good_alone(dag_in_batches, sync_env):
+    a1, b2 = sync_env("a1", workflows=2), sync_env("b2", workflows=2)
+    c3 = sync_env("c3", workflows=2, secret="not-the-secret")
     b2.script([{"endpoint": "list", "kind": "status", "status": 503, "count": 3}])
 
     result = run(dag_in_batches(3))
 
-    assert result.state == "success"
-    assert batch_tasks(result) == [(0, "success", 2, "a1 … c3 (3)")]  # the second try
-    assert (lists(a1), lists(c3)) == (1, 1)  # not synced again by the retry
-    assert b2.stats()["by_endpoint_status"]["list"] == {"503": 3, "200": 1}
-    assert {status for status, _, _ in ledger(sync_env.uri, result.run_id).values()} == {"success"}
-    assert query(sync_env.uri, "SELECT count(*) FROM zuora.dead_letters") == [(0,)]
+    # try 1: c3 dead-lettered, b2 to retry; try 2 syncs b2 only, then fails naming c3
+    assert result.state == "failed"
+    assert batch_tasks(result) == [(0, "failed", 2, "a1 … c3 (3)")]
+    assert (lists(a1), lists(b2)) == (1, 1)
+    assert c3.stats()["requests"] == {"token": 1}  # one try at its credentials
+    assert ledger(sync_env.uri, result.run_id) == {
+        "a1": ("success", "sync_customers", 0),
+        "b2": ("success", "sync_customers", 0),
+        "c3": ("failed", "sync_customers", 0),
+    }
+    assert query(
+        sync_env.uri, "SELECT customer_id, stage, error_type, attempts FROM zuora.open_dead_letters"
+    ) == [("c3", "list", "ZuoraAuthError", 1)]
 
 
 def test_a_customer_still_failing_after_the_last_retry_is_dead_lettered_by_the_callback(
