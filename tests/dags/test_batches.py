@@ -5,6 +5,7 @@ successful in the run; every customer is synced once per run, whatever the batch
 
 from __future__ import annotations
 
+import itertools
 import os
 from datetime import UTC, datetime, timedelta
 
@@ -34,10 +35,14 @@ def dag_in_batches(airflow_db, monkeypatch):
     return parse
 
 
-def run(dag, logical_date=None, **conf):
-    return dag.test(
-        logical_date=logical_date or DAY, run_conf={"customer_ids": [], "full_refresh": False, **conf}
-    )
+def run(dag, day: int = 0, **conf):
+    """A run of ``dag`` on the daily run's ``day`` (0: DAY); each run gets a logical date of its
+    own, or dag.test() would delete the session's earlier run of that date."""
+    logical_date = DAY + timedelta(days=day, seconds=next(_runs))
+    return dag.test(logical_date=logical_date, run_conf={"customer_ids": [], "full_refresh": False, **conf})
+
+
+_runs = itertools.count()
 
 
 def ledger(uri, run_id) -> dict[str, tuple]:
@@ -199,10 +204,10 @@ def test_customer_ids_is_one_batch_of_one_and_full_refresh_exports_everything(da
     assert ledger(sync_env.uri, only.run_id) == {"b2": ("success", "sync_customers", 0)}
     assert (lists(tenants["a1"]), lists(tenants["b2"]), lists(tenants["c3"])) == (0, 1, 0)
 
-    assert run(dag, logical_date=DAY + timedelta(hours=1)).state == "success"
+    assert run(dag).state == "success"
     for tenant in tenants.values():
         tenant.reset_stats()
-    refresh = run(dag, logical_date=DAY + timedelta(hours=2), full_refresh=True)
+    refresh = run(dag, full_refresh=True)
     assert refresh.state == "success"
     assert {name: tenant.stats()["requests"] for name, tenant in tenants.items()} == {
         name: {"list": 1, "export": 2} for name in tenants
@@ -217,7 +222,7 @@ def test_a_changed_batch_size_syncs_every_customer_once_a_run(dag_in_batches, sy
         dag = dag_in_batches(customers_per_task)
         for tenant in tenants.values():
             tenant.reset_stats()
-        result = run(dag, logical_date=DAY + timedelta(days=day))
+        result = run(dag, day=day)
         assert result.state == "success", customers_per_task
         assert all(lists(tenant) == 1 for tenant in tenants.values()), customers_per_task
         runs.append(result.run_id)
