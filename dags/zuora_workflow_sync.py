@@ -12,13 +12,20 @@ A customer with nothing new, changed or deleted is synced by `list_workflows` al
 then ends **skipped** with the reason in its log, and its other three tasks are skipped without
 starting (its `zuora.sync_runs` row says success, with the usual counts).
 
+**In batches** (`$ZUORA_SYNC_CUSTOMERS_PER_TASK` above 1, for large fleets): `migrate` →
+`list_customers` → one mapped `sync_customers` task per batch of that many customers (by id,
+labelled `first … last (count)`), which syncs each customer in turn: one customer's failure is
+its own (dead-lettered, the others go on); a transient one retries the task, which then syncs
+only the batch's customers not yet successful in the run → `summarize`.
+
 **Trigger form (params):**
 - `customer_ids`: only these customers (empty = every enabled customer)
 - `full_refresh`: export every workflow, not only new or changed ones
 
-**Rerun:** clear a failed customer's tasks in the grid (its group, by customer label), or
-trigger with `{"customer_ids": ["acme"]}`. **Backfill:** `airflow backfill create --dag-id
-zuora_workflow_sync --from-date 2026-11-01 --to-date 2026-11-07`; an older run never
+**Rerun:** clear a failed customer's tasks in the grid (its group, by customer label; in
+batches, its batch: the customers of the batch not yet successful in the run are synced
+again), or trigger with `{"customer_ids": ["acme"]}`. **Backfill:** `airflow backfill create
+--dag-id zuora_workflow_sync --from-date 2026-11-01 --to-date 2026-11-07`; an older run never
 overwrites newer data (last write wins by Zuora's `updatedAt`).
 
 **Deadline:** an alert when a run is not done 30 minutes after it was queued
@@ -44,6 +51,9 @@ from zuora.retry import TransientErrorRetryPolicy
 # No `-> dict` return annotations: Airflow would store every key of a report as an XCom row
 # of its own (multiple_outputs), dozens of metadata rows per customer.
 CUSTOMER_LABEL = "{{ task.op_kwargs['customer']['customer_id'] }}"
+BATCH_LABEL = "{{ task.op_kwargs['batch']['label'] }}"
+# The DAG's shape, read when the file is parsed: every Airflow component must see the same value.
+CUSTOMERS_PER_TASK = settings.customers_per_task()
 
 
 @dag(
@@ -83,6 +93,15 @@ def zuora_workflow_sync():
         from zuora import sync
 
         return {"applied": sync.migrate()}
+
+    if CUSTOMERS_PER_TASK == 1:
+        one_group_per_customer(migrate())
+    else:
+        one_task_per_batch(migrate(), CUSTOMERS_PER_TASK)
+
+
+def one_group_per_customer(migrated):
+    """`list_customers` → a mapped group of four tasks per customer → `summarize`."""
 
     @task(execution_timeout=timedelta(minutes=5))
     def list_customers(params=None) -> list[dict]:
@@ -144,8 +163,49 @@ def zuora_workflow_sync():
         return sync.summarize_run(run_id, customers)
 
     customers = list_customers()
-    migrate() >> customers
+    migrated >> customers
     customer_sync.expand(customer=customers) >> summarize(customers)
+
+
+def one_task_per_batch(migrated, customers_per_task: int):
+    """`list_customers` (the run's batches) → a mapped `sync_customers` task per batch →
+    `summarize`. Each batch task holds one `zuora_api` pool slot while it syncs its customers
+    one after the other; at most `$ZUORA_SYNC_MAX_CONCURRENT_EXPORTS` run at once per run."""
+
+    @task(execution_timeout=timedelta(minutes=5))
+    def list_customers(customers_per_task: int, params=None) -> list[dict]:
+        from zuora import batches
+
+        return batches.batches_to_sync(params["customer_ids"], customers_per_task)
+
+    @task(
+        pool=settings.POOL,
+        max_active_tis_per_dagrun=settings.max_concurrent_exports(),
+        map_index_template=BATCH_LABEL,
+        execution_timeout=settings.batch_timeout(),
+    )
+    def sync_customers(batch: dict, params=None, run_id=None, ti=None):
+        from zuora import batches
+
+        return batches.sync_batch(
+            batch,
+            run_id,
+            map_index=ti.map_index,
+            full_refresh=bool(params["full_refresh"]),
+            try_number=ti.try_number,
+            first_try=batches.is_first_try(ti),
+        )
+
+    @task(trigger_rule=TriggerRule.ALL_DONE, on_failure_callback=ZuoraAlertNotifier())
+    def summarize(batches: list[dict] | None, run_id=None):
+        from zuora import sync
+        from zuora.batches import customers_in
+
+        return sync.summarize_run(run_id, None if batches is None else customers_in(batches))
+
+    batches = list_customers(customers_per_task=customers_per_task)
+    migrated >> batches
+    sync_customers.expand(batch=batches) >> summarize(batches)
 
 
 zuora_workflow_sync()

@@ -139,6 +139,13 @@ def customer_of(context) -> str | None:
     return customer.get("customer_id") if isinstance(customer, dict) else None
 
 
+def batch_of(context) -> dict | None:
+    """The batch of a batch task (its ``batch`` argument: ``label`` and ``customers``), else
+    None (``zuora.batches``)."""
+    batch = (getattr(context.get("task"), "op_kwargs", None) or {}).get("batch")
+    return batch if isinstance(batch, dict) and isinstance(batch.get("customers"), list) else None
+
+
 def run_deadline(minutes: float, argv: list[str] = sys.argv) -> DeadlineAlert | None:
     """The sync DAG's deadline: alert when a run is not done ``minutes`` after it was queued.
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sys
 from datetime import timedelta
+from typing import NamedTuple
 
 from airflow.sdk import RetryDecision, RetryPolicy
 from airflow.sdk.exceptions import AirflowTaskTimeout
@@ -18,8 +19,31 @@ from zuora import settings
 from zuora.api.errors import ZuoraError, ZuoraRateLimitError
 
 
+class CustomerFailure(NamedTuple):
+    """One customer's failure in a batch task: the stage, the error's type and its text."""
+
+    stage: str
+    error_type: str
+    message: str
+
+
+class CustomersToRetry(Exception):
+    """Customers of a batch task failed transiently (``failures``: customer id ->
+    ``CustomerFailure``): the task's retry syncs them, and only the batch's customers whose sync
+    in the run is still open (``zuora.batches``)."""
+
+    def __init__(self, message: str, failures: dict[str, CustomerFailure]):
+        super().__init__(message)
+        self.failures = failures
+
+    def __reduce__(self):  # keep the failures when the error crosses a process boundary
+        return (type(self), (str(self), self.failures))
+
+
 def is_transient(error: BaseException) -> bool:
     """True when the same task may succeed if simply run again later."""
+    if isinstance(error, CustomersToRetry):
+        return True
     if isinstance(error, ZuoraError):
         return error.transient
     psycopg = sys.modules.get("psycopg")  # not imported: not a psycopg error (and parsing stays cheap)

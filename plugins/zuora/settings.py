@@ -39,6 +39,7 @@ ENVIRONMENT = {
     "ZUORA_SYNC_DEADLINE_MINUTES": "30",  # alert when a run is not done; 0 = none
     "ZUORA_SYNC_RETRY_DELAYS": "60,300,900",  # seconds between a task's tries
     "ZUORA_SYNC_HISTORY_CALLS": "100",  # version-history backfill calls per customer per run
+    "ZUORA_SYNC_CUSTOMERS_PER_TASK": "1",  # 1: a mapped group per customer; N: batches of N
 }
 
 
@@ -72,6 +73,19 @@ def lookback() -> timedelta:
 def history_calls() -> int:
     """API calls per customer per run for the version-history backfill (0 = none)."""
     return _positive_int("ZUORA_SYNC_HISTORY_CALLS", minimum=0)
+
+
+def customers_per_task() -> int:
+    """Customers synced by one mapped task: 1 keeps one mapped group of four tasks per
+    customer; more makes one ``sync_customers`` task per batch of that many. It decides the
+    DAG's shape when the file is parsed, so every Airflow component must see the same value."""
+    return _positive_int("ZUORA_SYNC_CUSTOMERS_PER_TASK")
+
+
+def batch_timeout() -> timedelta:
+    """A batch task's ``execution_timeout``: an hour, plus two minutes per customer. A try that
+    times out keeps the customers it synced; its retry syncs the others."""
+    return timedelta(hours=1) + customers_per_task() * timedelta(minutes=2)
 
 
 def deadline_minutes() -> float:

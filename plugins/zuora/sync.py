@@ -9,10 +9,12 @@ same tables.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import resource
 import time
+from collections.abc import Iterator
 from datetime import timedelta
 from typing import NamedTuple
 
@@ -43,24 +45,16 @@ def migrate() -> list[str]:
         return applied
 
 
-def customers_to_sync(customer_ids: list[str] | None) -> list[dict]:
-    """Enabled customers, or only those named; a name that is not enabled is an error, and
-    so are more customers than Airflow maps ([core] max_map_length), with what to change."""
-    from airflow.sdk import conf  # the Task SDK's configuration: env vars, then airflow.cfg
-
+def customers_to_sync(customer_ids: list[str] | None, *, per_task: int = 1) -> list[dict]:
+    """Enabled customers, or only those named, by id; a name that is not enabled is an error,
+    and so are more mapped tasks (customers, or batches of ``per_task``) than Airflow maps
+    ([core] max_map_length), with what to change."""
     with warehouse_connection() as conn:
         customers = warehouse.list_customers(conn, customer_ids or None)
     missing = sorted(set(customer_ids or ()) - {c["customer_id"] for c in customers})
     if missing:
         raise ValueError(f"customer_ids not found or not enabled in zuora.customers: {missing}")
-    limit = conf.getint("core", "max_map_length", fallback=1024)
-    if len(customers) > limit:
-        raise ValueError(
-            f"{len(customers)} customers to sync, but Airflow maps at most {limit} per task "
-            f"([core] max_map_length): raise it on every Airflow component (scheduler, "
-            f"API server, workers, dag-processor), e.g. AIRFLOW__CORE__MAX_MAP_LENGTH="
-            f"{len(customers)}, or sync fewer customers per run with the customer_ids param"
-        )
+    _check_map_length(len(customers), per_task)
     return [
         {
             "customer_id": c["customer_id"],
@@ -69,6 +63,25 @@ def customers_to_sync(customer_ids: list[str] | None) -> list[dict]:
         }
         for c in customers
     ]
+
+
+def _check_map_length(customers: int, per_task: int) -> None:
+    from airflow.sdk import conf  # the Task SDK's configuration: env vars, then airflow.cfg
+
+    limit = conf.getint("core", "max_map_length", fallback=1024)
+    tasks = -(-customers // per_task)
+    if tasks <= limit:
+        return
+    what = f"{customers} customers to sync"
+    if per_task > 1:
+        what += f" in {tasks} batches of {per_task}"
+    raise ValueError(
+        f"{what}, but Airflow maps at most {limit} per task ([core] max_map_length): raise it on "
+        f"every Airflow component (scheduler, API server, workers, dag-processor), e.g. "
+        f"AIRFLOW__CORE__MAX_MAP_LENGTH={tasks}, put more customers in a task "
+        f"($ZUORA_SYNC_CUSTOMERS_PER_TASK, now {per_task}), or sync fewer customers per run with "
+        "the customer_ids param"
+    )
 
 
 class Listed(NamedTuple):
@@ -86,6 +99,7 @@ def list_stage(
     finish_unchanged: bool = False,
     lookback: timedelta | None = None,
     map_index: int | None = None,
+    task_id: str | None = None,
 ) -> Listed:
     """List every workflow of the customer into staging.
 
@@ -93,7 +107,8 @@ def list_stage(
     ``work_after_listing``; and no version history to fetch) is finished here: the export
     (of the definitions due for the ``lookback`` re-export only), validate and upsert stages
     run in this process, and ``Listed.finished`` holds their reports. The DAG then skips its
-    other tasks.
+    other tasks. ``map_index`` and ``task_id`` (None: the customer's own group) say which task
+    of the run syncs the customer, for links to the grid.
     """
     started, hook = time.monotonic(), _hook(customer, run_id)
     customer_id = customer["customer_id"]
@@ -105,6 +120,7 @@ def list_stage(
             conn_id=customer["zuora_conn_id"],
             environment=hook.credentials.environment,
             map_index=map_index,
+            task_id=task_id,
         )
         listing = hook.list_workflows()
         listed = warehouse.stage_listing(
@@ -255,25 +271,73 @@ def run_customer(
     full_refresh: bool = False,
     lookback: timedelta | None = None,
     stages: tuple[str, ...] = tuple(STAGE_TASKS.values()),
+    map_index: int | None = None,
+    task_id: str | None = None,
 ) -> dict[str, dict]:
     """The customer's stages in order, in this process, as the DAG's mapped group runs them
     one task each (an unchanged customer finished by its list stage, as in the DAG);
-    returns each stage's report. For tools, benchmarks and tests."""
+    returns each stage's report. A batch task of the DAG syncs each of its customers with it
+    (``map_index`` and ``task_id`` name that task); tools, benchmarks and tests use it too.
+    An error raised by a stage is re-raised as it is; ``failed_stage(error)`` names the stage."""
     every_stage = stages == tuple(STAGE_TASKS.values())
     reports: dict[str, dict] = {}
     for stage in stages:
-        if stage == "list":
-            listed = list_stage(
-                customer, run_id, finish_unchanged=every_stage and not full_refresh, lookback=lookback
-            )
-            reports["list"] = listed.report
-            if listed.finished is not None:
-                return {**reports, **listed.finished}
-        elif stage == "export":
-            reports[stage] = export_stage(customer, run_id, full_refresh=full_refresh, lookback=lookback)
-        else:
-            reports[stage] = {"validate": validate_stage, "upsert": upsert_stage}[stage](customer, run_id)
+        with _stage(stage):
+            if stage == "list":
+                listed = list_stage(
+                    customer,
+                    run_id,
+                    finish_unchanged=every_stage and not full_refresh,
+                    lookback=lookback,
+                    map_index=map_index,
+                    task_id=task_id,
+                )
+                reports["list"] = listed.report
+                if listed.finished is not None:
+                    return {**reports, **listed.finished}
+            elif stage == "export":
+                reports[stage] = export_stage(customer, run_id, full_refresh=full_refresh, lookback=lookback)
+            else:
+                reports[stage] = {"validate": validate_stage, "upsert": upsert_stage}[stage](customer, run_id)
     return reports
+
+
+_FAILED_STAGE = "zuora_failed_stage"  # the attribute run_customer puts on an error it re-raises
+
+
+@contextlib.contextmanager
+def _stage(stage: str) -> Iterator[None]:
+    try:
+        yield
+    except Exception as error:
+        if not hasattr(error, _FAILED_STAGE):
+            with contextlib.suppress(AttributeError):  # an error without a __dict__ keeps 'task'
+                setattr(error, _FAILED_STAGE, stage)
+        raise
+
+
+def failed_stage(error: BaseException) -> str:
+    """The stage of ``run_customer`` that raised ``error`` (list, export, validate, upsert;
+    as the DAG's tasks, an unchanged customer's whole sync is its list stage), else 'task'."""
+    return getattr(error, _FAILED_STAGE, "task")
+
+
+def fail_customer(
+    conn, run_id: str, customer_id: str, *, stage: str, error_type: str, message: str, attempts: int = 1
+) -> None:
+    """What finally failed in a customer's sync: its dead letter, its ``sync_runs`` row closed
+    as failed (``error`` = "<stage>: <message>"), and the sync's end in the metrics."""
+    warehouse.record_dead_letter(
+        conn,
+        run_id=run_id,
+        customer_id=customer_id,
+        stage=stage,
+        error_type=error_type,
+        message=message,
+        attempts=attempts,
+    )
+    warehouse.finish_sync_run(conn, run_id, customer_id, status="failed", error=f"{stage}: {message}")
+    metrics.customer_sync_ended(conn, run_id, customer_id, stage=stage)
 
 
 def summarize_run(run_id: str, customers: list[dict] | None) -> dict:

@@ -8,7 +8,7 @@ import logging
 import psycopg
 import pytest
 
-from zuora import sync
+from zuora import batches, sync
 
 LIMIT = 5
 
@@ -63,3 +63,17 @@ def test_max_map_length_customers_are_allowed_and_customer_ids_get_under_it(sync
     # at the limit: fine
     chosen = [f"c{n}" for n in range(map_limit)]
     assert [c["customer_id"] for c in sync.customers_to_sync(chosen)] == chosen
+
+
+def test_in_batches_the_limit_is_on_the_number_of_batches(sync_env, map_limit):
+    for n in range(2 * map_limit + 1):
+        sync_env(f"c{n:02}", workflows=1)
+
+    made = batches.batches_to_sync(None, 3)  # 11 customers: 4 batches
+    assert [len(batch["customers"]) for batch in made] == [3, 3, 3, 2]
+    assert made[0]["label"] == "c00 … c02 (3)"
+    with pytest.raises(ValueError) as error:
+        batches.batches_to_sync(None, 2)  # 6 batches
+    message = str(error.value)
+    assert message.startswith("11 customers to sync in 6 batches of 2, but Airflow maps at most 5 per task")
+    assert "AIRFLOW__CORE__MAX_MAP_LENGTH=6" in message and "$ZUORA_SYNC_CUSTOMERS_PER_TASK, now 2" in message

@@ -15,7 +15,8 @@ from zuora.api.errors import (
     ZuoraTimeoutError,
     ZuoraTransientError,
 )
-from zuora.retry import TransientErrorRetryPolicy
+from zuora.retry import CustomersToRetry, TransientErrorRetryPolicy
+from zuora.sync import CustomersFailed
 
 POLICY = TransientErrorRetryPolicy()
 
@@ -28,6 +29,7 @@ POLICY = TransientErrorRetryPolicy()
         ZuoraRateLimitError("429"),
         psycopg.OperationalError("server closed the connection unexpectedly"),
         psycopg.InterfaceError("connection already closed"),
+        CustomersToRetry("1 of 3 customers of batch a … c (3) failed transiently", {}),
     ],
 )
 def test_transient_errors_are_retried_on_the_schedule(error):
@@ -46,6 +48,7 @@ def test_transient_errors_are_retried_on_the_schedule(error):
         ValueError("bad data"),
         KeyError("id"),
         psycopg.errors.UniqueViolation("duplicate key"),
+        CustomersFailed("1 of 3 customers of batch a … c (3) failed for good: b"),
     ],
 )
 def test_permanent_errors_fail_at_once(error):

@@ -258,6 +258,21 @@ def test_a_sync_links_to_its_task_instances_by_the_map_index_its_list_task_recor
     assert page.count(tasks) == 1  # the older runs recorded none: no link
 
 
+def test_a_sync_in_a_batch_links_to_its_batch_task(client, tokens, seeded):
+    latest = ACME_RUNS[0][0]
+    with psycopg.connect(seeded) as conn:
+        conn.execute(
+            "UPDATE zuora.sync_runs SET map_index = 7, task_id = 'sync_customers' "
+            "WHERE customer_id = 'acme' AND run_id = %s",
+            (latest,),
+        )
+    syncs = client.get("/zuora-sync/api/customers/acme", headers=bearer(tokens["viewer1"])).json()["syncs"]
+    assert [(s["task_id"], s["map_index"]) for s in syncs if s["run_id"] == latest] == [("sync_customers", 7)]
+    page = client.get("/zuora-sync/customers/acme", headers=bearer(tokens["viewer1"])).text
+    assert f"/dags/zuora_workflow_sync/runs/{quote(latest, safe='')}/tasks/sync_customers/mapped/7" in page
+    assert "/tasks/customer_sync." not in page  # not the group's four tasks
+
+
 def test_search_and_filters(client, tokens, seeded):
     def ids(**params):
         answer = client.get("/zuora-sync/api/fleet", params=params, headers=bearer(tokens["viewer1"]))

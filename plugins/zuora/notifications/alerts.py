@@ -10,11 +10,11 @@ from __future__ import annotations
 from airflow.sdk import BaseNotifier
 
 from zuora import settings
-from zuora.alerts import Alert, customer_of, send_alert
+from zuora.alerts import Alert, batch_of, customer_of, send_alert
 
 
 class ZuoraAlertNotifier(BaseNotifier):
-    """Task callback: alert with the task, customer, try and error.
+    """Task callback: alert with the task, customer (or batch), try and error.
 
     The title is built per call, not templated: Airflow renders a notifier's template fields
     in place, so one shared instance would keep the first task's title.
@@ -27,9 +27,9 @@ class ZuoraAlertNotifier(BaseNotifier):
     def notify(self, context) -> None:
         ti = context.get("ti")
         error = context.get("exception")
-        customer = customer_of(context)
+        customer, batch = customer_of(context), batch_of(context)
         title = f"Zuora workflow sync: {getattr(ti, 'task_id', 'a task')} failed" + (
-            f" for customer {customer}" if customer else ""
+            f" for customer {customer}" if customer else f" for batch {batch['label']}" if batch else ""
         )
         send_alert(
             Alert(
@@ -41,6 +41,7 @@ class ZuoraAlertNotifier(BaseNotifier):
                     "run_id": context.get("run_id"),
                     "task": getattr(ti, "task_id", None),
                     "customer": customer,
+                    **({"batch": batch["label"]} if batch else {}),
                     "try_number": getattr(ti, "try_number", None),
                     "error": f"{type(error).__name__}: {error}" if error else None,
                 },

@@ -161,18 +161,21 @@ def _customer(request: Request, customer_id: str) -> dict[str, Any]:
     data = _read(lambda conn: queries.customer(conn, customer_id))
     if data is None:
         raise HTTPException(status_code=404, detail="no such customer")
-    for sync in data["syncs"]:  # map_index: recorded by the customer's list task
+    for sync in data["syncs"]:  # map_index (and task_id): recorded by the customer's list stage
         run = _run_href(request, sync["run_id"])
         sync["run_href"] = run
-        sync["task_hrefs"] = (
-            [
-                (stage.split("_")[0], f"{run}/tasks/{TASK_GROUP}.{stage}/mapped/{sync['map_index']}")
-                for stage in STAGES
-            ]
-            if sync["map_index"] is not None
-            else []
-        )
+        sync["task_hrefs"] = _task_hrefs(run, sync["map_index"], sync["task_id"])
     return data
+
+
+def _task_hrefs(run: str, map_index: int | None, task_id: str | None) -> list[tuple[str, str]]:
+    """Links to the customer's task instances in the run's grid: its group's four tasks, or
+    the batch task that synced it (``task_id`` set); none when the DAG did not sync it."""
+    if map_index is None:
+        return []
+    if task_id:
+        return [("batch", f"{run}/tasks/{quote(task_id, safe='')}/mapped/{map_index}")]
+    return [(stage.split("_")[0], f"{run}/tasks/{TASK_GROUP}.{stage}/mapped/{map_index}") for stage in STAGES]
 
 
 def _read(work):

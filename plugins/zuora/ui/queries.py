@@ -290,7 +290,8 @@ SELECT run_id, status, started_at, finished_at, duration_seconds, api_requests, 
        rate_limited, retries, pages, listed, listing_complete, exported, exports_unchanged,
        exports_failed, inserted, updated, unchanged, deleted, restored, invalid, stored,
        dead_lettered, definitions_changed, versions_listed, versions_exported, versions_failed,
-       versions_pending, left(error, %(text_limit)s) AS error, zuora_environment, map_index
+       versions_pending, left(error, %(text_limit)s) AS error, zuora_environment, map_index,
+       task_id
   FROM zuora.sync_runs
  WHERE customer_id = %(id)s
  ORDER BY started_at DESC

@@ -18,6 +18,7 @@ by ``(run_id, customer_id)``, never XCom:
               -> counts (listed = stored + dead_lettered)
     add_sync_counts(conn, run_id, customer_id, **figures); finish_sync_run(..., status=, error=)
     on failure: record_dead_letter(conn, run_id=, customer_id=, stage=, error_type=, message=)
+    a batch's try: sync_statuses(conn, run_id, customer_ids), reopen_failed_syncs(...)
 
 Housekeeping: ``cleanup(conn, Retention(...))``, ``sweep_stale_staging(conn, older_than)``.
 Backup: ``decrypt_original(conn, customer_id, zuora_id, key)`` gives the exact original export.
@@ -26,7 +27,14 @@ Backup: ``decrypt_original(conn, customer_id, zuora_id, key)`` gives the exact o
 from __future__ import annotations
 
 from zuora.warehouse.customers import KEEP, Keep, list_customers, upsert_customer
-from zuora.warehouse.ledger import add_sync_counts, finish_sync_run, record_dead_letter, start_sync_run
+from zuora.warehouse.ledger import (
+    add_sync_counts,
+    finish_sync_run,
+    record_dead_letter,
+    reopen_failed_syncs,
+    start_sync_run,
+    sync_statuses,
+)
 from zuora.warehouse.merge import lock_customer, merge_customer
 from zuora.warehouse.migrations import apply_migrations
 from zuora.warehouse.retention import Retention, cleanup
@@ -50,6 +58,8 @@ __all__ = [
     "add_sync_counts",
     "finish_sync_run",
     "record_dead_letter",
+    "sync_statuses",
+    "reopen_failed_syncs",
     "stage_listing",
     "workflows_to_export",
     "work_after_listing",

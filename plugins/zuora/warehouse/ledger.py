@@ -48,19 +48,47 @@ def start_sync_run(
     conn_id: str | None = None,
     environment: str | None = None,
     map_index: int | None = None,
+    task_id: str | None = None,
 ) -> None:
     """Open (or reopen, on a retry) the customer's row for this run, status 'running';
-    ``map_index`` is the customer's map index in the DAG run (for links to the grid)."""
+    ``map_index`` is the map index of the customer's task in the DAG run, ``task_id`` that
+    task when it is a batch's (None: the customer's own group), for links to the grid."""
     with committing(conn):
         conn.execute(
             "INSERT INTO zuora.sync_runs (run_id, customer_id, zuora_conn_id, zuora_environment, "
-            "map_index) VALUES (%s, %s, %s, %s, %s) ON CONFLICT (run_id, customer_id) DO UPDATE "
-            "SET status = 'running', finished_at = NULL, duration_seconds = NULL, error = NULL, "
+            "map_index, task_id) VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (run_id, customer_id) "
+            "DO UPDATE SET status = 'running', finished_at = NULL, duration_seconds = NULL, "
+            "error = NULL, "
             "zuora_conn_id = coalesce(excluded.zuora_conn_id, sync_runs.zuora_conn_id), "
             "zuora_environment = coalesce(excluded.zuora_environment, sync_runs.zuora_environment), "
-            "map_index = coalesce(excluded.map_index, sync_runs.map_index)",
-            (run_id, customer_id, conn_id, environment, map_index),
+            "map_index = coalesce(excluded.map_index, sync_runs.map_index), "
+            "task_id = coalesce(excluded.task_id, sync_runs.task_id)",
+            (run_id, customer_id, conn_id, environment, map_index, task_id),
         )
+
+
+def sync_statuses(conn, run_id: str, customer_ids: list[str]) -> dict[str, str]:
+    """The status of each of these customers' rows in the run ('running', 'success',
+    'failed'); a customer without a row is not in the answer."""
+    with committing(conn):
+        rows = conn.execute(
+            "SELECT customer_id, status FROM zuora.sync_runs WHERE run_id = %s AND customer_id = ANY(%s)",
+            (run_id, customer_ids),
+        ).fetchall()
+    return dict(rows)
+
+
+def reopen_failed_syncs(conn, run_id: str, customer_ids: list[str]) -> list[str]:
+    """Reopen ('running') the failed rows of these customers in the run, for a rerun; returns
+    whose. Their dead letters stay open until a sync of the customer succeeds."""
+    with committing(conn):
+        rows = conn.execute(
+            "UPDATE zuora.sync_runs SET status = 'running', finished_at = NULL, "
+            "duration_seconds = NULL, error = NULL "
+            "WHERE run_id = %s AND customer_id = ANY(%s) AND status = 'failed' RETURNING customer_id",
+            (run_id, customer_ids),
+        ).fetchall()
+    return sorted(row[0] for row in rows)
 
 
 def _figures(counts: dict) -> tuple[list[str], list]:
