@@ -88,12 +88,18 @@ def unpause(api: Api, *dag_ids: str) -> None:
 
 
 def airflow_cpu_seconds(info: dict) -> float:
-    """CPU used so far by every Airflow process of the cluster: each component of cluster.json
-    (api-server, scheduler, dag-processor, triggerer, the Celery workers) with its live
+    """CPU used so far by every Airflow process of the cluster (``component_cpu``, summed)."""
+    return sum(component_cpu(info["components"]).values())
+
+
+def component_cpu(components: dict[str, int]) -> dict[str, float]:
+    """CPU used so far by each Airflow component of cluster.json (api-server, scheduler,
+    dag-processor, triggerer, the Celery workers summed as "workers") with its live
     descendants and the children they reaped, so every task process is counted. By pid, not
     by command line: a Celery worker renames itself ``[celeryd: ...]``."""
-    total = 0.0
-    for pid in info["components"].values():
+    out: dict[str, float] = {}
+    for name, pid in components.items():
+        group = "workers" if name.startswith("worker") else name
         try:
             root = psutil.Process(pid)
             processes = [root, *root.children(recursive=True)]
@@ -101,8 +107,8 @@ def airflow_cpu_seconds(info: dict) -> float:
             continue
         for process in processes:
             try:
-                times = process.cpu_times()
+                t = process.cpu_times()
             except psutil.NoSuchProcess:
                 continue
-            total += times.user + times.system + times.children_user + times.children_system
-    return total
+            out[group] = out.get(group, 0.0) + t.user + t.system + t.children_user + t.children_system
+    return out

@@ -820,25 +820,6 @@ def wait_for_flag(poll: float = 60) -> None:
         time.sleep(poll)
 
 
-def component_cpu(components: dict[str, int]) -> dict[str, float]:
-    """CPU so far of each Airflow component with its descendants (and the children they
-    reaped), the workers summed; the same reckoning as ``_cluster.airflow_cpu_seconds``."""
-    out: dict[str, float] = {}
-    for name, pid in components.items():
-        group = "workers" if name.startswith("worker") else name
-        try:
-            root = psutil.Process(pid)
-            for process in [root, *root.children(recursive=True)]:
-                try:
-                    t = process.cpu_times()
-                    out[group] = out.get(group, 0.0) + t.user + t.system + t.children_user + t.children_system
-                except psutil.NoSuchProcess:
-                    continue
-        except psutil.NoSuchProcess:
-            continue
-    return out
-
-
 class MemorySampler(threading.Thread):
     """Every ``period`` s, each Celery worker's process tree: the worker's main process, its
     pool processes (one per slot, children of the main one) and the task processes they
@@ -940,10 +921,10 @@ class Meters:
         }
 
     def read(self) -> dict:
-        from _cluster import airflow_cpu_seconds
+        from _cluster import airflow_cpu_seconds, component_cpu
 
         return {
-            "airflow": airflow_cpu_seconds(self.info["pid"]),
+            "airflow": airflow_cpu_seconds(self.info),
             "components": component_cpu(self.info["components"]),
             "postgres": tree_cpu(self.postmaster),
             "simulator": tree_cpu(self.simulator),

@@ -27,16 +27,13 @@ ROOT = Path(__file__).resolve().parents[2]
 DAG_ID = SYNC_DAG
 
 # What the tests change in the deployment: retries a second apart instead of minutes, a lost
-# worker noticed in about 10 s, a half-minute run deadline; task supervisors that poll their
-# task every second (Airflow 3.3.2 can otherwise wait min_heartbeat_interval, 5 s, after a task
-# process has exited: benchmarks/RESULTS.md, "Where a stage task's time goes"); a scheduler
-# that looks for work again after 0.25 s instead of 1 s when it found none.
+# worker noticed in about 10 s, a half-minute run deadline; a scheduler that looks for work
+# again after 0.25 s instead of 1 s when it found none.
 SETTINGS = {
     "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "0.25",
     "ZUORA_SYNC_RETRY_DELAYS": "1,1,1",
     "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "10",
     "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "2",
-    "AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL": "1",
     "ZUORA_SYNC_DEADLINE_MINUTES": "0.5",
     # Airflow's StatsD metrics on, with tags, to the receiver the fixture starts (test_metrics)
     "AIRFLOW__METRICS__STATSD_ON": "True",
