@@ -27,14 +27,14 @@ ROOT = Path(__file__).resolve().parents[2]
 DAG_ID = SYNC_DAG
 
 # What the tests change in the deployment: retries a second apart instead of minutes, a lost
-# worker noticed in about 10 s, a half-minute run deadline; a scheduler that looks for work
+# worker noticed in about 10 s, a 15-second run deadline; a scheduler that looks for work
 # again after 0.25 s instead of 1 s when it found none.
 SETTINGS = {
     "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "0.25",
     "ZUORA_SYNC_RETRY_DELAYS": "1,1,1",
     "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "10",
     "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "2",
-    "ZUORA_SYNC_DEADLINE_MINUTES": "0.5",
+    "ZUORA_SYNC_DEADLINE_MINUTES": "0.25",
     # Airflow's StatsD metrics on, with tags, to the receiver the fixture starts (test_metrics)
     "AIRFLOW__METRICS__STATSD_ON": "True",
     "AIRFLOW__METRICS__STATSD_HOST": "127.0.0.1",
