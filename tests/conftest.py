@@ -36,8 +36,9 @@ pytest_plugins = ["zuora_simulator.pytest_plugin"]
 # `make test` runs the tests in parallel: pytest-xdist, `--dist loadfile` (pytest.ini), each
 # module on one test worker. A session fixture starts once per worker, so every test of the
 # session's cluster is in one module. The modules of long-lived processes (a cluster, an
-# install) start first, one per worker; the short modules fill the other workers meanwhile
-# (each worker takes one more module ahead: a short one); the slow ones come last.
+# install) start first, one per worker, each with one slow module queued behind it (a worker
+# takes one module ahead); the short modules then fill whichever worker is free, so no slow
+# one is left to run alone at the end.
 # (Not `--dist loadgroup`: xdist 3.8 names a test by its group in a way pytest 9 ignores.)
 LONG_LIVED = ("deployment", "otel_cluster", "installed")
 CLUSTER_MODULE = "tests/deployment/test_cluster.py"
@@ -53,7 +54,7 @@ def pytest_collection_modifyitems(config, items):
     def rank(item) -> int:
         if any(name in item.fixturenames for name in LONG_LIVED):
             return 0
-        return 2 if item.get_closest_marker("slow") else 1
+        return 1 if item.get_closest_marker("slow") else 2
 
     ranks: dict[str, int] = {}  # module -> its first rank, so its tests stay together and in order
     for item in items:
