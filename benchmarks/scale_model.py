@@ -68,7 +68,7 @@ DEPLOYMENT = {
     "parallelism": 32,  # [core] parallelism: TIs running or queued per scheduler
     "slots": 8,  # Celery worker slots (2 workers x 4 here)
     "slots_per_worker": 16,  # for sizing production workers
-    "customers_per_task": 1,  # 1 = the DAG as it is; B > 1 = one mapped group per B customers (a change)
+    "customers_per_task": 1,  # $ZUORA_SYNC_CUSTOMERS_PER_TASK: 1 = a group per customer; B > 1 = batches
     "tokens_per_customer": 1,  # a daily run mints one token per customer (TTL 1 h)
     "lookback_due_fraction": 0.0,  # share of workflows re-exported because their definition is >= 7 days old
     "legacy_share": 1 / 12,  # changed workflows whose export has no version: one more export call
@@ -85,6 +85,7 @@ ZUORA_LIMITS = {
 ZUORA_CONCURRENCY = 40  # default concurrency limit per tenant (§5.3)
 MEASURED_WORKER_SLOTS = 4  # AIRFLOW__CELERY__WORKER_CONCURRENCY of airflow.env, the cluster's workers
 CHAIN = 7  # migrate -> list_customers -> list -> export -> validate -> upsert -> summarize
+BATCH_CHAIN = 4  # migrate -> list_customers -> sync_customers -> summarize
 
 
 def predict(
@@ -99,23 +100,37 @@ def predict(
     ``changed_fraction`` of all workflows changed since the last run.
 
     Changes are spread uniformly and independently over workflows unless
-    ``changed_customer_share`` (share of customers with any change) says otherwise. A mapped
-    group (one customer, or ``customers_per_task`` of them) with no change is synced by its
-    list task alone (1 task process); one with a change runs its 4 stage tasks. ``units``
-    are the measured unit costs (``fit_units``); ``deployment`` overrides ``DEPLOYMENT``.
-    Returns plain numbers (seconds, counts, MB); SCALE.md says what each means.
+    ``changed_customer_share`` (share of customers with any change) says otherwise. Two shapes,
+    by ``customers_per_task`` (B, ``$ZUORA_SYNC_CUSTOMERS_PER_TASK``):
+
+    * B = 1, the DAG's default: a mapped group of four tasks per customer; a customer with no
+      change is synced by its list task alone (1 task process), one with a change runs its 4
+      stage tasks;
+    * B > 1, the batches as built: one ``sync_customers`` task per batch of B customers, which
+      runs each customer's stages in its own process one after the other (an unchanged
+      customer finished by its list stage). Every batch task runs (1 task process each);
+      Airflow's per-task overhead is paid once per batch, a customer costs only its library
+      work (our code, the warehouse, its Zuora calls) inside the task. The batch task holds a
+      ``zuora_api`` pool slot and counts against ``$ZUORA_SYNC_MAX_CONCURRENT_EXPORTS``
+      (``export_tis``) for all of it.
+
+    ``units`` are the measured unit costs (``units()``, ``fit_units``); ``deployment``
+    overrides ``DEPLOYMENT``. Returns plain numbers (seconds, counts, MB); SCALE.md says what
+    each means.
     """
     d = {**DEPLOYMENT, **deployment}
     lib, cl = units["library"], units["cluster"]
     C, W, p, B = customers, workflows, changed_fraction, d["customers_per_task"]
+    batched = B > 1
     touched = min(1.0, p + d["lookback_due_fraction"])  # workflows exported this run
     q = (1 - (1 - touched) ** W) if changed_customer_share is None else changed_customer_share
     c_changed, c_unchanged = C * q, C - C * q
     k = touched * W / q if q else 0.0  # exports per changed customer
     versions = p * W / q if q else 0.0  # version lists per changed customer
+    # mapped units: a group of four tasks per customer, or a batch task per B customers
     groups = math.ceil(C / B)
-    g_changed = groups * (1 - (1 - q) ** B)  # groups with any changed customer
-    g_unchanged = groups - g_changed
+    g_changed = 0.0 if batched else groups * q  # groups running all four stage tasks
+    g_unchanged = groups - g_changed  # groups (or batches) of one task process
 
     # Zuora calls per tenant: token + list pages (+ exports + version lists when changed)
     L, M = d["latency_s"], d["max_concurrency"]
@@ -126,7 +141,7 @@ def predict(
     calls = c_unchanged * calls_unchanged + c_changed * calls_changed
 
     processes = 3 + g_unchanged + 4 * g_changed
-    tis = 3 + 4 * groups
+    tis = 3 + (groups if batched else 4 * groups)
 
     # our code's CPU (and the warehouse's, which a task waits for) for one customer, by stage
     def code(stage: str, w: float, changed: float) -> float:
@@ -141,8 +156,9 @@ def predict(
     def lib_changed(w: float, changed: float) -> float:
         return lib["cpu_fixed_s"] + lib["cpu_per_listed_s"] * w + lib["cpu_per_changed_s"] * changed
 
-    # Airflow CPU: measured per group at cl["workflows"] workflows and 1 changed; our code's
-    # share of it (workers) is replaced by our code's CPU for W workflows and k changes
+    # Airflow CPU: measured per group at cl["workflows"] workflows and 1 changed (an unchanged
+    # group: one task process); our code's share of it (workers) is replaced by our code's CPU
+    # for W workflows and k changes. A batch task costs what one unchanged group's task did.
     w0 = cl["workflows"]
 
     def per_group(table: dict) -> float:
@@ -170,7 +186,17 @@ def predict(
         - g_unchanged * pg_customer(w0, 0)
         - g_changed * pg_customer(w0, 1)
     )
-    simulator_cpu = per_group(cl["simulator_cpu_s"])
+    if batched:  # the simulator answers per customer, whatever the shape
+        sim = lib.get("sim", {"fixed_s": 0.0, "per_listed_s": 0.0, "per_changed_s": 0.0})
+
+        def sim_customer(w: float, changed: float) -> float:
+            return sim["fixed_s"] + sim["per_listed_s"] * w + sim["per_changed_s"] * changed
+
+        simulator_cpu = (
+            cl["simulator_cpu_s"]["run"] + c_unchanged * sim_customer(W, 0) + c_changed * sim_customer(W, k)
+        )
+    else:
+        simulator_cpu = per_group(cl["simulator_cpu_s"])
 
     # Worker slot-seconds: a task's duration without contention (measured at w0 workflows)
     # is Airflow's own overhead per task process plus our code; our code then scales with
@@ -196,48 +222,56 @@ def predict(
         "validate": code("validate", W, k),
         "upsert": code("upsert", W, k),
     }
-    per_changed_group = sum(over[t] for t in ("list_workflows", "export_workflows", "validate", "upsert"))
-    slot_s = (
-        slot["fixed"]
-        + g_unchanged * over["unchanged"]
-        + g_changed * per_changed_group
-        + c_unchanged * work_unchanged
-        + c_changed * sum(work.values())
-    )
-    pooled_s = (
-        g_unchanged * over["unchanged"]
-        + g_changed * (over["list_workflows"] + over["export_workflows"])
-        + c_unchanged * work_unchanged
-        + c_changed * (work["list"] + work["export"])
-    )
-    export_s = g_changed * over["export_workflows"] + c_changed * work["export"]
-    # a changed group's tasks: its list task lists all its customers, the others handle its
-    # changed customers (1 and 1 when each customer is its own group); each task must end
-    # within its execution_timeout (the DAG's: 30 min, the export task 60 min)
+    customers_work = c_unchanged * work_unchanged + c_changed * sum(work.values())
     b = min(B, C)
-    per_batch = b * q / (1 - (1 - q) ** b) if q else 1.0
-    task_s = {
-        "list": over["list_workflows"] + per_batch * work["list"] + (b - per_batch) * work_unchanged,
-        "export": over["export_workflows"] + per_batch * work["export"],
-        "validate": over["validate"] + per_batch * work["validate"],
-        "upsert": over["upsert"] + per_batch * work["upsert"],
-        "list (no change in the group)": over["unchanged"] + b * work_unchanged,
-    }
-    timeouts = {"export": 3600.0}
+    if batched:
+        # one task process per batch (Airflow's overhead of one task: an unchanged group's,
+        # less its library work), then its customers one after the other
+        batch_s = over["unchanged"] + customers_work / groups
+        slot_s = slot["fixed"] + groups * over["unchanged"] + customers_work
+        pooled_s = export_s = slot_s - slot["fixed"]  # the batch task is in the pool, export-limited
+        task_s = {"sync_customers (a batch)": batch_s}
+        timeouts = {"sync_customers (a batch)": 3600.0 + 120.0 * b}
+        chain = batch_s + cl["schedule_latency_s"]
+    else:
+        per_changed_group = sum(over[t] for t in ("list_workflows", "export_workflows", "validate", "upsert"))
+        slot_s = (
+            slot["fixed"] + g_unchanged * over["unchanged"] + g_changed * per_changed_group + customers_work
+        )
+        pooled_s = (
+            g_unchanged * over["unchanged"]
+            + g_changed * (over["list_workflows"] + over["export_workflows"])
+            + c_unchanged * work_unchanged
+            + c_changed * (work["list"] + work["export"])
+        )
+        export_s = g_changed * over["export_workflows"] + c_changed * work["export"]
+        # a changed customer's four tasks, an unchanged one's list task; each task must end
+        # within its execution_timeout (the DAG's: 30 min, the export task 60 min)
+        task_s = {
+            "list": over["list_workflows"] + work["list"],
+            "export": over["export_workflows"] + work["export"],
+            "validate": over["validate"] + work["validate"],
+            "upsert": over["upsert"] + work["upsert"],
+            "list (unchanged customer)": over["unchanged"] + work_unchanged,
+        }
+        timeouts = {"export": 3600.0}
+        chain = (
+            sum(task_s[t] for t in ("list", "export", "validate", "upsert")) + 4 * cl["schedule_latency_s"]
+        )
     over_timeout = [t for t, v in task_s.items() if v > timeouts.get(t, 1800.0)]
-    chain = sum(task_s[t] for t in ("list", "export", "validate", "upsert")) + 4 * cl["schedule_latency_s"]
 
     # The scheduler: each loop, one decision pass over the running run (every TI loaded, the
-    # dependencies of every waiting one checked), then at most max_tis_per_query TIs queued.
-    # Over the run the waiting TIs go from 3 per group to 0 and the finished from 2 to all:
-    # A loop queues at most max_tis_per_query TIs, and no more than there are free slots.
-    waiting0 = 3 * groups + 1
-    pass_wall, pass_cpu = mean_pass(units["scheduler"], groups), mean_pass(units["scheduler"], groups, "cpu")
+    # dependencies of every waiting one checked), then at most max_tis_per_query TIs queued,
+    # and no more than there are free slots. Between loops it idles at its measured rate.
+    waiting0, _ = waiting_and_finished(groups, B)
+    pass_wall = mean_pass(units["scheduler"], groups, per_task=B)
+    pass_cpu = mean_pass(units["scheduler"], groups, "cpu", per_task=B)
     loop_s = pass_wall + cl["loop_gap_s"]
-    scheduler_cores = pass_cpu / loop_s  # while the run lasts
+    idle_scheduler = cl.get("idle", {}).get("components", {}).get("scheduler", 0.0)
+    scheduler_cores = max(pass_cpu / loop_s, idle_scheduler)  # while the run lasts
     running = min(d["max_active_tasks"], d["slots"], d["parallelism"])
     per_loop = min(d["max_tis_per_query"] or processes, running)
-    loops = max(CHAIN, math.ceil(processes / per_loop))
+    loops = max(BATCH_CHAIN if batched else CHAIN, math.ceil(processes / per_loop))
     scheduler_s = loops * loop_s
 
     # how long the run takes under the deployment's limits: each limit alone is a lower bound
@@ -245,7 +279,7 @@ def predict(
         "task slots (min of max_active_tasks, parallelism, worker slots)": slot_s / running,
         "pool zuora_api": pooled_s / d["pool_slots"],
         "export tasks at once (max_active_tis_per_dagrun)": export_s / d["export_tis"],
-        # migrate, list_customers, one group's four tasks, summarize: one after the other
+        # migrate, list_customers, one group's tasks (or one batch), summarize: one after the other
         "one group's chain of tasks": slot["fixed"] + 3 * cl["schedule_latency_s"] + chain,
         "scheduler loops (decision pass x loops)": scheduler_s,
     }
@@ -284,7 +318,7 @@ def predict(
         "groups_changed": g_changed,
         "task_instances": tis,
         "task_processes": processes,
-        "tis_skipped": 3 * g_unchanged,
+        "tis_skipped": 0 if batched else 3 * g_unchanged,
         "zuora_calls": calls,
         "calls_per_unchanged_tenant": calls_unchanged,
         "calls_per_changed_tenant": calls_changed,
@@ -436,12 +470,24 @@ def airflow_cpu(run: dict) -> float:
     return sum(run["cpu_by_component"].values())
 
 
-def mean_pass(scheduler: dict, groups: float, key: str = "wall") -> float:
-    """The scheduler's decision pass averaged over a run of ``groups`` mapped groups: waiting
-    TIs go from 3 per group to 0 while finished ones go from 2 to all, so the mean is
-    a x W0 / 2 + c x W0 x F / 6."""
+def waiting_and_finished(groups: float, per_task: int = 1) -> tuple[float, float]:
+    """TIs waiting (state None) at the start of a run and finished at its end. A group per
+    customer: its list task is scheduled at once, its other three wait; plus summarize. Batches:
+    every batch task is scheduled by the first pass after the expansion; summarize waits."""
+    if per_task > 1:
+        return groups + 1, groups + 2
+    return 3 * groups + 1, 4 * groups + 2
+
+
+def mean_pass(scheduler: dict, groups: float, key: str = "wall", per_task: int = 1) -> float:
+    """The scheduler's decision pass averaged over a run of ``groups`` mapped groups (or
+    batches of ``per_task``). A group per customer: waiting TIs go from 3 per group to 0 while
+    finished ones go from 2 to all, so the mean is a x W0 / 2 + c x W0 x F / 6. Batches: after
+    the first pass only summarize waits, while the finished go from 2 to all: a + c x F / 2."""
     f = scheduler[key]
-    waiting0, finished_end = 3 * groups + 1, 4 * groups + 2
+    waiting0, finished_end = waiting_and_finished(groups, per_task)
+    if per_task > 1:
+        return f["per_waiting_s"] + f["per_waiting_finished_s"] * finished_end / 2
     return f["per_waiting_s"] * waiting0 / 2 + f["per_waiting_finished_s"] * waiting0 * finished_end / 6
 
 
@@ -505,6 +551,75 @@ def fit_cluster(cluster: dict, scheduler: dict) -> dict:
         "memory": cluster["memory"],
         "idle": cluster["idle"],
     }
+
+
+UNITS_FILE = Path(__file__).with_name("scale_units.json")
+# The warehouse's CPU per stage, not printed with the 2026-11-29 units: its fixed part split
+# evenly over the four stages (each opens its connection), its part per listed workflow in the
+# list stage (staging the listing), its part per changed workflow 60 % export (staging the
+# exports and versions) and 40 % upsert (the merge). With it, predict() gives back the
+# published scenario table (SCALE.md, the DAG as it is) within its rounding.
+SPLIT = {
+    "fixed": {"list": 0.25, "export": 0.25, "validate": 0.25, "upsert": 0.25},
+    "listed": {"list": 1.0},
+    "changed": {"export": 0.6, "upsert": 0.4},
+}
+
+
+def reconstructed_units(path: Path = UNITS_FILE) -> dict:
+    """The units measured on 2026-11-29 (scale_units.json: the fits as RESULTS.md printed them,
+    the library runs and scheduler passes row by row), in ``fit_units``' form. Our code's CPU
+    per stage is fitted on the library runs with changes (as ``fit_library`` does), the
+    warehouse's split by ``SPLIT``; the simulator's CPU per customer is fitted on the library
+    runs after onboarding."""
+    saved = json.loads(path.read_text())
+    runs = [r for r in saved["library_runs"] if r["case"] != "first sync"]
+    staged = [r for r in runs if r["changed"]]
+    rows = [[1, r["workflows"], r["changed"]] for r in staged]
+    library = dict(saved["library_fit"])
+    pg = {
+        "fixed": library["pg_fixed_s"],
+        "listed": library["pg_per_listed_s"],
+        "changed": library["pg_per_changed_s"],
+    }
+    library["stage"] = {}
+    for stage in ("list", "export", "validate", "upsert"):
+        fixed, listed, changed = lstsq(rows, [r["stage_cpu"][stage] for r in staged])
+        ours = {"fixed": fixed, "listed": max(listed, 0.0), "changed": max(changed, 0.0)}
+        library["stage"][stage] = {term: ours[term] + pg[term] * SPLIT[term].get(stage, 0.0) for term in ours}
+    fixed, listed, changed = lstsq(
+        [[1, r["workflows"], r["changed"]] for r in runs], [r["cpu"]["sim"] for r in runs]
+    )
+    library["sim"] = {
+        "fixed_s": max(fixed, 0.0),
+        "per_listed_s": max(listed, 0.0),
+        "per_changed_s": max(changed, 0.0),
+    }
+    cluster = dict(saved["cluster"])
+    w0 = cluster["workflows"]
+    sim = library["sim"]
+    unchanged = sim["fixed_s"] + sim["per_listed_s"] * w0
+    cluster["simulator_cpu_s"] = {
+        "run": 0.0,
+        "unchanged": unchanged,
+        "changed": unchanged + sim["per_changed_s"],
+    }
+    return {
+        "library": library,
+        "scheduler": fit_scheduler({"passes": saved["scheduler_passes"]}),
+        "cluster": cluster,
+        "source": f"{path.name}: measured {saved['dates']['library'][:10]} 2026 ({', '.join(saved['commands'].values())})",
+    }
+
+
+def units() -> dict:
+    """The units the model uses: fitted on this machine's own measurements when all three parts
+    are in the cache ($TMPDIR/zws-scale-model.json), else those of 2026-11-29
+    (``reconstructed_units``)."""
+    data = load()
+    if {"library", "scheduler", "cluster"} <= set(data):
+        return {**fit_units(data), "source": f"{CACHE} (measured {data['cluster']['date']})"}
+    return reconstructed_units()
 
 
 def fit_units(measured: dict) -> dict:
@@ -943,7 +1058,7 @@ class Meters:
         from _cluster import airflow_cpu_seconds
 
         return {
-            "airflow": airflow_cpu_seconds(self.info["pid"]),
+            "airflow": airflow_cpu_seconds(self.info),
             "components": component_cpu(self.info["components"]),
             "postgres": tree_cpu(self.postmaster),
             "simulator": tree_cpu(self.simulator),
