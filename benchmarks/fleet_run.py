@@ -350,6 +350,10 @@ def measured_run(
         )
         stop_run(api, dag_id, run_id)
     tis = api.task_instances(run_id, dag_id)
+    with psycopg.connect(meters.meta_uri) as conn:
+        xcom_rows = conn.execute(
+            "SELECT count(*) FROM xcom WHERE dag_id = %s AND run_id = %s", (dag_id, run_id)
+        ).fetchone()[0]
     held = workload_seconds(info)
     slots = [held[ti["id"]] for ti in tis if ti["id"] in held]
     samples = timers(receiver.lines[since:until])
@@ -384,6 +388,7 @@ def measured_run(
         "zuora_calls": measured["zuora_calls"],
         "metadata_commits": measured["commits"],
         "metadata_rows_written": measured["rows_written"],
+        "xcom_rows": xcom_rows,
         "task_instances": len(tis),
         "ti_states": {s: sum(1 for ti in tis if ti["state"] == s) for s in {ti["state"] for ti in tis}},
         # a task a worker ran has its hostname; one the scheduler skipped has none
@@ -518,9 +523,9 @@ def write(data: dict) -> None:
     lines = [
         "| shape | state | wall s (queued -> end) | Airflow CPU-s (scheduler / api-server / workers) | "
         "Postgres CPU-s | task instances | task processes started | worker slot-s | Zuora calls | "
-        "metadata commits | sync_runs rows: success / all | scheduler loops: count, mean, p95, max s "
+        "metadata commits | XCom rows | sync_runs rows: success / all | scheduler loops: count, mean, p95, max s "
         "(over 2 s) | decision pass of the run: count, mean, p95, max s |",
-        "|---" * 13 + "|",
+        "|---" * 14 + "|",
     ]
     for r in data["runs"]:
         c, lo, dp = r["cpu_by_component_s"], r["loops"], r["decision_pass"]
@@ -528,7 +533,7 @@ def write(data: dict) -> None:
             f"| {label(r)} | {r['state']} | {r['wall_s']:,.0f} | {r['airflow_cpu_s']:,.0f} "
             f"({c.get('scheduler', 0):,.0f} / {c.get('api-server', 0):,.0f} / {c.get('workers', 0):,.0f}) | "
             f"{r['postgres_cpu_s']:,.0f} | {r['task_instances']:,} | {r['task_processes']:,} | "
-            f"{r['slot_s']:,.0f} | {r['zuora_calls']:,} | {r['metadata_commits']:,} | "
+            f"{r['slot_s']:,.0f} | {r['zuora_calls']:,} | {r['metadata_commits']:,} | {r.get('xcom_rows', '')} | "
             f"{r['sync_rows_by_status'].get('success', 0):,} / {r['sync_rows']:,} | "
             f"{lo['count']:,}, {lo['mean_s']:.2f}, {lo['p95_s']:.2f}, {lo['max_s']:.2f} ({lo['over_2s']}) | "
             f"{dp['count']:,}, {dp['mean_s']:.2f}, {dp['p95_s']:.2f}, {dp['max_s']:.2f} |"

@@ -1,8 +1,14 @@
 """Scale model: what a daily zuora_workflow_sync run costs for 1,000 and 10,000 customers, from
 unit costs measured on this machine, checked against runs of the local Celery cluster.
 
-Run: .venv/bin/python benchmarks/scale_model.py [--part units|scheduler|cluster|all|write]
+Run: .venv/bin/python benchmarks/scale_model.py [--part units|scheduler|cluster|all|write|batches]
          [--sizes 1,10,50,200] [--workflows 4] [--scheduler-sizes 100,300,1000] [--no-wait]
+
+``--part batches`` measures nothing: it writes the "Scale model: batches" section (the batch
+shape as built, ``$ZUORA_SYNC_CUSTOMERS_PER_TASK`` > 1, for the 8 scenarios) from ``units()``:
+this machine's own measurements when all three parts are in the cache, else the units measured
+on 2026-11-29 (benchmarks/scale_units.json; their cache is gone). Its check against a real
+1,000-customer run is benchmarks/fleet_run.py's.
 
 Three measurements, then the model (``predict``, ``plan``), then the "Scale model" section of
 RESULTS.md (see benchmarks/SCALE.md for how to read it):
@@ -608,7 +614,8 @@ def reconstructed_units(path: Path = UNITS_FILE) -> dict:
         "library": library,
         "scheduler": fit_scheduler({"passes": saved["scheduler_passes"]}),
         "cluster": cluster,
-        "source": f"{path.name}: measured {saved['dates']['library'][:10]} 2026 ({', '.join(saved['commands'].values())})",
+        "source": f"benchmarks/{path.name}, the units measured {saved['measured']} "
+        f"(`{'`, `'.join(saved['commands'].values())}`)",
     }
 
 
@@ -1341,6 +1348,91 @@ def plan_table(units: dict, scenarios=SCENARIOS, **deployment) -> list[str]:
     return lines
 
 
+FLEET = (10_000, 50)  # the fixed deployment's batch: 10,000 customers in 200 batch tasks
+FLEET_SLOTS = (16, 32, 64)  # workers of 16 slots: 1, 2, 4
+
+
+def batches_section(u: dict) -> str:
+    """RESULTS.md "Scale model: batches": the built batch shape for the 8 scenarios, the
+    smallest deployment within 45 minutes (``plan``) and a fixed deployment over a day."""
+    planned = [
+        "| customers | workflows | changed | customers per task | max_concurrency | slots = pool = export "
+        "limit = max_active_tasks = parallelism | workers x16 slots (RAM each) | task processes = TIs | "
+        "predicted run (limit) | worker slot-h | worker CPU core-h | scheduler: loops, mean decision "
+        "pass s, cores | warehouse Postgres core-h (cores during the run) | warehouse connections "
+        "(peak) | metadata commits | Zuora calls |",
+        "|---" * 16 + "|",
+    ]
+    for c, w, p in SCENARIOS:
+        st, r = plan(c, w, p, u)
+        sch = r["scheduler"]
+        planned.append(
+            f"| {c:,} | {w} | {p:.0%} | {st['customers_per_task']} | {st['max_concurrency']} | "
+            f"{st['slots']} | {math.ceil(st['slots'] / 16)} ({r['for_one_hour']['worker_ram_mb'] / 1024:.1f} GB) | "
+            f"{fmt(r['task_instances'])} | {r['wall_s'] / 60:.0f} min ({r['limiting'].split(' (')[0]}) | "
+            f"{r['slot_s'] / 3600:,.1f} | {r['cpu_by_component_s']['workers'] / 3600:,.2f} | "
+            f"{fmt(sch['loops'])}, {sch['mean_pass_s']:.3f}, {sch['cores']:.2f} | "
+            f"{r['warehouse_pg_cpu_s'] / 3600:,.2f} ({r['warehouse_pg_cpu_s'] / r['wall_s']:,.1f}) | "
+            f"{st['slots']} | {fmt(r['metadata']['commits'])} | {fmt(r['zuora_calls'])} |"
+        )
+    customers, batch = FLEET
+    fixed = [
+        "| workflows | changed | "
+        + " | ".join(f"{n} slots ({n // 16} worker{'s' * (n > 16)}): run, batch task" for n in FLEET_SLOTS)
+        + " |",
+        "|---" * (2 + len(FLEET_SLOTS)) + "|",
+    ]
+    for _, w, p in [sc for sc in SCENARIOS if sc[0] == customers]:
+        cells = []
+        for n in FLEET_SLOTS:
+            r = predict(
+                customers,
+                w,
+                p,
+                u,
+                customers_per_task=batch,
+                slots=n,
+                pool_slots=n,
+                export_tis=n,
+                max_active_tasks=n,
+                parallelism=n,
+                max_tis_per_query=0,
+            )
+            over = " **over its timeout**" if r["over_timeout"] else ""
+            cells.append(
+                f"{r['wall_s'] / 3600:.1f} h, {r['task_s']['sync_customers (a batch)'] / 60:.0f} min{over}"
+            )
+        fixed.append(f"| {w} | {p:.0%} | " + " | ".join(cells) + " |")
+    return "\n".join(
+        [
+            f"Command: `{_common.command('scale_model.py', ['--part', 'batches'])}`; written "
+            f"{_common.utc_date()}. Derived with `predict` and `plan` from measured units: "
+            f"{u['source']}. The batch shape as built (`$ZUORA_SYNC_CUSTOMERS_PER_TASK` = B > 1): one "
+            "`sync_customers` task per batch runs each customer's four stages in its process, one "
+            "after the other; TIs = task processes = batches + 3; a customer costs its library work "
+            "(our code, the warehouse, its Zuora calls at the assumed 0.5 s each) inside the task, "
+            "Airflow's per-task overhead is paid once per batch; the batch task holds a pool slot and "
+            "counts against the export limit. How to read it: [SCALE.md](SCALE.md); the check against "
+            'the 1,000-customer run: "Fleet run".',
+            "",
+            "**The smallest deployment within 45 minutes** (`plan`: B in 1, 5, 10, 25, 50, 100 and "
+            "max_concurrency 4, 8, 16; every concurrency limit set to what the work needs; "
+            "`max_tis_per_query` 256; the fewest worker slots that fit, each task within its "
+            "`execution_timeout`):",
+            "",
+            *planned,
+            "",
+            f"**A fixed deployment over a day**: {customers:,} customers in batches of {batch} "
+            f"({math.ceil(customers / batch)} batch tasks), the connections' default max_concurrency 4, "
+            "pool = export limit = `max_active_tasks` = `parallelism` = the worker slots, "
+            "`max_tis_per_query` 0; the predicted run and one batch task's time (its "
+            f"`execution_timeout`: {60 + 2 * batch} min):",
+            "",
+            *fixed,
+        ]
+    )
+
+
 def units_date(data: dict, part: str) -> str:
     return f"{data[part]['date']}"
 
@@ -1542,7 +1634,9 @@ def main() -> None:
         scheduler_child(int(sys.argv[2]), int(sys.argv[3]))
         return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--part", choices=("units", "scheduler", "cluster", "all", "write"), default="all")
+    parser.add_argument(
+        "--part", choices=("units", "scheduler", "cluster", "all", "write", "batches"), default="all"
+    )
     parser.add_argument("--sizes", default="1,10,50,200", help="validation sizes (customers)")
     parser.add_argument("--workflows", type=int, default=4, help="per customer in the cluster runs")
     parser.add_argument(
@@ -1552,6 +1646,11 @@ def main() -> None:
     )
     parser.add_argument("--no-wait", action="store_true", help=f"do not wait for {FLAG}")
     args = parser.parse_args()
+    if args.part == "batches":
+        body = batches_section(units())
+        _common.write_section("Scale model: batches", body)
+        print(body)
+        return
     if args.part in ("units", "all"):
         save("library", measure_library())
     if args.part in ("scheduler", "all"):
