@@ -486,6 +486,7 @@ def main() -> None:
         "workflows": args.workflows,
         "batch": args.batch,
         "timeout_min": args.timeout_min,
+        "order": args.order,
         "settings": settings,
         "register_s": register_s,
         "setup_s": setup_s,
@@ -527,9 +528,10 @@ def prediction(data: dict, run: dict) -> dict:
 
 def write(data: dict) -> None:
     def label(run: dict) -> str:
+        n = data["runs"].index(run) + 1
         if run["customers_per_task"] == 1:
-            return "before: one group of four tasks per customer (`zuora_workflow_sync`)"
-        return f"after: batches of {run['customers_per_task']} (`{run['dag_id']}`)"
+            return f"{n}. before: one group of four tasks per customer (`zuora_workflow_sync`)"
+        return f"{n}. after: batches of {run['customers_per_task']} (`{run['dag_id']}`)"
 
     lines = [
         "| shape | state | wall s (queued -> end) | Airflow CPU-s (scheduler / api-server / workers) | "
@@ -629,6 +631,8 @@ def write(data: dict) -> None:
         ]
     )
     title = "Fleet run" + ("" if data["customers"] == 1000 else f" ({data['customers']} customers)")
+    if data.get("order", "after,before") != "after,before":
+        title += f" ({data['order'].replace(',', ', ')})"
     _common.write_section(title, body)
     print(body)
 
