@@ -80,6 +80,13 @@ DEPLOYMENT = {
     "legacy_share": 1 / 12,  # changed workflows whose export has no version: one more export call
     "machine_cores": None,  # local check: everything on one machine of this many cores
     "hour_s": 3600.0,
+    # The API server's secrets masker (Airflow 3.3.2): each API server process masks every
+    # connection password (as stored and URL-quoted) and every token Variable value it loads,
+    # recompiling one regex of all it holds for each new one. A fresh process: 2 new patterns
+    # per customer; later days 1 (yesterday's token value, read back before a new one is minted).
+    "api_servers": 1,  # API server processes serving the Execution API (one core each, at most)
+    "api_patterns_held": 0,  # patterns each one's masker holds when the run starts
+    "api_new_patterns_per_customer": 2,
 }
 
 # Zuora's per-tenant limits (shared/reference/zuora-api.md §5.1, §5.3): API calls, not tokens.
@@ -179,6 +186,17 @@ def predict(
     # (the scheduler's CPU is not linear in groups: from its decision pass, below)
     cpu = {name: per_group(table) for name, table in cl["cpu_by_component"].items() if name != "scheduler"}
     cpu["workers"] += code_delta
+    # the API server: the Execution API calls of the customers (a batch task makes them for each
+    # of its customers: its connection, its token Variable read and written; measured under the
+    # cluster, ``api_server``), and its masker: adding pattern i costs i x the recompile time
+    # per pattern held (benchmarks/secrets_masker.py)
+    api = cl.get("api_server", {})
+    if batched:
+        cpu["api-server"] += C * api.get("per_customer_in_batch_s", 0.0)
+    k_api, held = d["api_servers"], d["api_patterns_held"]
+    added = C * d["api_new_patterns_per_customer"] / k_api  # per API server process
+    masker_s = k_api * api.get("mask_add_s_per_pattern", 0.0) * (added * held + added**2 / 2)
+    cpu["api-server"] += masker_s
 
     # Postgres: the warehouse's CPU from the library units; the cluster's Postgres (metadata and
     # warehouse in one server) measured per group, plus the warehouse's marginal CPU
@@ -288,6 +306,8 @@ def predict(
         # migrate, list_customers, one group's tasks (or one batch), summarize: one after the other
         "one group's chain of tasks": slot["fixed"] + 3 * cl["schedule_latency_s"] + chain,
         "scheduler loops (decision pass x loops)": scheduler_s,
+        # every task's Execution API calls go through the API server processes, one core each
+        "API server (Execution API, one core per process)": cpu["api-server"] / d["api_servers"],
     }
     if d["machine_cores"]:
         # the local check: everything on one machine; wall = fixed + CPU / (cores x utilisation),
@@ -334,6 +354,8 @@ def predict(
         "warehouse_pg_cpu_s": warehouse_pg,
         "cluster_pg_cpu_s": cluster_pg,
         "simulator_cpu_s": simulator_cpu,
+        "api_masker_cpu_s": masker_s,
+        "api_patterns_after": held + added,
         "slot_s": slot_s,
         "pooled_slot_s": pooled_s,
         "export_slot_s": export_s,
@@ -391,8 +413,9 @@ def plan(
     """What to change for a run within ``target_s`` (45 min: a quarter of the hour kept for
     retries and noise): for each batch size (customers per mapped task) and per-tenant
     concurrency (the hook's max_concurrency, within Zuora's 40 per tenant), set every
-    Airflow and product concurrency limit to what the work needs in that time, and keep the
-    configuration that fits with the fewest worker slots. Returns (settings, prediction)."""
+    Airflow and product concurrency limit to what the work needs in that time (API server
+    processes included), and keep the configuration that fits with the fewest worker slots.
+    Returns (settings, prediction)."""
     best = None
     for batch in (1, 5, 10, 25, 50, 100):
         for concurrency in (4, 8, 16):
@@ -423,6 +446,14 @@ def plan(
                 export_tis=max(1, math.ceil(free["export_slot_s"] / target_s)),
             )
             result = predict(customers, workflows, changed_fraction, units, **settings)
+            # API server processes until their CPU fits (the masker's cost per process shrinks
+            # with more of them, each masking the secrets of the tasks it serves)
+            while (
+                result["bounds_s"]["API server (Execution API, one core per process)"] > target_s
+                and settings.get("api_servers", 1) < 64
+            ):
+                settings["api_servers"] = settings.get("api_servers", 1) + 1
+                result = predict(customers, workflows, changed_fraction, units, **settings)
             fits = result["wall_s"] <= target_s and not result["over_timeout"]
             key = (not fits, slots if fits else result["wall_s"], result["task_processes"])
             if best is None or key < best[0]:
