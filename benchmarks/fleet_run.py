@@ -45,6 +45,7 @@ import os
 import socket
 import statistics
 import tempfile
+import threading
 import time
 from datetime import datetime
 from pathlib import Path
@@ -75,6 +76,54 @@ SETTINGS = {
 LOOP = "scheduler.scheduler_loop_duration"
 DECISION = "dagrun.dependency-check"
 CRITICAL = "scheduler.critical_section_duration"
+
+
+class TimedStatsd(StatsdReceiver):
+    """The tests' StatsD receiver, each line kept with when it arrived (monotonic seconds)."""
+
+    def __init__(self) -> None:
+        self.arrived: list[float] = []
+        super().__init__()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 * 2**20)
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                data = self.sock.recv(65535)
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            lines = data.decode().splitlines()
+            now = time.monotonic()
+            self.lines += lines
+            self.arrived += [now] * len(lines)
+
+
+class FreezeWatch(threading.Thread):
+    """Notices this process being stopped (SIGSTOP, as the machine's other user may stop the
+    benchmark's process tree while it runs): a 0.5 s sleep that took over 5 s. Keeps the
+    gaps, (start, end) in monotonic seconds."""
+
+    def __init__(self) -> None:
+        super().__init__(daemon=True)
+        self.gaps: list[tuple[float, float]] = []
+
+    def run(self) -> None:
+        last = time.monotonic()
+        while True:
+            time.sleep(0.5)
+            now = time.monotonic()
+            if now - last > 5:
+                self.gaps.append((last, now))
+                print(
+                    f"{datetime.now():%H:%M:%S} this process was stopped for {now - last:.0f} s", flush=True
+                )
+            last = now
+
+    def frozen(self, start: float, end: float) -> float:
+        """Seconds of [start, end] spent stopped."""
+        return sum(max(0.0, min(end, b) - max(start, a)) for a, b in self.gaps)
 
 
 def parse(timestamp: str) -> datetime:
@@ -322,7 +371,8 @@ def measured_run(
     api: Api,
     info: dict,
     meters: Meters,
-    receiver: StatsdReceiver,
+    receiver: TimedStatsd,
+    watch: FreezeWatch,
     dag_id: str,
     names: list[str],
     per_task: int,
@@ -336,7 +386,7 @@ def measured_run(
     print(f"{datetime.now():%H:%M:%S} {dag_id}: run {run_id} triggered", flush=True)
     progress: list[tuple[float, int]] = []
     state = "running"
-    while time.monotonic() - clock < timeout_s:
+    while time.monotonic() - clock - watch.frozen(clock, time.monotonic()) < timeout_s:
         state = api.run(run_id, dag_id)["state"]
         if state in ("success", "failed"):
             break
@@ -347,10 +397,12 @@ def measured_run(
         time.sleep(3)
     finished = state in ("success", "failed")
     run = api.run(run_id, dag_id)
+    ended = time.monotonic()
+    frozen = watch.frozen(clock, ended)  # the cluster was stopped with this process: not run time
     if finished:
-        wall = (parse(run["end_date"]) - parse(run["queued_at"])).total_seconds()
+        wall = (parse(run["end_date"]) - parse(run["queued_at"])).total_seconds() - frozen
     else:
-        wall = time.monotonic() - clock
+        wall = ended - clock - frozen
     until = len(receiver.lines)
     time.sleep(8)  # the last task processes reaped and counted, their workloads logged
     after = meters.read()
@@ -367,10 +419,17 @@ def measured_run(
         ).fetchone()[0]
     held = workload_seconds(info)
     slots = [held[ti["id"]] for ti in tis if ti["id"] in held]
-    samples = timers(receiver.lines[since:until])
-    loops = [value for name, tags, value in samples if name == LOOP]
-    decisions = [value for name, tags, value in samples if name == DECISION and tags.get("dag_id") == dag_id]
-    critical = [value for name, tags, value in samples if name == CRITICAL]
+    # a timer that ended at t after d ms spanned [t - d, t]: one that spanned a stop is left out
+    samples: list[tuple[str, dict, float, float]] = []
+    for line, at in zip(receiver.lines[since:until], receiver.arrived[since:until], strict=True):
+        for name, tags, value in timers([line]):
+            samples.append((name, tags, value, at))
+    relevant = [s_ for s_ in samples if s_[0] in (LOOP, DECISION, CRITICAL)]
+    spanned = [s_ for s_ in relevant if watch.frozen(s_[3] - s_[2] / 1000 - 1, s_[3]) > 0]
+    kept = [s_ for s_ in relevant if watch.frozen(s_[3] - s_[2] / 1000 - 1, s_[3]) == 0]
+    loops = [value for name, tags, value, at in kept if name == LOOP]
+    decisions = [value for name, tags, value, at in kept if name == DECISION and tags.get("dag_id") == dag_id]
+    critical = [value for name, tags, value, at in kept if name == CRITICAL]
     by_status: dict[str, int] = {}
     for row in rows:
         by_status[row[1]] = by_status.get(row[1], 0) + 1
@@ -410,11 +469,18 @@ def measured_run(
         "every_customer_success": by_status.get("success", 0) == len(names) and len(rows) == len(names),
         "shape_as_parsed": shape_ok,
         "progress": progress,
+        "frozen_s": frozen,
+        "timers_left_out": len(spanned),
+        "loop_ms": loops,
+        "decision_ms": decisions,
         "loops": timer_stats(loops),
         "decision_pass": timer_stats(decisions),
         "critical_section": timer_stats(critical),
     }
-    print(json.dumps({k: v for k, v in result.items() if k != "progress"}), flush=True)
+    print(
+        json.dumps({k: v for k, v in result.items() if k not in ("progress", "loop_ms", "decision_ms")}),
+        flush=True,
+    )
     return result
 
 
@@ -438,8 +504,8 @@ def main() -> None:
     settings = {**SETTINGS, **dict(item.split("=", 1) for item in args.setting)}
     shapes = {"before": (SYNC_DAG, 1), "after": (BATCHED, args.batch)}
     order = [shapes[s.strip()] for s in args.order.split(",")]
-    receiver = StatsdReceiver()
-    receiver.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 * 2**20)
+    receiver, watch = TimedStatsd(), FreezeWatch()
+    watch.start()
     metrics = {
         "AIRFLOW__METRICS__STATSD_ON": "True",
         "AIRFLOW__METRICS__STATSD_HOST": "127.0.0.1",
@@ -475,7 +541,7 @@ def main() -> None:
         time.sleep(30)
         idle = Meters.delta(meters.read(), before)
         runs = [
-            measured_run(api, info, meters, receiver, dag_id, names, per_task, args.timeout_min * 60)
+            measured_run(api, info, meters, receiver, watch, dag_id, names, per_task, args.timeout_min * 60)
             for dag_id, per_task in order
         ]
     data = {
