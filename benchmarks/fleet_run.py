@@ -53,7 +53,7 @@ from pathlib import Path
 import _common
 import psycopg
 from _cluster import airflow_cpu_seconds, running_cluster
-from scale_model import component_cpu, predict, tree_cpu, units
+from scale_model import component_cpu, group_run_progress, predict, tree_cpu, units
 from unchanged_run import workload_seconds
 
 from devstack.airflow_api import SYNC_DAG, Api
@@ -572,8 +572,12 @@ def main() -> None:
 
 def prediction(data: dict, run: dict) -> dict:
     """``scale_model.predict`` for this run: its shape, this cluster's slots and settings, no
-    Zuora latency (the simulator answers at once), everything on this machine's cores."""
+    Zuora latency (the simulator answers at once), everything on this machine's cores, and the
+    API server as the run found it: a fresh one masks every customer's password (2 patterns)
+    in the cluster's first run; later runs find them masked (and the tokens deleted before
+    each run are never read back, so they add none)."""
     s = data["settings"]
+    first = data["runs"].index(run) == 0
     return predict(
         data["customers"],
         data["workflows"],
@@ -589,7 +593,14 @@ def prediction(data: dict, run: dict) -> dict:
         max_active_tasks=int(s["AIRFLOW__CORE__MAX_ACTIVE_TASKS_PER_DAG"]),
         export_tis=int(s["ZUORA_SYNC_MAX_CONCURRENT_EXPORTS"]),
         pool_slots=8,
+        api_patterns_held=0 if first else 2 * data["customers"],
+        api_new_patterns_per_customer=2 if first else 0,
     )
+
+
+def synced(run: dict) -> int:
+    """Customers synced in the run's wall (a run stopped from outside: by the stop)."""
+    return run.get("synced_by_wall", run["sync_rows_by_status"].get("success", 0))
 
 
 def write(data: dict) -> None:
@@ -598,6 +609,9 @@ def write(data: dict) -> None:
         if run["customers_per_task"] == 1:
             return f"{n}. before: one group of four tasks per customer (`zuora_workflow_sync`)"
         return f"{n}. after: batches of {run['customers_per_task']} (`{run['dag_id']}`)"
+
+    def seconds(value: float | None) -> str:
+        return "not kept" if value is None else f"{value:.2f}"
 
     lines = [
         "| shape | state | wall s (queued -> end) | Airflow CPU-s (scheduler / api-server / workers) | "
@@ -614,38 +628,53 @@ def write(data: dict) -> None:
             f"{r['postgres_cpu_s']:,.0f} | {r['task_instances']:,} | {r['task_processes']:,} | "
             f"{r['slot_s']:,.0f} | {r['zuora_calls']:,} | {r['metadata_commits']:,} | {r.get('xcom_rows', '')} | "
             f"{r['sync_rows_by_status'].get('success', 0):,} / {r['sync_rows']:,} | "
-            f"{lo['count']:,}, {lo['mean_s']:.2f}, {lo['p95_s']:.2f}, {lo['max_s']:.2f} ({lo['over_2s']}) | "
-            f"{dp['count']:,}, {dp['mean_s']:.2f}, {dp['p95_s']:.2f}, {dp['max_s']:.2f} |"
+            f"{lo['count']:,}, {lo['mean_s']:.2f}, {lo['p95_s']:.2f}, {seconds(lo['max_s'])} ({lo['over_2s']}) | "
+            f"{dp['count']:,}, {dp['mean_s']:.2f}, {dp['p95_s']:.2f}, {seconds(dp['max_s'])} |"
         )
     model = [
-        "| shape | | wall s | Airflow CPU-s | scheduler CPU-s | task processes | task instances | "
-        "scheduler loops | mean decision pass s | mean loop s | limit (predicted) |",
-        "|---" * 11 + "|",
+        "| run | | wall s | customers synced | Airflow CPU-s | API server CPU-s | workers CPU-s | "
+        "scheduler CPU-s | task processes | scheduler loops | mean decision pass s | limit (predicted) |",
+        "|---" * 12 + "|",
     ]
     for r in data["runs"]:
         p = prediction(data, r)
-        sch = p["scheduler"]
-        measured_loop = r["loops"]["sum_s"] / max(r["loops"]["count"], 1)
-        model += [
-            f"| {label(r).split(':')[0]} | predicted | {p['wall_s']:,.0f} | {p['airflow_cpu_s']:,.0f} | "
-            f"{p['cpu_by_component_s']['scheduler']:,.0f} | {p['task_processes']:,.0f} | "
-            f"{p['task_instances']:,} | {sch['loops']:,} (at least) | {sch['mean_pass_s']:.2f} | "
-            f"{sch['loop_s']:.2f} | {p['limiting'].split(' (')[0]} |",
-            f"| | measured | {r['wall_s']:,.0f} | {r['airflow_cpu_s']:,.0f} | "
-            f"{r['cpu_by_component_s'].get('scheduler', 0):,.0f} | {r['task_processes']:,} | "
-            f"{r['task_instances']:,} | {r['loops']['count']:,} | {r['decision_pass']['mean_s']:.2f} | "
-            f"{measured_loop:.2f} | |",
-        ]
+        sch, c = p["scheduler"], p["cpu_by_component_s"]
+        m = r["cpu_by_component_s"]
+        name = label(r).split(":")[0]
         if r["finished"]:
-            model.append(
-                f"| | predicted / measured | {p['wall_s'] / r['wall_s']:.2f} | "
+            model += [
+                f"| {name} | predicted | {p['wall_s']:,.0f} | {data['customers']:,} | {p['airflow_cpu_s']:,.0f} | "
+                f"{c['api-server']:,.0f} | {c['workers']:,.0f} | {c['scheduler']:,.0f} | "
+                f"{p['task_processes']:,.0f} | {sch['loops']:,} (at least) | {sch['mean_pass_s']:.2f} | "
+                f"{p['limiting'].split(' (')[0]} |",
+                f"| | measured | {r['wall_s']:,.0f} | {synced(r):,} | {r['airflow_cpu_s']:,.0f} | "
+                f"{m.get('api-server', 0):,.0f} | {m.get('workers', 0):,.0f} | {m.get('scheduler', 0):,.0f} | "
+                f"{r['task_processes']:,} | {r['loops']['count']:,} | {r['decision_pass']['mean_s']:.2f} | |",
+                f"| | predicted / measured | **{p['wall_s'] / r['wall_s']:.2f}** | | "
                 f"{p['airflow_cpu_s'] / max(r['airflow_cpu_s'], 1e-9):.2f} | "
-                f"{p['cpu_by_component_s']['scheduler'] / max(r['cpu_by_component_s'].get('scheduler', 0), 1e-9):.2f} | "
-                f"{p['task_processes'] / max(r['task_processes'], 1):.2f} | "
-                f"{p['task_instances'] / max(r['task_instances'], 1):.2f} | | "
-                f"{sch['mean_pass_s'] / max(r['decision_pass']['mean_s'], 1e-9):.2f} | "
-                f"{sch['loop_s'] / max(measured_loop, 1e-9):.2f} | |"
-            )
+                f"{c['api-server'] / max(m.get('api-server', 0), 1e-9):.2f} | "
+                f"{c['workers'] / max(m.get('workers', 0), 1e-9):.2f} | "
+                f"{c['scheduler'] / max(m.get('scheduler', 0), 1e-9):.2f} | "
+                f"{p['task_processes'] / max(r['task_processes'], 1):.2f} | | "
+                f"{sch['mean_pass_s'] / max(r['decision_pass']['mean_s'], 1e-9):.2f} | |",
+            ]
+        else:
+            # how far the scheduler's loops get in the time the run had (a group per customer)
+            done = [
+                n for t, n in group_run_progress(units(), data["customers"], sch["per_loop"], r["wall_s"])
+            ]
+            loops_by_then = len(done)
+            model += [
+                f"| {name} | predicted | {p['wall_s']:,.0f} for all | {(done or [0])[-1]:,.0f} in {r['wall_s']:,.0f} s "
+                f"| | | | | | {loops_by_then:,} in {r['wall_s']:,.0f} s ({sch['loops']:,} for all) | "
+                f"{sch['mean_pass_s']:.2f} (whole run) | {p['limiting'].split(' (')[0]} |",
+                f"| | measured | over {r['wall_s']:,.0f} | {synced(r):,} in {r['wall_s']:,.0f} s | "
+                f"{r['airflow_cpu_s']:,.0f} | {m.get('api-server', 0):,.0f} | {m.get('workers', 0):,.0f} | "
+                f"{m.get('scheduler', 0):,.0f} | {r['task_processes']:,} | {r['loops']['count']:,} | "
+                f"{r['decision_pass']['mean_s']:.2f} | |",
+                f"| | predicted / measured | | **{(done or [0])[-1] / max(synced(r), 1):.2f}** | | | | | | "
+                f"{loops_by_then / max(r['loops']['count'], 1):.2f} | | |",
+            ]
     progress = []
     for r in data["runs"]:
         if r["progress"]:
@@ -688,10 +717,20 @@ def write(data: dict) -> None:
             "a batch task `sync_customers` and its map index."
             + (" All matched." if all(r["shape_as_parsed"] for r in data["runs"]) else " **Some did not.**"),
             *([""] + progress if progress else []),
+            *[f"- {label(r)}: {r['note']}" for r in data["runs"] if r.get("note")],
+            *[
+                f"- {label(r)}: the benchmark and the cluster were stopped (SIGSTOP, by the machine's "
+                f"other user) for {r['frozen_s']:,.0f} s during this run: left out of its wall, "
+                f"{r.get('timers_left_out', 0)} scheduler timers spanning the stop left out."
+                for r in data["runs"]
+                if r.get("frozen_s") and not r.get("note")
+            ],
             "",
-            "**The model** (`scale_model.predict` with the units of SCALE.md, measured 2026-11-29; "
-            "the batch shape as built: one task per batch running each customer's stages in-process; "
-            "this cluster's 8 slots and settings, no Zuora latency, all on this machine's cores):",
+            f"**The model** (`scale_model.predict` with {units()['source']}; the batch shape as built: "
+            "one task per batch running each customer's stages in-process; this cluster's 8 slots and "
+            "settings, no Zuora latency, all on this machine's cores; the API server as each run "
+            "found it. For a run that did not finish: how many customers the scheduler's loops let "
+            "through in the time it had, `scale_model.group_run_progress`):",
             "",
             *model,
         ]

@@ -294,7 +294,15 @@ def predict(
     idle_scheduler = cl.get("idle", {}).get("components", {}).get("scheduler", 0.0)
     scheduler_cores = max(pass_cpu / loop_s, idle_scheduler)  # while the run lasts
     running = min(d["max_active_tasks"], d["slots"], d["parallelism"])
-    per_loop = min(d["max_tis_per_query"] or processes, running)
+    # A loop queues at most max_tis_per_query TIs, within max_active_tasks (TIs of the run
+    # queued or running, by their state: a finished task frees its place at once) and
+    # [core] parallelism (the executor's slots: a task frees its slot only when the executor's
+    # heartbeat, after the loop's queueing, learns it finished). When a loop outlasts a task,
+    # the executor slots the previous loop filled still count as taken: parallelism refills
+    # every other loop (measured: 3.8 customers a loop with parallelism 8 at 1,000 customers,
+    # RESULTS.md "Fleet run").
+    executor_free = d["parallelism"] / 2 if loop_s > min(task_s.values()) else d["parallelism"]
+    per_loop = max(min(d["max_tis_per_query"] or processes, d["max_active_tasks"], executor_free), 1)
     loops = max(BATCH_CHAIN if batched else CHAIN, math.ceil(processes / per_loop))
     scheduler_s = loops * loop_s
 
@@ -375,6 +383,7 @@ def predict(
             "first_pass_s": scheduler_pass(units, waiting0, 2),
             "busy_s": scheduler_s,
             "cores": scheduler_cores,
+            "per_loop": per_loop,
         },
         "bounds_s": bounds,
         "limiting": limiting,
@@ -954,6 +963,27 @@ def fit_scheduler(scheduler: dict) -> dict:
                 break
             terms.pop(coefficients.index(min(coefficients)))
         out[key] = {t: 0.0 for t in SCHEDULER_TERMS} | dict(zip(terms, coefficients, strict=True))
+    return out
+
+
+def group_run_progress(
+    units: dict, customers: int, per_loop: float, until_s: float
+) -> list[tuple[float, float]]:
+    """One group per customer, every customer unchanged (its list task runs, its other three
+    are skipped): the scheduler's loops one after the other, each a decision pass over the
+    run (its waiting and finished TIs as they are then) plus the rest of a loop, each
+    letting ``per_loop`` customers' list tasks through. Returns (seconds, customers done)
+    after each loop, up to ``until_s`` or the last customer: how far a run gets when the
+    scheduler's loops are what limits it."""
+    f = units["scheduler"]["wall"]
+    gap = units["cluster"]["loop_gap_s"]
+    t, done, out = 0.0, 0.0, []
+    while done < customers and t < until_s:
+        waiting = 3 * (customers - done) + 1
+        finished = 4 * done + 2
+        t += waiting * (f["per_waiting_s"] + f["per_waiting_finished_s"] * finished) + gap
+        done = min(customers, done + per_loop)
+        out.append((t, done))
     return out
 
 
