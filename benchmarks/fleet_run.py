@@ -170,7 +170,9 @@ def timer_stats(values_ms: list[float]) -> dict:
 # --- setup --------------------------------------------------------------------------------------
 
 
-def register(info: dict, api: Api, sim: AdminClient, names: list[str], workflows: int) -> dict:
+def register(
+    info: dict, api: Api, sim: AdminClient, names: list[str], workflows: int, token_ttl: int | None = None
+) -> dict:
     """Simulator tenants, their connections (one ``airflow connections import``), their customer
     rows; returns the connection definitions by customer (for the in-process first sync)."""
     from zuora import warehouse
@@ -178,7 +180,9 @@ def register(info: dict, api: Api, sim: AdminClient, names: list[str], workflows
 
     definitions = {}
     for n, name in enumerate(names):
-        tenant = sim.add_tenant(name, workflows=workflows, seed=n)
+        tenant = sim.add_tenant(
+            name, workflows=workflows, seed=n, **({"token_ttl": token_ttl} if token_ttl else {})
+        )
         definitions[name] = airflow_connection(
             tenant["base_url"],
             tenant["client_id"],
@@ -377,8 +381,9 @@ def measured_run(
     names: list[str],
     per_task: int,
     timeout_s: float,
+    keep_tokens: bool = False,
 ) -> dict:
-    forgotten = forget_tokens(meters.meta_uri)
+    forgotten = 0 if keep_tokens else forget_tokens(meters.meta_uri)
     time.sleep(2)
     before, since = meters.read(), len(receiver.lines)
     clock = time.monotonic()
@@ -496,6 +501,15 @@ def main() -> None:
     parser.add_argument("--order", default="after,before", help="the shapes, in the order run")
     parser.add_argument("--setup-processes", type=int, default=3)
     parser.add_argument("--setting", action="append", default=[], metavar="NAME=VALUE")
+    parser.add_argument(
+        "--keep-tokens",
+        action="store_true",
+        help="keep the cached token Variables between runs (with --token-ttl: a daily run finds "
+        "them expired, reads and replaces them, as in production)",
+    )
+    parser.add_argument(
+        "--token-ttl", type=int, help="seconds the simulator's tokens live (its default 3599)"
+    )
     parser.add_argument("--rewrite", action="store_true", help=f"write the section again from {CACHE}")
     args = parser.parse_args()
     if args.rewrite:
@@ -529,7 +543,7 @@ def main() -> None:
         wait_for_first_runs(api, (SYNC_DAG, BATCHED))
         sim = AdminClient(info["simulator_url"])
         clock = time.monotonic()
-        definitions = register(info, api, sim, names, args.workflows)
+        definitions = register(info, api, sim, names, args.workflows, args.token_ttl)
         register_s = time.monotonic() - clock
         print(
             f"{datetime.now():%H:%M:%S} {len(names)} customers registered in {register_s:.0f} s", flush=True
@@ -541,7 +555,18 @@ def main() -> None:
         time.sleep(30)
         idle = Meters.delta(meters.read(), before)
         runs = [
-            measured_run(api, info, meters, receiver, watch, dag_id, names, per_task, args.timeout_min * 60)
+            measured_run(
+                api,
+                info,
+                meters,
+                receiver,
+                watch,
+                dag_id,
+                names,
+                per_task,
+                args.timeout_min * 60,
+                keep_tokens=args.keep_tokens,
+            )
             for dag_id, per_task in order
         ]
     data = {
@@ -553,6 +578,8 @@ def main() -> None:
         "batch": args.batch,
         "timeout_min": args.timeout_min,
         "order": args.order,
+        "keep_tokens": args.keep_tokens,
+        "token_ttl": args.token_ttl,
         "settings": settings,
         "register_s": register_s,
         "setup_s": setup_s,
@@ -573,11 +600,8 @@ def main() -> None:
 def prediction(data: dict, run: dict) -> dict:
     """``scale_model.predict`` for this run: its shape, this cluster's slots and settings, no
     Zuora latency (the simulator answers at once), everything on this machine's cores, and the
-    API server as the run found it: a fresh one masks every customer's password (2 patterns)
-    in the cluster's first run; later runs find them masked (and the tokens deleted before
-    each run are never read back, so they add none)."""
+    API server's masker as the run found it (``api_server_state``)."""
     s = data["settings"]
-    first = data["runs"].index(run) == 0
     return predict(
         data["customers"],
         data["workflows"],
@@ -593,9 +617,22 @@ def prediction(data: dict, run: dict) -> dict:
         max_active_tasks=int(s["AIRFLOW__CORE__MAX_ACTIVE_TASKS_PER_DAG"]),
         export_tis=int(s["ZUORA_SYNC_MAX_CONCURRENT_EXPORTS"]),
         pool_slots=8,
-        api_patterns_held=0 if first else 2 * data["customers"],
-        api_new_patterns_per_customer=2 if first else 0,
+        **api_server_state(data, run),
     )
+
+
+def api_server_state(data: dict, run: dict) -> dict:
+    """What the API server's masker held and added in this run: every customer's password
+    (2 patterns) in the cluster's first run; with the tokens kept, every later run reads back
+    each customer's expired token Variable (1 pattern each) before replacing it."""
+    position, customers = data["runs"].index(run), data["customers"]
+    tokens = data.get("keep_tokens", False)
+    return {
+        "api_password_patterns_held": 0 if position == 0 else 2 * customers,
+        "api_token_patterns_held": (position - 1) * customers if tokens and position > 1 else 0,
+        "api_new_password_patterns_per_customer": 2 if position == 0 else 0,
+        "api_new_token_patterns_per_customer": 1 if tokens and position > 0 else 0,
+    }
 
 
 def synced(run: dict) -> int:
@@ -697,8 +734,14 @@ def write(data: dict) -> None:
             f"connections stored with one `airflow connections import` and their customer rows in "
             f"{data['register_s']:.0f} s; first synced in-process (`sync.run_customer`, "
             f"{data['setup_processes']} processes) in {data['setup_s']:.0f} s. Then the daily run of "
-            "each shape through the REST API (every enabled customer), in the order shown, its "
-            "cached OAuth tokens deleted first (a daily run finds them expired); a run is given "
+            "each shape through the REST API (every enabled customer), in the order shown, "
+            + (
+                f"the tokens kept between runs (they live {data.get('token_ttl') or 3599} s: "
+                "a later run finds them expired, reads them back and replaces them, as a daily run does); "
+                if data.get("keep_tokens")
+                else "its cached OAuth tokens deleted first (a daily run finds them expired); "
+            )
+            + "a run is given "
             f"{data['timeout_min']:.0f} min. Idle cluster before the runs: "
             f"{idle['airflow'] / 30:.2f} Airflow CPU-s per s.",
             "",

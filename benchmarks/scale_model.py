@@ -81,12 +81,15 @@ DEPLOYMENT = {
     "machine_cores": None,  # local check: everything on one machine of this many cores
     "hour_s": 3600.0,
     # The API server's secrets masker (Airflow 3.3.2): each API server process masks every
-    # connection password (as stored and URL-quoted) and every token Variable value it loads,
-    # recompiling one regex of all it holds for each new one. A fresh process: 2 new patterns
-    # per customer; later days 1 (yesterday's token value, read back before a new one is minted).
+    # connection password it loads (as stored and URL-quoted: 2 patterns) and every token
+    # Variable value it reads (the key holds "token"), recompiling one regex of all it holds for
+    # each new one, and redacts every log line with it. A process's first day: 2 new patterns
+    # per customer; every later day 1 (yesterday's token, read back before a new one is minted).
     "api_servers": 1,  # API server processes serving the Execution API (one core each, at most)
-    "api_patterns_held": 0,  # patterns each one's masker holds when the run starts
-    "api_new_patterns_per_customer": 2,
+    "api_password_patterns_held": 0,  # when the run starts, per API server process
+    "api_token_patterns_held": 0,
+    "api_new_password_patterns_per_customer": 2,
+    "api_new_token_patterns_per_customer": 0,
 }
 
 # Zuora's per-tenant limits (shared/reference/zuora-api.md §5.1, §5.3): API calls, not tokens.
@@ -193,9 +196,7 @@ def predict(
     api = cl.get("api_server", {})
     if batched:
         cpu["api-server"] += C * api.get("per_customer_in_batch_s", 0.0)
-    k_api, held = d["api_servers"], d["api_patterns_held"]
-    added = C * d["api_new_patterns_per_customer"] / k_api  # per API server process
-    masker_s = k_api * api.get("mask_add_s_per_pattern", 0.0) * (added * held + added**2 / 2)
+    masker_s, patterns_after = api_masker(api, C, d)
     cpu["api-server"] += masker_s
 
     # Postgres: the warehouse's CPU from the library units; the cluster's Postgres (metadata and
@@ -363,7 +364,7 @@ def predict(
         "cluster_pg_cpu_s": cluster_pg,
         "simulator_cpu_s": simulator_cpu,
         "api_masker_cpu_s": masker_s,
-        "api_patterns_after": held + added,
+        "api_patterns_after": patterns_after,
         "slot_s": slot_s,
         "pooled_slot_s": pooled_s,
         "export_slot_s": export_s,
@@ -406,6 +407,34 @@ def predict(
             "metadata_commits_per_s": per_group(meta["commits"]) / hour,
         },
     }
+
+
+def api_masker(api: dict, customers: float, d: dict) -> tuple[float, dict]:
+    """CPU-seconds the API server processes spend in their secrets maskers during a run, and
+    the patterns each holds after it. Every process serves about as many customers as the others
+    but, over the days, sees every customer's connection. Adding a pattern recompiles all held:
+    cost = seconds per character held x characters held (benchmarks/secrets_masker.py). Every
+    log line is redacted with the passwords' patterns (the token values share a prefix the regex
+    engine rejects at once): lines per customer x seconds per pattern and line x patterns."""
+    k = d["api_servers"]
+    per_char = api.get("mask_add_s_per_char", 0.0)
+    pw_len, tok_len = api.get("password_pattern_chars", 45.0), api.get("token_pattern_chars", 300.0)
+    pw, tok = d["api_password_patterns_held"], d["api_token_patterns_held"]
+    new_pw = customers * d["api_new_password_patterns_per_customer"] / k
+    new_tok = customers * d["api_new_token_patterns_per_customer"] / k
+    held_chars = pw * pw_len + tok * tok_len
+    # per process: the new patterns arrive mixed through the run; characters held grow linearly
+    added_chars = new_pw * pw_len + new_tok * tok_len
+    adds = new_pw + new_tok
+    compile_s = per_char * adds * (held_chars + added_chars / 2)
+    lines = (
+        customers
+        / k
+        * api.get("log_lines_per_customer", 0.0)
+        * api.get("redact_s_per_password_pattern_line", 0.0)
+        * (pw + new_pw / 2)
+    )
+    return k * (compile_s + lines), {"password": pw + new_pw, "token": tok + new_tok}
 
 
 UNLIMITED = 10**9
