@@ -356,6 +356,16 @@ def sync_rows(warehouse_uri: str, run_id: str) -> list[tuple]:
         ).fetchall()
 
 
+def run_state(meta_uri: str, dag_id: str, run_id: str) -> str:
+    """The run's state from the metadata database: the REST API's GET of a run loads every task
+    instance of it (its ``dag_versions``), 0.5-0.8 s of the API server's time for a run of 4,003
+    TIs, which polling every 3 s would add to what is measured."""
+    with psycopg.connect(meta_uri, autocommit=True) as conn:
+        return conn.execute(
+            "SELECT state FROM dag_run WHERE dag_id = %s AND run_id = %s", (dag_id, run_id)
+        ).fetchone()[0]
+
+
 def stop_run(api: Api, dag_id: str, run_id: str) -> None:
     """Mark a run failed (what the UI's "mark failed" does) and wait until no task of it runs."""
     api.call("PATCH", f"/dags/{dag_id}/dagRuns/{run_id}", json={"state": "failed"})
@@ -392,7 +402,7 @@ def measured_run(
     progress: list[tuple[float, int]] = []
     state = "running"
     while time.monotonic() - clock - watch.frozen(clock, time.monotonic()) < timeout_s:
-        state = api.run(run_id, dag_id)["state"]
+        state = run_state(meters.meta_uri, dag_id, run_id)
         if state in ("success", "failed"):
             break
         if not progress or time.monotonic() - clock - progress[-1][0] >= 60:
