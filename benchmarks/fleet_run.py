@@ -796,9 +796,13 @@ def write(data: dict) -> None:
             *model,
         ]
     )
-    title = "Fleet run" + ("" if data["customers"] == 1000 else f" ({data['customers']} customers)")
+    variant = [] if data["customers"] == 1000 else [f"{data['customers']} customers"]
     if data.get("order", "after,before") != "after,before":
-        title += f" ({data['order'].replace(',', ', ')})"
+        variant.append(data["order"].replace(",", ", "))
+    if data.get("keep_tokens"):
+        variant.append(f"tokens kept, {data.get('token_ttl') or 3599} s")
+    variant += [f"{k}={v}" for k, v in data["settings"].items() if SETTINGS.get(k) != v]
+    title = "Fleet run" + (f" ({'; '.join(variant)})" if variant else "")
     _common.write_section(title, body)
     print(body)
 
