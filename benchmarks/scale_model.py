@@ -1,8 +1,14 @@
 """Scale model: what a daily zuora_workflow_sync run costs for 1,000 and 10,000 customers, from
 unit costs measured on this machine, checked against runs of the local Celery cluster.
 
-Run: .venv/bin/python benchmarks/scale_model.py [--part units|scheduler|cluster|all|write]
+Run: .venv/bin/python benchmarks/scale_model.py [--part units|scheduler|cluster|all|write|batches]
          [--sizes 1,10,50,200] [--workflows 4] [--scheduler-sizes 100,300,1000] [--no-wait]
+
+``--part batches`` measures nothing: it writes the "Scale model: batches" section (the batch
+shape as built, ``$ZUORA_SYNC_CUSTOMERS_PER_TASK`` > 1, for the 8 scenarios) from ``units()``:
+this machine's own measurements when all three parts are in the cache, else the units measured
+on 2026-11-29 (benchmarks/scale_units.json; their cache is gone). Its check against a real
+1,000-customer run is benchmarks/fleet_run.py's.
 
 Three measurements, then the model (``predict``, ``plan``), then the "Scale model" section of
 RESULTS.md (see benchmarks/SCALE.md for how to read it):
@@ -68,12 +74,22 @@ DEPLOYMENT = {
     "parallelism": 32,  # [core] parallelism: TIs running or queued per scheduler
     "slots": 8,  # Celery worker slots (2 workers x 4 here)
     "slots_per_worker": 16,  # for sizing production workers
-    "customers_per_task": 1,  # 1 = the DAG as it is; B > 1 = one mapped group per B customers (a change)
+    "customers_per_task": 1,  # $ZUORA_SYNC_CUSTOMERS_PER_TASK: 1 = a group per customer; B > 1 = batches
     "tokens_per_customer": 1,  # a daily run mints one token per customer (TTL 1 h)
     "lookback_due_fraction": 0.0,  # share of workflows re-exported because their definition is >= 7 days old
     "legacy_share": 1 / 12,  # changed workflows whose export has no version: one more export call
     "machine_cores": None,  # local check: everything on one machine of this many cores
     "hour_s": 3600.0,
+    # The API server's secrets masker (Airflow 3.3.2): each API server process masks every
+    # connection password it loads (as stored and URL-quoted: 2 patterns) and every token
+    # Variable value it reads (the key holds "token"), recompiling one regex of all it holds for
+    # each new one, and redacts every log line with it. A process's first day: 2 new patterns
+    # per customer; every later day 1 (yesterday's token, read back before a new one is minted).
+    "api_servers": 1,  # API server processes serving the Execution API (one core each, at most)
+    "api_password_patterns_held": 0,  # when the run starts, per API server process
+    "api_token_patterns_held": 0,
+    "api_new_password_patterns_per_customer": 2,
+    "api_new_token_patterns_per_customer": 0,
 }
 
 # Zuora's per-tenant limits (shared/reference/zuora-api.md §5.1, §5.3): API calls, not tokens.
@@ -85,6 +101,7 @@ ZUORA_LIMITS = {
 ZUORA_CONCURRENCY = 40  # default concurrency limit per tenant (§5.3)
 MEASURED_WORKER_SLOTS = 4  # AIRFLOW__CELERY__WORKER_CONCURRENCY of airflow.env, the cluster's workers
 CHAIN = 7  # migrate -> list_customers -> list -> export -> validate -> upsert -> summarize
+BATCH_CHAIN = 4  # migrate -> list_customers -> sync_customers -> summarize
 
 
 def predict(
@@ -99,23 +116,37 @@ def predict(
     ``changed_fraction`` of all workflows changed since the last run.
 
     Changes are spread uniformly and independently over workflows unless
-    ``changed_customer_share`` (share of customers with any change) says otherwise. A mapped
-    group (one customer, or ``customers_per_task`` of them) with no change is synced by its
-    list task alone (1 task process); one with a change runs its 4 stage tasks. ``units``
-    are the measured unit costs (``fit_units``); ``deployment`` overrides ``DEPLOYMENT``.
-    Returns plain numbers (seconds, counts, MB); SCALE.md says what each means.
+    ``changed_customer_share`` (share of customers with any change) says otherwise. Two shapes,
+    by ``customers_per_task`` (B, ``$ZUORA_SYNC_CUSTOMERS_PER_TASK``):
+
+    * B = 1, the DAG's default: a mapped group of four tasks per customer; a customer with no
+      change is synced by its list task alone (1 task process), one with a change runs its 4
+      stage tasks;
+    * B > 1, the batches as built: one ``sync_customers`` task per batch of B customers, which
+      runs each customer's stages in its own process one after the other (an unchanged
+      customer finished by its list stage). Every batch task runs (1 task process each);
+      Airflow's per-task overhead is paid once per batch, a customer costs only its library
+      work (our code, the warehouse, its Zuora calls) inside the task. The batch task holds a
+      ``zuora_api`` pool slot and counts against ``$ZUORA_SYNC_MAX_CONCURRENT_EXPORTS``
+      (``export_tis``) for all of it.
+
+    ``units`` are the measured unit costs (``units()``, ``fit_units``); ``deployment``
+    overrides ``DEPLOYMENT``. Returns plain numbers (seconds, counts, MB); SCALE.md says what
+    each means.
     """
     d = {**DEPLOYMENT, **deployment}
     lib, cl = units["library"], units["cluster"]
     C, W, p, B = customers, workflows, changed_fraction, d["customers_per_task"]
+    batched = B > 1
     touched = min(1.0, p + d["lookback_due_fraction"])  # workflows exported this run
     q = (1 - (1 - touched) ** W) if changed_customer_share is None else changed_customer_share
     c_changed, c_unchanged = C * q, C - C * q
     k = touched * W / q if q else 0.0  # exports per changed customer
     versions = p * W / q if q else 0.0  # version lists per changed customer
+    # mapped units: a group of four tasks per customer, or a batch task per B customers
     groups = math.ceil(C / B)
-    g_changed = groups * (1 - (1 - q) ** B)  # groups with any changed customer
-    g_unchanged = groups - g_changed
+    g_changed = 0.0 if batched else groups * q  # groups running all four stage tasks
+    g_unchanged = groups - g_changed  # groups (or batches) of one task process
 
     # Zuora calls per tenant: token + list pages (+ exports + version lists when changed)
     L, M = d["latency_s"], d["max_concurrency"]
@@ -126,7 +157,7 @@ def predict(
     calls = c_unchanged * calls_unchanged + c_changed * calls_changed
 
     processes = 3 + g_unchanged + 4 * g_changed
-    tis = 3 + 4 * groups
+    tis = 3 + (groups if batched else 4 * groups)
 
     # our code's CPU (and the warehouse's, which a task waits for) for one customer, by stage
     def code(stage: str, w: float, changed: float) -> float:
@@ -141,8 +172,9 @@ def predict(
     def lib_changed(w: float, changed: float) -> float:
         return lib["cpu_fixed_s"] + lib["cpu_per_listed_s"] * w + lib["cpu_per_changed_s"] * changed
 
-    # Airflow CPU: measured per group at cl["workflows"] workflows and 1 changed; our code's
-    # share of it (workers) is replaced by our code's CPU for W workflows and k changes
+    # Airflow CPU: measured per group at cl["workflows"] workflows and 1 changed (an unchanged
+    # group: one task process); our code's share of it (workers) is replaced by our code's CPU
+    # for W workflows and k changes. A batch task costs what one unchanged group's task did.
     w0 = cl["workflows"]
 
     def per_group(table: dict) -> float:
@@ -157,6 +189,15 @@ def predict(
     # (the scheduler's CPU is not linear in groups: from its decision pass, below)
     cpu = {name: per_group(table) for name, table in cl["cpu_by_component"].items() if name != "scheduler"}
     cpu["workers"] += code_delta
+    # the API server: the Execution API calls of the customers (a batch task makes them for each
+    # of its customers: its connection, its token Variable read and written; measured under the
+    # cluster, ``api_server``), and its masker: adding pattern i costs i x the recompile time
+    # per pattern held (benchmarks/secrets_masker.py)
+    api = cl.get("api_server", {})
+    if batched:
+        cpu["api-server"] += C * api.get("per_customer_in_batch_s", 0.0)
+    masker_s, patterns_after = api_masker(api, C, d)
+    cpu["api-server"] += masker_s
 
     # Postgres: the warehouse's CPU from the library units; the cluster's Postgres (metadata and
     # warehouse in one server) measured per group, plus the warehouse's marginal CPU
@@ -170,7 +211,17 @@ def predict(
         - g_unchanged * pg_customer(w0, 0)
         - g_changed * pg_customer(w0, 1)
     )
-    simulator_cpu = per_group(cl["simulator_cpu_s"])
+    if batched:  # the simulator answers per customer, whatever the shape
+        sim = lib.get("sim", {"fixed_s": 0.0, "per_listed_s": 0.0, "per_changed_s": 0.0})
+
+        def sim_customer(w: float, changed: float) -> float:
+            return sim["fixed_s"] + sim["per_listed_s"] * w + sim["per_changed_s"] * changed
+
+        simulator_cpu = (
+            cl["simulator_cpu_s"]["run"] + c_unchanged * sim_customer(W, 0) + c_changed * sim_customer(W, k)
+        )
+    else:
+        simulator_cpu = per_group(cl["simulator_cpu_s"])
 
     # Worker slot-seconds: a task's duration without contention (measured at w0 workflows)
     # is Airflow's own overhead per task process plus our code; our code then scales with
@@ -196,48 +247,64 @@ def predict(
         "validate": code("validate", W, k),
         "upsert": code("upsert", W, k),
     }
-    per_changed_group = sum(over[t] for t in ("list_workflows", "export_workflows", "validate", "upsert"))
-    slot_s = (
-        slot["fixed"]
-        + g_unchanged * over["unchanged"]
-        + g_changed * per_changed_group
-        + c_unchanged * work_unchanged
-        + c_changed * sum(work.values())
-    )
-    pooled_s = (
-        g_unchanged * over["unchanged"]
-        + g_changed * (over["list_workflows"] + over["export_workflows"])
-        + c_unchanged * work_unchanged
-        + c_changed * (work["list"] + work["export"])
-    )
-    export_s = g_changed * over["export_workflows"] + c_changed * work["export"]
-    # a changed group's tasks: its list task lists all its customers, the others handle its
-    # changed customers (1 and 1 when each customer is its own group); each task must end
-    # within its execution_timeout (the DAG's: 30 min, the export task 60 min)
+    customers_work = c_unchanged * work_unchanged + c_changed * sum(work.values())
     b = min(B, C)
-    per_batch = b * q / (1 - (1 - q) ** b) if q else 1.0
-    task_s = {
-        "list": over["list_workflows"] + per_batch * work["list"] + (b - per_batch) * work_unchanged,
-        "export": over["export_workflows"] + per_batch * work["export"],
-        "validate": over["validate"] + per_batch * work["validate"],
-        "upsert": over["upsert"] + per_batch * work["upsert"],
-        "list (no change in the group)": over["unchanged"] + b * work_unchanged,
-    }
-    timeouts = {"export": 3600.0}
+    if batched:
+        # one task process per batch (Airflow's overhead of one task: an unchanged group's,
+        # less its library work), then its customers one after the other
+        batch_s = over["unchanged"] + customers_work / groups
+        slot_s = slot["fixed"] + groups * over["unchanged"] + customers_work
+        pooled_s = export_s = slot_s - slot["fixed"]  # the batch task is in the pool, export-limited
+        task_s = {"sync_customers (a batch)": batch_s}
+        timeouts = {"sync_customers (a batch)": 3600.0 + 120.0 * b}
+        chain = batch_s + cl["schedule_latency_s"]
+    else:
+        per_changed_group = sum(over[t] for t in ("list_workflows", "export_workflows", "validate", "upsert"))
+        slot_s = (
+            slot["fixed"] + g_unchanged * over["unchanged"] + g_changed * per_changed_group + customers_work
+        )
+        pooled_s = (
+            g_unchanged * over["unchanged"]
+            + g_changed * (over["list_workflows"] + over["export_workflows"])
+            + c_unchanged * work_unchanged
+            + c_changed * (work["list"] + work["export"])
+        )
+        export_s = g_changed * over["export_workflows"] + c_changed * work["export"]
+        # a changed customer's four tasks, an unchanged one's list task; each task must end
+        # within its execution_timeout (the DAG's: 30 min, the export task 60 min)
+        task_s = {
+            "list": over["list_workflows"] + work["list"],
+            "export": over["export_workflows"] + work["export"],
+            "validate": over["validate"] + work["validate"],
+            "upsert": over["upsert"] + work["upsert"],
+            "list (unchanged customer)": over["unchanged"] + work_unchanged,
+        }
+        timeouts = {"export": 3600.0}
+        chain = (
+            sum(task_s[t] for t in ("list", "export", "validate", "upsert")) + 4 * cl["schedule_latency_s"]
+        )
     over_timeout = [t for t, v in task_s.items() if v > timeouts.get(t, 1800.0)]
-    chain = sum(task_s[t] for t in ("list", "export", "validate", "upsert")) + 4 * cl["schedule_latency_s"]
 
     # The scheduler: each loop, one decision pass over the running run (every TI loaded, the
-    # dependencies of every waiting one checked), then at most max_tis_per_query TIs queued.
-    # Over the run the waiting TIs go from 3 per group to 0 and the finished from 2 to all:
-    # A loop queues at most max_tis_per_query TIs, and no more than there are free slots.
-    waiting0 = 3 * groups + 1
-    pass_wall, pass_cpu = mean_pass(units["scheduler"], groups), mean_pass(units["scheduler"], groups, "cpu")
+    # dependencies of every waiting one checked), then at most max_tis_per_query TIs queued,
+    # and no more than there are free slots. Between loops it idles at its measured rate.
+    waiting0, _ = waiting_and_finished(groups, B)
+    pass_wall = mean_pass(units["scheduler"], groups, per_task=B)
+    pass_cpu = mean_pass(units["scheduler"], groups, "cpu", per_task=B)
     loop_s = pass_wall + cl["loop_gap_s"]
-    scheduler_cores = pass_cpu / loop_s  # while the run lasts
+    idle_scheduler = cl.get("idle", {}).get("components", {}).get("scheduler", 0.0)
+    scheduler_cores = max(pass_cpu / loop_s, idle_scheduler)  # while the run lasts
     running = min(d["max_active_tasks"], d["slots"], d["parallelism"])
-    per_loop = min(d["max_tis_per_query"] or processes, running)
-    loops = max(CHAIN, math.ceil(processes / per_loop))
+    # A loop queues at most max_tis_per_query TIs, within max_active_tasks (TIs of the run
+    # queued or running, by their state: a finished task frees its place at once) and
+    # [core] parallelism (the executor's slots: a task frees its slot only when the executor's
+    # heartbeat, after the loop's queueing, learns it finished). When a loop outlasts a task,
+    # the executor slots the previous loop filled still count as taken: parallelism refills
+    # every other loop (measured: 3.8 customers a loop with parallelism 8 at 1,000 customers,
+    # RESULTS.md "Fleet run").
+    executor_free = d["parallelism"] / 2 if loop_s > min(task_s.values()) else d["parallelism"]
+    per_loop = max(min(d["max_tis_per_query"] or processes, d["max_active_tasks"], executor_free), 1)
+    loops = max(BATCH_CHAIN if batched else CHAIN, math.ceil(processes / per_loop))
     scheduler_s = loops * loop_s
 
     # how long the run takes under the deployment's limits: each limit alone is a lower bound
@@ -245,9 +312,11 @@ def predict(
         "task slots (min of max_active_tasks, parallelism, worker slots)": slot_s / running,
         "pool zuora_api": pooled_s / d["pool_slots"],
         "export tasks at once (max_active_tis_per_dagrun)": export_s / d["export_tis"],
-        # migrate, list_customers, one group's four tasks, summarize: one after the other
+        # migrate, list_customers, one group's tasks (or one batch), summarize: one after the other
         "one group's chain of tasks": slot["fixed"] + 3 * cl["schedule_latency_s"] + chain,
         "scheduler loops (decision pass x loops)": scheduler_s,
+        # every task's Execution API calls go through the API server processes, one core each
+        "API server (Execution API, one core per process)": cpu["api-server"] / d["api_servers"],
     }
     if d["machine_cores"]:
         # the local check: everything on one machine; wall = fixed + CPU / (cores x utilisation),
@@ -284,7 +353,7 @@ def predict(
         "groups_changed": g_changed,
         "task_instances": tis,
         "task_processes": processes,
-        "tis_skipped": 3 * g_unchanged,
+        "tis_skipped": 0 if batched else 3 * g_unchanged,
         "zuora_calls": calls,
         "calls_per_unchanged_tenant": calls_unchanged,
         "calls_per_changed_tenant": calls_changed,
@@ -294,6 +363,8 @@ def predict(
         "warehouse_pg_cpu_s": warehouse_pg,
         "cluster_pg_cpu_s": cluster_pg,
         "simulator_cpu_s": simulator_cpu,
+        "api_masker_cpu_s": masker_s,
+        "api_patterns_after": patterns_after,
         "slot_s": slot_s,
         "pooled_slot_s": pooled_s,
         "export_slot_s": export_s,
@@ -313,6 +384,7 @@ def predict(
             "first_pass_s": scheduler_pass(units, waiting0, 2),
             "busy_s": scheduler_s,
             "cores": scheduler_cores,
+            "per_loop": per_loop,
         },
         "bounds_s": bounds,
         "limiting": limiting,
@@ -337,6 +409,34 @@ def predict(
     }
 
 
+def api_masker(api: dict, customers: float, d: dict) -> tuple[float, dict]:
+    """CPU-seconds the API server processes spend in their secrets maskers during a run, and
+    the patterns each holds after it. Every process serves about as many customers as the others
+    but, over the days, sees every customer's connection. Adding a pattern recompiles all held:
+    cost = seconds per character held x characters held (benchmarks/secrets_masker.py). Every
+    log line is redacted with the passwords' patterns (the token values share a prefix the regex
+    engine rejects at once): lines per customer x seconds per pattern and line x patterns."""
+    k = d["api_servers"]
+    per_char = api.get("mask_add_s_per_char", 0.0)
+    pw_len, tok_len = api.get("password_pattern_chars", 45.0), api.get("token_pattern_chars", 300.0)
+    pw, tok = d["api_password_patterns_held"], d["api_token_patterns_held"]
+    new_pw = customers * d["api_new_password_patterns_per_customer"] / k
+    new_tok = customers * d["api_new_token_patterns_per_customer"] / k
+    held_chars = pw * pw_len + tok * tok_len
+    # per process: the new patterns arrive mixed through the run; characters held grow linearly
+    added_chars = new_pw * pw_len + new_tok * tok_len
+    adds = new_pw + new_tok
+    compile_s = per_char * adds * (held_chars + added_chars / 2)
+    lines = (
+        customers
+        / k
+        * api.get("log_lines_per_customer", 0.0)
+        * api.get("redact_s_per_password_pattern_line", 0.0)
+        * (pw + new_pw / 2)
+    )
+    return k * (compile_s + lines), {"password": pw + new_pw, "token": tok + new_tok}
+
+
 UNLIMITED = 10**9
 
 
@@ -351,8 +451,9 @@ def plan(
     """What to change for a run within ``target_s`` (45 min: a quarter of the hour kept for
     retries and noise): for each batch size (customers per mapped task) and per-tenant
     concurrency (the hook's max_concurrency, within Zuora's 40 per tenant), set every
-    Airflow and product concurrency limit to what the work needs in that time, and keep the
-    configuration that fits with the fewest worker slots. Returns (settings, prediction)."""
+    Airflow and product concurrency limit to what the work needs in that time (API server
+    processes included), and keep the configuration that fits with the fewest worker slots.
+    Returns (settings, prediction)."""
     best = None
     for batch in (1, 5, 10, 25, 50, 100):
         for concurrency in (4, 8, 16):
@@ -383,6 +484,14 @@ def plan(
                 export_tis=max(1, math.ceil(free["export_slot_s"] / target_s)),
             )
             result = predict(customers, workflows, changed_fraction, units, **settings)
+            # API server processes until their CPU fits (the masker's cost per process shrinks
+            # with more of them, each masking the secrets of the tasks it serves)
+            while (
+                result["bounds_s"]["API server (Execution API, one core per process)"] > target_s
+                and settings.get("api_servers", 1) < 64
+            ):
+                settings["api_servers"] = settings.get("api_servers", 1) + 1
+                result = predict(customers, workflows, changed_fraction, units, **settings)
             fits = result["wall_s"] <= target_s and not result["over_timeout"]
             key = (not fits, slots if fits else result["wall_s"], result["task_processes"])
             if best is None or key < best[0]:
@@ -436,12 +545,24 @@ def airflow_cpu(run: dict) -> float:
     return sum(run["cpu_by_component"].values())
 
 
-def mean_pass(scheduler: dict, groups: float, key: str = "wall") -> float:
-    """The scheduler's decision pass averaged over a run of ``groups`` mapped groups: waiting
-    TIs go from 3 per group to 0 while finished ones go from 2 to all, so the mean is
-    a x W0 / 2 + c x W0 x F / 6."""
+def waiting_and_finished(groups: float, per_task: int = 1) -> tuple[float, float]:
+    """TIs waiting (state None) at the start of a run and finished at its end. A group per
+    customer: its list task is scheduled at once, its other three wait; plus summarize. Batches:
+    every batch task is scheduled by the first pass after the expansion; summarize waits."""
+    if per_task > 1:
+        return groups + 1, groups + 2
+    return 3 * groups + 1, 4 * groups + 2
+
+
+def mean_pass(scheduler: dict, groups: float, key: str = "wall", per_task: int = 1) -> float:
+    """The scheduler's decision pass averaged over a run of ``groups`` mapped groups (or
+    batches of ``per_task``). A group per customer: waiting TIs go from 3 per group to 0 while
+    finished ones go from 2 to all, so the mean is a x W0 / 2 + c x W0 x F / 6. Batches: after
+    the first pass only summarize waits, while the finished go from 2 to all: a + c x F / 2."""
     f = scheduler[key]
-    waiting0, finished_end = 3 * groups + 1, 4 * groups + 2
+    waiting0, finished_end = waiting_and_finished(groups, per_task)
+    if per_task > 1:
+        return f["per_waiting_s"] + f["per_waiting_finished_s"] * finished_end / 2
     return f["per_waiting_s"] * waiting0 / 2 + f["per_waiting_finished_s"] * waiting0 * finished_end / 6
 
 
@@ -505,6 +626,76 @@ def fit_cluster(cluster: dict, scheduler: dict) -> dict:
         "memory": cluster["memory"],
         "idle": cluster["idle"],
     }
+
+
+UNITS_FILE = Path(__file__).with_name("scale_units.json")
+# The warehouse's CPU per stage, not printed with the 2026-11-29 units: its fixed part split
+# evenly over the four stages (each opens its connection), its part per listed workflow in the
+# list stage (staging the listing), its part per changed workflow 60 % export (staging the
+# exports and versions) and 40 % upsert (the merge). With it, predict() gives back the
+# published scenario table (SCALE.md, the DAG as it is) within its rounding.
+SPLIT = {
+    "fixed": {"list": 0.25, "export": 0.25, "validate": 0.25, "upsert": 0.25},
+    "listed": {"list": 1.0},
+    "changed": {"export": 0.6, "upsert": 0.4},
+}
+
+
+def reconstructed_units(path: Path = UNITS_FILE) -> dict:
+    """The units measured on 2026-11-29 (scale_units.json: the fits as RESULTS.md printed them,
+    the library runs and scheduler passes row by row), in ``fit_units``' form. Our code's CPU
+    per stage is fitted on the library runs with changes (as ``fit_library`` does), the
+    warehouse's split by ``SPLIT``; the simulator's CPU per customer is fitted on the library
+    runs after onboarding."""
+    saved = json.loads(path.read_text())
+    runs = [r for r in saved["library_runs"] if r["case"] != "first sync"]
+    staged = [r for r in runs if r["changed"]]
+    rows = [[1, r["workflows"], r["changed"]] for r in staged]
+    library = dict(saved["library_fit"])
+    pg = {
+        "fixed": library["pg_fixed_s"],
+        "listed": library["pg_per_listed_s"],
+        "changed": library["pg_per_changed_s"],
+    }
+    library["stage"] = {}
+    for stage in ("list", "export", "validate", "upsert"):
+        fixed, listed, changed = lstsq(rows, [r["stage_cpu"][stage] for r in staged])
+        ours = {"fixed": fixed, "listed": max(listed, 0.0), "changed": max(changed, 0.0)}
+        library["stage"][stage] = {term: ours[term] + pg[term] * SPLIT[term].get(stage, 0.0) for term in ours}
+    fixed, listed, changed = lstsq(
+        [[1, r["workflows"], r["changed"]] for r in runs], [r["cpu"]["sim"] for r in runs]
+    )
+    library["sim"] = {
+        "fixed_s": max(fixed, 0.0),
+        "per_listed_s": max(listed, 0.0),
+        "per_changed_s": max(changed, 0.0),
+    }
+    cluster = dict(saved["cluster"])
+    w0 = cluster["workflows"]
+    sim = library["sim"]
+    unchanged = sim["fixed_s"] + sim["per_listed_s"] * w0
+    cluster["simulator_cpu_s"] = {
+        "run": 0.0,
+        "unchanged": unchanged,
+        "changed": unchanged + sim["per_changed_s"],
+    }
+    return {
+        "library": library,
+        "scheduler": fit_scheduler({"passes": saved["scheduler_passes"]}),
+        "cluster": cluster,
+        "source": f"benchmarks/{path.name}, the units measured {saved['measured']} "
+        f"(`{'`, `'.join(saved['commands'].values())}`)",
+    }
+
+
+def units() -> dict:
+    """The units the model uses: fitted on this machine's own measurements when all three parts
+    are in the cache ($TMPDIR/zws-scale-model.json), else those of 2026-11-29
+    (``reconstructed_units``)."""
+    data = load()
+    if {"library", "scheduler", "cluster"} <= set(data):
+        return {**fit_units(data), "source": f"{CACHE} (measured {data['cluster']['date']})"}
+    return reconstructed_units()
 
 
 def fit_units(measured: dict) -> dict:
@@ -801,6 +992,27 @@ def fit_scheduler(scheduler: dict) -> dict:
                 break
             terms.pop(coefficients.index(min(coefficients)))
         out[key] = {t: 0.0 for t in SCHEDULER_TERMS} | dict(zip(terms, coefficients, strict=True))
+    return out
+
+
+def group_run_progress(
+    units: dict, customers: int, per_loop: float, until_s: float
+) -> list[tuple[float, float]]:
+    """One group per customer, every customer unchanged (its list task runs, its other three
+    are skipped): the scheduler's loops one after the other, each a decision pass over the
+    run (its waiting and finished TIs as they are then) plus the rest of a loop, each
+    letting ``per_loop`` customers' list tasks through. Returns (seconds, customers done)
+    after each loop, up to ``until_s`` or the last customer: how far a run gets when the
+    scheduler's loops are what limits it."""
+    f = units["scheduler"]["wall"]
+    gap = units["cluster"]["loop_gap_s"]
+    t, done, out = 0.0, 0.0, []
+    while done < customers and t < until_s:
+        waiting = 3 * (customers - done) + 1
+        finished = 4 * done + 2
+        t += waiting * (f["per_waiting_s"] + f["per_waiting_finished_s"] * finished) + gap
+        done = min(customers, done + per_loop)
+        out.append((t, done))
     return out
 
 
@@ -1207,6 +1419,91 @@ def plan_table(units: dict, scenarios=SCENARIOS, **deployment) -> list[str]:
     return lines
 
 
+FLEET = (10_000, 50)  # the fixed deployment's batch: 10,000 customers in 200 batch tasks
+FLEET_SLOTS = (16, 32, 64)  # workers of 16 slots: 1, 2, 4
+
+
+def batches_section(u: dict) -> str:
+    """RESULTS.md "Scale model: batches": the built batch shape for the 8 scenarios, the
+    smallest deployment within 45 minutes (``plan``) and a fixed deployment over a day."""
+    planned = [
+        "| customers | workflows | changed | customers per task | max_concurrency | slots = pool = export "
+        "limit = max_active_tasks = parallelism | workers x16 slots (RAM each) | task processes = TIs | "
+        "predicted run (limit) | worker slot-h | worker CPU core-h | scheduler: loops, mean decision "
+        "pass s, cores | warehouse Postgres core-h (cores during the run) | warehouse connections "
+        "(peak) | metadata commits | Zuora calls |",
+        "|---" * 16 + "|",
+    ]
+    for c, w, p in SCENARIOS:
+        st, r = plan(c, w, p, u)
+        sch = r["scheduler"]
+        planned.append(
+            f"| {c:,} | {w} | {p:.0%} | {st['customers_per_task']} | {st['max_concurrency']} | "
+            f"{st['slots']} | {math.ceil(st['slots'] / 16)} ({r['for_one_hour']['worker_ram_mb'] / 1024:.1f} GB) | "
+            f"{fmt(r['task_instances'])} | {r['wall_s'] / 60:.0f} min ({r['limiting'].split(' (')[0]}) | "
+            f"{r['slot_s'] / 3600:,.1f} | {r['cpu_by_component_s']['workers'] / 3600:,.2f} | "
+            f"{fmt(sch['loops'])}, {sch['mean_pass_s']:.3f}, {sch['cores']:.2f} | "
+            f"{r['warehouse_pg_cpu_s'] / 3600:,.2f} ({r['warehouse_pg_cpu_s'] / r['wall_s']:,.1f}) | "
+            f"{st['slots']} | {fmt(r['metadata']['commits'])} | {fmt(r['zuora_calls'])} |"
+        )
+    customers, batch = FLEET
+    fixed = [
+        "| workflows | changed | "
+        + " | ".join(f"{n} slots ({n // 16} worker{'s' * (n > 16)}): run, batch task" for n in FLEET_SLOTS)
+        + " |",
+        "|---" * (2 + len(FLEET_SLOTS)) + "|",
+    ]
+    for _, w, p in [sc for sc in SCENARIOS if sc[0] == customers]:
+        cells = []
+        for n in FLEET_SLOTS:
+            r = predict(
+                customers,
+                w,
+                p,
+                u,
+                customers_per_task=batch,
+                slots=n,
+                pool_slots=n,
+                export_tis=n,
+                max_active_tasks=n,
+                parallelism=n,
+                max_tis_per_query=0,
+            )
+            over = " **over its timeout**" if r["over_timeout"] else ""
+            cells.append(
+                f"{r['wall_s'] / 3600:.1f} h, {r['task_s']['sync_customers (a batch)'] / 60:.0f} min{over}"
+            )
+        fixed.append(f"| {w} | {p:.0%} | " + " | ".join(cells) + " |")
+    return "\n".join(
+        [
+            f"Command: `{_common.command('scale_model.py', ['--part', 'batches'])}`; written "
+            f"{_common.utc_date()}. Derived with `predict` and `plan` from measured units: "
+            f"{u['source']}. The batch shape as built (`$ZUORA_SYNC_CUSTOMERS_PER_TASK` = B > 1): one "
+            "`sync_customers` task per batch runs each customer's four stages in its process, one "
+            "after the other; TIs = task processes = batches + 3; a customer costs its library work "
+            "(our code, the warehouse, its Zuora calls at the assumed 0.5 s each) inside the task, "
+            "Airflow's per-task overhead is paid once per batch; the batch task holds a pool slot and "
+            "counts against the export limit. How to read it: [SCALE.md](SCALE.md); the check against "
+            'the 1,000-customer run: "Fleet run".',
+            "",
+            "**The smallest deployment within 45 minutes** (`plan`: B in 1, 5, 10, 25, 50, 100 and "
+            "max_concurrency 4, 8, 16; every concurrency limit set to what the work needs; "
+            "`max_tis_per_query` 256; the fewest worker slots that fit, each task within its "
+            "`execution_timeout`):",
+            "",
+            *planned,
+            "",
+            f"**A fixed deployment over a day**: {customers:,} customers in batches of {batch} "
+            f"({math.ceil(customers / batch)} batch tasks), the connections' default max_concurrency 4, "
+            "pool = export limit = `max_active_tasks` = `parallelism` = the worker slots, "
+            "`max_tis_per_query` 0; the predicted run and one batch task's time (its "
+            f"`execution_timeout`: {60 + 2 * batch} min):",
+            "",
+            *fixed,
+        ]
+    )
+
+
 def units_date(data: dict, part: str) -> str:
     return f"{data[part]['date']}"
 
@@ -1408,7 +1705,9 @@ def main() -> None:
         scheduler_child(int(sys.argv[2]), int(sys.argv[3]))
         return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--part", choices=("units", "scheduler", "cluster", "all", "write"), default="all")
+    parser.add_argument(
+        "--part", choices=("units", "scheduler", "cluster", "all", "write", "batches"), default="all"
+    )
     parser.add_argument("--sizes", default="1,10,50,200", help="validation sizes (customers)")
     parser.add_argument("--workflows", type=int, default=4, help="per customer in the cluster runs")
     parser.add_argument(
@@ -1418,6 +1717,11 @@ def main() -> None:
     )
     parser.add_argument("--no-wait", action="store_true", help=f"do not wait for {FLAG}")
     args = parser.parse_args()
+    if args.part == "batches":
+        body = batches_section(units())
+        _common.write_section("Scale model: batches", body)
+        print(body)
+        return
     if args.part in ("units", "all"):
         save("library", measure_library())
     if args.part in ("scheduler", "all"):
