@@ -57,6 +57,7 @@ from scale_model import group_run_progress, predict, tree_cpu, units
 from unchanged_run import workload_seconds
 
 from devstack.airflow_api import SYNC_DAG, Api
+from zuora.api.token_cache import KEY_PREFIX
 from tests.metrics.receivers import StatsdReceiver
 from zuora_simulator.client import AdminClient
 
@@ -344,7 +345,7 @@ class Meters:
 def forget_tokens(meta_uri: str) -> int:
     """Delete the cached OAuth tokens (Airflow Variables): a daily run finds them expired."""
     with psycopg.connect(meta_uri, autocommit=True) as conn:
-        return conn.execute("DELETE FROM variable WHERE key LIKE 'zuora_oauth_token_%'").rowcount
+        return conn.execute("DELETE FROM variable WHERE key LIKE %s", (KEY_PREFIX + "%",)).rowcount
 
 
 def sync_rows(warehouse_uri: str, run_id: str) -> list[tuple]:
@@ -634,15 +635,11 @@ def prediction(data: dict, run: dict) -> dict:
 
 def api_server_state(data: dict, run: dict) -> dict:
     """What the API server's masker held and added in this run: every customer's password
-    (2 patterns) in the cluster's first run; with the tokens kept, every later run reads back
-    each customer's expired token Variable (1 pattern each) before replacing it."""
+    (2 patterns) in the cluster's first run, nothing new later."""
     position, customers = data["runs"].index(run), data["customers"]
-    tokens = data.get("keep_tokens", False)
     return {
         "api_password_patterns_held": 0 if position == 0 else 2 * customers,
-        "api_token_patterns_held": (position - 1) * customers if tokens and position > 1 else 0,
         "api_new_password_patterns_per_customer": 2 if position == 0 else 0,
-        "api_new_token_patterns_per_customer": 1 if tokens and position > 0 else 0,
     }
 
 

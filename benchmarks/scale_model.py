@@ -81,15 +81,13 @@ DEPLOYMENT = {
     "machine_cores": None,  # local check: everything on one machine of this many cores
     "hour_s": 3600.0,
     # The API server's secrets masker (Airflow 3.3.2): each API server process masks every
-    # connection password it loads (as stored and URL-quoted: 2 patterns) and every token
-    # Variable value it reads (the key holds "token"), recompiling one regex of all it holds for
-    # each new one, and redacts every log line with it. A process's first day: 2 new patterns
-    # per customer; every later day 1 (yesterday's token, read back before a new one is minted).
+    # connection password it loads (as stored and URL-quoted: 2 patterns), recompiling one regex
+    # of all it holds for each new one, and redacts every log line with it: 2 new patterns per
+    # customer on a process's first day, none later. (The token Variables are not masked: their
+    # name holds no sensitive word since 2026-12-06, zuora.api.token_cache.)
     "api_servers": 1,  # API server processes serving the Execution API (one core each, at most)
     "api_password_patterns_held": 0,  # when the run starts, per API server process
-    "api_token_patterns_held": 0,
     "api_new_password_patterns_per_customer": 2,
-    "api_new_token_patterns_per_customer": 0,
 }
 
 # Zuora's per-tenant limits (shared/reference/zuora-api.md §5.1, §5.3): API calls, not tokens.
@@ -409,32 +407,26 @@ def predict(
     }
 
 
-def api_masker(api: dict, customers: float, d: dict) -> tuple[float, dict]:
+def api_masker(api: dict, customers: float, d: dict) -> tuple[float, float]:
     """CPU-seconds the API server processes spend in their secrets maskers during a run, and
     the patterns each holds after it. Every process serves about as many customers as the others
     but, over the days, sees every customer's connection. Adding a pattern recompiles all held:
     cost = seconds per character held x characters held (benchmarks/secrets_masker.py). Every
-    log line is redacted with the passwords' patterns (the token values share a prefix the regex
-    engine rejects at once): lines per customer x seconds per pattern and line x patterns."""
+    log line is redacted with them: lines per customer x seconds per pattern and line x patterns."""
     k = d["api_servers"]
-    per_char = api.get("mask_add_s_per_char", 0.0)
-    pw_len, tok_len = api.get("password_pattern_chars", 45.0), api.get("token_pattern_chars", 300.0)
-    pw, tok = d["api_password_patterns_held"], d["api_token_patterns_held"]
-    new_pw = customers * d["api_new_password_patterns_per_customer"] / k
-    new_tok = customers * d["api_new_token_patterns_per_customer"] / k
-    held_chars = pw * pw_len + tok * tok_len
-    # per process: the new patterns arrive mixed through the run; characters held grow linearly
-    added_chars = new_pw * pw_len + new_tok * tok_len
-    adds = new_pw + new_tok
-    compile_s = per_char * adds * (held_chars + added_chars / 2)
+    per_char, chars = api.get("mask_add_s_per_char", 0.0), api.get("password_pattern_chars", 45.0)
+    held = d["api_password_patterns_held"]
+    new = customers * d["api_new_password_patterns_per_customer"] / k
+    # per process: the new patterns arrive through the run; characters held grow linearly
+    compile_s = per_char * new * chars * (held + new / 2)
     lines = (
         customers
         / k
         * api.get("log_lines_per_customer", 0.0)
         * api.get("redact_s_per_password_pattern_line", 0.0)
-        * (pw + new_pw / 2)
+        * (held + new / 2)
     )
-    return k * (compile_s + lines), {"password": pw + new_pw, "token": tok + new_tok}
+    return k * (compile_s + lines), held + new
 
 
 UNLIMITED = 10**9

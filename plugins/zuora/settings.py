@@ -28,7 +28,6 @@ POOL_SLOTS = 8  # what the demo, the cluster and docker-compose create
 ENCRYPTION_KEY_VARIABLE = "zuora_export_encryption_key"
 THRESHOLDS_VARIABLE = "zuora_monitor_thresholds"
 RETENTION_VARIABLE = "zuora_retention"
-TOKEN_VARIABLE_PREFIX = "zuora_oauth_token_"
 
 # Environment variables: name -> default
 ENCRYPTION_KEY_ENV = "ZUORA_EXPORT_ENCRYPTION_KEY"  # beats the Variable; no default

@@ -127,16 +127,31 @@ def test_expired_and_old_format_token_variables_are_dropped(run_in_task):
         for name, value in envelope.items():
             Variable.set(token_cache.KEY_PREFIX + name, json.dumps(value))
         Variable.set(token_cache.KEY_PREFIX + "old_format", "gAAAAABold-format-blob")
+        Variable.set(token_cache.LEGACY_KEY_PREFIX + "expired", json.dumps(envelope["expired"]))
+        Variable.set(token_cache.LEGACY_KEY_PREFIX + "fresh", json.dumps(envelope["fresh"]))
         Variable.set("zuora_not_a_token", "{}")
         dropped = token_cache.drop_expired_tokens(now=now)
         vanished = token_cache._drop_if_expired(token_cache.KEY_PREFIX + "gone", now)
         left = sorted(Variable.keys(prefix="zuora_"))
-        Variable.delete("zuora_not_a_token")
+        for key in ("zuora_not_a_token", token_cache.LEGACY_KEY_PREFIX + "fresh"):
+            Variable.delete(key)
         return dropped, vanished, left
 
     dropped, vanished, left = run_in_task(drop)
-    assert (dropped, vanished) == (3, False)
-    assert left == ["zuora_not_a_token", "zuora_oauth_token_fresh"]
+    assert (dropped, vanished) == (4, False)
+    assert left == ["zuora_not_a_token", "zuora_oauth_cache_fresh", "zuora_oauth_token_fresh"]
+
+
+def test_the_token_variable_is_not_masked_by_airflow():
+    """Airflow masks a Variable whose name looks sensitive wherever it is loaded: in the API
+    server, one regex recompile over every pattern held per customer per day. The stored token
+    is encrypted, so its name must not look sensitive."""
+    from airflow.sdk._shared.secrets_masker.secrets_masker import should_hide_value_for_key
+
+    key = cache(mint=None).key
+    assert key.startswith(token_cache.KEY_PREFIX)
+    assert not should_hide_value_for_key(key)
+    assert should_hide_value_for_key(token_cache.LEGACY_KEY_PREFIX + "f" * 24)  # why it changed
 
 
 def test_a_token_read_back_from_a_store_is_masked_in_the_logs():

@@ -435,7 +435,7 @@ def token_variables(replace: dict[str, str] | None = None) -> dict[str, str]:
     from airflow.utils.session import create_session
     from sqlalchemy import delete, select
 
-    tokens = Variable.key.startswith("zuora_oauth_token_")
+    tokens = Variable.key.startswith("zuora_oauth_cache_") | Variable.key.startswith("zuora_oauth_token_")
     with create_session() as session:
         if replace is not None:
             session.execute(delete(Variable).where(tokens))
@@ -482,9 +482,10 @@ def test_retention_runs_hourly_on_real_rows_and_token_variables(
     fresh = json.dumps({"expires_at": time.time() + 3600, "token": "gAAAAB-fresh"})
     token_variables(
         replace={
-            "zuora_oauth_token_expired": json.dumps({"expires_at": time.time() - 60, "token": "gAAAAB-old"}),
-            "zuora_oauth_token_fresh": fresh,
-            "zuora_oauth_token_old_format": "gAAAAABold-format-fernet-blob",
+            "zuora_oauth_cache_expired": json.dumps({"expires_at": time.time() - 60, "token": "gAAAAB-old"}),
+            "zuora_oauth_cache_fresh": fresh,
+            "zuora_oauth_cache_old_format": "gAAAAABold-format-fernet-blob",
+            "zuora_oauth_token_expired": json.dumps({"expires_at": time.time() - 60, "token": "gAAAAB-legacy"}),
         }
     )
 
@@ -494,7 +495,7 @@ def test_retention_runs_hourly_on_real_rows_and_token_variables(
     assert conn.execute("SELECT run_id FROM zuora.staging_listings").fetchall() == [("live-run",)]
     assert conn.execute("SELECT message FROM zuora.dead_letters").fetchall() == [("still failing",)]
     assert conn.execute("SELECT run_id FROM zuora.sync_runs").fetchall() == [("r-new",)]
-    assert token_variables() == {"zuora_oauth_token_fresh": fresh}
+    assert token_variables() == {"zuora_oauth_cache_fresh": fresh}
     line = next(r.getMessage() for r in caplog.records if r.getMessage().startswith("zuora retention "))
     assert json.loads(line.removeprefix("zuora retention ")) == {
         "staging": 1,
@@ -502,7 +503,7 @@ def test_retention_runs_hourly_on_real_rows_and_token_variables(
         "validation_issues": 0,
         "sync_runs": 1,
         "history": 0,
-        "expired_tokens": 2,
+        "expired_tokens": 3,
     }
 
 
@@ -513,10 +514,10 @@ def test_retention_settings_are_checked_before_anything_is_removed(
     monkeypatch.setenv("AIRFLOW_CONN_ZUORA_ALERTS", json.dumps({"conn_type": "http", "host": webhook.url}))
     monkeypatch.setenv("AIRFLOW_VAR_ZUORA_RETENTION", '{"sync_runs": 30}')
     expired = json.dumps({"expires_at": time.time() - 60, "token": "gAAAAB-old"})
-    token_variables(replace={"zuora_oauth_token_expired": expired})
+    token_variables(replace={"zuora_oauth_cache_expired": expired})
 
     assert monitor_dag.test().state == "failed"
 
     assert [alert["details"]["task"] for alert in webhook.received] == ["apply_retention"]
     assert "unknown retention setting 'sync_runs'" in webhook.received[0]["details"]["error"]
-    assert token_variables() == {"zuora_oauth_token_expired": expired}
+    assert token_variables() == {"zuora_oauth_cache_expired": expired}

@@ -9,6 +9,13 @@ secret can use a stored one; the expiry in clear, so ``drop_expired_tokens`` (ru
 the monitor DAG's retention task) can delete expired ones without the secret. Outside an
 Airflow task (tests, CLI) or when the Variable store is unreachable, the cache lives in the
 process alone.
+
+The name holds no word Airflow deems sensitive ("token", "secret", ...): Airflow masks the value
+of such a Variable in every process that loads it, the API server included, and each value
+masked there recompiles one regex of every pattern that long-lived process holds (0.4-0.7 ms
+per pattern held, ``benchmarks/secrets_masker.py``): a token a customer a day, without bound.
+The stored value needs no masking: the token in it is encrypted, and whoever loads the
+Variable in a task masks the token once decrypted.
 """
 
 from __future__ import annotations
@@ -27,7 +34,8 @@ from cryptography.fernet import Fernet, InvalidToken
 
 log = logging.getLogger(__name__)
 
-KEY_PREFIX = "zuora_oauth_token_"
+KEY_PREFIX = "zuora_oauth_cache_"
+LEGACY_KEY_PREFIX = "zuora_oauth_token_"  # until 2026-12: dropped by the retention task once expired
 
 
 @dataclass(frozen=True)
@@ -103,7 +111,8 @@ def drop_expired_tokens(now: float | None = None) -> int:
     from airflow.sdk import Variable
 
     now = time.time() if now is None else now
-    return sum(_drop_if_expired(key, now) for key in Variable.keys(prefix=KEY_PREFIX))
+    keys = [*Variable.keys(prefix=KEY_PREFIX), *Variable.keys(prefix=LEGACY_KEY_PREFIX)]
+    return sum(_drop_if_expired(key, now) for key in keys)
 
 
 def _drop_if_expired(key: str, now: float) -> bool:
