@@ -57,8 +57,8 @@ from scale_model import group_run_progress, predict, tree_cpu, units
 from unchanged_run import workload_seconds
 
 from devstack.airflow_api import SYNC_DAG, Api
-from zuora.api.token_cache import KEY_PREFIX
 from tests.metrics.receivers import StatsdReceiver
+from zuora.api.token_cache import KEY_PREFIX
 from zuora_simulator.client import AdminClient
 
 BATCHED = "zuora_workflow_sync_batched"

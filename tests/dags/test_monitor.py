@@ -485,7 +485,9 @@ def test_retention_runs_hourly_on_real_rows_and_token_variables(
             "zuora_oauth_cache_expired": json.dumps({"expires_at": time.time() - 60, "token": "gAAAAB-old"}),
             "zuora_oauth_cache_fresh": fresh,
             "zuora_oauth_cache_old_format": "gAAAAABold-format-fernet-blob",
-            "zuora_oauth_token_expired": json.dumps({"expires_at": time.time() - 60, "token": "gAAAAB-legacy"}),
+            "zuora_oauth_token_expired": json.dumps(
+                {"expires_at": time.time() - 60, "token": "gAAAAB-legacy"}
+            ),
         }
     )
 
