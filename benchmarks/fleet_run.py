@@ -172,10 +172,17 @@ def timer_stats(values_ms: list[float]) -> dict:
 
 
 def register(
-    info: dict, api: Api, sim: AdminClient, names: list[str], workflows: int, token_ttl: int | None = None
+    info: dict,
+    api: Api,
+    sim: AdminClient,
+    names: list[str],
+    workflows: int,
+    token_ttl: int | None = None,
+    secrets_file: Path | None = None,
 ) -> dict:
-    """Simulator tenants, their connections (one ``airflow connections import``), their customer
-    rows; returns the connection definitions by customer (for the in-process first sync)."""
+    """Simulator tenants, their connections (one ``airflow connections import``, or the workers'
+    secrets file), their customer rows; returns the connection definitions by customer (for the
+    in-process first sync)."""
     from zuora import warehouse
     from zuora.api.credentials import airflow_connection
 
@@ -191,10 +198,14 @@ def register(
             allow_insecure_http=True,
             environment="sandbox",
         )
-    store_connections({f"zuora_{name}": d for name, d in definitions.items()}, info)
-    stored = api.call("GET", "/connections", params={"limit": 1})["total_entries"]
-    if stored < len(names):
-        raise SystemExit(f"the REST API shows {stored} connections, not the {len(names)} imported")
+    connections = {f"zuora_{name}": d for name, d in definitions.items()}
+    if secrets_file:
+        secrets_file.write_text(json.dumps(connections))
+    else:
+        store_connections(connections, info)
+        stored = api.call("GET", "/connections", params={"limit": 1})["total_entries"]
+        if stored < len(names):
+            raise SystemExit(f"the REST API shows {stored} connections, not the {len(names)} imported")
     with psycopg.connect(info["warehouse_uri"]) as conn:
         for name in names:
             warehouse.upsert_customer(
@@ -521,12 +532,23 @@ def main() -> None:
     parser.add_argument(
         "--token-ttl", type=int, help="seconds the simulator's tokens live (its default 3599)"
     )
+    parser.add_argument(
+        "--worker-secrets",
+        action="store_true",
+        help="the customers' connections in a secrets backend of the workers (fleet_secrets.py), "
+        "not in the metadata database: the API server never loads them",
+    )
     parser.add_argument("--rewrite", action="store_true", help=f"write the section again from {CACHE}")
     args = parser.parse_args()
     if args.rewrite:
         write(json.loads(CACHE.read_text()))
         return
     settings = {**SETTINGS, **dict(item.split("=", 1) for item in args.setting)}
+    secrets_file = Path(tempfile.mkdtemp(prefix="zws-fleet-secrets-")) / "connections.json"
+    worker_secrets = {
+        "AIRFLOW__WORKERS__SECRETS_BACKEND": "benchmarks.fleet_secrets.JsonFileConnections",
+        "AIRFLOW__WORKERS__SECRETS_BACKEND_KWARGS": json.dumps({"path": str(secrets_file)}),
+    }
     shapes = {"before": (SYNC_DAG, 1), "after": (BATCHED, args.batch)}
     order = [shapes[s.strip()] for s in args.order.split(",")]
     receiver, watch = TimedStatsd(), FreezeWatch()
@@ -547,14 +569,22 @@ def main() -> None:
             "zuora_workflow_sync.py": dags / "zuora_workflow_sync.py",
             "fleet_batched_dag.py": _common.ROOT / "benchmarks" / "fleet_batched_dag.py",
         },
-        {**settings, **metrics},
+        {**settings, **metrics, **(worker_secrets if args.worker_secrets else {})},
     ) as (info, api):
         print(f"{datetime.now():%H:%M:%S} cluster up after {time.monotonic() - started:.0f} s", flush=True)
         unpause(api, SYNC_DAG, BATCHED)
         wait_for_first_runs(api, (SYNC_DAG, BATCHED))
         sim = AdminClient(info["simulator_url"])
         clock = time.monotonic()
-        definitions = register(info, api, sim, names, args.workflows, args.token_ttl)
+        definitions = register(
+            info,
+            api,
+            sim,
+            names,
+            args.workflows,
+            args.token_ttl,
+            secrets_file if args.worker_secrets else None,
+        )
         register_s = time.monotonic() - clock
         print(
             f"{datetime.now():%H:%M:%S} {len(names)} customers registered in {register_s:.0f} s", flush=True
@@ -592,6 +622,7 @@ def main() -> None:
         "state_polled": "metadata database",
         "keep_tokens": args.keep_tokens,
         "token_ttl": args.token_ttl,
+        "worker_secrets": args.worker_secrets,
         "settings": settings,
         "register_s": register_s,
         "setup_s": setup_s,
@@ -635,8 +666,11 @@ def prediction(data: dict, run: dict) -> dict:
 
 def api_server_state(data: dict, run: dict) -> dict:
     """What the API server's masker held and added in this run: every customer's password
-    (2 patterns) in the cluster's first run, nothing new later."""
+    (2 patterns) in the cluster's first run, nothing new later; nothing with the connections in
+    the workers' secrets backend."""
     position, customers = data["runs"].index(run), data["customers"]
+    if data.get("worker_secrets"):
+        return {"api_password_patterns_held": 0, "api_new_password_patterns_per_customer": 0}
     return {
         "api_password_patterns_held": 0 if position == 0 else 2 * customers,
         "api_new_password_patterns_per_customer": 2 if position == 0 else 0,
@@ -739,7 +773,14 @@ def write(data: dict) -> None:
             f"{settings}; pool `zuora_api` 8 slots (the cluster's); everything else the cluster's own "
             "(airflow.env, the product's defaults: run deadline 30 min, retries). "
             f"{data['customers']:,} simulator tenants of {data['workflows']} workflows, their "
-            f"connections stored with one `airflow connections import` and their customer rows in "
+            + (
+                "connections in a JSON file the workers' secrets backend reads (`[workers] "
+                "secrets_backend`, benchmarks/fleet_secrets.py, standing in for Vault or a cloud "
+                "secrets manager: the API server never loads them) "
+                if data.get("worker_secrets")
+                else "connections stored with one `airflow connections import` "
+            )
+            + f"and their customer rows in "
             f"{data['register_s']:.0f} s; first synced in-process (`sync.run_customer`, "
             f"{data['setup_processes']} processes) in {data['setup_s']:.0f} s. Then the daily run of "
             "each shape through the REST API (every enabled customer), in the order shown, "
@@ -796,6 +837,8 @@ def write(data: dict) -> None:
     variant = [] if data["customers"] == 1000 else [f"{data['customers']} customers"]
     if data.get("order", "after,before") != "after,before":
         variant.append(data["order"].replace(",", ", "))
+    if data.get("worker_secrets"):
+        variant.append("connections in the workers' secrets backend")
     if data.get("keep_tokens"):
         variant.append(f"tokens kept, {data.get('token_ttl') or 3599} s")
     variant += [f"{k}={v}" for k, v in data["settings"].items() if SETTINGS.get(k) != v]
