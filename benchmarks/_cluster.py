@@ -64,9 +64,9 @@ def running_cluster(
         log.close()
 
 
-def unpause(api: Api, *dag_ids: str) -> None:
-    """Unpause each DAG once the dag-processor has parsed it; wait for the sync DAG's first
-    scheduled run (unpausing starts one; no customers yet)."""
+def unpause(api: Api, *dag_ids: str, scheduled: tuple[str, ...] = (SYNC_DAG,)) -> None:
+    """Unpause each DAG once the dag-processor has parsed it; wait for the first run of each
+    ``scheduled`` one (unpausing a scheduled DAG starts a run; no customers yet)."""
     for dag_id in dag_ids:
         deadline = time.monotonic() + 180
         while True:
@@ -77,14 +77,14 @@ def unpause(api: Api, *dag_ids: str) -> None:
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(2)
-    if SYNC_DAG in dag_ids:
+    for dag_id in (d for d in dag_ids if d in scheduled):
         deadline = time.monotonic() + 120
-        while not (runs := api.call("GET", f"/dags/{SYNC_DAG}/dagRuns")["dag_runs"]):
+        while not (runs := api.call("GET", f"/dags/{dag_id}/dagRuns")["dag_runs"]):
             if time.monotonic() > deadline:
-                raise SystemExit("the scheduler created no run of the sync DAG after unpausing it")
+                raise SystemExit(f"the scheduler created no run of {dag_id} after unpausing it")
             time.sleep(1)
         for run in runs:
-            api.wait(run["dag_run_id"])
+            api.wait(run["dag_run_id"], dag_id=dag_id)
 
 
 def airflow_cpu_seconds(info: dict) -> float:

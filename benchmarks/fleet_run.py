@@ -52,7 +52,7 @@ from pathlib import Path
 
 import _common
 import psycopg
-from _cluster import airflow_cpu_seconds, component_cpu, running_cluster
+from _cluster import airflow_cpu_seconds, component_cpu, running_cluster, unpause
 from scale_model import group_run_progress, predict, tree_cpu, units
 from unchanged_run import workload_seconds
 
@@ -283,31 +283,6 @@ def first_sync(names: list[str], definitions: dict, info: dict, processes: int) 
     if done != len(names):
         raise SystemExit(f"{done} of {len(names)} customers synced by the setup")
     return time.monotonic() - clock
-
-
-def wait_for_first_runs(api: Api, dag_ids: tuple[str, ...], timeout: float = 180) -> None:
-    """Unpausing a scheduled DAG starts a run (no customers registered yet): let them end."""
-    for dag_id in dag_ids:
-        deadline = time.monotonic() + timeout
-        while not (runs := api.call("GET", f"/dags/{dag_id}/dagRuns")["dag_runs"]):
-            if time.monotonic() > deadline:
-                raise SystemExit(f"the scheduler created no run of {dag_id} after unpausing it")
-            time.sleep(1)
-        for run in runs:
-            api.wait(run["dag_run_id"], dag_id=dag_id)
-
-
-def unpause(api: Api, *dag_ids: str) -> None:
-    for dag_id in dag_ids:
-        deadline = time.monotonic() + 180
-        while True:
-            try:
-                api.call("PATCH", f"/dags/{dag_id}", json={"is_paused": False})
-                break
-            except RuntimeError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(2)
 
 
 # --- one measured run ---------------------------------------------------------------------------
@@ -572,8 +547,7 @@ def main() -> None:
         {**settings, **metrics, **(worker_secrets if args.worker_secrets else {})},
     ) as (info, api):
         print(f"{datetime.now():%H:%M:%S} cluster up after {time.monotonic() - started:.0f} s", flush=True)
-        unpause(api, SYNC_DAG, BATCHED)
-        wait_for_first_runs(api, (SYNC_DAG, BATCHED))
+        unpause(api, SYNC_DAG, BATCHED, scheduled=(SYNC_DAG, BATCHED))
         sim = AdminClient(info["simulator_url"])
         clock = time.monotonic()
         definitions = register(

@@ -193,7 +193,7 @@ def predict(
     # per pattern held (benchmarks/secrets_masker.py)
     api = cl.get("api_server", {})
     if batched:
-        cpu["api-server"] += C * api.get("per_customer_in_batch_s", 0.0)
+        cpu["api-server"] += (C - groups) * api.get("per_customer_in_batch_s", 0.0)
     masker_s, patterns_after = api_masker(api, C, d)
     cpu["api-server"] += masker_s
 
@@ -599,7 +599,9 @@ def fit_cluster(cluster: dict, scheduler: dict) -> dict:
             gaps.append(
                 mean_pass(scheduler, r["customers"], "cpu") / busy - mean_pass(scheduler, r["customers"])
             )
+    api_server = fit_api_server(cluster, fit([r["cpu_by_component"].get("api-server", 0.0) for r in cal]))
     return {
+        "api_server": api_server,
         "workflows": cluster["workflows"],
         "loop_gap_s": max(statistics.median(gaps), 0.0) if gaps else 1.0,
         "airflow_cpu_s": fit([airflow_cpu(r) for r in cal]),
@@ -620,7 +622,45 @@ def fit_cluster(cluster: dict, scheduler: dict) -> dict:
     }
 
 
+def fit_api_server(cluster: dict, per_group: dict) -> dict:
+    """The API server's units. From the batched runs (unchanged customers, batch tasks of
+    ``BATCH_CALIBRATION``): each batch task costs what an unchanged group's task does (which
+    includes its one customer's calls), each other customer its own calls (its connection, its
+    token Variable read and written): CPU = run + batches x unchanged + (C - batches) x per
+    customer. Its log lines per customer. From ``secrets_masker.py`` (the "masker" part): the
+    masker's recompile per character held and its redaction per pattern held and log line."""
+    out: dict = {}
+    batched = [r for r in cluster["runs"] if r["phase"] == "batched"]
+    if batched:
+        per_customer = []
+        for r in batched:
+            tasks = math.ceil(r["customers"] / BATCH_CALIBRATION)
+            rest = (
+                r["cpu_by_component"].get("api-server", 0.0)
+                - per_group["run"]
+                - tasks * per_group["unchanged"]
+            )
+            per_customer.append(rest / (r["customers"] - tasks))
+        out["per_customer_in_batch_s"] = max(statistics.median(per_customer), 0.0)
+        out["log_lines_per_customer"] = statistics.median(
+            r["api_log_lines"] / r["customers"] for r in batched
+        )
+    masker = load().get("masker") or json.loads(UNITS_FILE.read_text()).get("masker")
+    if masker:
+        passwords = [r for r in masker["rows"] if r["kind"] == "password"]
+        out["mask_add_s_per_char"] = statistics.median(r["add_s"] / r["pattern_chars"] for r in passwords)
+        out["redact_s_per_password_pattern_line"] = statistics.median(
+            r["line_s"] / r["patterns"] for r in passwords
+        )
+        out["password_pattern_chars"] = statistics.median(
+            r["pattern_chars"] / r["patterns"] for r in passwords
+        )
+    return out
+
+
 UNITS_FILE = Path(__file__).with_name("scale_units.json")
+BATCHED = "zuora_workflow_sync_batched"  # fleet_batched_dag.py
+BATCH_CALIBRATION = 20  # customers per batch task in the cluster part's batched runs
 # The warehouse's CPU per stage, not printed with the 2026-11-29 units: its fixed part split
 # evenly over the four stages (each opens its connection), its part per listed workflow in the
 # list stage (staging the listing), its part per changed workflow 60 % export (staging the
@@ -681,12 +721,12 @@ def reconstructed_units(path: Path = UNITS_FILE) -> dict:
 
 
 def units() -> dict:
-    """The units the model uses: fitted on this machine's own measurements when all three parts
-    are in the cache ($TMPDIR/zws-scale-model.json), else those of 2026-11-29
-    (``reconstructed_units``)."""
-    data = load()
-    if {"library", "scheduler", "cluster"} <= set(data):
-        return {**fit_units(data), "source": f"{CACHE} (measured {data['cluster']['date']})"}
+    """The units the model uses, fitted on this machine's measurements: a new measurement's
+    cache when it holds every part ($TMPDIR/zws-scale-model.json), else the measurements kept in
+    scale_units.json (``--part write`` keeps them there)."""
+    for data, source in ((load(), CACHE), (json.loads(UNITS_FILE.read_text()), UNITS_FILE.name)):
+        if {"library", "scheduler", "cluster"} <= set(data):
+            return {**fit_units(data), "source": f"{source} (measured {data['cluster']['date']})"}
     return reconstructed_units()
 
 
@@ -1167,11 +1207,19 @@ def measure_cluster(sizes: list[int], workflows: int, wait: bool) -> dict:
         "probe": ["probe"],
         "cal5": [f"cal5c{n}" for n in range(5)],
         "cal20": [f"cal20c{n}" for n in range(20)],
+        "batched": [f"b40c{n}" for n in range(40)],
         **{f"v{s}": [f"v{s}c{n}" for n in range(s)] for s in sizes},
     }
     runs: list[dict] = []
-    with running_cluster({"zuora_workflow_sync.py": dags / "zuora_workflow_sync.py"}) as (info, api):
-        unpause(api, SYNC_DAG)
+    # the batch shape beside the real one (fleet_batched_dag.py, as fleet_run.py): its API
+    # server cost per customer, the unit the model has no other source for
+    os.environ["ZWS_BENCH_CUSTOMERS_PER_TASK"] = str(BATCH_CALIBRATION)
+    dag_files = {
+        "zuora_workflow_sync.py": dags / "zuora_workflow_sync.py",
+        "fleet_batched_dag.py": _common.ROOT / "benchmarks" / "fleet_batched_dag.py",
+    }
+    with running_cluster(dag_files) as (info, api):
+        unpause(api, SYNC_DAG, BATCHED, scheduled=(SYNC_DAG, BATCHED))
         sim = AdminClient(info["simulator_url"])
         home = Path(info["airflow_home"]).parent
         os.environ["ZUORA_EXPORT_ENCRYPTION_KEY"] = json.loads((home / "keys.json").read_text())["export_key"]
@@ -1223,19 +1271,24 @@ def measure_cluster(sizes: list[int], workflows: int, wait: bool) -> dict:
         print("idle", json.dumps(idle_rates), flush=True)
         memory.start()
 
-        def measured_run(phase: str, group: str, changed: list[str], prediction: dict | None = None) -> dict:
+        def measured_run(
+            phase: str, group: str, changed: list[str], prediction: dict | None = None, dag_id: str = SYNC_DAG
+        ) -> dict:
             names = groups[group]
             for name in changed:
                 sim.update_workflow(name, sim.workflow_ids(name)[0])
             time.sleep(1.1)
             calls_before = {n: sim.stats(n) for n in names}
+            api_log = Path(info["logs"]) / "api-server.log"
+            log_lines_before = api_log.read_bytes().count(b"\n")
             before = meters.read()
-            run_id = api.trigger({"customer_ids": names})
-            state = api.wait(run_id, timeout=1800)
-            run = api.run(run_id)
+            run_id = api.trigger({"customer_ids": names}, dag_id=dag_id)
+            state = api.wait(run_id, timeout=1800, dag_id=dag_id)
+            run = api.run(run_id, dag_id)
             time.sleep(3)  # the last task processes reaped and counted, statistics flushed
             after = meters.read()
-            tis = api.task_instances(run_id)
+            api_log_lines = api_log.read_bytes().count(b"\n") - log_lines_before
+            tis = api.task_instances(run_id, dag_id)
             with psycopg.connect(meta_uri, autocommit=True) as conn:
                 rows = {
                     table: conn.execute(
@@ -1282,6 +1335,8 @@ def measure_cluster(sizes: list[int], workflows: int, wait: bool) -> dict:
                 "task_seconds": task_seconds,
                 "queued_to_start": queued,
                 "slot_s": sum(sum(v) for v in task_seconds.values()),
+                "dag_id": dag_id,
+                "api_log_lines": api_log_lines,
                 **delta(after, before),
             }
             if prediction is not None:
@@ -1301,6 +1356,8 @@ def measure_cluster(sizes: list[int], workflows: int, wait: bool) -> dict:
         for group in ("cal5", "cal20"):
             measured_run("calibration", group, [])
             measured_run("calibration", group, groups[group])
+        for _ in range(2):  # unchanged, as a daily run finds most customers
+            measured_run("batched", "batched", [], dag_id=BATCHED)
         units = fit_units(
             {
                 **{part: load()[part] for part in ("library", "scheduler")},
@@ -1662,8 +1719,6 @@ def write(data: dict) -> None:
         )
     lines += [
         "",
-        "Take 1 and take 2 ran 30 minutes apart on this shared machine (another engineer's "
-        "`pip install` during take 2): the same passes differ up to 1.8x; the fit uses both. "
         f"Fit (start and half-way passes): pass wall = waiting x "
         f"({sf['per_waiting_s'] * 1000:.2f} ms + {sf['per_waiting_finished_s'] * 1e6:.2f} µs x finished TIs). "
         "A loop queues at most `max_tis_per_query` TIs (and no more than free slots), so a run needs at least "
@@ -1730,6 +1785,8 @@ def main() -> None:
     data = load()
     if {"library", "scheduler", "cluster"} <= set(data):
         write(data)
+        UNITS_FILE.write_text(json.dumps(data, indent=1) + "\n")  # the units that back SCALE.md
+        print(f"kept in {UNITS_FILE}")
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ import statistics
 import time
 
 import _common
+import scale_model
 
 LINE = (
     'INFO:     127.0.0.1:52342 - "GET /execution/connections/zuora_f00123 HTTP/1.1" 200 OK '
@@ -82,6 +83,7 @@ def main() -> None:
     args = parser.parse_args()
     machine, date = _common.machine(), _common.utc_date()
     rows = measure([int(s) for s in args.sizes.split(",")], args.repeat)
+    scale_model.save("masker", {"date": date, "machine": machine, "rows": rows})  # the model's units
     table = [
         "| masks of | patterns held | one more secret (`add_mask`: the regex recompiled) | "
         "per pattern held | one log line redacted | per pattern held |",
