@@ -62,7 +62,7 @@ from zuora.api.token_cache import KEY_PREFIX
 from zuora_simulator.client import AdminClient
 
 BATCHED = "zuora_workflow_sync_batched"
-CACHE = Path(tempfile.gettempdir()) / "zws-fleet-run.json"
+CACHE = Path(tempfile.gettempdir()) / "zws-fleet-run.json"  # zws-fleet-run-worker-secrets.json with it
 WORKER_SLOTS = 8  # 2 Celery workers x AIRFLOW__CELERY__WORKER_CONCURRENCY 4 (airflow.env)
 # docs/operating.md, "Large fleets: batches" and SCALE.md: no cap on the TIs a scheduler loop
 # queues, Airflow's concurrency at the worker slots (parallelism never above them, or queued
@@ -516,7 +516,7 @@ def main() -> None:
     parser.add_argument("--rewrite", action="store_true", help=f"write the section again from {CACHE}")
     args = parser.parse_args()
     if args.rewrite:
-        write(json.loads(CACHE.read_text()))
+        write(json.loads(cache(args.worker_secrets).read_text()))
         return
     settings = {**SETTINGS, **dict(item.split("=", 1) for item in args.setting)}
     secrets_file = Path(tempfile.mkdtemp(prefix="zws-fleet-secrets-")) / "connections.json"
@@ -605,8 +605,8 @@ def main() -> None:
         "total_s": time.monotonic() - started,
         "runs": runs,
     }
-    CACHE.write_text(json.dumps(data, indent=1))
-    print(f"kept in {CACHE}")
+    cache(args.worker_secrets).write_text(json.dumps(data, indent=1))
+    print(f"kept in {cache(args.worker_secrets)}")
     write(data)
     if not all(r["shape_as_parsed"] for r in runs):
         raise SystemExit("a run's sync_runs rows do not show the shape its DAG was parsed with")
@@ -649,6 +649,10 @@ def api_server_state(data: dict, run: dict) -> dict:
         "api_password_patterns_held": 0 if position == 0 else 2 * customers,
         "api_new_password_patterns_per_customer": 2 if position == 0 else 0,
     }
+
+
+def cache(worker_secrets: bool) -> Path:
+    return CACHE.with_name("zws-fleet-run-worker-secrets.json") if worker_secrets else CACHE
 
 
 def synced(run: dict) -> int:
