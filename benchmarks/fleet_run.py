@@ -62,7 +62,8 @@ from zuora.api.token_cache import KEY_PREFIX
 from zuora_simulator.client import AdminClient
 
 BATCHED = "zuora_workflow_sync_batched"
-CACHE = Path(tempfile.gettempdir()) / "zws-fleet-run.json"  # zws-fleet-run-worker-secrets.json with it
+CACHE = Path(tempfile.gettempdir()) / "zws-fleet-run.json"
+PARTIAL = CACHE.with_suffix(".runs.json")  # the runs so far, while it lasts
 WORKER_SLOTS = 8  # 2 Celery workers x AIRFLOW__CELERY__WORKER_CONCURRENCY 4 (airflow.env)
 # docs/operating.md, "Large fleets: batches" and SCALE.md: no cap on the TIs a scheduler loop
 # queues, Airflow's concurrency at the worker slots (parallelism never above them, or queued
@@ -172,17 +173,11 @@ def timer_stats(values_ms: list[float]) -> dict:
 
 
 def register(
-    info: dict,
-    api: Api,
-    sim: AdminClient,
-    names: list[str],
-    workflows: int,
-    token_ttl: int | None = None,
-    secrets_file: Path | None = None,
+    info: dict, api: Api, sim: AdminClient, names: list[str], workflows: int, token_ttl: int | None = None
 ) -> dict:
-    """Simulator tenants, their connections (one ``airflow connections import``, or the workers'
-    secrets file), their customer rows; returns the connection definitions by customer (for the
-    in-process first sync)."""
+    """Simulator tenants, their connections (one ``airflow connections import``), their customer
+    rows; returns the connection definitions by customer (for the in-process first sync and the
+    workers' secrets file)."""
     from zuora import warehouse
     from zuora.api.credentials import airflow_connection
 
@@ -198,14 +193,10 @@ def register(
             allow_insecure_http=True,
             environment="sandbox",
         )
-    connections = {f"zuora_{name}": d for name, d in definitions.items()}
-    if secrets_file:
-        secrets_file.write_text(json.dumps(connections))
-    else:
-        store_connections(connections, info)
-        stored = api.call("GET", "/connections", params={"limit": 1})["total_entries"]
-        if stored < len(names):
-            raise SystemExit(f"the REST API shows {stored} connections, not the {len(names)} imported")
+    store_connections({f"zuora_{name}": d for name, d in definitions.items()}, info)
+    stored = api.call("GET", "/connections", params={"limit": 1})["total_entries"]
+    if stored < len(names):
+        raise SystemExit(f"the REST API shows {stored} connections, not the {len(names)} imported")
     with psycopg.connect(info["warehouse_uri"]) as conn:
         for name in names:
             warehouse.upsert_customer(
@@ -354,8 +345,18 @@ def run_state(meta_uri: str, dag_id: str, run_id: str) -> str:
 
 
 def stop_run(api: Api, dag_id: str, run_id: str) -> None:
-    """Mark a run failed (what the UI's "mark failed" does) and wait until no task of it runs."""
-    api.call("PATCH", f"/dags/{dag_id}/dagRuns/{run_id}", json={"state": "failed"})
+    """Mark a run failed (what the UI's "mark failed" does) and wait until no task of it runs.
+    The PATCH can fail while the scheduler's pass over the run holds its row (a 500 after a lock
+    wait, seen at 4,003 TIs): tried again for a few minutes, then left running."""
+    for _attempt in range(6):
+        try:
+            api.call("PATCH", f"/dags/{dag_id}/dagRuns/{run_id}", json={"state": "failed"})
+            break
+        except RuntimeError as error:
+            print(f"{datetime.now():%H:%M:%S} marking it failed: {str(error)[:120]}", flush=True)
+            time.sleep(30)
+    else:
+        return
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
         busy = [
@@ -507,16 +508,10 @@ def main() -> None:
     parser.add_argument(
         "--token-ttl", type=int, help="seconds the simulator's tokens live (its default 3599)"
     )
-    parser.add_argument(
-        "--worker-secrets",
-        action="store_true",
-        help="the customers' connections in a secrets backend of the workers (fleet_secrets.py), "
-        "not in the metadata database: the API server never loads them",
-    )
     parser.add_argument("--rewrite", action="store_true", help=f"write the section again from {CACHE}")
     args = parser.parse_args()
     if args.rewrite:
-        write(json.loads(cache(args.worker_secrets).read_text()))
+        write(json.loads(CACHE.read_text()))
         return
     settings = {**SETTINGS, **dict(item.split("=", 1) for item in args.setting)}
     secrets_file = Path(tempfile.mkdtemp(prefix="zws-fleet-secrets-")) / "connections.json"
@@ -524,7 +519,11 @@ def main() -> None:
         "AIRFLOW__WORKERS__SECRETS_BACKEND": "benchmarks.fleet_secrets.JsonFileConnections",
         "AIRFLOW__WORKERS__SECRETS_BACKEND_KWARGS": json.dumps({"path": str(secrets_file)}),
     }
-    shapes = {"before": (SYNC_DAG, 1), "after": (BATCHED, args.batch)}
+    shapes = {
+        "before": (SYNC_DAG, 1, False),
+        "after": (BATCHED, args.batch, False),
+        "after-secrets": (BATCHED, args.batch, True),
+    }
     order = [shapes[s.strip()] for s in args.order.split(",")]
     receiver, watch = TimedStatsd(), FreezeWatch()
     watch.start()
@@ -544,21 +543,14 @@ def main() -> None:
             "zuora_workflow_sync.py": dags / "zuora_workflow_sync.py",
             "fleet_batched_dag.py": _common.ROOT / "benchmarks" / "fleet_batched_dag.py",
         },
-        {**settings, **metrics, **(worker_secrets if args.worker_secrets else {})},
+        {**settings, **metrics, **worker_secrets},
     ) as (info, api):
         print(f"{datetime.now():%H:%M:%S} cluster up after {time.monotonic() - started:.0f} s", flush=True)
         unpause(api, SYNC_DAG, BATCHED, scheduled=(SYNC_DAG, BATCHED))
         sim = AdminClient(info["simulator_url"])
         clock = time.monotonic()
-        definitions = register(
-            info,
-            api,
-            sim,
-            names,
-            args.workflows,
-            args.token_ttl,
-            secrets_file if args.worker_secrets else None,
-        )
+        definitions = register(info, api, sim, names, args.workflows, args.token_ttl)
+        connections = {f"zuora_{name}": d for name, d in definitions.items()}
         register_s = time.monotonic() - clock
         print(
             f"{datetime.now():%H:%M:%S} {len(names)} customers registered in {register_s:.0f} s", flush=True
@@ -569,8 +561,11 @@ def main() -> None:
         before = meters.read()
         time.sleep(30)
         idle = Meters.delta(meters.read(), before)
-        runs = [
-            measured_run(
+        runs = []
+        for dag_id, per_task, from_secrets in order:
+            # the task processes read the file once, at their first lookup; empty: the Execution API
+            secrets_file.write_text(json.dumps(connections if from_secrets else {}))
+            run = measured_run(
                 api,
                 info,
                 meters,
@@ -582,8 +577,8 @@ def main() -> None:
                 args.timeout_min * 60,
                 keep_tokens=args.keep_tokens,
             )
-            for dag_id, per_task in order
-        ]
+            runs.append({**run, "worker_secrets": from_secrets})
+            PARTIAL.write_text(json.dumps(runs, indent=1))  # a later failure keeps these
     data = {
         "date": date,
         "machine": machine,
@@ -596,7 +591,6 @@ def main() -> None:
         "state_polled": "metadata database",
         "keep_tokens": args.keep_tokens,
         "token_ttl": args.token_ttl,
-        "worker_secrets": args.worker_secrets,
         "settings": settings,
         "register_s": register_s,
         "setup_s": setup_s,
@@ -605,8 +599,8 @@ def main() -> None:
         "total_s": time.monotonic() - started,
         "runs": runs,
     }
-    cache(args.worker_secrets).write_text(json.dumps(data, indent=1))
-    print(f"kept in {cache(args.worker_secrets)}")
+    CACHE.write_text(json.dumps(data, indent=1))
+    print(f"kept in {CACHE}")
     write(data)
     if not all(r["shape_as_parsed"] for r in runs):
         raise SystemExit("a run's sync_runs rows do not show the shape its DAG was parsed with")
@@ -640,19 +634,12 @@ def prediction(data: dict, run: dict) -> dict:
 
 def api_server_state(data: dict, run: dict) -> dict:
     """What the API server's masker held and added in this run: every customer's password
-    (2 patterns) in the cluster's first run, nothing new later; nothing with the connections in
-    the workers' secrets backend."""
-    position, customers = data["runs"].index(run), data["customers"]
-    if data.get("worker_secrets"):
-        return {"api_password_patterns_held": 0, "api_new_password_patterns_per_customer": 0}
-    return {
-        "api_password_patterns_held": 0 if position == 0 else 2 * customers,
-        "api_new_password_patterns_per_customer": 2 if position == 0 else 0,
-    }
-
-
-def cache(worker_secrets: bool) -> Path:
-    return CACHE.with_name("zws-fleet-run-worker-secrets.json") if worker_secrets else CACHE
+    (2 patterns) in the first run that read the connections through the Execution API, nothing
+    new later; nothing in a run whose workers read them from their secrets backend."""
+    earlier = [r for r in data["runs"][: data["runs"].index(run)] if not r.get("worker_secrets")]
+    held = 2 * data["customers"] if earlier else 0
+    new = 0 if run.get("worker_secrets") or earlier else 2
+    return {"api_password_patterns_held": held, "api_new_password_patterns_per_customer": new}
 
 
 def synced(run: dict) -> int:
@@ -665,7 +652,8 @@ def write(data: dict) -> None:
         n = data["runs"].index(run) + 1
         if run["customers_per_task"] == 1:
             return f"{n}. before: one group of four tasks per customer (`zuora_workflow_sync`)"
-        return f"{n}. after: batches of {run['customers_per_task']} (`{run['dag_id']}`)"
+        secrets = ", connections from the workers' secrets backend" if run.get("worker_secrets") else ""
+        return f"{n}. after: batches of {run['customers_per_task']} (`{run['dag_id']}`){secrets}"
 
     def seconds(value: float | None) -> str:
         return "not kept" if value is None else f"{value:.2f}"
@@ -751,15 +739,13 @@ def write(data: dict) -> None:
             f"{settings}; pool `zuora_api` 8 slots (the cluster's); everything else the cluster's own "
             "(airflow.env, the product's defaults: run deadline 30 min, retries). "
             f"{data['customers']:,} simulator tenants of {data['workflows']} workflows, their "
-            + (
-                "connections in a JSON file the workers' secrets backend reads (`[workers] "
-                "secrets_backend`, benchmarks/fleet_secrets.py, standing in for Vault or a cloud "
-                "secrets manager: the API server never loads them) "
-                if data.get("worker_secrets")
-                else "connections stored with one `airflow connections import` "
-            )
-            + f"and their customer rows in "
-            f"{data['register_s']:.0f} s; first synced in-process (`sync.run_customer`, "
+            "connections stored with one `airflow connections import` and their customer rows in "
+            f"{data['register_s']:.0f} s. The workers have a secrets backend (`[workers] "
+            "secrets_backend`: benchmarks/fleet_secrets.py, one JSON file looked up by id, standing "
+            "in for Vault or a cloud secrets manager): it holds the customers' connections for the "
+            "runs so marked and nothing for the others, whose task processes read them through the "
+            "API server's Execution API, from the metadata database. The customers were "
+            "first synced in-process (`sync.run_customer`, "
             f"{data['setup_processes']} processes) in {data['setup_s']:.0f} s. Then the daily run of "
             "each shape through the REST API (every enabled customer), in the order shown, "
             + (
@@ -815,8 +801,6 @@ def write(data: dict) -> None:
     variant = [] if data["customers"] == 1000 else [f"{data['customers']} customers"]
     if data.get("order", "after,before") != "after,before":
         variant.append(data["order"].replace(",", ", "))
-    if data.get("worker_secrets"):
-        variant.append("connections in the workers' secrets backend")
     if data.get("keep_tokens"):
         variant.append(f"tokens kept, {data.get('token_ttl') or 3599} s")
     variant += [f"{k}={v}" for k, v in data["settings"].items() if SETTINGS.get(k) != v]
