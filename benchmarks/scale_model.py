@@ -1480,11 +1480,15 @@ def batches_section(u: dict) -> str:
         "limit = max_active_tasks = parallelism | workers x16 slots (RAM each) | task processes = TIs | "
         "predicted run (limit) | worker slot-h | worker CPU core-h | scheduler: loops, mean decision "
         "pass s, cores | warehouse Postgres core-h (cores during the run) | warehouse connections "
-        "(peak) | metadata commits | Zuora calls |",
-        "|---" * 16 + "|",
+        "(peak) | metadata commits | Zuora calls | API server CPU-h (processes) | first day after an "
+        "API server restart, connections in the metadata DB: API server CPU-h (processes) |",
+        "|---" * 18 + "|",
     ]
     for c, w, p in SCENARIOS:
-        st, r = plan(c, w, p, u)
+        # a daily run: the API server's masker holds the passwords already, or never loads them
+        # (the workers' secrets backend)
+        st, r = plan(c, w, p, u, api_new_password_patterns_per_customer=0)
+        first_st, first = plan(c, w, p, u)  # every password new to the API server
         sch = r["scheduler"]
         planned.append(
             f"| {c:,} | {w} | {p:.0%} | {st['customers_per_task']} | {st['max_concurrency']} | "
@@ -1493,7 +1497,9 @@ def batches_section(u: dict) -> str:
             f"{r['slot_s'] / 3600:,.1f} | {r['cpu_by_component_s']['workers'] / 3600:,.2f} | "
             f"{fmt(sch['loops'])}, {sch['mean_pass_s']:.3f}, {sch['cores']:.2f} | "
             f"{r['warehouse_pg_cpu_s'] / 3600:,.2f} ({r['warehouse_pg_cpu_s'] / r['wall_s']:,.1f}) | "
-            f"{st['slots']} | {fmt(r['metadata']['commits'])} | {fmt(r['zuora_calls'])} |"
+            f"{st['slots']} | {fmt(r['metadata']['commits'])} | {fmt(r['zuora_calls'])} | "
+            f"{r['cpu_by_component_s']['api-server'] / 3600:,.2f} ({st.get('api_servers', 1)}) | "
+            f"{first['cpu_by_component_s']['api-server'] / 3600:,.2f} ({first_st.get('api_servers', 1)}) |"
         )
     customers, batch = FLEET
     fixed = [
@@ -1517,6 +1523,7 @@ def batches_section(u: dict) -> str:
                 max_active_tasks=n,
                 parallelism=n,
                 max_tis_per_query=0,
+                api_new_password_patterns_per_customer=0,
             )
             over = " **over its timeout**" if r["over_timeout"] else ""
             cells.append(
@@ -1532,8 +1539,13 @@ def batches_section(u: dict) -> str:
             "after the other; TIs = task processes = batches + 3; a customer costs its library work "
             "(our code, the warehouse, its Zuora calls at the assumed 0.5 s each) inside the task, "
             "Airflow's per-task overhead is paid once per batch; the batch task holds a pool slot and "
-            "counts against the export limit. How to read it: [SCALE.md](SCALE.md); the check against "
-            'the 1,000-customer run: "Fleet run".',
+            "counts against the export limit. A daily run: the API server's secrets masker adds no "
+            "pattern (it holds every password since its first day, or the workers read the "
+            "connections from a secrets backend); the last column is the first day after an API "
+            "server (re)start with the connections in the metadata database, every password new to "
+            "it, with as many API server processes as `plan` needs for 45 minutes (one core each). "
+            "How to read it: [SCALE.md](SCALE.md); the check against the 1,000-customer run: "
+            '"Fleet run".',
             "",
             "**The smallest deployment within 45 minutes** (`plan`: B in 1, 5, 10, 25, 50, 100 and "
             "max_concurrency 4, 8, 16; every concurrency limit set to what the work needs; "

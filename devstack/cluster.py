@@ -39,6 +39,7 @@ import requests
 from cryptography.fernet import Fernet
 
 from devstack import demo, postgres
+from devstack.airflow_api import Api
 from zuora_simulator.client import running_simulator
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -181,6 +182,7 @@ class Cluster:
             )
         say(f"Started {', '.join(self.processes)}; waiting until the API and scheduler are healthy")
         self._wait_until_healthy()
+        self._create_pool(simulator_url)
         self._write_info(simulator_url)
         self._print_info(simulator_url)
         return self._supervise()
@@ -276,14 +278,9 @@ class Cluster:
         }
 
     def _prepare(self, env: dict[str, str]) -> None:
-        from zuora import settings, warehouse
+        from zuora import warehouse
 
         _run(["airflow", "db", "migrate"], env, self.logs / "db-migrate.log")
-        _run(
-            ["airflow", "pools", "set", settings.POOL, str(settings.POOL_SLOTS), "Zuora API calls"],
-            env,
-            self.logs / "pools.log",
-        )
         with psycopg.connect(self.warehouse_uri) as conn:
             warehouse.apply_migrations(conn)
         if self.demo:
@@ -316,6 +313,18 @@ class Cluster:
                     return
             time.sleep(1)
         raise SystemExit(f"the cluster did not become healthy within {timeout:.0f} s: see {self.logs}")
+
+    def _create_pool(self, simulator_url: str) -> None:
+        """The pool, through the REST API (an `airflow pools set` would start one more Airflow
+        CLI process: ~4 CPU-s); before any run, as the DAGs start paused."""
+        from zuora import settings
+
+        pool = {"name": settings.POOL, "slots": settings.POOL_SLOTS, "description": "Zuora API calls"}
+        Api(self._info(simulator_url)).call(
+            "PATCH",
+            "/pools",
+            json={"actions": [{"action": "create", "entities": [pool], "action_on_existence": "overwrite"}]},
+        )
 
     # -- running -------------------------------------------------------------------------
 
