@@ -2,9 +2,11 @@
 (the DAG as it is, before batching) against batches (after), in one cluster: issue 22's proof.
 
 Run: .venv/bin/python benchmarks/fleet_run.py [--customers 1000] [--workflows 3] [--batch 50]
-     [--timeout-min 45] [--order after,before] [--setup-processes 3]
-     [--setting NAME=VALUE ...]   (more cluster settings; the section says every one)
-Writes the "Fleet run" section of RESULTS.md (another --customers: "Fleet run (N customers)").
+     [--timeout-min 15] [--order after-secrets,after,after,before] [--setup-processes 3]
+     [--keep-tokens --token-ttl 120] [--setting NAME=VALUE ...]
+Writes the "Fleet run" section of RESULTS.md (another --customers or --order: in its title).
+Measured 2026-12-06 with ``--keep-tokens --token-ttl 120`` (each run reads back the customers'
+expired token Variables and replaces them, as a daily run does).
 
 What it does:
 * starts the cluster (api-server, scheduler, dag-processor, triggerer, 2 Celery workers x 4
@@ -19,9 +21,10 @@ What it does:
   for 1,000) and their ``zuora.customers`` rows;
 * brings the warehouse to "already synced" without Airflow: ``sync.run_customer`` for each
   customer, in ``--setup-processes`` processes;
-* then, for each shape, the daily run through the REST API (no ``customer_ids``: every enabled
-  customer), the OAuth token Variables deleted first (a daily run finds its cached tokens
-  expired): wall (queued -> end), Airflow CPU-s (``_cluster.airflow_cpu_seconds``) and per
+* then, for each run of ``--order``, the daily run through the REST API (no ``customer_ids``:
+  every enabled customer; without ``--keep-tokens`` the OAuth token Variables deleted first; for an
+  ``after-secrets`` run the connections in the file of the workers' secrets backend,
+  fleet_secrets.py, else that file empty): wall (queued -> end), Airflow CPU-s (``_cluster.airflow_cpu_seconds``) and per
   component, Postgres and simulator CPU, task instances and processes started, worker slot
   time, Zuora calls, metadata commits, every customer's ``zuora.sync_runs`` row of the run
   (asserted present and 'success'), and the scheduler's own timers from StatsD:
@@ -62,6 +65,9 @@ from zuora.api.token_cache import KEY_PREFIX
 from zuora_simulator.client import AdminClient
 
 BATCHED = "zuora_workflow_sync_batched"
+# the workers' secrets backend on a fresh API server; then the connections through the API
+# server, its first day and the next; then one group per customer on the warm API server
+ORDER = "after-secrets,after,after,before"
 CACHE = Path(tempfile.gettempdir()) / "zws-fleet-run.json"
 PARTIAL = CACHE.with_suffix(".runs.json")  # the runs so far, while it lasts
 WORKER_SLOTS = 8  # 2 Celery workers x AIRFLOW__CELERY__WORKER_CONCURRENCY 4 (airflow.env)
@@ -495,8 +501,13 @@ def main() -> None:
     parser.add_argument("--customers", type=int, default=1000)
     parser.add_argument("--workflows", type=int, default=3, help="per customer")
     parser.add_argument("--batch", type=int, default=50, help="customers per task after batching")
-    parser.add_argument("--timeout-min", type=float, default=45, help="per run")
-    parser.add_argument("--order", default="after,before", help="the shapes, in the order run")
+    parser.add_argument("--timeout-min", type=float, default=15, help="per run")
+    parser.add_argument(
+        "--order",
+        default=ORDER,
+        help="the runs, in order: before (a group per customer), after (batches), after-secrets "
+        "(batches, the connections from the workers' secrets backend)",
+    )
     parser.add_argument("--setup-processes", type=int, default=3)
     parser.add_argument("--setting", action="append", default=[], metavar="NAME=VALUE")
     parser.add_argument(
@@ -735,7 +746,7 @@ def write(data: dict) -> None:
             f"Command: `{data['command']}` ({data['total_s'] / 60:.0f} min in all). The local Celery "
             "cluster (api-server, scheduler, dag-processor, triggerer, 2 workers x 4 slots, Postgres, "
             "Redis, the simulator) started by the benchmark, Airflow's StatsD metrics on (to a UDP "
-            "receiver of the benchmark, InfluxDB-style tags). Settings for both runs: "
+            "receiver of the benchmark, InfluxDB-style tags). Settings for every run: "
             f"{settings}; pool `zuora_api` 8 slots (the cluster's); everything else the cluster's own "
             "(airflow.env, the product's defaults: run deadline 30 min, retries). "
             f"{data['customers']:,} simulator tenants of {data['workflows']} workflows, their "
@@ -799,10 +810,8 @@ def write(data: dict) -> None:
         ]
     )
     variant = [] if data["customers"] == 1000 else [f"{data['customers']} customers"]
-    if data.get("order", "after,before") != "after,before":
+    if data["order"] != ORDER:
         variant.append(data["order"].replace(",", ", "))
-    if data.get("keep_tokens"):
-        variant.append(f"tokens kept, {data.get('token_ttl') or 3599} s")
     variant += [f"{k}={v}" for k, v in data["settings"].items() if SETTINGS.get(k) != v]
     title = "Fleet run" + (f" ({'; '.join(variant)})" if variant else "")
     _common.write_section(title, body)
