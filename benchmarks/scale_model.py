@@ -6,9 +6,9 @@ Run: .venv/bin/python benchmarks/scale_model.py [--part units|scheduler|cluster|
 
 ``--part batches`` measures nothing: it writes the "Scale model: batches" section (the batch
 shape as built, ``$ZUORA_SYNC_CUSTOMERS_PER_TASK`` > 1, for the 8 scenarios) from ``units()``:
-this machine's own measurements when all three parts are in the cache, else the units measured
-on 2026-11-29 (benchmarks/scale_units.json; their cache is gone). Its check against a real
-1,000-customer run is benchmarks/fleet_run.py's.
+a new measurement when all three parts are in the cache, else those kept in
+benchmarks/scale_units.json. Its check against a real 1,000-customer run is
+benchmarks/fleet_run.py's.
 
 Three measurements, then the model (``predict``, ``plan``), then the "Scale model" section of
 RESULTS.md (see benchmarks/SCALE.md for how to read it):
@@ -30,13 +30,16 @@ RESULTS.md (see benchmarks/SCALE.md for how to read it):
   once in-process (the first sync is not what is measured), then triggered runs: one customer
   repeatedly (task durations without contention), a calibration at 5 and 20 customers
   (unchanged, then every customer with one changed workflow) from which the cluster's unit
-  costs are fitted, and the validation at ``--sizes`` (unchanged, then a quarter of the
+  costs are fitted, two runs of 40 unchanged customers in batches of 20 (the API server's
+  cost per customer of a batch; benchmarks/fleet_batched_dag.py), and the validation at ``--sizes`` (unchanged, then a quarter of the
   customers with one changed workflow): wall, CPU per Airflow component, task processes,
   Zuora calls, the metadata database's commits and rows, worker memory. Waits for
   /tmp/zws-bench-free (another benchmark owns the machine until then) unless --no-wait.
 
 Measurements are kept in $TMPDIR/zws-scale-model.json, so each part can be rerun alone; the
-section is written (``--part write`` rewrites it) when all three are there.
+section is written (``--part write`` rewrites it) when all three are there, and the
+measurements are then kept in benchmarks/scale_units.json, the units SCALE.md is derived from.
+The masker's units come from benchmarks/secrets_masker.py (kept in the same cache).
 """
 
 from __future__ import annotations
@@ -558,7 +561,7 @@ def mean_pass(scheduler: dict, groups: float, key: str = "wall", per_task: int =
     return f["per_waiting_s"] * waiting0 / 2 + f["per_waiting_finished_s"] * waiting0 * finished_end / 6
 
 
-def fit_cluster(cluster: dict, scheduler: dict) -> dict:
+def fit_cluster(cluster: dict, scheduler: dict, masker: dict | None = None) -> dict:
     """Per-run and per-customer costs (unchanged, changed) from the calibration runs, by
     least squares: value = run + unchanged x C_u + changed x C_c."""
     cal = [r for r in cluster["runs"] if r["phase"] == "calibration"]
@@ -599,7 +602,9 @@ def fit_cluster(cluster: dict, scheduler: dict) -> dict:
             gaps.append(
                 mean_pass(scheduler, r["customers"], "cpu") / busy - mean_pass(scheduler, r["customers"])
             )
-    api_server = fit_api_server(cluster, fit([r["cpu_by_component"].get("api-server", 0.0) for r in cal]))
+    api_server = fit_api_server(
+        cluster, fit([r["cpu_by_component"].get("api-server", 0.0) for r in cal]), masker
+    )
     return {
         "api_server": api_server,
         "workflows": cluster["workflows"],
@@ -622,7 +627,7 @@ def fit_cluster(cluster: dict, scheduler: dict) -> dict:
     }
 
 
-def fit_api_server(cluster: dict, per_group: dict) -> dict:
+def fit_api_server(cluster: dict, per_group: dict, masker: dict | None) -> dict:
     """The API server's units. From the batched runs (unchanged customers, batch tasks of
     ``BATCH_CALIBRATION``): each batch task costs what an unchanged group's task does (which
     includes its one customer's calls), each other customer its own calls (its connection, its
@@ -645,7 +650,6 @@ def fit_api_server(cluster: dict, per_group: dict) -> dict:
         out["log_lines_per_customer"] = statistics.median(
             r["api_log_lines"] / r["customers"] for r in batched
         )
-    masker = load().get("masker") or json.loads(UNITS_FILE.read_text()).get("masker")
     if masker:
         passwords = [r for r in masker["rows"] if r["kind"] == "password"]
         out["mask_add_s_per_char"] = statistics.median(r["add_s"] / r["pattern_chars"] for r in passwords)
@@ -661,73 +665,17 @@ def fit_api_server(cluster: dict, per_group: dict) -> dict:
 UNITS_FILE = Path(__file__).with_name("scale_units.json")
 BATCHED = "zuora_workflow_sync_batched"  # fleet_batched_dag.py
 BATCH_CALIBRATION = 20  # customers per batch task in the cluster part's batched runs
-# The warehouse's CPU per stage, not printed with the 2026-11-29 units: its fixed part split
-# evenly over the four stages (each opens its connection), its part per listed workflow in the
-# list stage (staging the listing), its part per changed workflow 60 % export (staging the
-# exports and versions) and 40 % upsert (the merge). With it, predict() gives back the
-# published scenario table (SCALE.md, the DAG as it is) within its rounding.
-SPLIT = {
-    "fixed": {"list": 0.25, "export": 0.25, "validate": 0.25, "upsert": 0.25},
-    "listed": {"list": 1.0},
-    "changed": {"export": 0.6, "upsert": 0.4},
-}
-
-
-def reconstructed_units(path: Path = UNITS_FILE) -> dict:
-    """The units measured on 2026-11-29 (scale_units.json: the fits as RESULTS.md printed them,
-    the library runs and scheduler passes row by row), in ``fit_units``' form. Our code's CPU
-    per stage is fitted on the library runs with changes (as ``fit_library`` does), the
-    warehouse's split by ``SPLIT``; the simulator's CPU per customer is fitted on the library
-    runs after onboarding."""
-    saved = json.loads(path.read_text())
-    runs = [r for r in saved["library_runs"] if r["case"] != "first sync"]
-    staged = [r for r in runs if r["changed"]]
-    rows = [[1, r["workflows"], r["changed"]] for r in staged]
-    library = dict(saved["library_fit"])
-    pg = {
-        "fixed": library["pg_fixed_s"],
-        "listed": library["pg_per_listed_s"],
-        "changed": library["pg_per_changed_s"],
-    }
-    library["stage"] = {}
-    for stage in ("list", "export", "validate", "upsert"):
-        fixed, listed, changed = lstsq(rows, [r["stage_cpu"][stage] for r in staged])
-        ours = {"fixed": fixed, "listed": max(listed, 0.0), "changed": max(changed, 0.0)}
-        library["stage"][stage] = {term: ours[term] + pg[term] * SPLIT[term].get(stage, 0.0) for term in ours}
-    fixed, listed, changed = lstsq(
-        [[1, r["workflows"], r["changed"]] for r in runs], [r["cpu"]["sim"] for r in runs]
-    )
-    library["sim"] = {
-        "fixed_s": max(fixed, 0.0),
-        "per_listed_s": max(listed, 0.0),
-        "per_changed_s": max(changed, 0.0),
-    }
-    cluster = dict(saved["cluster"])
-    w0 = cluster["workflows"]
-    sim = library["sim"]
-    unchanged = sim["fixed_s"] + sim["per_listed_s"] * w0
-    cluster["simulator_cpu_s"] = {
-        "run": 0.0,
-        "unchanged": unchanged,
-        "changed": unchanged + sim["per_changed_s"],
-    }
-    return {
-        "library": library,
-        "scheduler": fit_scheduler({"passes": saved["scheduler_passes"]}),
-        "cluster": cluster,
-        "source": f"benchmarks/{path.name}, the units measured {saved['measured']} "
-        f"(`{'`, `'.join(saved['commands'].values())}`)",
-    }
 
 
 def units() -> dict:
     """The units the model uses, fitted on this machine's measurements: a new measurement's
     cache when it holds every part ($TMPDIR/zws-scale-model.json), else the measurements kept in
     scale_units.json (``--part write`` keeps them there)."""
-    for data, source in ((load(), CACHE), (json.loads(UNITS_FILE.read_text()), UNITS_FILE.name)):
-        if {"library", "scheduler", "cluster"} <= set(data):
-            return {**fit_units(data), "source": f"{source} (measured {data['cluster']['date']})"}
-    return reconstructed_units()
+    data = load()
+    source = CACHE
+    if not {"library", "scheduler", "cluster"} <= set(data):
+        data, source = json.loads(UNITS_FILE.read_text()), UNITS_FILE.name
+    return {**fit_units(data), "source": f"{source} (measured {data['cluster']['date']})"}
 
 
 def fit_units(measured: dict) -> dict:
@@ -735,7 +683,7 @@ def fit_units(measured: dict) -> dict:
     return {
         "library": fit_library(measured["library"]),
         "scheduler": scheduler,
-        "cluster": fit_cluster(measured["cluster"], scheduler),
+        "cluster": fit_cluster(measured["cluster"], scheduler, measured.get("masker")),
     }
 
 
