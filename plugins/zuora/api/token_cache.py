@@ -12,7 +12,7 @@ process alone.
 
 The name holds no word Airflow deems sensitive ("token", "secret", ...): Airflow masks the value
 of such a Variable in every process that loads it, the API server included, and each value
-masked there recompiles one regex of every pattern that long-lived process holds (0.4-0.7 ms
+masked there recompiles one regex of every pattern that long-lived process holds (about 0.45 ms
 per pattern held, ``benchmarks/secrets_masker.py``): a token a customer a day, without bound.
 The stored value needs no masking: the token in it is encrypted, and whoever loads the
 Variable in a task masks the token once decrypted.
