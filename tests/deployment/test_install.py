@@ -35,6 +35,7 @@ def installed(tmp_path_factory):
             ("apache-airflow==", "apache-airflow-task-sdk==", "apache-airflow-providers-postgres==")
         )
     ]
+    subprocess.run([python, *PIP, *pins, *lock], check=True, timeout=900, cwd=base)
     source = base / "source"
     shutil.copytree(
         ROOT,
@@ -44,8 +45,7 @@ def installed(tmp_path_factory):
             ".venv", ".demo", ".git", "__pycache__", "*.egg-info", ".pytest_cache", "build"
         ),
     )
-    # one pip run, as `pip install apache-airflow==... zuora-workflow-sync` would be
-    subprocess.run([python, *PIP, *pins, str(source), *lock], check=True, timeout=900, cwd=base)
+    subprocess.run([python, *PIP, str(source), *lock], check=True, timeout=900, cwd=base)
     shutil.rmtree(source)  # the installed package must stand alone
     home = base / "airflow"
     (home / "plugins").mkdir(parents=True)
