@@ -62,6 +62,7 @@ from unchanged_run import workload_seconds
 from devstack.airflow_api import SYNC_DAG, Api
 from tests.metrics.receivers import StatsdReceiver
 from zuora.api.token_cache import KEY_PREFIX
+from zuora.cli import save_airflow_connections
 from zuora_simulator.client import AdminClient
 
 BATCHED = "zuora_workflow_sync_batched"
@@ -94,18 +95,9 @@ class TimedStatsd(StatsdReceiver):
         super().__init__()
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 * 2**20)
 
-    def _serve(self) -> None:
-        while not self._stop.is_set():
-            try:
-                data = self.sock.recv(65535)
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            lines = data.decode().splitlines()
-            now = time.monotonic()
-            self.lines += lines
-            self.arrived += [now] * len(lines)
+    def _keep(self, lines: list[str]) -> None:
+        self.lines += lines
+        self.arrived += [time.monotonic()] * len(lines)
 
 
 class FreezeWatch(threading.Thread):
@@ -216,8 +208,6 @@ def store_connections(definitions: dict[str, dict], info: dict) -> None:
     (through the Execution API), with one ``airflow connections import`` run as the cluster's
     components are (its database and Fernet key), as ``zuora.cli add-customers`` stores them.
     (One bulk REST call, ``PATCH /api/v2/connections``, did not answer within 60 s for 1,000.)"""
-    import subprocess
-    import sys
 
     home = Path(info["airflow_home"]).parent
     keys = json.loads((home / "keys.json").read_text())
@@ -230,17 +220,7 @@ def store_connections(definitions: dict[str, dict], info: dict) -> None:
         "AIRFLOW__CORE__FERNET_KEY": keys["fernet_key"],
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
     }
-    with tempfile.NamedTemporaryFile("w", suffix=".json") as handle:
-        json.dump(definitions, handle)
-        handle.flush()
-        result = subprocess.run(
-            [sys.executable, "-m", "airflow", "connections", "import", "--overwrite", handle.name],
-            env=env,
-            capture_output=True,
-            text=True,
-        )
-    if result.returncode:
-        raise SystemExit(f"airflow connections import failed: {result.stderr[-2000:]}")
+    save_airflow_connections(definitions, env)
 
 
 def _first_sync(chunk: list[str]) -> list[str]:

@@ -57,7 +57,7 @@ def add_customers(customers: list[tuple[argparse.Namespace, str]]) -> list[str]:
     tested = [_tested(args, secret) for args, secret in customers]
     definitions = {conn_id: definition for _, conn_id, definition, _ in tested if definition}
     if definitions:
-        _save_airflow_connections(definitions)
+        save_airflow_connections(definitions)
     messages = []
     for args, conn_id, _, message in tested:
         group = None if args.no_tenant_group else args.tenant_group or warehouse.KEEP
@@ -88,13 +88,16 @@ def _tested(args: argparse.Namespace, secret: str) -> tuple[argparse.Namespace, 
     return args, conn_id, definition, message
 
 
-def _save_airflow_connections(definitions: dict[str, dict]) -> None:
+def save_airflow_connections(definitions: dict[str, dict], env: dict[str, str] | None = None) -> None:
+    """The connections (conn_id -> definition) in Airflow's database, with one `airflow
+    connections import` of this interpreter's Airflow (in ``env``: another Airflow's settings)."""
     with tempfile.NamedTemporaryFile("w", suffix=".json") as handle:  # created 0600
         json.dump(definitions, handle)
         handle.flush()
         # this interpreter's Airflow, wherever its `airflow` script was installed
         result = subprocess.run(
             [sys.executable, "-m", "airflow", "connections", "import", "--overwrite", handle.name],
+            env=env,
             capture_output=True,
             text=True,
         )

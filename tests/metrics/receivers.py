@@ -62,7 +62,10 @@ class StatsdReceiver:
                 continue
             except OSError:
                 return
-            self.lines += data.decode().splitlines()
+            self._keep(data.decode().splitlines())
+
+    def _keep(self, lines: list[str]) -> None:
+        self.lines += lines
 
     def samples(self, settle: float = 0.3, since: int = 0) -> Samples:
         """What arrived (from line ``since`` on: ``len(receiver.lines)`` taken earlier)."""
