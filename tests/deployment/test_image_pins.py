@@ -43,7 +43,9 @@ def test_the_image_install_resolves_to_the_lock(tmp_path):
         ROOT,
         source,
         symlinks=True,
-        ignore=shutil.ignore_patterns(".venv", ".demo", ".cluster", ".git", "__pycache__", "*.egg-info"),
+        ignore=shutil.ignore_patterns(
+            ".venv", ".demo", ".cluster", ".git", "__pycache__", "*.egg-info", ".mypy_cache", ".ruff_cache"
+        ),
     )
     args = [
         a.replace("${AIRFLOW_VERSION}", airflow_version).replace("/opt/airflow/src", str(source))

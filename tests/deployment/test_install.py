@@ -42,7 +42,16 @@ def installed(tmp_path_factory):
         source,
         symlinks=True,
         ignore=shutil.ignore_patterns(
-            ".venv", ".demo", ".git", "__pycache__", "*.egg-info", ".pytest_cache", "build"
+            ".venv",
+            ".demo",
+            ".cluster",
+            ".git",
+            "__pycache__",
+            "*.egg-info",
+            ".pytest_cache",
+            ".mypy_cache",
+            ".ruff_cache",
+            "build",
         ),
     )
     subprocess.run([python, *PIP, str(source), *lock], check=True, timeout=900, cwd=base)
