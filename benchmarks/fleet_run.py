@@ -56,7 +56,7 @@ from pathlib import Path
 import _common
 import psycopg
 from _cluster import airflow_cpu_seconds, component_cpu, running_cluster, unpause
-from scale_model import group_run_progress, predict, tree_cpu, units
+from scale_model import BATCHED, group_run_progress, predict, tree_cpu, units
 from unchanged_run import workload_seconds
 
 from devstack.airflow_api import SYNC_DAG, Api
@@ -65,7 +65,6 @@ from zuora.api.token_cache import KEY_PREFIX
 from zuora.cli import save_airflow_connections
 from zuora_simulator.client import AdminClient
 
-BATCHED = "zuora_workflow_sync_batched"
 # the workers' secrets backend on a fresh API server; then the connections through the API
 # server, its first day and the next; then one group per customer on the warm API server
 ORDER = "after-secrets,after,after,before"
@@ -579,7 +578,6 @@ def main() -> None:
         "batch": args.batch,
         "timeout_min": args.timeout_min,
         "order": args.order,
-        "state_polled": "metadata database",
         "keep_tokens": args.keep_tokens,
         "token_ttl": args.token_ttl,
         "settings": settings,
@@ -634,8 +632,8 @@ def api_server_state(data: dict, run: dict) -> dict:
 
 
 def synced(run: dict) -> int:
-    """Customers synced in the run's wall (a run stopped from outside: by the stop)."""
-    return run.get("synced_by_wall", run["sync_rows_by_status"].get("success", 0))
+    """Customers synced (success rows) when the run ended or was stopped."""
+    return run["sync_rows_by_status"].get("success", 0)
 
 
 def write(data: dict) -> None:
@@ -745,14 +743,7 @@ def write(data: dict) -> None:
                 if data.get("keep_tokens")
                 else "its cached OAuth tokens deleted first (a daily run finds them expired); "
             )
-            + (
-                "its state polled every 3 s in the metadata database; "
-                if data.get("state_polled")
-                else "its state polled every 3 s through the REST API (`GET dagRun`, which loads "
-                "every TI of the run: part of the API server's CPU below, most of it in a run of "
-                "4,003 TIs); "
-            )
-            + "a run is given "
+            + "its state polled every 3 s in the metadata database; a run is given "
             f"{data['timeout_min']:.0f} min. Idle cluster before the runs: "
             f"{idle['airflow'] / 30:.2f} Airflow CPU-s per s.",
             "",
@@ -771,13 +762,12 @@ def write(data: dict) -> None:
             "a batch task `sync_customers` and its map index."
             + (" All matched." if all(r["shape_as_parsed"] for r in data["runs"]) else " **Some did not.**"),
             *([""] + progress if progress else []),
-            *[f"- {label(r)}: {r['note']}" for r in data["runs"] if r.get("note")],
             *[
                 f"- {label(r)}: the benchmark and the cluster were stopped (SIGSTOP, by the machine's "
                 f"other user) for {r['frozen_s']:,.0f} s during this run: left out of its wall, "
                 f"{r.get('timers_left_out', 0)} scheduler timers spanning the stop left out."
                 for r in data["runs"]
-                if r.get("frozen_s") and not r.get("note")
+                if r.get("frozen_s")
             ],
             "",
             f"**The model** (`scale_model.predict` with {units()['source']}; the batch shape as built: "
