@@ -17,6 +17,8 @@ import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+from cryptography.fernet import Fernet
+
 ROOT = Path(__file__).resolve().parents[1]
 
 # Airflow reads its configuration at import time: set it before anything imports airflow.
@@ -24,6 +26,9 @@ os.environ["AIRFLOW_HOME"] = tempfile.mkdtemp(prefix="zws-airflow-home-")
 os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
 os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(ROOT / "dags")
 os.environ["AIRFLOW__CORE__PLUGINS_FOLDER"] = str(ROOT / "plugins")
+# one key for this process and the Airflow CLI processes it starts (the tests read connections
+# the CLI stored), not one the first of them writes to airflow.cfg after this one read its config
+os.environ["AIRFLOW__CORE__FERNET_KEY"] = Fernet.generate_key().decode()
 
 import psycopg  # noqa: E402
 import pytest  # noqa: E402

@@ -9,6 +9,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import venv
 from pathlib import Path
 
@@ -17,7 +18,6 @@ import pytest
 from zuora.api.credentials import airflow_connection
 
 ROOT = Path(__file__).resolve().parents[2]
-PIP = ["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-compile"]
 
 
 @pytest.fixture(scope="module")
@@ -25,8 +25,10 @@ def installed(tmp_path_factory):
     """(python, env): a fresh venv with Airflow and the postgres provider from the lock, our
     package installed from a copy of the source (so nothing can leak in from the tree)."""
     base = tmp_path_factory.mktemp("install")
-    venv.create(base / "venv", with_pip=True)
+    venv.create(base / "venv")  # no pip of its own: this project's pinned pip installs into it
     python = str(base / "venv" / "bin" / "python")
+    pip = [sys.executable, "-m", "pip", "--python", python, "install"]
+    pip += ["--quiet", "--disable-pip-version-check", "--no-compile"]
     lock = ["-c", str(ROOT / "requirements-lock.txt")]
     pins = [
         line
@@ -35,7 +37,7 @@ def installed(tmp_path_factory):
             ("apache-airflow==", "apache-airflow-task-sdk==", "apache-airflow-providers-postgres==")
         )
     ]
-    subprocess.run([python, *PIP, *pins, *lock], check=True, timeout=900, cwd=base)
+    subprocess.run([*pip, *pins, *lock], check=True, timeout=900, cwd=base)
     source = base / "source"
     shutil.copytree(
         ROOT,
@@ -54,7 +56,7 @@ def installed(tmp_path_factory):
             "build",
         ),
     )
-    subprocess.run([python, *PIP, str(source), *lock], check=True, timeout=900, cwd=base)
+    subprocess.run([*pip, str(source), *lock], check=True, timeout=900, cwd=base)
     shutil.rmtree(source)  # the installed package must stand alone
     home = base / "airflow"
     (home / "plugins").mkdir(parents=True)
@@ -122,22 +124,37 @@ def test_the_providers_manager_sees_the_hook_and_its_form(installed):
     assert seen["notifications"] == ["zuora.notifications.alerts.ZuoraAlertNotifier"]
 
 
-HOOK_META = """
+API_SERVER = """
 import json
 from fastapi.testclient import TestClient
 from airflow.api_fastapi.app import create_app
-with TestClient(create_app()) as client:
-    response = client.get("/ui/connections/hook_meta")
-    response.raise_for_status()
-    print(json.dumps([m for m in response.json() if m["connection_type"] == "zuora"]))
+with TestClient(create_app()) as client:   # all users admins: the test's requests are logged in
+    hook_meta = client.get("/ui/connections/hook_meta")
+    hook_meta.raise_for_status()
+    plugins = client.get("/api/v2/plugins").json()["plugins"]
+    page = client.get("/zuora-sync/")
+    print(json.dumps({"hook_meta": [m for m in hook_meta.json() if m["connection_type"] == "zuora"],
+                      "plugins": {p["name"]: p["source"] for p in plugins},
+                      "status": page.status_code, "has_customer": ">acme</a>" in page.text}))
 """
 
 
-def test_the_ui_connection_form_is_ours(installed):
-    """What the React UI's connection form is built from (the API server's hook metadata)."""
-    result = run(installed, "-c", HOOK_META)
+def test_the_api_server_serves_our_connection_form_and_sync_page(installed, migrated_uri):
+    """What the React UI's connection form is built from (the API server's hook metadata),
+    and our page: the plugin comes from the installed distribution's entry point, its
+    templates from the wheel's package data. (One app for both: creating it costs ~7 CPU-s.)"""
+    import psycopg
+
+    from zuora import warehouse
+
+    with psycopg.connect(migrated_uri) as conn:
+        warehouse.upsert_customer(
+            conn, customer_id="acme", name="Acme", zuora_conn_id="zuora_acme", environment="sandbox"
+        )
+    result = run(installed, "-c", API_SERVER, AIRFLOW_CONN_ZUORA_WAREHOUSE=migrated_uri)
     assert result.returncode == 0, result.stderr[-3000:]
-    [meta] = json.loads(last_line(result))
+    seen = json.loads(last_line(result))
+    [meta] = seen["hook_meta"]
     assert meta["hook_name"] == "Zuora"
     standard = meta["standard_fields"]
     assert (
@@ -150,33 +167,6 @@ def test_the_ui_connection_form_is_ours(installed):
     assert extra["environment"]["schema"]["enum"] == ["production", "sandbox", None]
     assert set(extra) == {"environment", "page_length", "max_concurrency", "allow_custom_host"}
 
-
-SYNC_PAGE = """
-import json
-from fastapi.testclient import TestClient
-from airflow.api_fastapi.app import create_app
-with TestClient(create_app()) as client:   # all users admins: the test's requests are logged in
-    plugins = client.get("/api/v2/plugins").json()["plugins"]
-    page = client.get("/zuora-sync/")
-    print(json.dumps({"plugins": {p["name"]: p["source"] for p in plugins},
-                      "status": page.status_code, "has_customer": ">acme</a>" in page.text}))
-"""
-
-
-def test_the_sync_page_is_served_from_the_installed_package(installed, migrated_uri):
-    """The plugin comes from the installed distribution's entry point, its templates from the
-    wheel's package data: the api-server renders the page."""
-    import psycopg
-
-    from zuora import warehouse
-
-    with psycopg.connect(migrated_uri) as conn:
-        warehouse.upsert_customer(
-            conn, customer_id="acme", name="Acme", zuora_conn_id="zuora_acme", environment="sandbox"
-        )
-    result = run(installed, "-c", SYNC_PAGE, AIRFLOW_CONN_ZUORA_WAREHOUSE=migrated_uri)
-    assert result.returncode == 0, result.stderr[-3000:]
-    seen = json.loads(last_line(result))
     assert seen["plugins"]["zuora_sync"].startswith("zuora-workflow-sync==")
     assert seen["status"] == 200 and seen["has_customer"]
 

@@ -5,6 +5,7 @@ series (applying monitoring/statsd-exporter/mapping.yml as the exporter does), a
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from pathlib import Path
@@ -51,15 +52,28 @@ def queried_metrics() -> set[str]:
     return names
 
 
+@functools.cache
+def _mappings() -> list[tuple[str | None, re.Pattern, str]]:
+    """(metric type or None for any, the match as a regex, the name template), in file order."""
+    return [
+        (
+            mapping.get("match_metric_type"),
+            re.compile("^" + re.escape(mapping["match"]).replace(r"\*", "([^.]*)") + "$"),
+            mapping["name"],
+        )
+        for mapping in yaml.safe_load(MAPPING.read_text())["mappings"]
+    ]
+
+
+@functools.cache  # a cluster's samples name a few hundred series many thousand times
 def prometheus_name(name: str, kind: str) -> str:
     """What statsd-exporter calls the StatsD series ``name`` (without Airflow's prefix)."""
     full = STATSD_PREFIX + name
-    for mapping in yaml.safe_load(MAPPING.read_text())["mappings"]:
-        if mapping.get("match_metric_type", TYPES[kind]) != TYPES[kind]:
+    for metric_type, pattern, template in _mappings():
+        if metric_type not in (None, TYPES[kind]):
             continue
-        pattern = "^" + re.escape(mapping["match"]).replace(r"\*", "([^.]*)") + "$"
-        if match := re.match(pattern, full):
-            return re.sub(r"\$\{(\d+)\}", lambda m: match.group(int(m.group(1))), mapping["name"])
+        if match := pattern.match(full):
+            return re.sub(r"\$\{(\d+)\}", lambda m: match.group(int(m.group(1))), template)
     return re.sub(r"[^a-zA-Z0-9_]", "_", full)  # the exporter's default
 
 
