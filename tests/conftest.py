@@ -45,7 +45,7 @@ pytest_plugins = ["zuora_simulator.pytest_plugin"]
 # takes one module ahead); the short modules then fill whichever worker is free, so no slow
 # one is left to run alone at the end.
 # (Not `--dist loadgroup`: xdist 3.8 names a test by its group in a way pytest 9 ignores.)
-LONG_LIVED = ("deployment", "otel_cluster", "installed")
+LONG_LIVED = ("deployment", "installed")
 CLUSTER_MODULE = "tests/deployment/test_cluster.py"
 
 

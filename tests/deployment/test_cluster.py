@@ -4,24 +4,30 @@ one at a time (max_active_runs=1), so each test waits for its own.
 
 Every test of the session's cluster is in this module, so that it runs on one test worker
 (pytest-xdist, ``--dist loadfile``), which starts the cluster once: its runs, its StatsD metrics
-(every component sends them, with InfluxDB-style tags, to a UDP receiver of the test) and the
-Zuora sync page its api-server serves."""
+(every component sends them, with InfluxDB-style tags, to a UDP receiver of the test), the
+Zuora sync page its api-server serves, and last a third worker exporting OpenTelemetry."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
+import subprocess
 import time
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 from urllib.parse import quote
 
+import psutil
 import requests
+from celery import Celery
 
+from devstack.postgres import free_port
 from tests.deployment.conftest import DAG_ID, SETTINGS
 from tests.metrics import dashboard
 from tests.metrics.ledger import assert_series_match_the_ledger, ledger
+from tests.metrics.receivers import OtlpReceiver
 
 GROUP = "customer_sync"
 
@@ -481,3 +487,73 @@ def test_the_api_server_serves_the_sync_page_to_a_jwt(deployment):
     assert f"{run_link}/tasks/customer_sync.list_workflows/mapped/{tis['page2']}" in view.text
     synced = api.session.get(f"{page}/api/customers/{'page2'}", timeout=30).json()
     assert synced["syncs"][0]["run_id"] == run_id and synced["syncs"][0]["map_index"] == tis["page2"]
+
+
+@contextlib.contextmanager
+def the_only_worker(deployment, name: str, **settings: str):
+    """A worker ``name`` joins with the cluster's configuration plus ``settings``; the cluster's
+    own workers stop consuming (Celery's remote control) until it has left. (The configuration:
+    the scheduler's environment, which every component gets; a Celery worker's own is hidden
+    by its process title.)"""
+    env = psutil.Process(deployment.component_pid("scheduler")).environ() | settings
+    env |= {"ZWS_HOSTNAME": name, "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port())}
+    control = Celery(broker=env["AIRFLOW__CELERY__BROKER_URL"]).control
+    queue = env.get("AIRFLOW__OPERATORS__DEFAULT_QUEUE", "default")
+    own = [node for reply in control.ping(timeout=2) for node in reply]
+    assert len(own) == 2, own
+    control.cancel_consumer(queue, destination=own, reply=True)
+    with open(deployment.home / "logs" / f"{name}.log", "ab") as log:
+        worker = subprocess.Popen(
+            ["airflow", "celery", "worker", "--celery-hostname", f"{name}@%h"],
+            env=env,
+            cwd=deployment.home,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        deadline = time.monotonic() + 60
+        while not any(node.startswith(f"{name}@") for reply in control.ping(timeout=1) for node in reply):
+            assert worker.poll() is None and time.monotonic() < deadline, f"{name} did not start"
+        yield
+    finally:
+        try:
+            os.killpg(worker.pid, signal.SIGTERM)
+            worker.wait(timeout=60)
+        finally:
+            control.add_consumer(queue, destination=own, reply=True)
+
+
+def test_otlp_from_a_workers_task_processes_matches_the_ledger(deployment):
+    """The OpenTelemetry pipeline where the series leave worker task processes (each flushes
+    when it ends): a worker with Airflow's OTel metrics on, exporting over OTLP/HTTP to an
+    endpoint of the test that decodes ``ExportMetricsServiceRequest``. (StatsD and OTel are
+    exclusive in an Airflow process, so the cluster's StatsD workers sit this run out.)"""
+    otlp = OtlpReceiver()
+    deployment.add_customer("otel", workflows=4)
+    deployment.add_customer("otel_bad", secret="not-the-secret", workflows=2)
+    try:
+        with the_only_worker(
+            deployment,
+            "worker3",
+            AIRFLOW__METRICS__STATSD_ON="False",
+            AIRFLOW__METRICS__OTEL_ON="True",
+            OTEL_EXPORTER_OTLP_METRICS_ENDPOINT=otlp.endpoint,
+        ):
+            run_id = deployment.api.trigger({"customer_ids": ["otel", "otel_bad"]})
+            assert deployment.api.wait(run_id, timeout=240) == "failed"
+            deadline = time.monotonic() + 60  # each task process exports when it exits
+            while not otlp.samples().of("zuora_sync.run.finished", outcome="failed"):
+                assert time.monotonic() < deadline, "no OTLP export from the summarize task's process"
+                time.sleep(1)
+        tis = deployment.api.task_instances(run_id)
+        assert {t["hostname"] for t in tis if t["hostname"]} == {"worker3"}
+        rows = ledger(deployment.info["warehouse_uri"], run_id)
+        assert [(r[0], r[1]) for r in rows] == [("otel", "success"), ("otel_bad", "failed")]
+        samples = otlp.samples()
+        assert_series_match_the_ledger(samples, rows, failed_customer="otel_bad")
+        [duration] = samples.of("zuora_sync.customer_sync.duration", customer="otel")
+        assert duration.unit == "ms" and duration.count == 1
+        assert samples.of("ti.finish", dag_id=DAG_ID), "Airflow's own task metrics, same pipeline"
+    finally:
+        otlp.close()
