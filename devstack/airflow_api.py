@@ -44,7 +44,7 @@ class Api:
             state = self.run(run_id, dag_id)["state"]
             if state in ("success", "failed"):
                 return state
-            time.sleep(2)
+            time.sleep(0.5)
         raise TimeoutError(f"run {run_id} not finished within {timeout} s")
 
     def task_instances(self, run_id: str, dag_id: str = SYNC_DAG) -> list[dict]:

@@ -311,7 +311,7 @@ class Cluster:
                     and (self.home / "passwords.json").exists()
                 ):
                     return
-            time.sleep(1)
+            time.sleep(0.25)
         raise SystemExit(f"the cluster did not become healthy within {timeout:.0f} s: see {self.logs}")
 
     def _create_pool(self, simulator_url: str) -> None:

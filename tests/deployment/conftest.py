@@ -67,7 +67,7 @@ class Deployment:
         deadline = time.monotonic() + timeout
         while not (runs := self.api.call("GET", f"/dags/{DAG_ID}/dagRuns")["dag_runs"]):
             assert time.monotonic() < deadline, "the scheduler created no run"
-            time.sleep(1)
+            time.sleep(0.5)
         return runs[0]["dag_run_id"]
 
     def component_pid(self, name: str) -> int:
@@ -107,7 +107,7 @@ def running_cluster(home: Path, env: dict, *args: str, alerts: list | None = Non
         while not (home / "cluster.json").exists():
             assert process.poll() is None, (home / "cluster.out").read_text()[-3000:]
             assert time.monotonic() < deadline, "the cluster did not start within 240 s"
-            time.sleep(1)
+            time.sleep(0.25)
         deployment = Deployment(
             home, json.loads((home / "cluster.json").read_text()), [] if alerts is None else alerts
         )

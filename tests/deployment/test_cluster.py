@@ -59,8 +59,16 @@ def wait_for_state(deployment, run_id: str, stage: str, state: str, timeout: flo
         for ti in mapped(deployment.api.task_instances(run_id), stage):
             if ti["state"] == state:
                 return ti
-        time.sleep(1)
+        time.sleep(0.5)
     raise AssertionError(f"no {stage} task {state} within {timeout} s")
+
+
+def wait_for_a_call(deployment, customer: str, timeout: float = 60) -> None:
+    """Until the customer's simulator tenant has a request in flight: a task is in a Zuora call."""
+    deadline = time.monotonic() + timeout
+    while not deployment.sim.stats(customer)["in_flight"]:
+        assert time.monotonic() < deadline, f"no call of {customer} in flight within {timeout} s"
+        time.sleep(0.2)
 
 
 def test_chosen_customers_sync_within_the_pool_through_a_scheduler_restart(deployment):
@@ -139,18 +147,18 @@ def test_transient_errors_are_retried_on_schedule_and_permanent_ones_dead_letter
         a["kind"] == "task_failed" and a["details"].get("customer") == "badcreds" for a in deployment.alerts
     ):
         assert time.monotonic() < deadline, deployment.alerts
-        time.sleep(1)
+        time.sleep(0.5)
     assert not any("not-the-secret" in str(a) for a in deployment.alerts)
 
 
 def test_a_worker_killed_mid_export_is_retried_and_the_deadline_alerts(deployment):
     api = deployment.api
-    # an export of about 12 s (12 exports and 12 version lists, 4 at a time, 2 s each), so the
-    # run, with the lost try noticed (~10 s) and retried, takes twice its 15-second deadline
-    deployment.add_customer("slow", workflows=12, latency_ms=2000)
+    # an export of about 6 s (12 exports and 12 version lists, 4 at a time, 1 s each), so the
+    # run, with the lost try noticed (~10 s) and retried, takes over its 15-second deadline
+    deployment.add_customer("slow", workflows=12, latency_ms=1000)
     run_id = api.trigger({"customer_ids": ["slow"]})
     export = wait_for_state(deployment, run_id, "export_workflows", "running")
-    time.sleep(2)  # the task is exporting
+    wait_for_a_call(deployment, "slow")  # the task is exporting
     os.killpg(deployment.component_pid(export["hostname"]), signal.SIGKILL)
     assert api.wait(run_id, timeout=300) == "success"
 
@@ -195,8 +203,8 @@ def test_a_customer_lost_on_its_last_try_ends_dead_lettered_and_alerted(deployme
         ]
     ):
         assert time.monotonic() < deadline, "the list task never ran its last try"
-        time.sleep(1)
-    time.sleep(2)  # the try is waiting for its list page
+        time.sleep(0.5)
+    wait_for_a_call(deployment, "doomed")  # the try is waiting for its list page
     os.killpg(deployment.component_pid(last[0]["hostname"]), signal.SIGKILL)
     assert api.wait(run_id, timeout=240) == "failed"
 
@@ -222,7 +230,7 @@ def test_a_customer_lost_on_its_last_try_ends_dead_lettered_and_alerted(deployme
         for a in deployment.alerts
     ):
         assert time.monotonic() < deadline, deployment.alerts
-        time.sleep(1)
+        time.sleep(0.5)
 
 
 def test_a_three_day_backfill_runs_one_day_at_a_time(deployment):
@@ -252,7 +260,7 @@ def test_a_three_day_backfill_runs_one_day_at_a_time(deployment):
         if len(runs) == 3 and all(r["state"] in ("success", "failed") for r in runs):
             break
         assert time.monotonic() < deadline, runs
-        time.sleep(3)
+        time.sleep(1)
     assert [r["state"] for r in runs] == ["success"] * 3
     spans = sorted((parse(r["start_date"]), parse(r["end_date"])) for r in runs)
     assert all(end <= next_start for (_, end), (next_start, _) in pairwise(spans))
@@ -338,7 +346,7 @@ def test_the_monitor_reads_the_real_queue_through_the_airflow_api(deployment, mo
         for r in api.call("GET", "/dags/zuora_sync_monitor/dagRuns")["dag_runs"]
     ):
         assert time.monotonic() < deadline, "a monitor run is still going"
-        time.sleep(1)
+        time.sleep(0.5)
 
     # a real backlog: both workers frozen, a sync run's first task is queued and stays so
     deployment.add_customer("queued", workflows=1)
@@ -354,7 +362,7 @@ def test_the_monitor_reads_the_real_queue_through_the_airflow_api(deployment, mo
         deadline = time.monotonic() + 60
         while not (queued := queued_now()):
             assert time.monotonic() < deadline, "nothing was queued"
-            time.sleep(1)
+            time.sleep(0.5)
         time.sleep(3)  # settled: with no worker running, nothing more becomes queued
         assert queued_now() == queued
         monkeypatch.setenv("AIRFLOW_CONN_AIRFLOW_API", json.dumps(connection))
@@ -545,7 +553,7 @@ def test_otlp_from_a_workers_task_processes_matches_the_ledger(deployment):
             deadline = time.monotonic() + 60  # each task process exports when it exits
             while not otlp.samples().of("zuora_sync.run.finished", outcome="failed"):
                 assert time.monotonic() < deadline, "no OTLP export from the summarize task's process"
-                time.sleep(1)
+                time.sleep(0.5)
         tis = deployment.api.task_instances(run_id)
         assert {t["hostname"] for t in tis if t["hostname"]} == {"worker3"}
         rows = ledger(deployment.info["warehouse_uri"], run_id)
