@@ -41,8 +41,8 @@ from devstack.postgres import EmbeddedPostgres  # noqa: E402
 pytest_plugins = ["zuora_simulator.pytest_plugin"]
 
 # `make test` runs the tests in parallel: pytest-xdist, `--dist loadfile` (pytest.ini), each
-# module on one test worker. A session fixture starts once per worker, so every test of the
-# session's cluster is in one module. The modules of long-lived processes (a cluster, an
+# module on one test worker. The cluster is a module fixture (stopped as soon as its module
+# ends, not at the end of the run), so every test of it is in one module. The modules of long-lived processes (a cluster, an
 # install) start first, one per worker, each with one slow module queued behind it (a worker
 # takes one module ahead); the short modules then fill whichever worker is free, so no slow
 # one is left to run alone at the end.
@@ -54,9 +54,7 @@ CLUSTER_MODULE = "tests/deployment/test_cluster.py"
 def pytest_collection_modifyitems(config, items):
     for item in items:
         if "deployment" in item.fixturenames and item.nodeid.split("::")[0] != CLUSTER_MODULE:
-            raise pytest.UsageError(
-                f"{item.nodeid}: tests of the session's cluster belong in {CLUSTER_MODULE}"
-            )
+            raise pytest.UsageError(f"{item.nodeid}: tests of the cluster belong in {CLUSTER_MODULE}")
 
     def rank(item) -> int:
         if any(name in item.fixturenames for name in LONG_LIVED):

@@ -122,7 +122,7 @@ def running_cluster(home: Path, env: dict, *args: str, alerts: list | None = Non
             log.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def deployment(tmp_path_factory):
     """`python -m devstack.cluster --no-demo` in a home of its own, with the zuora_alerts
     webhook pointing at a receiver of the test; the sync DAG unpaused and its first

@@ -2,10 +2,11 @@
 workers (`make cluster`), driven through the REST API as a person drives the UI. Runs happen
 one at a time (max_active_runs=1), so each test waits for its own.
 
-Every test of the session's cluster is in this module, so that it runs on one test worker
-(pytest-xdist, ``--dist loadfile``), which starts the cluster once: its runs, its StatsD metrics
-(every component sends them, with InfluxDB-style tags, to a UDP receiver of the test), the
-Zuora sync page its api-server serves, and last a third worker exporting OpenTelemetry."""
+Every test of the cluster is in this module, so that it runs on one test worker (pytest-xdist,
+``--dist loadfile``), which starts the cluster once and stops it when the module ends: its
+runs, its StatsD metrics (every component sends them, with InfluxDB-style tags, to a UDP
+receiver of the test), the Zuora sync page its api-server serves, and last a third worker
+exporting OpenTelemetry."""
 
 from __future__ import annotations
 
