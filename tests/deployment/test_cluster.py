@@ -501,9 +501,9 @@ def test_the_api_server_serves_the_sync_page_to_a_jwt(deployment):
 @contextlib.contextmanager
 def the_only_worker(deployment, name: str, **settings: str):
     """A worker ``name`` joins with the cluster's configuration plus ``settings``; the cluster's
-    own workers stop consuming (Celery's remote control) until it has left. (The configuration:
-    the scheduler's environment, which every component gets; a Celery worker's own is hidden
-    by its process title.)"""
+    own workers stop consuming (Celery's remote control) until it has left, so whatever is
+    queued meanwhile waits for it. (The configuration: the scheduler's environment, which every
+    component gets; a Celery worker's own is hidden by its process title.)"""
     env = psutil.Process(deployment.component_pid("scheduler")).environ() | settings
     env |= {"ZWS_HOSTNAME": name, "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port())}
     control = Celery(broker=env["AIRFLOW__CELERY__BROKER_URL"]).control
@@ -511,26 +511,24 @@ def the_only_worker(deployment, name: str, **settings: str):
     own = [node for reply in control.ping(timeout=2) for node in reply]
     assert len(own) == 2, own
     control.cancel_consumer(queue, destination=own, reply=True)
-    with open(deployment.home / "logs" / f"{name}.log", "ab") as log:
+    log = deployment.home / "logs" / f"{name}.log"
+    with open(log, "ab") as out:
         worker = subprocess.Popen(
             ["airflow", "celery", "worker", "--celery-hostname", f"{name}@%h"],
             env=env,
             cwd=deployment.home,
-            stdout=log,
+            stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
     try:
-        deadline = time.monotonic() + 60
-        while not any(node.startswith(f"{name}@") for reply in control.ping(timeout=1) for node in reply):
-            assert worker.poll() is None and time.monotonic() < deadline, f"{name} did not start"
         yield
+        assert worker.poll() is None, f"{name} exited with {worker.returncode}: {log.read_text()[-3000:]}"
     finally:
-        try:
-            os.killpg(worker.pid, signal.SIGTERM)
-            worker.wait(timeout=60)
-        finally:
-            control.add_consumer(queue, destination=own, reply=True)
+        control.add_consumer(queue, destination=own, reply=True)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(worker.pid, signal.SIGKILL)  # its tasks are done: nothing to shut down
+        worker.wait()
 
 
 def test_otlp_from_a_workers_task_processes_matches_the_ledger(deployment):
@@ -539,8 +537,6 @@ def test_otlp_from_a_workers_task_processes_matches_the_ledger(deployment):
     endpoint of the test that decodes ``ExportMetricsServiceRequest``. (StatsD and OTel are
     exclusive in an Airflow process, so the cluster's StatsD workers sit this run out.)"""
     otlp = OtlpReceiver()
-    deployment.add_customer("otel", workflows=4)
-    deployment.add_customer("otel_bad", secret="not-the-secret", workflows=2)
     try:
         with the_only_worker(
             deployment,
@@ -549,6 +545,8 @@ def test_otlp_from_a_workers_task_processes_matches_the_ledger(deployment):
             AIRFLOW__METRICS__OTEL_ON="True",
             OTEL_EXPORTER_OTLP_METRICS_ENDPOINT=otlp.endpoint,
         ):
+            deployment.add_customer("otel", workflows=4)  # while the worker starts
+            deployment.add_customer("otel_bad", secret="not-the-secret", workflows=2)
             run_id = deployment.api.trigger({"customer_ids": ["otel", "otel_bad"]})
             assert deployment.api.wait(run_id, timeout=240) == "failed"
             deadline = time.monotonic() + 60  # each task process exports when it exits

@@ -53,9 +53,11 @@ def test_the_image_install_resolves_to_the_lock(tmp_path):
         if a != "--no-cache-dir"
     ]
     report = tmp_path / "report.json"
+    # --no-build-isolation: this venv's setuptools (the lock's, the one pyproject.toml names)
+    # reads our package's metadata, instead of pip installing it into a build env first
     result = subprocess.run(
         [sys.executable, "-m", "pip", "install", "--dry-run", "--ignore-installed", "--quiet"]
-        + ["--disable-pip-version-check", "--report", str(report), *args],
+        + ["--disable-pip-version-check", "--no-build-isolation", "--report", str(report), *args],
         capture_output=True,
         text=True,
         timeout=900,
