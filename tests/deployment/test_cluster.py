@@ -14,6 +14,7 @@ import contextlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import time
 from datetime import UTC, datetime, timedelta
@@ -508,9 +509,9 @@ def the_only_worker(deployment, name: str, **settings: str):
     env |= {"ZWS_HOSTNAME": name, "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port())}
     control = Celery(broker=env["AIRFLOW__CELERY__BROKER_URL"]).control
     queue = env.get("AIRFLOW__OPERATORS__DEFAULT_QUEUE", "default")
-    own = [node for reply in control.ping(timeout=2) for node in reply]
-    assert len(own) == 2, own
-    control.cancel_consumer(queue, destination=own, reply=True)
+    own = [f"worker{n}@{socket.gethostname()}" for n in (1, 2)]  # --celery-hostname worker<n>@%h
+    stopped = control.cancel_consumer(queue, destination=own, reply=True, timeout=30)
+    assert sorted(node for reply in stopped for node in reply) == own, stopped
     log = deployment.home / "logs" / f"{name}.log"
     with open(log, "ab") as out:
         worker = subprocess.Popen(
