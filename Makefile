@@ -11,10 +11,9 @@ install: $(STAMP)
 # pip itself (its pin in requirements-dev.txt), the pinned set (requirements-dev.txt: what
 # runs, plus tests and tools), then this project's package (editable: the Airflow provider
 # entry point and `python -m zuora.cli` work, and edits to plugins/zuora/ take effect without
-# reinstalling). The build's egg-info is removed
-# from plugins/: Airflow puts that folder on sys.path, where a second copy of the metadata
-# registers the airflow.plugins entry point twice ("already registered"). After a manual
-# `pip install -e .`, remove it the same way.
+# reinstalling). The build's egg-info is removed from plugins/: Airflow puts that folder on
+# sys.path, where a second copy of the metadata registers the airflow.plugins entry point
+# twice ("already registered"). After a manual `pip install -e .`, remove it the same way.
 $(STAMP): requirements.txt requirements-dev.txt requirements-lock.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check "$$(grep '^pip==' requirements-dev.txt)"

@@ -42,10 +42,10 @@ pytest_plugins = ["zuora_simulator.pytest_plugin"]
 
 # `make test` runs the tests in parallel: pytest-xdist, `--dist loadfile` (pytest.ini), each
 # module on one test worker. The cluster is a module fixture (stopped as soon as its module
-# ends, not at the end of the run), so every test of it is in one module. The modules of long-lived processes (a cluster, an
-# install) start first, one per worker, each with one slow module queued behind it (a worker
-# takes one module ahead); the short modules then fill whichever worker is free, so no slow
-# one is left to run alone at the end.
+# ends, not at the end of the run), so every test of it is in one module. The modules of
+# long-lived processes (a cluster, an install) start first, one per worker, each with one slow
+# module queued behind it (a worker takes one module ahead); the short modules then fill
+# whichever worker is free, so no slow one is left to run alone at the end.
 # (Not `--dist loadgroup`: xdist 3.8 names a test by its group in a way pytest 9 ignores.)
 LONG_LIVED = ("deployment", "installed")
 CLUSTER_MODULE = "tests/deployment/test_cluster.py"
