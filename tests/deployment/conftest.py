@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -40,6 +41,30 @@ SETTINGS = {
     "AIRFLOW__METRICS__STATSD_HOST": "127.0.0.1",
     "AIRFLOW__METRICS__STATSD_INFLUXDB_ENABLED": "True",
 }
+
+
+def copy_of_the_source(dest: Path) -> Path:
+    """The source tree as the image's COPY or a team's checkout has it, at ``dest``: no venv,
+    git, tool caches, local deployments or build output (building in the tree would leave an
+    egg-info in plugins/, where Airflow's plugin folder would register our plugin twice)."""
+    shutil.copytree(
+        ROOT,
+        dest,
+        symlinks=True,
+        ignore=shutil.ignore_patterns(
+            ".venv",
+            ".demo",
+            ".cluster",
+            ".git",
+            "__pycache__",
+            "*.egg-info",
+            ".pytest_cache",
+            ".mypy_cache",
+            ".ruff_cache",
+            "build",
+        ),
+    )
+    return dest
 
 
 class _Receiver(BaseHTTPRequestHandler):

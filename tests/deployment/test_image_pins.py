@@ -8,12 +8,13 @@ from __future__ import annotations
 import json
 import re
 import shlex
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from tests.deployment.conftest import copy_of_the_source
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -32,21 +33,11 @@ def dockerfile_pip_install() -> tuple[str, list[str]]:
     return airflow_version, argv
 
 
-@pytest.mark.slow  # about 35 s: pip resolves the whole image install
+@pytest.mark.slow  # 10-25 s: pip resolves the whole image install
 def test_the_image_install_resolves_to_the_lock(tmp_path):
     airflow_version, argv = dockerfile_pip_install()
     assert argv[:2] == ["pip", "install"]
-    # a copy of the source, as the image's COPY makes: building in the tree would leave an
-    # egg-info in plugins/, where Airflow's plugin folder would register our plugin twice
-    source = tmp_path / "src"
-    shutil.copytree(
-        ROOT,
-        source,
-        symlinks=True,
-        ignore=shutil.ignore_patterns(
-            ".venv", ".demo", ".cluster", ".git", "__pycache__", "*.egg-info", ".mypy_cache", ".ruff_cache"
-        ),
-    )
+    source = copy_of_the_source(tmp_path / "src")  # as the image's COPY makes
     args = [
         a.replace("${AIRFLOW_VERSION}", airflow_version).replace("/opt/airflow/src", str(source))
         for a in argv[2:]

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.deployment.conftest import copy_of_the_source
 from zuora.api.credentials import airflow_connection
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -27,8 +28,17 @@ def installed(tmp_path_factory):
     base = tmp_path_factory.mktemp("install")
     venv.create(base / "venv")  # no pip of its own: this project's pinned pip installs into it
     python = str(base / "venv" / "bin" / "python")
-    pip = [sys.executable, "-m", "pip", "--python", python, "install"]
-    pip += ["--quiet", "--disable-pip-version-check", "--no-compile"]
+    pip = [
+        sys.executable,
+        "-m",
+        "pip",
+        "--python",
+        python,
+        "install",
+        "--quiet",
+        "--no-compile",
+        "--disable-pip-version-check",
+    ]
     lock = ["-c", str(ROOT / "requirements-lock.txt")]
     pins = [
         line
@@ -38,24 +48,7 @@ def installed(tmp_path_factory):
         )
     ]
     subprocess.run([*pip, *pins, *lock], check=True, timeout=900, cwd=base)
-    source = base / "source"
-    shutil.copytree(
-        ROOT,
-        source,
-        symlinks=True,
-        ignore=shutil.ignore_patterns(
-            ".venv",
-            ".demo",
-            ".cluster",
-            ".git",
-            "__pycache__",
-            "*.egg-info",
-            ".pytest_cache",
-            ".mypy_cache",
-            ".ruff_cache",
-            "build",
-        ),
-    )
+    source = copy_of_the_source(base / "source")
     subprocess.run([*pip, str(source), *lock], check=True, timeout=900, cwd=base)
     shutil.rmtree(source)  # the installed package must stand alone
     home = base / "airflow"
