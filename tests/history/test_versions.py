@@ -157,10 +157,20 @@ def test_unusable_version_items_are_validation_issues_not_failures(env, sim_tena
         {"id": 8, "version": "1.2"},  # Zuora numbers x.y.z
         "not an object",
         {"id": 9, "version": "0.0.3", "name": "kept"},
+        # times beyond Python's datetime once in UTC: the version is kept without them
+        {
+            "id": 10,
+            "version": "0.0.4",
+            "createdAt": "0001-01-01T00:00:00+01:00",
+            "updatedAt": "9999-12-31T23:59:59-01:00",
+        },
     ]
     with warehouse_connection() as conn:
-        assert versions.record_versions(conn, "run-1", "acme", 5, "hash", items) == 1
-    assert env.query("SELECT version_id, version FROM zuora.workflow_versions") == [(9, "0.0.3")]
+        assert versions.record_versions(conn, "run-1", "acme", 5, "hash", items) == 2
+    assert env.query(
+        "SELECT version_id, version, zuora_created_at, zuora_updated_at FROM zuora.workflow_versions "
+        "ORDER BY version_id"
+    ) == [(9, "0.0.3", None, None), (10, "0.0.4", None, None)]
     issues = env.query("SELECT zuora_id, rule, severity FROM zuora.validation_issues")
     assert issues == [(5, "version_item_unusable", "warning")] * 5
 

@@ -17,6 +17,9 @@ from tests.reliability.checks import assert_consistent, current_ids, ledger, row
 from zuora.sync import run_customer
 
 SQL_NAME = "x'); DROP TABLE zuora.workflows; --"
+# valid text whose UTC time is beyond Python's datetime (years 1 to 9999)
+TOO_EARLY = "0001-01-01T00:00:00+01:00"
+TOO_LATE = "9999-12-31T23:59:59-01:00"
 ODD_UNICODE = "Zażółć 🐍 \u202eRTL\u200b \ufeff BOM 𝔘𝔫𝔦 \U0010ffff"
 LONG_NAME = "L" * 1_000_000
 
@@ -80,7 +83,7 @@ def hostile_pages() -> tuple[dict, set[int], int]:
         item("8", name="id given as text"),
         item(9),
         item(10),
-        item(11),
+        item(11, createdAt=TOO_EARLY, updatedAt=TOO_LATE),
         item(12),
         no_id,
         dict(no_id),
@@ -94,7 +97,8 @@ def hostile_pages() -> tuple[dict, set[int], int]:
     ]
     stored_ids = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12}
     dead = len(items) - 12
-    exports = {i: (200, json.dumps(export(i)).encode()) for i in (1, 2, 4, 5, 6, 7, 8)}
+    exports = {i: (200, json.dumps(export(i)).encode()) for i in (1, 2, 4, 5, 6, 7)}
+    exports[8] = (200, json.dumps(export(8, createdAt=TOO_EARLY, updatedAt=TOO_LATE)).encode())
     exports[3] = (200, json.dumps(export(3, name=LONG_NAME)).encode())
     exports[4] = (200, json.dumps(export(4, name="n\x00ul", description=SQL_NAME)).encode())
     exports[9] = (200, json.dumps(export(9))[:-40].encode())  # broken JSON
@@ -176,6 +180,25 @@ def test_hostile_data_through_the_dag(env, sim_tenant, stub_zuora, sync_dag):
     assert (
         stored[5] == "lone \ufffd surrogate \ufffd" and stored[6] is None and stored[8] == "id given as text"
     )
+    # a time beyond Python's datetime: stored without it, with an issue that says so
+    assert rows(
+        env.uri,
+        "SELECT zuora_created_at, zuora_updated_at FROM zuora.workflows "
+        "WHERE customer_id = 'hostile' AND zuora_id = 11",
+    ) == [(None, None)]
+    assert rows(
+        env.uri,
+        "SELECT field, detail FROM zuora.validation_issues WHERE customer_id = 'hostile' "
+        "AND zuora_id = 11 AND rule = 'bad_timestamp' ORDER BY field",
+    ) == [
+        ("createdAt", f"timestamp out of range in UTC: {TOO_EARLY!r}"),
+        ("updatedAt", f"timestamp out of range in UTC: {TOO_LATE!r}"),
+    ]
+    assert rows(
+        env.uri,
+        "SELECT definition -> 'workflow' ->> 'createdAt', definition -> 'workflow' ->> 'updatedAt' "
+        "FROM zuora.workflow_definitions WHERE customer_id = 'hostile' AND zuora_id = 8",
+    ) == [(TOO_EARLY, TOO_LATE)]  # an export keeps Zuora's text as it came
     definition = rows(
         env.uri,
         "SELECT definition -> 'workflow' ->> 'name', definition -> 'workflow' "

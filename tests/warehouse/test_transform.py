@@ -36,7 +36,17 @@ def test_empty_timestamps_are_none(text):
     assert parse_zuora_timestamp(text) is None
 
 
-@pytest.mark.parametrize("text", ["yesterday", "2019-13-45T00:00:00Z", "31/05/2019 14:52", 1559314358])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "yesterday",
+        "2019-13-45T00:00:00Z",
+        "31/05/2019 14:52",
+        1559314358,
+        "0001-01-01T00:00:00+01:00",  # before year 1 in UTC: beyond Python's datetime
+        "9999-12-31T23:59:59-01:00",  # after year 9999 in UTC
+    ],
+)
 def test_unreadable_timestamps_raise(text):
     with pytest.raises(ValueError):
         parse_zuora_timestamp(text)

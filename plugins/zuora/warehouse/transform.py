@@ -47,7 +47,10 @@ def parse_zuora_timestamp(value: Any) -> datetime | None:
     sign = 1 if zone[0] == "+" else -1
     digits = zone[1:].replace(":", "")
     offset = timedelta(hours=int(digits[:2]), minutes=int(digits[2:4] or 0))
-    return parsed.replace(tzinfo=timezone(sign * offset)).astimezone(UTC)
+    try:
+        return parsed.replace(tzinfo=timezone(sign * offset)).astimezone(UTC)
+    except OverflowError:  # e.g. 0001-01-01T00:00:00+01:00: before year 1 once in UTC
+        raise ValueError(f"timestamp out of range in UTC: {value[:80]!r}") from None
 
 
 def timezone_to_iana(name: Any) -> str | None:
