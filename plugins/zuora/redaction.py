@@ -7,6 +7,8 @@ What counts as a secret:
 - the ``value`` of a ``{"key": ..., "value": ...}`` pair (headers, form data) whose key looks
   secret (``Authorization``, ``X-API-Key``, ``*token*``, ``*secret*``, ``*password*``, ``*key*``);
 - URL query parameters with such names, and passwords in URL user info;
+- in text, the value of such a name written as JSON, YAML or a header (``"password": "x"``,
+  ``client_secret: x``, ``X-API-Key: x``);
 - ``Bearer``/``Basic`` credentials written inside any text.
 """
 
@@ -43,6 +45,19 @@ _URL_USERINFO = re.compile(
     r"(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<user>[^/:@\s]*):(?P<password>[^/@\s]+)@", re.IGNORECASE
 )
 _INLINE_CREDENTIAL = re.compile(r"\b(?P<scheme>Bearer|Basic|Token)\s+(?P<value>[A-Za-z0-9._~+/=-]{8,})")
+# ``name: value`` where a key may stand: a quoted name anywhere (JSON, Python's repr), a header
+# opening a quoted string (``-H 'X-API-Key: v'``), or a bare name at a line's start (YAML, a
+# list item) or after ``{``/``,`` (a flow map); never a word inside prose ("a token: ...").
+# The value is quoted, or the rest of the line up to a delimiter; a Bearer/Basic value is left
+# to _INLINE_CREDENTIAL, which keeps its scheme.
+_KEY_VALUE = re.compile(
+    r"""(?P<key>(?:(?P<q>["'])(?P<quoted>[\w.-]+)(?P=q)|(?<=["'])(?P<header>[\w.-]+)"""
+    r"""|(?:^|(?<=[{,]))[ \t]*(?:-[ \t]+)?(?P<bare>[\w.-]+))[ \t]*:[ \t]*)"""
+    r"""(?P<value>"(?:\\.|[^"\\\n])*"|'(?:\\.|[^'\\\n])*'"""
+    r"""|(?!(?:Bearer|Basic|Token)\s)[^\s,;}\]'"]+(?:[ \t]+[^\s,;}\]'"#]+)*)""",
+    re.MULTILINE,
+)
+_EMPTY = {'""', "''", "null", "None", "~"}
 
 
 @lru_cache(maxsize=4096)  # exports repeat the same few hundred keys
@@ -68,7 +83,8 @@ def _has_secret_word(text: str) -> bool:
 
 
 def redact_text(text: str) -> str:
-    """Secrets in free text: query parameters, URL passwords, inline Bearer/Basic tokens."""
+    """Secrets in free text: query parameters, URL passwords, ``name: value`` pairs (JSON,
+    YAML, headers), inline Bearer/Basic tokens."""
     if "=" in text and _has_secret_word(text):
         text = _QUERY_PARAM.sub(
             lambda m: (
@@ -80,9 +96,20 @@ def redact_text(text: str) -> str:
         )
     if "@" in text:
         text = _URL_USERINFO.sub(lambda m: f"{m['scheme']}{m['user']}:{REDACTED}@", text)
+    if ":" in text and _has_secret_word(text):
+        text = _KEY_VALUE.sub(_redact_key_value, text)
     if "Bearer" in text or "Basic" in text or "Token" in text:  # the regex is the slow part
         text = _INLINE_CREDENTIAL.sub(lambda m: f"{m['scheme']} {REDACTED}", text)
     return text
+
+
+def _redact_key_value(match: re.Match) -> str:
+    name = match["quoted"] or match["header"] or match["bare"]
+    value = match["value"]
+    if not is_secret_field(name) or value in _EMPTY:
+        return match.group(0)
+    quote = value[0] if value[0] in "\"'" else ""
+    return f"{match['key']}{quote}{REDACTED}{quote}"
 
 
 def _blank(value: Any) -> Any:

@@ -128,3 +128,35 @@ def test_redaction_replaces_secret_values_and_keeps_structure():
 )
 def test_redact_text_fast_paths_agree_with_the_patterns(text, expected):
     assert redact_text(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        # JSON, Python's repr and YAML: a secret key's value, quoted or not
+        ('{"password": "hunter2"}', f'{{"password": "{REDACTED}"}}'),
+        ('{"client_secret":"a\\"b", "page": 2}', f'{{"client_secret":"{REDACTED}", "page": 2}}'),
+        ("{'api_key': 'abc', 'n': 1}", f"{{'api_key': '{REDACTED}', 'n': 1}}"),
+        ("client_secret: hunter2", f"client_secret: {REDACTED}"),
+        (
+            "auth:\n  password: correct horse battery\n  user: jo",
+            f"auth:\n  password: {REDACTED}\n  user: jo",
+        ),
+        ("- token: t0k3n", f"- token: {REDACTED}"),
+        ("{password: hunter2, user: jo}", f"{{password: {REDACTED}, user: jo}}"),
+        # a header written in a command line
+        ("curl -H 'X-API-Key: abc123' https://x.test", f"curl -H 'X-API-Key: {REDACTED}' https://x.test"),
+        # empty values, non-secret keys and prose stay as they are
+        (
+            '{"password": "", "token": null, "token_type": "bearer"}',
+            '{"password": "", "token": null, "token_type": "bearer"}',
+        ),
+        (
+            "Zuora refused a freshly minted token: the client credentials were revoked",
+            "Zuora refused a freshly minted token: the client credentials were revoked",
+        ),
+        ("Authorization: Bearer abcdefgh12345", f"Authorization: Bearer {REDACTED}"),
+    ],
+)
+def test_redact_text_finds_secrets_written_as_json_or_yaml(text, expected):
+    assert redact_text(text) == expected
