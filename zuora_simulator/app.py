@@ -369,6 +369,8 @@ async def _faulted(
     tenant.stats.faults[fault.kind] += 1
     if fault.kind == "unauthorized" and fault.params.get("revoke") and token:
         registry_of(request).tokens[token].revoked = True
+    if fault.params.get("performed"):
+        handler()  # done, and its answer lost
     response = faults.immediate_response(fault, tenant)
     if response is not None:
         return response

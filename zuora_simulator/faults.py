@@ -7,12 +7,15 @@ Script items are one-shot faults, e.g. ``{"endpoint": "export", "kind": "status"
 call (every endpoint but the token call), so a test can script data-call faults without
 caring when its client mints tokens.
 
-Kinds: ``status`` (status, optional retry_after/body), ``rate_limit`` (retry_after),
+Kinds: ``status`` (status, optional retry_after/body; ``performed: true``: the request is
+performed first and its answer replaced by the status, a lost answer such as a gateway's 504
+after its backend finished an import), ``rate_limit`` (retry_after),
 ``concurrency_limit`` (retry_after), ``unauthorized`` (revoke: also revoke the token used),
 ``reset`` (phase ``connect``: the connection is reset before any byte is answered, clients see
 a connection error; phase ``body``: headers and half the body, then the connection closes,
-clients see a broken body), ``hang`` (seconds, then the normal answer), ``latency`` (ms extra,
-then the normal answer), ``malformed`` (200 with truncated JSON).
+clients see a broken body; either way the request was performed first), ``hang`` (seconds,
+then the normal answer), ``latency`` (ms extra, then the normal answer), ``malformed`` (200
+with truncated JSON).
 """
 
 from __future__ import annotations
@@ -53,6 +56,8 @@ def validate_script(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
             raise ValueError(f"script endpoint must be one of {(*ENDPOINTS, 'any')}: {item}")
         if item["kind"] == "status" and "status" not in item:
             raise ValueError(f"a status fault needs a status: {item}")
+        if "performed" in item and (item["kind"] != "status" or not isinstance(item["performed"], bool)):
+            raise ValueError(f"performed (true or false) goes with a status fault only: {item}")
         if item["kind"] == "reset" and item.get("phase", "connect") not in ("connect", "body"):
             raise ValueError(f"reset phase must be connect or body: {item}")
         clean.append(item)

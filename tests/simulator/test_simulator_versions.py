@@ -393,3 +393,31 @@ def test_fault_scripts_and_reset_after_commit(sim_tenant):
     assert [r["replay"] for r in t.imports()] == [False, False, True]
     with pytest.raises(RuntimeError, match="script endpoint"):
         t.script([{"endpoint": "imports", "kind": "status", "status": 500}])
+
+
+@pytest.mark.parametrize("endpoint", ["import", "versions_import"])
+def test_a_status_fault_can_come_after_the_import_is_performed(sim_tenant, endpoint):
+    """``performed: true``: Zuora does the import, then the answer is a 5xx (a gateway's 504
+    after its backend finished): the client sees an error, the tenant holds the import."""
+    t = sim_tenant()
+    wid = t.add_workflow(name="Lost answer", size_class="small")["id"]
+    api = Api(t)
+    export = api.export(wid)
+    path = "/workflows/import" if endpoint == "import" else f"/workflows/{wid}/versions/import"
+    params = {} if endpoint == "import" else {"version": "0.1.0"}
+    t.script([{"endpoint": endpoint, "kind": "status", "status": 504, "performed": True}])
+    lost = api.post(path, export, key="k1", **params)
+    assert lost.status_code == 504 and "Gateway" in lost.text  # the gateway's HTML page
+    [done] = t.imports()
+    assert (done["status"], done["created"], done["replay"]) == (200, True, False)
+    if endpoint == "import":
+        assert len(t.workflow_ids()) == 2
+    else:
+        assert [v["version"] for v in api.versions(wid)] == ["0.0.1", "0.1.0"]
+    assert t.stats()["by_endpoint_status"][endpoint] == {"504": 1}
+    # without the flag a status fault stays what it was: nothing performed
+    t.script([{"endpoint": endpoint, "kind": "status", "status": 504}])
+    assert api.post(path, export, key="k2", **({"version": "0.2.0"} if params else {})).status_code == 504
+    assert len(t.imports()) == 1
+    with pytest.raises(RuntimeError, match="performed"):
+        t.script([{"endpoint": endpoint, "kind": "rate_limit", "performed": True}])
