@@ -111,7 +111,12 @@ def test_the_stored_expiry_is_readable_without_the_secret(run_in_task):
     assert "the-bearer-token" not in value and SECRET not in value
 
 
+LEGACY_VALUE = "legacy-plain-bearer-token-7d2a"
+
+
 def test_expired_and_old_format_token_variables_are_dropped(run_in_task):
+    from airflow.sdk._shared.secrets_masker import redact
+
     now = time.time()
     envelope = {
         "expired": {"expires_at": now - 1, "token": "gAAAAB-x"},
@@ -127,19 +132,20 @@ def test_expired_and_old_format_token_variables_are_dropped(run_in_task):
         for name, value in envelope.items():
             Variable.set(token_cache.KEY_PREFIX + name, json.dumps(value))
         Variable.set(token_cache.KEY_PREFIX + "old_format", "gAAAAABold-format-blob")
-        Variable.set(token_cache.LEGACY_KEY_PREFIX + "expired", json.dumps(envelope["expired"]))
-        Variable.set(token_cache.LEGACY_KEY_PREFIX + "fresh", json.dumps(envelope["fresh"]))
+        Variable.set(token_cache.LEGACY_KEY_PREFIX + "expired", LEGACY_VALUE + "-expired")
+        Variable.set(token_cache.LEGACY_KEY_PREFIX + "fresh", LEGACY_VALUE + "-fresh")
         Variable.set("zuora_not_a_token", "{}")
         dropped = token_cache.drop_expired_tokens(now=now)
         vanished = token_cache._drop_if_expired(token_cache.KEY_PREFIX + "gone", now)
         left = sorted(Variable.keys(prefix="zuora_"))
-        for key in ("zuora_not_a_token", token_cache.LEGACY_KEY_PREFIX + "fresh"):
-            Variable.delete(key)
-        return dropped, vanished, left
+        Variable.delete("zuora_not_a_token")
+        return dropped, vanished, left, redact(f"{LEGACY_VALUE}-expired {LEGACY_VALUE}-fresh")
 
-    dropped, vanished, left = run_in_task(drop)
-    assert (dropped, vanished) == (4, False)
-    assert left == ["zuora_not_a_token", "zuora_oauth_cache_fresh", "zuora_oauth_token_fresh"]
+    dropped, vanished, left, logged = run_in_task(drop)
+    assert (dropped, vanished) == (5, False)
+    assert left == ["zuora_not_a_token", "zuora_oauth_cache_fresh"]
+    # deleted unread: loading a Variable named like a secret would have Airflow mask its value
+    assert logged == f"{LEGACY_VALUE}-expired {LEGACY_VALUE}-fresh"
 
 
 def test_the_token_variable_is_not_masked_by_airflow():

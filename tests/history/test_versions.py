@@ -236,6 +236,49 @@ def test_a_key_that_cannot_be_read_fails_the_task_as_transient_not_as_no_key(mon
     assert resolve_encryption_key() == b"k" * 44
 
 
+class UnreachableVault:
+    """A workers' secrets backend that cannot be reached (Vault cannot run here): the one part
+    that stands in for a real system."""
+
+    def _set_connection_class(self, connection_class):
+        pass
+
+    def get_variable(self, key, team_name=None):
+        raise ConnectionError("vault.internal:8200: connection refused")
+
+    def get_connection(self, conn_id, team_name=None):
+        raise ConnectionError("vault.internal:8200: connection refused")
+
+
+def test_a_secrets_backend_that_cannot_be_asked_is_not_taken_for_no_key(monkeypatch):
+    """The key lives in the workers' secrets backend; the SDK logs the backend's error and
+    answers "not found" when the Execution API has no such Variable either. That must fail the
+    task as transient, not store every original as NULL."""
+    import pytest
+    from airflow.sdk.configuration import clear_secrets_backends_cache
+    from airflow.sdk.exceptions import ErrorType
+    from airflow.sdk.execution_time import task_runner
+    from airflow.sdk.execution_time.comms import ErrorResponse
+
+    from zuora.retry import is_transient
+    from zuora.warehouse.secrets_box import EncryptionKeyUnavailable, resolve_encryption_key
+
+    class Supervisor:  # the Execution API: no such Variable in the metadata DB
+        def send(self, message):
+            return ErrorResponse(error=ErrorType.VARIABLE_NOT_FOUND)
+
+    monkeypatch.delenv("ZUORA_EXPORT_ENCRYPTION_KEY", raising=False)
+    monkeypatch.setenv("AIRFLOW__WORKERS__SECRETS_BACKEND", f"{__name__}.UnreachableVault")
+    monkeypatch.setattr(task_runner, "SUPERVISOR_COMMS", Supervisor(), raising=False)
+    clear_secrets_backends_cache()
+    try:
+        with pytest.raises(EncryptionKeyUnavailable, match="secrets backend UnreachableVault") as raised:
+            resolve_encryption_key()
+        assert is_transient(raised.value)
+    finally:
+        clear_secrets_backends_cache()
+
+
 def test_one_version_number_rule_which_the_simulator_agrees_with():
     """The product reads, orders and makes version numbers by one rule (x.y.z, as Zuora
     numbers them); an import number it makes is one the Zuora simulator accepts."""

@@ -35,7 +35,7 @@ from cryptography.fernet import Fernet, InvalidToken
 log = logging.getLogger(__name__)
 
 KEY_PREFIX = "zuora_oauth_cache_"
-LEGACY_KEY_PREFIX = "zuora_oauth_token_"  # until 2026-12: dropped by the retention task once expired
+LEGACY_KEY_PREFIX = "zuora_oauth_token_"  # until 2026-12: dropped unread by the retention task
 
 
 @dataclass(frozen=True)
@@ -107,12 +107,17 @@ def in_airflow_task() -> bool:
 
 def drop_expired_tokens(now: float | None = None) -> int:
     """Delete the token Variables that expired or that are not in the current format; returns
-    how many. Needs an Airflow task (the Task SDK lists DB-stored Variables only)."""
+    how many. Needs an Airflow task (the Task SDK lists DB-stored Variables only).
+
+    A legacy Variable is deleted unread: its name looks sensitive, so loading it would have
+    Airflow mask its value in this process (and the API server) for nothing."""
     from airflow.sdk import Variable
 
     now = time.time() if now is None else now
-    keys = [*Variable.keys(prefix=KEY_PREFIX), *Variable.keys(prefix=LEGACY_KEY_PREFIX)]
-    return sum(_drop_if_expired(key, now) for key in keys)
+    legacy = Variable.keys(prefix=LEGACY_KEY_PREFIX)
+    for key in legacy:
+        Variable.delete(key)
+    return len(legacy) + sum(_drop_if_expired(key, now) for key in Variable.keys(prefix=KEY_PREFIX))
 
 
 def _drop_if_expired(key: str, now: float) -> bool:

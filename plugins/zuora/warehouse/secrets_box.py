@@ -50,9 +50,9 @@ def decrypt_export(token: bytes, key: bytes | str) -> Any:
 
 
 def _variable(name: str) -> str | None:
-    """The Variable through every secrets backend; when none has it, inside a task, the
-    Execution API is asked once more, directly: the SDK answers "not found" also when the API
-    failed, and only a real "not found" may mean "no key"."""
+    """The Variable through every secrets backend; when none has it, inside a task, each
+    backend is asked once more, directly: the SDK answers "not found" also when a backend
+    (Vault, the Execution API) failed, and only a real "not found" may mean "no key"."""
     try:
         from airflow.sdk import Variable
         from airflow.sdk.execution_time import task_runner
@@ -64,15 +64,30 @@ def _variable(name: str) -> str | None:
         return value
     from airflow.sdk.exceptions import ErrorType
     from airflow.sdk.execution_time.comms import ErrorResponse, GetVariable, VariableResult
+    from airflow.sdk.execution_time.secrets.execution_api import ExecutionAPISecretsBackend
+    from airflow.sdk.execution_time.supervisor import ensure_secrets_backend_loaded
+    from airflow.sdk.log import mask_secret
 
+    for backend in ensure_secrets_backend_loaded():
+        if isinstance(backend, ExecutionAPISecretsBackend):  # it answers None on errors: asked below
+            continue
+        try:
+            value = backend.get_variable(key=name)
+        except Exception as exc:
+            raise EncryptionKeyUnavailable(
+                f"could not read the Variable {name} from the secrets backend "
+                f"{type(backend).__name__} ({type(exc).__name__}); the task is retried: nothing "
+                "was stored without its original"
+            ) from None
+        if value:  # it answers now: a passing outage
+            mask_secret(value)
+            return value
     try:
         answer = comms.send(GetVariable(key=name))
     except Exception as exc:
         answer = exc
     if isinstance(answer, VariableResult):  # the API answered this time
         if answer.value:
-            from airflow.sdk.log import mask_secret
-
             mask_secret(answer.value)
         return answer.value or None
     if isinstance(answer, ErrorResponse) and answer.error == ErrorType.VARIABLE_NOT_FOUND:
