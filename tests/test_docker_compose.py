@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import psycopg
 import pytest
 import yaml
 
@@ -34,7 +35,7 @@ AIRFLOW_SERVICES = [
     "airflow-worker",
     "airflow-init",
 ]
-REQUIRED_SERVICES = AIRFLOW_SERVICES + ["postgres", "redis", "warehouse"]
+REQUIRED_SERVICES = AIRFLOW_SERVICES + ["postgres", "redis", "warehouse", "warehouse-init"]
 # Bind-mount sources that must exist in the repo, and those created at run time.
 REPO_DIRS = {"dags"}  # the zuora package is installed in the image
 RUNTIME_DIRS = {"logs", "config"}
@@ -43,7 +44,8 @@ _VAR = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?])([^}]*))?\}|\$([
 
 
 def expand(value: str, env: dict[str, str] | None = None) -> str:
-    """Compose-style interpolation with an empty environment (defaults apply)."""
+    """Compose-style interpolation with an empty environment (defaults apply); a variable set
+    but empty counts as unset for the `:-` and `:?` forms."""
     env = env or {}
 
     def sub(m: re.Match) -> str:
@@ -51,7 +53,7 @@ def expand(value: str, env: dict[str, str] | None = None) -> str:
             return "$"
         name = m.group(1) or m.group(4)
         op, arg = m.group(2), m.group(3)
-        if name in env:
+        if name in env and (env[name] or not (op or "").startswith(":")):
             return env[name]
         if op in (":-", "-"):
             return arg
@@ -64,6 +66,25 @@ def expand(value: str, env: dict[str, str] | None = None) -> str:
 
 def required_vars(text: str) -> set[str]:
     return set(re.findall(r"\$\{([A-Za-z_][A-Za-z0-9_]*):?\?", text))
+
+
+def strings_in(node) -> list[str]:
+    """Every string of a parsed YAML document, keys too (comments are not part of it)."""
+    if isinstance(node, dict):
+        return [s for key, value in node.items() for s in strings_in(key) + strings_in(value)]
+    if isinstance(node, list):
+        return [s for item in node for s in strings_in(item)]
+    return [node] if isinstance(node, str) else []
+
+
+def variables_read(compose: dict) -> set[str]:
+    """Every variable compose interpolates anywhere in the file (`$$` is a literal `$`)."""
+    return {
+        m.group(1) or m.group(4)
+        for text in strings_in(compose)
+        for m in _VAR.finditer(text)
+        if m.group(0) != "$$"
+    }
 
 
 @pytest.fixture(scope="module")
@@ -776,12 +797,17 @@ def env_example(documented: bool = False) -> dict[str, str]:
     return values
 
 
-def test_env_example_documents_every_setting():
-    values = env_example(documented=True)
+def test_env_example_documents_every_variable_compose_reads(compose):
+    """Every variable the file reads (defaulted ones too, not only the required), and every
+    setting its header lists, is in .env.example, set or commented out."""
     text = COMPOSE_FILE.read_text()
+    read = variables_read(compose)
+    assert required_vars(text) < read
+    values = env_example(documented=True)
+    assert sorted(read - set(values)) == [], ".env.example does not document these"
     documented_in_compose = set(re.findall(r"^#   ([A-Z][A-Z0-9_]+) ", text, re.MULTILINE))
-    for name in required_vars(text) | documented_in_compose - {"AIRFLOW_PROJ_DIR", "ENV_FILE_PATH"}:
-        assert name in values, f".env.example does not document {name}"
+    assert sorted(read - documented_in_compose) == [], "the header of docker-compose.yaml does not list these"
+    assert sorted(documented_in_compose - set(values)) == [], ".env.example does not document these"
     assert "ZUORA_EXPORT_ENCRYPTION_KEY" in values
 
 
@@ -800,3 +826,155 @@ def test_env_example_sets_no_uid_and_only_placeholders():
     assert acme["login"].startswith("<") and acme["password"].startswith("<"), "no real secrets"
     # the warehouse default is compose's; the example only shows how to name another one
     assert "AIRFLOW_CONN_ZUORA_WAREHOUSE" not in values
+
+
+# --- compose: what listens, monitoring, the warehouse's read-only logins ---------------------
+
+
+def published(service: dict) -> list[tuple[str, str]]:
+    """(host address, host port) of each port a service publishes (short or long syntax);
+    no address is every interface."""
+    found = []
+    for port in service.get("ports") or []:
+        if isinstance(port, dict):
+            found.append((port.get("host_ip", ""), str(port.get("published", ""))))
+        else:
+            parts = expand(str(port)).split(":")
+            found.append(("", parts[0]) if len(parts) == 2 else (":".join(parts[:-2]), parts[-2]))
+    return found
+
+
+def test_nothing_but_the_airflow_ui_listens_beyond_this_machine(services):
+    """The monitoring stack (Prometheus and statsd-exporter have no login), Flower (Celery's
+    controls, no login), Grafana and the warehouse listen on 127.0.0.1 only."""
+    open_to_all = {
+        name: ports
+        for name, service in services.items()
+        if (ports := [port for host, port in published(service) if host != "127.0.0.1"])
+    }
+    assert open_to_all == {"airflow-apiserver": ["8080"]}
+    for name in ("statsd-exporter", "prometheus", "grafana"):
+        assert services[name]["profiles"] == ["monitoring"]
+        assert published(services[name]), f"{name} publishes no port"
+
+
+def test_grafana_needs_a_password_of_its_own(services):
+    env = env_of(services["grafana"])
+    password = env["GF_SECURITY_ADMIN_PASSWORD"]
+    # compose stops, saying what to set, when it is unset or empty, as in a copied .env.example
+    assert re.fullmatch(r"\$\{GRAFANA_PASSWORD:\?[^}]*\.env[^}]*\}", password), password
+    assert env_example()["GRAFANA_PASSWORD"] == ""
+    assert expand(password, env_example()) == "<required:GRAFANA_PASSWORD>"
+    assert expand(password, {"GRAFANA_PASSWORD": "s3cret-choice"}) == "s3cret-choice"
+    assert not any(key.startswith("GF_AUTH_ANONYMOUS") for key in env), "no anonymous access"
+
+
+def warehouse_datasource(compose, services) -> dict:
+    """The provisioned Warehouse datasource, with Grafana's $VARIABLES replaced by the grafana
+    service's environment (as Grafana does when it reads the file)."""
+    folder = container_to_host(compose, services["grafana"], "/etc/grafana/provisioning")
+    data = yaml.safe_load((folder / "datasources" / "datasources.yml").read_text())
+    (source,) = [s for s in data["datasources"] if s["type"] == "grafana-postgresql-datasource"]
+    env = env_of(services["grafana"])
+    return json.loads(re.sub(r"\$([A-Z_][A-Z0-9_]*)", lambda m: env[m.group(1)], json.dumps(source)))
+
+
+def reader_logins(compose, services) -> dict[str, dict[str, str]]:
+    """login -> its psql variables, for each login warehouse-init makes, checking that each is
+    made by include/sql/reader_login.sql from the repo."""
+    init = services["warehouse-init"]
+    assert init["entrypoint"] == "/bin/sh" and init["command"][0] == "-ec"
+    logins = {}
+    for line in init["command"][1].splitlines():
+        argv = shlex.split(line)
+        assert argv[0] == "psql", line
+        script = container_to_host(compose, init, argv[argv.index("-f") + 1])
+        assert script == ROOT / "include" / "sql" / "reader_login.sql"
+        variables = dict(argv[i + 1].split("=", 1) for i, arg in enumerate(argv) if arg == "-v")
+        logins[variables["login"]] = variables
+    return logins
+
+
+def test_grafana_reads_the_warehouse_as_a_read_only_login(compose, services):
+    source = warehouse_datasource(compose, services)
+    warehouse = {k: expand(v) for k, v in env_of(services["warehouse"]).items()}
+    logins = reader_logins(compose, services)
+    user = source["user"]
+    assert user in logins and user != warehouse["POSTGRES_USER"], user
+    assert source["secureJsonData"]["password"] == logins[user]["password"]
+    assert source["url"] == "warehouse:5432" and source["jsonData"]["database"] == warehouse["POSTGRES_DB"]
+    assert 0 < source["jsonData"]["maxOpenConns"] <= int(logins[user]["connection_limit"])
+    assert (
+        services["grafana"]["depends_on"]["warehouse-init"]["condition"] == "service_completed_successfully"
+    )
+    init_env = env_of(services["warehouse-init"])
+    assert (init_env["PGHOST"], init_env["PGUSER"], init_env["PGDATABASE"]) == (
+        "warehouse",
+        warehouse["POSTGRES_USER"],
+        warehouse["POSTGRES_DB"],
+    )
+
+
+def test_the_sync_page_reads_the_warehouse_as_a_read_only_login(compose, services):
+    name = f"AIRFLOW_CONN_{settings.WAREHOUSE_READER_CONN_ID.upper()}"
+    logins = reader_logins(compose, services)
+    warehouse = urlsplit(expand(env_of(services["airflow-apiserver"])["AIRFLOW_CONN_ZUORA_WAREHOUSE"]))
+    for service_name, service in airflow_like(services).items():
+        reader = urlsplit(expand(env_of(service)[name]))
+        assert reader.username in logins and reader.password == logins[reader.username]["password"]
+        assert (reader.hostname, reader.port, reader.path) == (
+            warehouse.hostname,
+            warehouse.port,
+            warehouse.path,
+        )
+        waits = (service.get("depends_on") or {}).get("warehouse-init", {}).get("condition")
+        assert waits == "service_completed_successfully", service_name
+    own = "postgresql://reader:p%40ss@db.example.com:5432/warehouse"
+    assert expand(env_of(services["airflow-apiserver"])[name], {name: own}) == own
+
+
+def test_warehouse_init_makes_the_logins_it_names(compose, services, warehouse_uri):
+    """warehouse-init's script, run by sh with the embedded Postgres's psql against a real
+    database (twice: every `up` runs it), makes each login a member of zuora_reader only."""
+    from devstack.postgres import installation
+
+    init = services["warehouse-init"]
+    script = init["command"][1].replace("/zuora-sql/", f"{ROOT / 'include' / 'sql'}/")
+    target = urlsplit(warehouse_uri)
+    env = {
+        "PATH": f"{installation() / 'bin'}:/usr/bin:/bin",
+        **env_of(init),
+        "PGHOST": target.hostname,
+        "PGPORT": str(target.port),
+        "PGUSER": target.username,
+        "PGDATABASE": target.path.lstrip("/"),
+    }
+    logins = reader_logins(compose, services)
+    try:
+        for _ in range(2):
+            result = subprocess.run(
+                ["sh", "-ec", script], env=env, capture_output=True, text=True, timeout=60
+            )
+            assert result.returncode == 0, result.stderr
+            assert result.stdout == "" and not any(v["password"] in result.stderr for v in logins.values())
+        with psycopg.connect(warehouse_uri) as conn:
+            for login, variables in logins.items():
+                row = conn.execute(
+                    """SELECT rolcanlogin, rolsuper, rolcreatedb, rolcreaterole, rolconnlimit,
+                              array(SELECT b.rolname FROM pg_auth_members m JOIN pg_roles b ON b.oid = m.roleid
+                                     WHERE m.member = r.oid)
+                         FROM pg_roles r WHERE rolname = %s""",
+                    (login,),
+                ).fetchone()
+                assert row == (
+                    True,
+                    False,
+                    False,
+                    False,
+                    int(variables["connection_limit"]),
+                    ["zuora_reader"],
+                )
+    finally:
+        with psycopg.connect(warehouse_uri, autocommit=True) as conn:
+            for login in logins:
+                conn.execute(f'DROP ROLE IF EXISTS "{login}"')

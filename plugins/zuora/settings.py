@@ -16,6 +16,7 @@ from datetime import timedelta
 
 # Airflow connections
 WAREHOUSE_CONN_ID = "zuora_warehouse"  # Postgres holding the zuora schema
+WAREHOUSE_READER_CONN_ID = "zuora_warehouse_reader"  # the sync page's read-only login; none: the above
 ALERT_CONN_ID = "zuora_alerts"  # smtp, slackwebhook or http; none: log only
 AIRFLOW_API_CONN_ID = "airflow_api"  # the monitor's queued-task check; none: skipped
 CUSTOMER_CONN_PREFIX = "zuora_"  # add-customer names a customer's connection zuora_<id>

@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
+import json
 import logging
+import re
+import uuid
+from pathlib import Path
 
 import psycopg
 import pytest
 from cryptography.fernet import Fernet, InvalidToken
 
 from tests.warehouse.factories import SECRET, export, list_item, sync
+from tests.warehouse.reader_logins import reader_login, run_script
 from zuora import warehouse
 from zuora.warehouse import migrations
 from zuora.warehouse.transactions import committing
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def readable_text(conn) -> dict[str, str]:
@@ -155,3 +165,130 @@ def test_without_a_key_the_original_is_not_stored(conn, caplog):
     conn.rollback()
     with pytest.raises(LookupError):
         warehouse.decrypt_original(conn, "acme", 1, Fernet.generate_key())
+
+
+# --- the read-only login (include/sql/reader_login.sql: docker-compose's Grafana and sync page)
+
+
+@pytest.fixture
+def reader(conn, migrated_uri):
+    """A login made by reader_login.sql on the migrated warehouse of ``conn`` (two customers)."""
+    conn.commit()
+    with reader_login(migrated_uri) as login:
+        yield login
+
+
+def scram_matches(verifier: str, password: str) -> bool:
+    """Whether a SCRAM-SHA-256 verifier (pg_authid.rolpassword) is that of ``password``."""
+    iterations, salt, stored_key = re.fullmatch(
+        r"SCRAM-SHA-256\$(\d+):([^$]+)\$([^:]+):.+", verifier
+    ).groups()
+    salted = hashlib.pbkdf2_hmac("sha256", password.encode(), base64.b64decode(salt), int(iterations))
+    client_key = hmac.new(salted, b"Client Key", "sha256").digest()
+    return hashlib.sha256(client_key).digest() == base64.b64decode(stored_key)
+
+
+def test_a_reader_login_reads_the_views_but_no_original(conn, reader):
+    views = [
+        row[0]
+        for row in conn.execute(
+            "SELECT table_name FROM information_schema.views WHERE table_schema = 'zuora'"
+        )
+    ]
+    verifier = conn.execute(
+        "SELECT rolpassword FROM pg_authid WHERE rolname = %s", (reader.name,)
+    ).fetchone()[0]
+    conn.rollback()
+    assert scram_matches(verifier, reader.password) and not scram_matches(verifier, reader.password + "x")
+    assert len(views) >= 8
+    with psycopg.connect(reader.uri) as login:
+        assert login.execute(
+            "SELECT current_user, current_setting('default_transaction_read_only')"
+        ).fetchone() == (
+            reader.name,
+            "on",
+        )
+        for view in views:
+            login.execute(f'SELECT * FROM zuora."{view}" LIMIT 1').fetchall()
+        customers = login.execute("SELECT customer_id FROM zuora.customers ORDER BY 1").fetchall()
+        assert customers == [("acme",), ("globex",)]
+        login.rollback()
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            login.execute("SELECT original_encrypted FROM zuora.workflow_definitions")
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "INSERT INTO zuora.customers (customer_id, name, zuora_conn_id) VALUES ('evil', 'Evil', 'zuora_evil')",
+        "UPDATE zuora.sync_runs SET status = 'success'",
+        "DELETE FROM zuora.dead_letters",
+        "TRUNCATE zuora.alerts",
+        "COPY zuora.customers TO PROGRAM 'id'",
+        "COPY zuora.customers FROM PROGRAM 'echo evil'",
+        "COPY (SELECT 1) TO '/tmp/zws-reader-was-here'",
+        "SELECT pg_read_file('/etc/passwd')",
+        "CREATE TABLE zuora.mine (x int)",
+        "CREATE TABLE public.mine (x int)",
+        "CREATE VIEW zuora.mine AS SELECT 1",
+        "CREATE FUNCTION public.mine() RETURNS int LANGUAGE sql AS 'SELECT 1'",
+        "CREATE SCHEMA mine",
+        "CREATE DATABASE mine",
+        "CREATE ROLE mine",
+        "ALTER TABLE zuora.customers ADD COLUMN mine text",
+        "SET ROLE postgres",
+    ],
+)
+def test_a_reader_login_cannot_write_run_programs_or_create(reader, statement):
+    """Refused by privileges, not only by the default read-only transaction (which a session
+    may switch off): each statement runs read-write, on its own."""
+    with psycopg.connect(reader.uri, autocommit=True) as login:
+        login.execute("SET default_transaction_read_only = off")
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            login.execute(statement)
+
+
+def test_a_role_that_may_do_more_is_never_made_a_reader(conn, migrated_uri):
+    name = f"zws_owner_{uuid.uuid4().hex[:10]}"
+    conn.execute(f'CREATE ROLE "{name}" CREATEDB')
+    conn.execute(f'GRANT INSERT ON zuora.customers TO "{name}"')
+    conn.commit()
+    try:
+        for login in (name, "postgres"):  # a role with rights, the warehouse's owner
+            result = run_script(migrated_uri, login, "pw")
+            assert result.returncode != 0 and "may do more than read" in result.stderr, result.stderr
+        row = conn.execute(
+            "SELECT rolcanlogin, rolcreatedb, pg_has_role(%s, 'zuora_reader', 'MEMBER') FROM pg_roles WHERE rolname = %s",
+            (name, name),
+        ).fetchone()
+        assert row == (False, True, False)
+        assert conn.execute(
+            "SELECT rolsuper, rolcanlogin FROM pg_roles WHERE rolname = 'postgres'"
+        ).fetchone() == (True, True)
+    finally:
+        conn.rollback()
+        conn.execute(f'REVOKE ALL ON zuora.customers FROM "{name}"')
+        conn.execute(f'DROP ROLE "{name}"')
+        conn.commit()
+
+
+def test_the_dashboards_warehouse_panels_run_as_a_reader_login(reader):
+    """Grafana's Warehouse datasource logs in as such a login: every panel over the warehouse
+    still works (Grafana's macros replaced as Grafana does, for 30 days and every customer)."""
+    dashboard = json.loads((ROOT / "monitoring/grafana/dashboards/zuora-workflow-sync.json").read_text())
+
+    def panels(items):
+        for panel in items:
+            yield panel
+            yield from panels(panel.get("panels", []))
+
+    queries = [
+        t["rawSql"] for p in panels(dashboard["panels"]) for t in p.get("targets", []) if "rawSql" in t
+    ]
+    assert queries
+    with psycopg.connect(reader.uri) as login:
+        for query in queries:
+            query = re.sub(r"\$__timeFilter\(([^()]*)\)", r"\1 > now() - interval '30 days'", query)
+            query = query.replace("${customer:regex}", ".*")
+            assert not re.search(r"\$(__|\{)", query), query
+            login.execute(query).fetchall()
