@@ -22,7 +22,9 @@ With ``--no-airflow-connection`` the connection is expected to exist already (a 
 backend, or ``AIRFLOW_CONN_*`` variables); it is still tested before the row is written.
 
 **restore** (``zuora.restore``) shows what it would import where (a dry run, recorded in
-``zuora.restores``); with ``--apply`` it imports the stored exact original into Zuora.
+``zuora.restores``); with ``--apply`` it imports the stored exact original into Zuora. Exit
+status 1: refused or failed, nothing imported; ``EXIT_OUTCOME_UNKNOWN`` (3): Zuora may have
+imported it (its answer was lost), and the next dry run settles it.
 **drift** (``zuora.drift``) compares a tenant group's sandbox and production workflows.
 """
 
@@ -42,6 +44,8 @@ from zuora.api.credentials import airflow_connection
 from zuora.api.errors import ZuoraError
 from zuora.api.hook import ZuoraHook
 from zuora.warehouse.connection import warehouse_connection
+
+EXIT_OUTCOME_UNKNOWN = 3  # restore --apply: Zuora may have imported it; the next dry run settles it
 
 
 def add_customer(args: argparse.Namespace, secret: str) -> str:
@@ -136,7 +140,7 @@ def _save_customer(
 
 
 def restore(args: argparse.Namespace) -> str:
-    from zuora.restore import RestoreRefused, run
+    from zuora.restore import RestoreOutcomeUnknown, RestoreRefused, run
 
     try:
         text, _ = run(
@@ -152,8 +156,13 @@ def restore(args: argparse.Namespace) -> str:
             confirm_production=args.confirm_production,
             requested_by=getpass.getuser(),
         )
-    except (RestoreRefused, ZuoraError) as exc:
+    except RestoreRefused as exc:
         raise SystemExit(f"refused: {exc}") from None
+    except ZuoraError as exc:
+        raise SystemExit(f"failed: {exc}") from None
+    except RestoreOutcomeUnknown as exc:
+        print(f"outcome unknown: {exc}", file=sys.stderr)
+        raise SystemExit(EXIT_OUTCOME_UNKNOWN) from None
     return text
 
 

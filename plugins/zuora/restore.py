@@ -22,9 +22,17 @@ asked for by name, copy it into another company's tenant.
   calling Zuora (a unique index), so a second apply, concurrent or later, is refused and
   needs a new dry run, which sees what the first one imported. The database also refuses a
   second ``imported`` row for one Idempotency-Key.
+- An import is sent once. It is sent again only when Zuora surely did not perform it (a 429, a
+  connection never opened: ``zuora.api.hook.surely_not_performed``); after a timeout, a reset or
+  a 5xx (the answer lost, maybe after Zuora imported) the apply is recorded ``unknown``, with
+  what is known, and raises ``RestoreOutcomeUnknown``. No apply into that customer is accepted
+  until the next dry run, which reads the target live, *settles* it: the version (or a new
+  workflow of that name) holding the content the import sent is there (``imported``) or not
+  (``not_imported``), and the dry run says which.
 - A production target needs ``--confirm-production``.
-- Every attempt is a row of ``zuora.restores``: dry runs, refusals, imports and failures,
-  with who asked, the scope, and Zuora's (redacted) answer.
+- Every attempt is a row of ``zuora.restores``: dry runs, refusals (while planning too),
+  imports, failures and unknown outcomes, with who asked, the scope, and Zuora's (redacted)
+  answer.
 
 The next sync picks the imported version up like any other change.
 """
@@ -42,18 +50,20 @@ from typing import Any
 import psycopg
 
 from zuora import warehouse
-from zuora.api.errors import ZuoraError
-from zuora.api.hook import ZuoraHook
+from zuora.api.errors import ZuoraError, ZuoraNotFoundError
+from zuora.api.hook import ZuoraHook, surely_not_performed
 from zuora.redaction import redact, redact_text
 from zuora.warehouse.connection import warehouse_connection
 from zuora.warehouse.fingerprint import Diff, Summary, diff, summarize
 from zuora.warehouse.transactions import committing
 from zuora.warehouse.transform import make_storable
-from zuora.warehouse.versions import next_version
+from zuora.warehouse.versions import next_version, version_order
 
 log = logging.getLogger(__name__)
 
 DRY_RUN_VALID = timedelta(hours=24)  # an apply needs a dry run at most this old
+# An apply still 'applying' after this was cut short (a killed worker): its outcome is unknown.
+APPLY_CUT_SHORT = timedelta(hours=1)
 SCOPES = {
     "restore": "restore into the same customer",
     "promotion": "promotion within the tenant group",
@@ -63,6 +73,16 @@ SCOPES = {
 
 class RestoreRefused(Exception):
     """The restore cannot or must not be done as asked; the message says what to do."""
+
+
+class RestoreOutcomeUnknown(Exception):
+    """Zuora may or may not have performed the import (its answer was lost); the audit row
+    ``restore_id`` says ``unknown`` until the next dry run settles it. The message says what
+    to do."""
+
+    def __init__(self, message: str, restore_id: int):
+        super().__init__(message)
+        self.restore_id = restore_id
 
 
 @dataclass(frozen=True)
@@ -77,6 +97,7 @@ class Plan:
     target_customer: str
     target_environment: str
     target_zuora_id: int | None  # None: imported as a new workflow
+    target_same_name: tuple[int, ...]  # the target's workflows of that name, live
     target_version: str | None  # what the target has active now
     new_version: str | None  # the version number the import creates
     activate: bool
@@ -152,13 +173,7 @@ def make_plan(
     target_customer = to or source_customer
     target = _customer(conn, target_customer)
     group = _customer(conn, source_customer)["tenant_group"]
-    scope = (
-        "restore"
-        if target_customer == source_customer
-        else "promotion"
-        if group is not None and group == target["tenant_group"]
-        else "cross_company_copy"
-    )
+    scope = _scope(source_customer, target_customer, group, target["tenant_group"])
     if scope == "cross_company_copy" and not into_another_company:
         raise RestoreRefused(
             f"{target_customer} is not in the tenant group of {source_customer} "
@@ -215,6 +230,7 @@ def make_plan(
         target_customer=target_customer,
         target_environment=target["environment"],
         target_zuora_id=None if as_new_workflow else target_id,
+        target_same_name=tuple(same_name),
         target_version=target_version,
         new_version=new_version,
         activate=activate,
@@ -232,17 +248,19 @@ def record(
     status: str = "planned",
     dry_run_id: int | None = None,
     message: str | None = None,
+    sent_fingerprint: str | None = None,
 ) -> int:
     """The audit row of a dry run or an apply; returns its restore_id. An apply row claims
-    its dry run: a second claim of one dry run violates a unique index (``RestoreRefused``)."""
+    its dry run: a second claim of one dry run violates a unique index (``RestoreRefused``);
+    it keeps the fingerprint of the content it sends, to settle a lost answer with."""
     try:
         with committing(conn):
             return conn.execute(
                 "INSERT INTO zuora.restores (requested_by, applied, status, scope, dry_run_id, "
                 "source_customer_id, source_zuora_id, source_version, source_version_id, "
                 "target_customer_id, target_zuora_id, mode, activate, target_state, new_version, "
-                "idempotency_key, plan, message) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, "
-                "%s, %s, %s, %s, %s, %s, %s) RETURNING restore_id",
+                "idempotency_key, plan, message, sent_fingerprint) VALUES (%s, %s, %s, %s, %s, %s, %s, "
+                "%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING restore_id",
                 (
                     requested_by,
                     applied,
@@ -262,6 +280,7 @@ def record(
                     plan.idempotency_key,
                     json.dumps(plan.as_dict(), default=str),
                     _storable(message),
+                    sent_fingerprint,
                 ),
             ).fetchone()[0]
     except psycopg.errors.UniqueViolation as exc:
@@ -273,39 +292,59 @@ def record(
 
 
 def _finish(
-    conn, restore_id: int, *, status: str, zuora_status: int | None, answer: Any = None, message=None
-) -> None:
-    """An apply's outcome on its audit row. A second ``imported`` row for one Idempotency-Key
-    is refused by the database: that apply is stored as failed, with why."""
+    conn,
+    restore_id: int,
+    *,
+    status: str,
+    zuora_status: int | None,
+    answer: Any = None,
+    message: str | None = None,
+    request_id: str | None = None,
+) -> str:
+    """An apply's outcome on its audit row; returns the status stored. A second ``imported``
+    row for one Idempotency-Key is refused by the database: Zuora's 200 is then a replay of an
+    earlier import or, if Zuora forgot the key, a second one, and the row says ``unknown``."""
     update = (
         "UPDATE zuora.restores SET status = %s, zuora_status = %s, zuora_response = %s, "
-        "message = %s WHERE restore_id = %s"
+        "message = %s, zuora_request_id = %s WHERE restore_id = %s"
     )
     response = json.dumps(redact(answer)) if answer is not None else None
     try:
         with committing(conn):
-            conn.execute(update, (status, zuora_status, response, _storable(message), restore_id))
+            conn.execute(update, (status, zuora_status, response, _storable(message), request_id, restore_id))
+        return status
     except psycopg.errors.UniqueViolation:
-        with committing(conn):
-            conn.execute(
-                update,
-                (
-                    "failed",
-                    zuora_status,
-                    response,
-                    "Zuora answered under an Idempotency-Key an earlier apply already imported with "
-                    "(a replay, or a second import if Zuora forgot the key): check the target",
-                    restore_id,
-                ),
-            )
+        pass
+    with committing(conn):
+        (earlier,) = conn.execute(
+            "SELECT min(e.restore_id) FROM zuora.restores e, zuora.restores r WHERE r.restore_id = %s "
+            "AND e.idempotency_key = r.idempotency_key AND e.status = 'imported'",
+            (restore_id,),
+        ).fetchone()
+        conn.execute(
+            update,
+            (
+                "unknown",
+                zuora_status,
+                response,
+                f"Zuora answered 200 under the Idempotency-Key restore #{earlier} already imported "
+                "with: a replay of that import (nothing new), or a second import if Zuora forgot "
+                "the key",
+                request_id,
+                restore_id,
+            ),
+        )
+    return "unknown"
 
 
 def apply(conn, plan: Plan, *, requested_by: str, confirm_production: bool = False) -> dict:
     """Import the source version's exact original as the plan says; returns Zuora's answer.
 
     Refused (``RestoreRefused``, audited) without an export key or a stored original, for a
-    production target without ``confirm_production``, without a usable dry run of this
-    restore (recorded, unused, recent, its target and source unchanged).
+    production target without ``confirm_production``, while an earlier apply into the target
+    is unsettled, without a usable dry run of this restore (recorded, unused, recent, its target
+    and source unchanged). The import is sent once: an answer that may be lost is recorded
+    ``unknown`` and raised as ``RestoreOutcomeUnknown``; any other error is recorded ``failed``.
     """
     try:
         original = _original(conn, plan)
@@ -314,35 +353,71 @@ def apply(conn, plan: Plan, *, requested_by: str, confirm_production: bool = Fal
                 f"the target {plan.target_customer} is a production tenant: "
                 "confirm with --confirm-production (param confirm_production)"
             )
+        _refuse_while_unsettled(conn, plan.target_customer)
         dry_run_id = _usable_dry_run(conn, plan)
         attempt = record(
-            conn, plan, requested_by=requested_by, applied=True, status="applying", dry_run_id=dry_run_id
+            conn,
+            plan,
+            requested_by=requested_by,
+            applied=True,
+            status="applying",
+            dry_run_id=dry_run_id,
+            sent_fingerprint=_fingerprint(original),
         )
     except RestoreRefused as refusal:
         record(conn, plan, requested_by=requested_by, applied=True, status="refused", message=str(refusal))
         raise
-    target = _customer(conn, plan.target_customer)
-    hook = ZuoraHook(target["zuora_conn_id"], track_id=f"zws-restore-{plan.target_customer}")
+    sending = False
     try:
-        if plan.target_zuora_id is None:
-            answer = hook.import_workflow(
-                original, activate=plan.activate, idempotency_key=plan.idempotency_key
-            )
-        else:
-            assert plan.new_version is not None  # make_plan numbers every import into a workflow
-            answer = hook.import_version(
-                plan.target_zuora_id,
-                original,
-                version=plan.new_version,
-                activate=plan.activate,
-                idempotency_key=plan.idempotency_key,
-            )
-    except Exception as exc:  # whatever went wrong is audited, then raised
+        target = _customer(conn, plan.target_customer)
+        hook = ZuoraHook(target["zuora_conn_id"], track_id=f"zws-restore-{attempt}")
+        hook.credentials.check_environment(target["environment"], plan.target_customer)
+        sending = True
+        answer = _import(hook, plan, original)
+    except BaseException as exc:  # whatever went wrong is audited, then raised
         status = exc.status if isinstance(exc, ZuoraError) else None
-        _finish(conn, attempt, status="failed", zuora_status=status, message=f"{type(exc).__name__}: {exc}")
-        raise
-    _finish(conn, attempt, status="imported", zuora_status=200, answer=answer)
+        request_id = exc.request_id if isinstance(exc, ZuoraError) else None
+        error = f"{type(exc).__name__}: {exc}"
+        if not sending or surely_not_performed(exc):
+            _finish(conn, attempt, status="failed", zuora_status=status, message=error, request_id=request_id)
+            raise
+        _finish(conn, attempt, status="unknown", zuora_status=status, message=error, request_id=request_id)
+        if not isinstance(exc, Exception):  # the task is being stopped: let it stop
+            raise
+        raise RestoreOutcomeUnknown(
+            _unknown(plan, attempt, f"the answer was lost: {error}"), attempt
+        ) from exc
+    if _finish(conn, attempt, status="imported", zuora_status=200, answer=answer) != "imported":
+        raise RestoreOutcomeUnknown(
+            _unknown(
+                plan, attempt, "Zuora answered under an Idempotency-Key an earlier restore imported with"
+            ),
+            attempt,
+        )
     return answer
+
+
+def _import(hook: ZuoraHook, plan: Plan, original: dict) -> dict:
+    if plan.target_zuora_id is None:
+        return hook.import_workflow(original, activate=plan.activate, idempotency_key=plan.idempotency_key)
+    assert plan.new_version is not None  # make_plan numbers every import into a workflow
+    return hook.import_version(
+        plan.target_zuora_id,
+        original,
+        version=plan.new_version,
+        activate=plan.activate,
+        idempotency_key=plan.idempotency_key,
+    )
+
+
+def _unknown(plan: Plan, restore_id: int, why: str) -> str:
+    return (
+        f"restore #{restore_id}: Zuora may or may not have imported it ({why}); it was not sent "
+        f"again, and is recorded as 'unknown' (Zuora-Track-Id zws-restore-{restore_id}). Do not "
+        "apply it again blindly: run the same dry run (without --apply, param apply off). It reads "
+        f"{plan.target_customer} live, records whether the import is there ('imported' or "
+        "'not_imported'), says so, and shows what an apply would do now"
+    )
 
 
 def run(
@@ -359,30 +434,43 @@ def run(
     confirm_production: bool = False,
     requested_by: str,
 ) -> tuple[str, dict]:
-    """The dry run, or the apply; returns the text to show and a small summary."""
-    if (version is None) == (as_of is None):
-        raise RestoreRefused("give exactly one of --version and --as-of")
+    """The dry run (which first settles earlier applies into the target whose outcome is
+    unknown), or the apply; returns the text to show and a small summary. A request refused or
+    failed before its plan is made is audited too."""
+    choice: dict[str, Any] = dict(
+        version=version,
+        as_of=as_of,
+        to=to,
+        as_new_workflow=as_new_workflow,
+        activate=activate,
+        into_another_company=into_another_company,
+    )
     with warehouse_connection() as conn:
-        plan = make_plan(
-            conn,
-            source_customer,
-            int(zuora_id),
-            version=version,
-            as_of=as_of,
-            to=to,
-            as_new_workflow=as_new_workflow,
-            activate=activate,
-            into_another_company=into_another_company,
-        )
+        try:
+            if (version is None) == (as_of is None):
+                raise RestoreRefused("give exactly one of --version and --as-of")
+            settled = [] if apply_it else settle(conn, to or source_customer)
+            plan = make_plan(conn, source_customer, int(zuora_id), **choice)
+        except Exception as exc:
+            _record_request(
+                conn,
+                source_customer,
+                zuora_id,
+                choice,
+                requested_by=requested_by,
+                applied=apply_it,
+                error=exc,
+            )
+            raise
         if not apply_it:
             restore_id = record(conn, plan, requested_by=requested_by)
-            text = (
+            text = "".join(line + "\n" for line in settled) + (
                 f"Restore plan #{restore_id} (dry run: nothing changed in Zuora)\n"
                 f"{plan.describe()}\nTo apply it (once, within {_hours(DRY_RUN_VALID)}): the same "
                 "command with --apply"
                 + (" --confirm-production" if plan.target_environment == "production" else "")
             )
-            return text, {"restore_id": restore_id, "applied": False, **_brief(plan)}
+            return text, {"restore_id": restore_id, "applied": False, "settled": len(settled), **_brief(plan)}
         answer = apply(conn, plan, requested_by=requested_by, confirm_production=confirm_production)
         created = answer.get("id") if isinstance(answer, dict) else None
         text = (
@@ -391,6 +479,94 @@ def run(
             "the next sync stores it"
         )
         return text, {"applied": True, "zuora_workflow_id": created, **_brief(plan)}
+
+
+def settle(conn, customer_id: str) -> list[str]:
+    """Settle every apply into ``customer_id`` whose outcome is unknown (its answer lost, or
+    its row left ``applying`` for longer than ``APPLY_CUT_SHORT``) by reading Zuora live: the
+    version the import made (or a workflow of that name the target did not have), holding the
+    content the import sent, is there (``imported``) or not (``not_imported``). Returns one
+    line per settled apply, for the dry run to show."""
+    with committing(conn):
+        rows = conn.execute(
+            "SELECT r.restore_id, r.requested_at, r.requested_by, r.mode, r.target_zuora_id, "
+            "       r.new_version, r.plan, coalesce(r.sent_fingerprint, v.fingerprint) "
+            "  FROM zuora.restores r LEFT JOIN zuora.workflow_versions v "
+            "    ON v.customer_id = r.source_customer_id AND v.zuora_id = r.source_zuora_id "
+            "   AND v.version_id = r.source_version_id "
+            " WHERE r.applied AND r.target_customer_id = %s AND (r.status = 'unknown' "
+            "    OR (r.status = 'applying' AND r.requested_at < now() - %s)) ORDER BY r.restore_id",
+            (customer_id, APPLY_CUT_SHORT),
+        ).fetchall()
+    if not rows:
+        return []
+    hook = ZuoraHook(_customer(conn, customer_id)["zuora_conn_id"], track_id=f"zws-restore-{customer_id}")
+    lines = []
+    for restore_id, requested_at, requested_by, mode, workflow_id, new_version, plan, sent in rows:
+        if mode == "new_version":
+            imported, found = _version_there(hook, workflow_id, new_version, sent)
+        else:
+            imported, found = _new_workflow_there(hook, customer_id, plan, sent)
+        status = "imported" if imported else "not_imported"
+        line = (
+            f"Settled restore #{restore_id} (applied {requested_at:%Y-%m-%d %H:%M} by {requested_by}, "
+            f"outcome unknown until now): {status.replace('_', ' ').upper()}: {found}"
+        )
+        with committing(conn):
+            conn.execute(
+                "UPDATE zuora.restores SET status = %s, settled_at = now(), "
+                "message = coalesce(message || ' | ', '') || %s WHERE restore_id = %s",
+                (status, _storable(f"settled by a dry run reading Zuora: {found}"), restore_id),
+            )
+        log.info("%s", line)
+        lines.append(line)
+    return lines
+
+
+def _version_there(hook: ZuoraHook, workflow_id: int, version: str, sent: str | None) -> tuple[bool, str]:
+    try:
+        versions = [item.get("version") for item in hook.list_versions(workflow_id) if isinstance(item, dict)]
+    except ZuoraNotFoundError:
+        return False, f"workflow {workflow_id} is no longer in Zuora"
+    if version not in versions:
+        return False, f"workflow {workflow_id} has no version {version}"
+    if _fingerprint(hook.export_workflow(workflow_id, version)) != sent:
+        return (
+            False,
+            f"version {version} of workflow {workflow_id} holds other content (imported by someone else)",
+        )
+    return True, f"version {version} of workflow {workflow_id} holds the content the import sent"
+
+
+def _new_workflow_there(hook: ZuoraHook, customer_id: str, plan: dict, sent: str | None) -> tuple[bool, str]:
+    name = plan["name"]
+    known = set(plan.get("target_same_name") or ())
+    new = [
+        workflow_id for workflow_id in _same_name_live(hook, customer_id, name) if workflow_id not in known
+    ]
+    holding = [workflow_id for workflow_id in new if _fingerprint(_first_version(hook, workflow_id)) == sent]
+    if not holding:
+        return (
+            False,
+            f"no workflow named {name!r} that {customer_id} did not have holds the content the import sent",
+        )
+    return True, (
+        f"workflow {', '.join(map(str, holding))} named {name!r} holds the content the import sent"
+        + (" (more than one: check them)" if len(holding) > 1 else "")
+    )
+
+
+def _first_version(hook: ZuoraHook, workflow_id: int) -> dict:
+    """The export of a workflow's first version: what the import that created it sent."""
+    numbers = [item.get("version") for item in hook.list_versions(workflow_id) if isinstance(item, dict)]
+    ordered = sorted((order, number) for number in numbers if (order := version_order(number)) is not None)
+    return hook.export_workflow(workflow_id, ordered[0][1] if ordered else None)
+
+
+def _fingerprint(export: dict) -> str:
+    """The id-free fingerprint of an export, secrets redacted (what the import sent, or a
+    version found in Zuora)."""
+    return summarize(redact(export)).fingerprint
 
 
 def run_from_params(params: dict, *, requested_by: str) -> dict:
@@ -553,6 +729,86 @@ def _usable_dry_run(conn, plan: Plan) -> int:
             "run the dry run again"
         )
     return dry_run_id
+
+
+def _refuse_while_unsettled(conn, customer_id: str) -> None:
+    """No apply into a customer while an earlier apply's outcome there is unknown, or while one
+    is being applied."""
+    with committing(conn):
+        row = conn.execute(
+            "SELECT restore_id, status, requested_at < now() - %s FROM zuora.restores "
+            "WHERE applied AND target_customer_id = %s AND status IN ('unknown', 'applying') "
+            "ORDER BY restore_id LIMIT 1",
+            (APPLY_CUT_SHORT, customer_id),
+        ).fetchone()
+    if row is None:
+        return
+    restore_id, status, cut_short = row
+    if status == "applying" and not cut_short:
+        raise RestoreRefused(
+            f"restore #{restore_id} into {customer_id} is being applied now: wait until it ends, "
+            "then run the dry run again"
+        )
+    raise RestoreRefused(
+        f"the outcome of restore #{restore_id} into {customer_id} is unknown (Zuora may have "
+        "imported it): run the dry run again (without --apply); it reads Zuora and settles it"
+    )
+
+
+def _record_request(
+    conn,
+    source_customer: str,
+    zuora_id: Any,
+    choice: dict,
+    *,
+    requested_by: str,
+    applied: bool,
+    error: Exception,
+) -> None:
+    """The audit row of a request refused (or failed) before its plan was made."""
+    target_customer = choice["to"] or source_customer
+    message = str(error) if isinstance(error, RestoreRefused) else f"{type(error).__name__}: {error}"
+    with committing(conn):
+        known = dict(
+            conn.execute(
+                "SELECT customer_id, tenant_group FROM zuora.customers WHERE customer_id IN (%s, %s)",
+                (source_customer, target_customer),
+            ).fetchall()
+        )
+        scope = (
+            _scope(source_customer, target_customer, known.get(source_customer), known.get(target_customer))
+            if source_customer == target_customer or {source_customer, target_customer} <= known.keys()
+            else None  # the scope of a customer not in zuora.customers is not known
+        )
+        conn.execute(
+            "INSERT INTO zuora.restores (requested_by, applied, status, scope, source_customer_id, "
+            "source_zuora_id, source_version, target_customer_id, mode, activate, plan, message) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            (
+                requested_by,
+                applied,
+                "refused" if isinstance(error, RestoreRefused) else "failed",
+                scope,
+                source_customer,
+                zuora_id,
+                choice["version"],
+                target_customer,
+                "new_workflow" if choice["as_new_workflow"] else "new_version",
+                choice["activate"],
+                json.dumps({"request": choice}, default=str),
+                _storable(message),
+            ),
+        )
+
+
+def _scope(
+    source_customer: str, target_customer: str, source_group: str | None, target_group: str | None
+) -> str:
+    """restore (the same customer), promotion (one tenant group) or cross_company_copy."""
+    if target_customer == source_customer:
+        return "restore"
+    same_group = source_group is not None and source_group == target_group
+    return "promotion" if same_group else "cross_company_copy"
 
 
 def _customer(conn, customer_id: str) -> dict:

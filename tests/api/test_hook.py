@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
+import socket
 import time
 
 import pytest
@@ -13,10 +15,11 @@ from zuora.api.errors import (
     ZuoraAuthError,
     ZuoraMalformedResponseError,
     ZuoraNotFoundError,
+    ZuoraNotSentError,
     ZuoraTimeoutError,
     ZuoraTransientError,
 )
-from zuora.api.hook import ZuoraHook
+from zuora.api.hook import ZuoraHook, surely_not_performed
 
 FAST_RETRIES = {"max_attempts": 4, "max_retry_wait": 2, "max_retry_time": 20}
 
@@ -221,28 +224,61 @@ def test_permanent_server_error_gives_up_after_bounded_retries(sim_tenant, conne
     assert api_calls(tenant, "export") == 3
 
 
-def test_a_post_is_retried_only_with_an_idempotency_key(sim_tenant, connect):
-    """A 503 to a POST may come after Zuora performed it: sent again only under the same
-    Idempotency-Key (which Zuora answers from its record), never without one."""
-    tenant = sim_tenant(workflows=1)
-    hook = connect(tenant)
+@pytest.mark.parametrize(
+    "lost",
+    [
+        {"kind": "status", "status": 503},  # maybe done: Zuora does not say
+        {"kind": "status", "status": 504, "performed": True},
+        {"kind": "reset", "phase": "body"},  # done, the answer cut short
+        {"kind": "reset", "phase": "connect"},  # done, the connection reset before the answer
+        {"kind": "hang", "seconds": 2},  # done, after the read timeout
+    ],
+    ids=["503", "504-after-the-import", "reset-body", "reset-connect", "read-timeout"],
+)
+def test_a_post_whose_answer_may_be_lost_is_never_sent_again(sim_tenant, connect, lost):
+    """A timeout, a reset or a 5xx to a POST may come after Zuora performed it: never sent
+    again, not even under an Idempotency-Key (how long Zuora keeps keys is unknown)."""
+    tenant = sim_tenant(workflows=1, remember_idempotency_keys=False)
+    hook = connect(tenant, read_timeout=0.5)
     export = hook.export_workflow(tenant.workflow_ids()[0])
-    params = {"activate": "false"}
-
-    tenant.script([{"endpoint": "import", "kind": "status", "status": 503}])
+    tenant.script([{"endpoint": "import", **lost}])
     with pytest.raises(ZuoraTransientError) as caught:
-        hook._request_json("POST", "/workflows/import", params=params, body=export)
-    assert caught.value.status == 503 and api_calls(tenant, "import") == 1
+        hook.import_workflow(export, activate=False, idempotency_key="k-1")
+    assert not surely_not_performed(caught.value)
+    assert hook.stats["retries"] == 0
+    performed = 0 if lost == {"kind": "status", "status": 503} else 1
+    deadline = time.monotonic() + 5  # the server may finish after the client gave up
+    while (api_calls(tenant, "import"), len(tenant.imports())) < (
+        1,
+        performed,
+    ) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert api_calls(tenant, "import") == 1 and len(tenant.imports()) == performed
 
-    tenant.script([{"endpoint": "import", "kind": "status", "status": 503}])
-    hook._request_json(
-        "POST", "/workflows/import", params=params, body=export, headers={"Idempotency-Key": "k-1"}
-    )
-    assert api_calls(tenant, "import") == 3
+
+def test_a_post_is_retried_when_zuora_surely_did_not_perform_it(sim_tenant, connect):
+    """A 429, a token call that failed before the POST, or a connection never opened: nothing
+    was done, so the POST is sent again, with or without an Idempotency-Key."""
+    tenant = sim_tenant(workflows=1)
+    export = tenant.admin.expected_export(tenant.tenant_id, tenant.workflow_ids()[0])
+    hook = connect(tenant)
+    params = {"activate": "false"}
+    tenant.script([{"endpoint": "token", "kind": "status", "status": 503}])  # the first mint fails
+    hook._request_json("POST", "/workflows/import", params=params, body=export)
+    assert api_calls(tenant, "token") == 2 and api_calls(tenant, "import") == 1
 
     tenant.script([{"endpoint": "import", "kind": "rate_limit", "retry_after": 0}])
-    hook._request_json("POST", "/workflows/import", params=params, body=export)  # a 429: not performed
-    assert api_calls(tenant, "import") == 5
+    hook._request_json("POST", "/workflows/import", params=params, body=export)
+    assert api_calls(tenant, "import") == 3 and len(tenant.imports()) == 2
+
+    with socket.socket() as closed:  # a port nothing listens on: the connection is refused
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    hook._credentials = dataclasses.replace(hook.credentials, base_url=f"http://127.0.0.1:{port}")
+    with pytest.raises(ZuoraNotSentError) as caught:  # the token is cached: only the POST fails
+        hook._request_json("POST", "/workflows/import", params=params, body=export)
+    assert surely_not_performed(caught.value) and caught.value.transient
+    assert hook.stats["retries"] == 2 + FAST_RETRIES["max_attempts"] - 1
 
 
 def test_connection_resets_are_retried(sim_tenant, connect):

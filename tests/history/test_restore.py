@@ -4,6 +4,8 @@ every attempt is audited."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from zuora import cli, restore, sync
@@ -77,15 +79,15 @@ def test_a_dry_run_changes_nothing_and_shows_the_task_differences(env, synced):
 def test_apply_round_trip_the_next_sync_stores_that_version_again(env, synced):
     tenant, customer, wid = synced
     restore.run("acme", wid, version="0.0.1", activate=True, requested_by="jane")
-    # the import's answer is lost once: the retry sends the same Idempotency-Key
-    tenant.script([{"endpoint": "versions_import", "kind": "reset", "phase": "body"}])
+    # a 429 first: Zuora surely did not import, so the hook sends it again
+    tenant.script([{"endpoint": "versions_import", "kind": "rate_limit", "retry_after": 0}])
     text, summary = restore.run(
         "acme", wid, version="0.0.1", activate=True, apply_it=True, requested_by="jane"
     )
     assert summary["applied"] and summary["new_version"] == "0.0.4"
     imports = tenant.imports()
-    assert [(i["version"], i["replay"]) for i in imports] == [("0.0.4", False), ("0.0.4", True)]
-    assert len({i["idempotency_key"] for i in imports}) == 1
+    assert [(i["version"], i["replay"]) for i in imports] == [("0.0.4", False)]
+    assert tenant.stats()["requests"]["versions_import"] == 2
     assert tenant.admin.get_workflow(tenant.tenant_id, wid)["versions"] == [
         "0.0.1",
         "0.0.2",
@@ -112,7 +114,7 @@ def test_apply_round_trip_the_next_sync_stores_that_version_again(env, synced):
     # that dry run is used up: a second apply is refused, and a new dry run sees version 0.0.4
     with pytest.raises(RestoreRefused, match="already used by an apply"):
         restore.run("acme", wid, version="0.0.1", activate=True, apply_it=True, requested_by="jane")
-    assert len(tenant.imports()) == 2
+    assert len(tenant.imports()) == 1
     text, summary = restore.run("acme", wid, version="0.0.1", activate=True, requested_by="jane")
     assert summary["new_version"] == "0.0.5" and "active version 0.0.4" in text
 
@@ -229,9 +231,11 @@ def test_a_promotion_stays_within_the_tenant_group(env, synced, sim_tenant):
     assert "COPY INTO ANOTHER COMPANY'S TENANT" in text and summary["scope"] == "cross_company_copy"
     restore.run("acme", wid, into_another_company=True, apply_it=True, **choice)
     assert [i["kind"] for i in other.imports()] == ["workflow"]
-    assert env.query("SELECT status, scope FROM zuora.restores ORDER BY restore_id") == [
-        ("planned", "cross_company_copy"),
-        ("imported", "cross_company_copy"),
+    assert env.query("SELECT applied, status, scope FROM zuora.restores ORDER BY restore_id") == [
+        (False, "refused", "cross_company_copy"),
+        (True, "refused", "cross_company_copy"),
+        (False, "planned", "cross_company_copy"),
+        (True, "imported", "cross_company_copy"),
     ]
 
 
@@ -256,6 +260,88 @@ def test_one_dry_run_allows_one_apply(env, synced, zuora_keeps_keys):
     assert env.query("SELECT status FROM zuora.restores WHERE applied ORDER BY restore_id") == [
         ("imported",),
         ("refused",),
+    ]
+
+
+LOST_ANSWERS = {  # Zuora imports, then the answer never arrives whole
+    "reset-after-the-import": {"kind": "reset", "phase": "body"},
+    "504-after-the-import": {"kind": "status", "status": 504, "performed": True},
+}
+
+
+def imported_copies(tenant, wid, mode) -> int:
+    """What restores of 'Late fees' 0.0.1 left in Zuora: new workflows of that name, or new
+    versions of it above the synced 0.0.3."""
+    if mode == "new_workflow":
+        return sum(w["name"] == "Late fees" for w in tenant.admin.workflows(tenant.tenant_id)) - 1
+    return len(tenant.admin.get_workflow(tenant.tenant_id, wid)["versions"]) - 3
+
+
+@pytest.mark.parametrize("lost", LOST_ANSWERS.values(), ids=LOST_ANSWERS.keys())
+@pytest.mark.parametrize("mode", ["new_workflow", "new_version"])
+@pytest.mark.parametrize("zuora_keeps_keys", [True, False], ids=["zuora-keeps-keys", "zuora-forgets-keys"])
+def test_one_dry_run_allows_one_apply_when_the_answer_is_lost(env, synced, zuora_keeps_keys, mode, lost):
+    """Zuora imports, the answer is lost: the import is not sent again (a Zuora that forgot the
+    key would import it twice, or answer 400 to a second version of that number), the apply is
+    'unknown' and raises, saying what to do; no apply into the customer until a dry run reads
+    Zuora, finds the import and records it; that dry run allows one apply."""
+    tenant, _, wid = synced
+    tenant.update(remember_idempotency_keys=zuora_keeps_keys)
+    choice = dict(version="0.0.1", as_new_workflow=mode == "new_workflow", requested_by="jane")
+    restore.run("acme", wid, **choice)
+    endpoint = "import" if mode == "new_workflow" else "versions_import"
+    tenant.script([{"endpoint": endpoint, **lost}])
+    with pytest.raises(restore.RestoreOutcomeUnknown, match="run the same dry run") as unknown:
+        restore.run("acme", wid, apply_it=True, **choice)
+    assert [i["replay"] for i in tenant.imports()] == [False]  # sent once
+    assert imported_copies(tenant, wid, mode) == 1
+    attempt = unknown.value.restore_id
+    [(status, zuora_status, request_id, message)] = env.query(
+        "SELECT status, zuora_status, zuora_request_id, message FROM zuora.restores WHERE restore_id = %s",
+        attempt,
+    )
+    assert status == "unknown" and f"zws-restore-{attempt}" in str(unknown.value)
+    if lost["kind"] == "status":  # Zuora's gateway answered: its request id is kept
+        assert zuora_status == 504 and request_id and request_id in message
+    with pytest.raises(RestoreRefused, match=f"outcome of restore #{attempt} into acme is unknown"):
+        restore.run("acme", wid, apply_it=True, **choice)
+
+    text, _ = restore.run("acme", wid, **choice)
+    assert text.startswith(f"Settled restore #{attempt} (applied ") and "IMPORTED: " in text
+    assert env.query(
+        "SELECT status, settled_at IS NOT NULL FROM zuora.restores WHERE restore_id = %s", attempt
+    ) == [("imported", True)]
+    # the dry run read the import live: one apply of it imports once more, on purpose
+    restore.run("acme", wid, apply_it=True, **choice)
+    with pytest.raises(RestoreRefused, match="already used by an apply"):
+        restore.run("acme", wid, apply_it=True, **choice)
+    assert imported_copies(tenant, wid, mode) == 2 and len(tenant.imports()) == 2
+    assert "Settled" not in restore.run("acme", wid, **choice)[0]
+    assert env.query("SELECT status FROM zuora.restores WHERE applied ORDER BY restore_id") == [
+        ("imported",),
+        ("refused",),
+        ("imported",),
+        ("refused",),
+    ]
+
+
+def test_an_answer_lost_before_zuora_imported_is_settled_as_not_imported(env, synced):
+    """A 503 may come before or after Zuora imported: unknown, until the dry run finds no
+    version 0.0.4 and records 'not_imported'; the next apply imports it as 0.0.4."""
+    tenant, _, wid = synced
+    restore.run("acme", wid, version="0.0.1", requested_by="jane")
+    tenant.script([{"endpoint": "versions_import", "kind": "status", "status": 503}])
+    with pytest.raises(restore.RestoreOutcomeUnknown):
+        restore.run("acme", wid, version="0.0.1", apply_it=True, requested_by="jane")
+    assert tenant.imports() == []
+    text, summary = restore.run("acme", wid, version="0.0.1", requested_by="jane")
+    assert "NOT IMPORTED: workflow" in text and "has no version 0.0.4" in text and summary["settled"] == 1
+    assert summary["new_version"] == "0.0.4"
+    restore.run("acme", wid, version="0.0.1", apply_it=True, requested_by="jane")
+    assert [i["version"] for i in tenant.imports()] == ["0.0.4"]
+    assert env.query("SELECT status, zuora_status FROM zuora.restores WHERE applied ORDER BY restore_id") == [
+        ("not_imported", 503),
+        ("imported", 200),
     ]
 
 
@@ -317,3 +403,79 @@ def test_a_failed_import_is_audited_and_raised_with_secrets_redacted(env, synced
     )
     assert (status, zuora_status) == ("failed", 400) and "callout" in message
     assert "hunter2pass" not in message
+
+
+def test_refusals_made_while_planning_are_audited(env, synced, sim_tenant):
+    """Every attempt is a row, the requests refused before a plan exists included."""
+    tenant, _, wid = synced
+    env.customer("globex", sim_tenant(workflows=0), tenant_group="globex")
+    with pytest.raises(RestoreRefused, match="no version 9.9.9"):
+        restore.run("acme", wid, version="9.9.9", requested_by="jane")
+    with pytest.raises(RestoreRefused, match="not in the tenant group"):
+        restore.run("acme", wid, version="0.0.1", to="globex", apply_it=True, requested_by="jane")
+    with pytest.raises(RestoreRefused, match="no customer 'nobody'"):
+        restore.run("acme", wid, version="0.0.1", to="nobody", requested_by="jane")
+    with pytest.raises(RestoreRefused, match="exactly one of"):
+        restore.run("acme", wid, requested_by="jane")
+    tenant.update(forbidden=True)  # Zuora refuses to list: the dry run failed
+    with pytest.raises(ZuoraAuthError):
+        restore.run("acme", wid, version="0.0.1", requested_by="jane")
+    rows = env.query(
+        "SELECT applied, status, scope, target_customer_id, source_version, plan -> 'request' ->> 'to', "
+        "message FROM zuora.restores ORDER BY restore_id"
+    )
+    assert [row[:6] for row in rows] == [
+        (False, "refused", "restore", "acme", "9.9.9", None),
+        (True, "refused", "cross_company_copy", "globex", "0.0.1", "globex"),
+        (False, "refused", None, "nobody", "0.0.1", "nobody"),
+        (False, "refused", "restore", "acme", None, None),
+        (False, "failed", "restore", "acme", "0.0.1", None),
+    ]
+    assert "no version 9.9.9" in rows[0][6] and rows[4][6].startswith("ZuoraAuthError: ")
+
+
+def test_an_import_answered_under_a_key_already_imported_fails_loudly(env, synced, capsys):
+    """Zuora's 200 under an Idempotency-Key an earlier apply imported with is a replay, or a
+    second import by a Zuora that forgot the key: unknown, and the CLI exits non-zero."""
+    from zuora.warehouse.connection import warehouse_connection
+
+    tenant, _, wid = synced
+    restore.run("acme", wid, version="0.0.1", requested_by="jane")
+    with warehouse_connection() as conn:  # an earlier apply imported with this very key
+        plan = restore.make_plan(conn, "acme", wid, version="0.0.1")
+        earlier = restore.record(conn, plan, requested_by="earlier", applied=True, status="imported")
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["restore", "acme", str(wid), "--version", "0.0.1", "--apply"])
+    assert exited.value.code == cli.EXIT_OUTCOME_UNKNOWN == 3
+    err = capsys.readouterr().err
+    assert "outcome unknown: restore #" in err and "run the same dry run" in err
+    assert env.query("SELECT status, message FROM zuora.restores WHERE applied ORDER BY restore_id")[1] == (
+        "unknown",
+        f"Zuora answered 200 under the Idempotency-Key restore #{earlier} already imported with: a "
+        "replay of that import (nothing new), or a second import if Zuora forgot the key",
+    )
+    assert len(tenant.imports()) == 1
+    text, _ = restore.run("acme", wid, version="0.0.1", requested_by="jane")
+    assert "IMPORTED: version 0.0.4 of workflow" in text  # settled beside the earlier row
+
+
+def test_an_apply_whose_target_cannot_be_reached_is_failed_not_left_applying(env, synced, monkeypatch):
+    """Reading the target customer or its connection fails before Zuora is called: 'failed',
+    never 'applying' for ever."""
+    from zuora.warehouse.connection import warehouse_connection
+
+    _, _, wid = synced
+    with warehouse_connection() as conn:
+        plan = restore.make_plan(conn, "acme", wid, version="0.0.1")
+        gone = dataclasses.replace(plan, target_customer="gone")  # removed after its plan was made
+        restore.record(conn, gone, requested_by="jane")
+        with pytest.raises(RestoreRefused, match="no customer 'gone'"):
+            restore.apply(conn, gone, requested_by="jane")
+        restore.record(conn, plan, requested_by="jane")
+        monkeypatch.delenv("AIRFLOW_CONN_ZUORA_ACME")  # its connection removed since
+        with pytest.raises(Exception, match="zuora_acme"):
+            restore.apply(conn, plan, requested_by="jane")
+    rows = env.query(
+        "SELECT target_customer_id, status FROM zuora.restores WHERE applied ORDER BY restore_id"
+    )
+    assert rows == [("gone", "failed"), ("acme", "failed")]

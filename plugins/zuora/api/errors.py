@@ -81,6 +81,11 @@ class ZuoraTransientError(ZuoraError):
     transient = True
 
 
+class ZuoraNotSentError(ZuoraTransientError):
+    """The connection to Zuora could not be opened (refused, unknown host, no answer to the
+    connect): the request was never sent, so Zuora surely did not perform it."""
+
+
 class ZuoraTimeoutError(ZuoraTransientError):
     """No answer within the configured connect or read timeout."""
 

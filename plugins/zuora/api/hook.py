@@ -8,8 +8,11 @@
 
 Each HTTP call is retried inside the hook (tenacity) for seconds: 429 waits Retry-After or
 RateLimit-Reset, 5xx, connection errors and timeouts back off exponentially with jitter,
-within bounded attempts and time. A 401 drops the token, mints a new one and retries once;
-a 401 with a fresh token is a permanent ``ZuoraAuthError``. Errors are typed (zuora.api.errors).
+within bounded attempts and time. A POST (an import, a write into the tenant) is retried only
+when Zuora surely did not perform it (``surely_not_performed``: a 429, a connection never
+opened, a failed token call), never after a timeout, a reset or a 5xx. A 401 drops the token,
+mints a new one and retries once; a 401 with a fresh token is a permanent ``ZuoraAuthError``.
+Errors are typed (zuora.api.errors).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import requests
+import urllib3
 from airflow.sdk import BaseHook
 from requests.adapters import HTTPAdapter
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, stop_after_delay
@@ -37,9 +41,11 @@ from zuora.api.credentials import ZuoraCredentials, credentials_from_connection
 from zuora.api.errors import (
     ZuoraAuthError,
     ZuoraClientError,
+    ZuoraConfigError,
     ZuoraError,
     ZuoraMalformedResponseError,
     ZuoraNotFoundError,
+    ZuoraNotSentError,
     ZuoraRateLimitError,
     ZuoraTimeoutError,
     ZuoraTransientError,
@@ -251,17 +257,17 @@ class ZuoraHook(BaseHook):
         headers: dict | None = None,
     ) -> Any:
         """``method`` ``endpoint`` (a path under the base URL) with token, retries and error
-        mapping; returns the decoded JSON body. A POST is retried only with an
-        Idempotency-Key, so Zuora never performs it twice; without one, only when Zuora surely
-        did not perform it (a 429, or the token call before it failed)."""
+        mapping; returns the decoded JSON body. A POST (an import: a write into the tenant) is
+        retried only when Zuora surely did not perform it (``surely_not_performed``), even with
+        an Idempotency-Key: how long Zuora keeps keys is unknown, and an answer lost to a
+        timeout, a reset or a 5xx is raised for the caller to settle by reading Zuora."""
         url = self.credentials.base_url + endpoint
         options = self.credentials.options
-        idempotent = method == "GET" or bool((headers or {}).get("Idempotency-Key"))
 
         def retryable(exc: BaseException) -> bool:
             if not isinstance(exc, ZuoraTransientError):
                 return False
-            return idempotent or isinstance(exc, ZuoraRateLimitError) or exc.endpoint == "/oauth/token"
+            return method == "GET" or surely_not_performed(exc)
 
         retrying = Retrying(
             retry=retry_if_exception(retryable),
@@ -314,14 +320,18 @@ class ZuoraHook(BaseHook):
             )
         except requests.Timeout as exc:
             self._count("timeouts")
-            raise ZuoraTimeoutError(
+            timed_out: type[ZuoraTransientError] = (
+                ZuoraNotSentError if isinstance(exc, requests.ConnectTimeout) else ZuoraTimeoutError
+            )
+            raise timed_out(
                 f"no answer within the timeout ({type(exc).__name__})",
                 conn_id=self.zuora_conn_id,
                 endpoint=endpoint,
             ) from None
         except requests.RequestException as exc:
             self._count("connection_errors")
-            raise ZuoraTransientError(
+            failed = ZuoraNotSentError if _never_connected(exc) else ZuoraTransientError
+            raise failed(
                 f"connection failed ({type(exc).__name__}); check the base URL and the network",
                 conn_id=self.zuora_conn_id,
                 endpoint=endpoint,
@@ -478,6 +488,28 @@ class ZuoraHook(BaseHook):
     def _count(self, name: str) -> None:
         with self._lock:
             self.stats[name] += 1
+
+
+def surely_not_performed(error: BaseException) -> bool:
+    """True when Zuora surely did not perform the request that raised ``error``: Zuora refused
+    it (a 4xx: 429, 400, 401, 403, 404, 409...), the connection was never opened, the token
+    call before it failed, or the connection is misconfigured. False for a timeout, a reset, a
+    5xx or an unreadable answer: each may come after Zuora performed it."""
+    if isinstance(error, (ZuoraNotSentError, ZuoraConfigError)):
+        return True
+    if not isinstance(error, ZuoraError):
+        return False
+    if error.endpoint == "/oauth/token":
+        return True
+    if isinstance(error, ZuoraMalformedResponseError):
+        return False
+    return error.status is not None and 400 <= error.status < 500
+
+
+def _never_connected(error: requests.RequestException) -> bool:
+    """A connection error raised before any byte was sent: refused, or the host unknown."""
+    reason = getattr(error.args[0], "reason", None) if error.args else None
+    return isinstance(reason, urllib3.exceptions.NewConnectionError)
 
 
 class ZuoraTokenAuth(requests.auth.AuthBase):
