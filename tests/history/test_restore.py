@@ -5,9 +5,16 @@ every attempt is audited."""
 from __future__ import annotations
 
 import dataclasses
+import json
+import os
+import threading
+import time
+from http.server import ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 
+from tests.reliability.conftest import stage_process
 from zuora import cli, restore, sync
 from zuora.api.errors import ZuoraAuthError, ZuoraError
 from zuora.restore import RestoreRefused
@@ -263,10 +270,8 @@ def test_one_dry_run_allows_one_apply(env, synced, zuora_keeps_keys):
     ]
 
 
-LOST_ANSWERS = {  # Zuora imports, then the answer never arrives whole
-    "reset-after-the-import": {"kind": "reset", "phase": "body"},
-    "504-after-the-import": {"kind": "status", "status": 504, "performed": True},
-}
+RESET_AFTER_THE_IMPORT = {"kind": "reset", "phase": "body"}  # Zuora imports, the answer is cut
+GATEWAY_504_AFTER_THE_IMPORT = {"kind": "status", "status": 504, "performed": True}
 
 
 def imported_copies(tenant, wid, mode) -> int:
@@ -277,9 +282,21 @@ def imported_copies(tenant, wid, mode) -> int:
     return len(tenant.admin.get_workflow(tenant.tenant_id, wid)["versions"]) - 3
 
 
-@pytest.mark.parametrize("lost", LOST_ANSWERS.values(), ids=LOST_ANSWERS.keys())
-@pytest.mark.parametrize("mode", ["new_workflow", "new_version"])
-@pytest.mark.parametrize("zuora_keeps_keys", [True, False], ids=["zuora-keeps-keys", "zuora-forgets-keys"])
+@pytest.mark.parametrize(
+    "zuora_keeps_keys, mode, lost",
+    [  # each key mode meets each import and each lost answer
+        pytest.param(
+            False, "new_workflow", RESET_AFTER_THE_IMPORT, id="zuora-forgets-keys-new_workflow-reset"
+        ),
+        pytest.param(
+            False, "new_version", GATEWAY_504_AFTER_THE_IMPORT, id="zuora-forgets-keys-new_version-504"
+        ),
+        pytest.param(
+            True, "new_workflow", GATEWAY_504_AFTER_THE_IMPORT, id="zuora-keeps-keys-new_workflow-504"
+        ),
+        pytest.param(True, "new_version", RESET_AFTER_THE_IMPORT, id="zuora-keeps-keys-new_version-reset"),
+    ],
+)
 def test_one_dry_run_allows_one_apply_when_the_answer_is_lost(env, synced, zuora_keeps_keys, mode, lost):
     """Zuora imports, the answer is lost: the import is not sent again (a Zuora that forgot the
     key would import it twice, or answer 400 to a second version of that number), the apply is
@@ -479,3 +496,66 @@ def test_an_apply_whose_target_cannot_be_reached_is_failed_not_left_applying(env
         "SELECT target_customer_id, status FROM zuora.restores WHERE applied ORDER BY restore_id"
     )
     assert rows == [("gone", "failed"), ("acme", "failed")]
+
+
+def test_an_apply_killed_while_importing_is_settled_once_it_is_cut_short(env, synced):
+    """A worker killed during the import leaves its row 'applying': no apply into the customer
+    meanwhile, and once it is older than APPLY_CUT_SHORT the next dry run settles it."""
+    tenant, _, wid = synced
+    restore.run("acme", wid, version="0.0.1", requested_by="jane")
+    tenant.script([{"endpoint": "versions_import", "kind": "hang", "seconds": 1}])  # then imported
+    worker = stage_process(
+        f"from zuora import restore; restore.run('acme', {wid}, version='0.0.1', apply_it=True, requested_by='w')"
+    )
+    deadline = time.monotonic() + 30
+    while tenant.stats()["in_flight"] == 0 and time.monotonic() < deadline and worker.poll() is None:
+        time.sleep(0.05)
+    worker.kill()  # SIGKILL while Zuora holds the import
+    worker.wait()
+    while not tenant.imports() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    [(attempt, status)] = env.query("SELECT restore_id, status FROM zuora.restores WHERE applied")
+    assert status == "applying" and [i["version"] for i in tenant.imports()] == ["0.0.4"]
+
+    text, _ = restore.run("acme", wid, version="0.0.1", requested_by="jane")
+    assert "Settled" not in text  # it may still be running
+    with pytest.raises(RestoreRefused, match=f"restore #{attempt} into acme is being applied now"):
+        restore.run("acme", wid, version="0.0.1", apply_it=True, requested_by="jane")
+    env.query(
+        "UPDATE zuora.restores SET requested_at = requested_at - %s WHERE restore_id = %s RETURNING 1",
+        restore.APPLY_CUT_SHORT,
+        attempt,
+    )
+    text, summary = restore.run("acme", wid, version="0.0.1", requested_by="jane")
+    assert f"Settled restore #{attempt}" in text and "IMPORTED: version 0.0.4 of workflow" in text
+    assert summary["new_version"] == "0.0.5"
+    assert env.query("SELECT status FROM zuora.restores WHERE restore_id = %s", attempt) == [("imported",)]
+
+
+def test_the_restore_dag_fails_and_alerts_when_the_outcome_is_unknown(env, synced, airflow_db, monkeypatch):
+    """Under real Airflow (dag.test): the apply's task fails, and its alert says what to do."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    from tests.dags.test_monitor import _Webhook
+
+    receiver = ThreadingHTTPServer(("127.0.0.1", 0), _Webhook)
+    receiver.received = []
+    threading.Thread(target=receiver.serve_forever, daemon=True).start()
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_ZUORA_ALERTS",
+        json.dumps({"conn_type": "http", "host": f"http://127.0.0.1:{receiver.server_port}/hook"}),
+    )
+    dag_file = Path(os.environ["AIRFLOW__CORE__DAGS_FOLDER"]) / "zuora_workflow_restore.py"
+    dag = DagBag(dag_folder=dag_file).dags["zuora_workflow_restore"]
+    tenant, _, wid = synced
+    choice = {"customer_id": "acme", "zuora_id": wid, "version": "0.0.1", "apply": True}
+    restore.run("acme", wid, version="0.0.1", requested_by="jane")
+    try:
+        tenant.script([{"endpoint": "versions_import", "kind": "status", "status": 504, "performed": True}])
+        assert dag.test(run_conf=choice).state == "failed"
+    finally:
+        receiver.shutdown()
+    assert env.query("SELECT status FROM zuora.restores WHERE applied") == [("unknown",)]
+    [alert] = receiver.received
+    assert alert["kind"] == "task_failed" and alert["details"]["error"].startswith("RestoreOutcomeUnknown: ")
+    assert "run the same dry run" in alert["details"]["error"]
