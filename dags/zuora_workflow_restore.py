@@ -6,6 +6,10 @@ promotes it into the other environment of the same company (its tenant group), e
 to production. The same as `python -m zuora.cli restore`; every attempt is audited in
 `zuora.restores`. One run at a time; a failed or refused restore is alerted.
 
+An import is sent once. If its answer is lost (Zuora may have imported it), the task fails
+with the outcome `unknown`: trigger the same **dry run** again (`apply` off); it reads Zuora,
+records whether the import is there, and says so in its log before the new plan.
+
 **Trigger form (params):**
 - `customer_id`, `zuora_id`: the workflow, as synced (see `zuora.workflow_version_changes`)
 - `version` (e.g. `0.0.2`) **or** `as_of` (the newest version created by then)
