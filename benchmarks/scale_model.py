@@ -1,14 +1,16 @@
 """Scale model: what a daily zuora_workflow_sync run costs for 1,000 and 10,000 customers, from
 unit costs measured on this machine, checked against runs of the local Celery cluster.
 
-Run: .venv/bin/python benchmarks/scale_model.py [--part units|scheduler|cluster|all|write|batches]
+Run: .venv/bin/python benchmarks/scale_model.py [--part units|scheduler|cluster|all|write|batches|auto]
          [--sizes 1,10,50,200] [--workflows 4] [--scheduler-sizes 100,300,1000] [--no-wait]
 
 ``--part batches`` measures nothing: it writes the "Scale model: batches" section (the batch
 shape as built, ``$ZUORA_SYNC_CUSTOMERS_PER_TASK`` > 1, for the 8 scenarios) from ``units()``:
 a new measurement when all three parts are in the cache, else those kept in
 benchmarks/scale_units.json. Its check against a real 1,000-customer run is
-benchmarks/fleet_run.py's.
+benchmarks/fleet_run.py's. ``--part auto`` measures and writes nothing either: it prints the
+numbers ``$ZUORA_SYNC_CUSTOMERS_PER_TASK=auto`` picks from (``zuora.settings``' AUTO_*), derived
+from the same units (``auto_numbers``).
 
 Three measurements, then the model (``predict``, ``plan``), then the "Scale model" section of
 RESULTS.md (see benchmarks/SCALE.md for how to read it):
@@ -432,6 +434,64 @@ def api_masker(api: dict, customers: float, d: dict) -> tuple[float, float]:
     return k * (compile_s + lines), held + new
 
 
+# What $ZUORA_SYNC_CUSTOMERS_PER_TASK=auto picks from (zuora.settings' AUTO_* numbers)
+AUTO_DAILY = (50, 0.01)  # a daily run's customer: 50 workflows, 1 % of them changed
+AUTO_BUSIEST = (50, 1.0)  # its busiest day: a first sync, every workflow new
+AUTO_DEADLINE_S = 1800.0  # the product's default run deadline ($ZUORA_SYNC_DEADLINE_MINUTES 30)
+PLANNED_BATCHES = (1, 5, 10, 25, 50, 100)  # the batch sizes plan() tries
+
+
+def auto_numbers(units: dict) -> dict:
+    """``auto``'s numbers (``zuora.settings``: AUTO_GROUPS_AT_MOST, AUTO_CUSTOMER_SECONDS,
+    AUTO_BATCH_AT_MOST), derived from the units with the model's Zuora answer time:
+
+    * groups for at most the customers whose run's first scheduler decision pass (its waiting
+      task instances, 3 a group) takes no longer than the rest of a scheduler loop: the groups
+      at most double the scheduler's loop;
+    * a daily run's customer's time in a batch (its library work and Zuora calls, one after the
+      other), to the tenth of a second;
+    * the largest batch ``plan`` tries whose busiest day (first syncs) fits the default deadline.
+    """
+    loop_rest = units["cluster"]["loop_gap_s"]
+    groups = 1
+    while scheduler_pass(units, waiting_and_finished(groups + 1)[0], 2) <= loop_rest:
+        groups += 1
+
+    def customer_s(workflows: int, changed: float) -> float:
+        batch = 50
+        run = predict(1000, workflows, changed, units, customers_per_task=batch)
+        return (run["task_s"]["sync_customers (a batch)"] - run["overhead_s"]["unchanged"]) / batch
+
+    daily, busiest = customer_s(*AUTO_DAILY), customer_s(*AUTO_BUSIEST)
+    largest = max(b for b in PLANNED_BATCHES if b * busiest <= AUTO_DEADLINE_S)
+    return {
+        "groups_at_most": groups,
+        "first_pass_s": scheduler_pass(units, waiting_and_finished(groups)[0], 2),
+        "loop_rest_s": loop_rest,
+        "customer_seconds": round(daily, 1),
+        "busiest_customer_s": busiest,
+        "batch_at_most": largest,
+    }
+
+
+def auto_section(units: dict) -> str:
+    n = auto_numbers(units)
+    return "\n".join(
+        [
+            f"From {units['source']}, Zuora answering in {DEPLOYMENT['latency_s']} s a call (assumed):",
+            f"- groups for at most {n['groups_at_most']} customers: the first decision pass over "
+            f"their {3 * n['groups_at_most'] + 1} waiting task instances takes {n['first_pass_s']:.2f} s, "
+            f"the rest of a scheduler loop {n['loop_rest_s']:.2f} s;",
+            f"- a daily run's customer ({AUTO_DAILY[0]} workflows, {AUTO_DAILY[1]:.0%} changed) takes "
+            f"{n['customer_seconds']} s in a batch;",
+            f"- batches of at most {n['batch_at_most']}: its busiest day (first syncs of "
+            f"{AUTO_BUSIEST[0]} workflows, {n['busiest_customer_s']:.1f} s a customer) takes "
+            f"{n['batch_at_most'] * n['busiest_customer_s'] / 60:.1f} min, within the default "
+            f"{AUTO_DEADLINE_S / 60:.0f}-minute deadline.",
+        ]
+    )
+
+
 UNLIMITED = 10**9
 
 
@@ -450,7 +510,7 @@ def plan(
     processes included), and keep the configuration that fits with the fewest worker slots.
     Returns (settings, prediction)."""
     best = None
-    for batch in (1, 5, 10, 25, 50, 100):
+    for batch in PLANNED_BATCHES:
         for concurrency in (4, 8, 16):
             settings = {
                 **deployment,
@@ -1713,7 +1773,7 @@ def main() -> None:
         return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--part", choices=("units", "scheduler", "cluster", "all", "write", "batches"), default="all"
+        "--part", choices=("units", "scheduler", "cluster", "all", "write", "batches", "auto"), default="all"
     )
     parser.add_argument("--sizes", default="1,10,50,200", help="validation sizes (customers)")
     parser.add_argument("--workflows", type=int, default=4, help="per customer in the cluster runs")
@@ -1724,6 +1784,9 @@ def main() -> None:
     )
     parser.add_argument("--no-wait", action="store_true", help=f"do not wait for {FLAG}")
     args = parser.parse_args()
+    if args.part == "auto":  # measures and writes nothing: zuora.settings' AUTO_* numbers
+        print(auto_section(units()))
+        return
     if args.part == "batches":
         body = batches_section(units())
         _common.write_section("Scale model: batches", body)

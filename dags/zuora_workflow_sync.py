@@ -4,27 +4,33 @@
 Keeps the Zuora Workflow definitions of every enabled customer in the warehouse
 (`zuora` schema, connection `zuora_warehouse`).
 
-**Shape:** `migrate` → `list_customers` → one mapped group per customer
-(`list_workflows` → `export_workflows` → `validate` → `upsert`, labelled by customer id)
-→ `summarize`, which writes the run summary and **fails the run when any customer failed**
-(all other customers still finish). Failed customers are in `zuora.dead_letters`.
-A customer with nothing new, changed or deleted is synced by `list_workflows` alone, which
-then ends **skipped** with the reason in its log, and its other three tasks are skipped without
-starting (its `zuora.sync_runs` row says success, with the usual counts).
+**Shape:** `migrate` → `list_customers`, which hands the run's customers to one of two shapes
+→ `summarize`, which writes the run summary and **fails the run when any customer failed** (all
+other customers still finish). Failed customers are in `zuora.dead_letters`.
 
-**In batches** (`$ZUORA_SYNC_CUSTOMERS_PER_TASK` above 1, for large fleets): `migrate` →
-`list_customers` → one mapped `sync_customers` task per batch of that many customers (by id,
-labelled `first … last (count)`), which syncs each customer in turn: one customer's failure is
-its own (dead-lettered, the others go on); a transient one retries the task, which then syncs
-only the batch's customers not yet successful in the run → `summarize`.
+- **One mapped group per customer** (a few customers: a small fleet, or a run for a few named
+  ones): `list_workflows` → `export_workflows` → `validate` → `upsert`, labelled by customer
+  id. A customer with nothing new, changed or deleted is synced by `list_workflows` alone,
+  which then ends **skipped** with the reason in its log, and its other three tasks are skipped
+  without starting (its `zuora.sync_runs` row says success, with the usual counts).
+- **In batches** (more customers): `list_batches` → one mapped `sync_customers` task per batch
+  (by id, labelled `first … last (count)`), about one per export slot, which syncs each
+  customer in turn: one customer's failure is its own (dead-lettered, the others go on); a
+  transient one retries the task, which then syncs only the batch's customers not yet
+  successful in the run.
+
+The shape not picked is mapped over no customer, so Airflow skips it.
+`$ZUORA_SYNC_CUSTOMERS_PER_TASK`: `auto` (the default) picks per run; 1 forces the groups, N
+batches of N.
 
 **Trigger form (params):**
 - `customer_ids`: only these customers (empty = every enabled customer)
 - `full_refresh`: export every workflow, not only new or changed ones
 
-**Rerun:** clear a failed customer's tasks in the grid (its group, by customer label; in
-batches, its batch: the customers of the batch not yet successful in the run are synced
-again), or trigger with `{"customer_ids": ["acme"]}`. **Backfill:** `airflow backfill create
+**Rerun:** trigger with `{"customer_ids": ["acme"]}` (a run of a few customers: one group
+each), or clear a failed customer's tasks in the grid (its group, by customer label; in
+batches, its batch, by range: the customers of the batch not yet successful in the run are
+synced again). **Backfill:** `airflow backfill create
 --dag-id zuora_workflow_sync --from-date 2026-11-01 --to-date 2026-11-07`; an older run never
 overwrites newer data (last write wins by Zuora's `updatedAt`).
 
@@ -52,8 +58,6 @@ from zuora.retry import TransientErrorRetryPolicy
 # of its own (multiple_outputs), dozens of metadata rows per customer.
 CUSTOMER_LABEL = "{{ task.op_kwargs['customer']['customer_id'] }}"
 BATCH_LABEL = "{{ task.op_kwargs['batch']['label'] }}"
-# The DAG's shape, read when the file is parsed: every Airflow component must see the same value.
-CUSTOMERS_PER_TASK = settings.customers_per_task()
 
 
 @dag(
@@ -94,20 +98,35 @@ def zuora_workflow_sync():
 
         return {"applied": sync.migrate()}
 
-    if CUSTOMERS_PER_TASK == 1:
-        one_group_per_customer(migrate())
-    else:
-        one_task_per_batch(migrate(), CUSTOMERS_PER_TASK)
+    # The run's customers go to one shape: returned for one group each, or pushed as
+    # `batches` (the other is empty). Airflow refuses to map over a key of a task's XCom (at
+    # parse time), so `list_batches` hands the batches on as its own.
+    @task(execution_timeout=timedelta(minutes=5))
+    def list_customers(params=None, ti=None) -> list[dict]:
+        from zuora import batches
 
-
-def one_group_per_customer(migrated):
-    """`list_customers` → a mapped group of four tasks per customer → `summarize`."""
+        shape = batches.shape_run(params["customer_ids"])
+        ti.xcom_push(key="batches", value=shape.batches)
+        return shape.customers
 
     @task(execution_timeout=timedelta(minutes=5))
-    def list_customers(params=None) -> list[dict]:
-        from zuora import sync
+    def list_batches(batched: list[dict]) -> list[dict]:
+        return batched
 
-        return sync.customers_to_sync(params["customer_ids"])
+    @task(trigger_rule=TriggerRule.ALL_DONE, on_failure_callback=ZuoraAlertNotifier())
+    def summarize(customers: list[dict] | None, batched: list[dict] | None, run_id=None):
+        from zuora import batches, sync
+
+        return sync.summarize_run(run_id, batches.run_customers(customers, batched))
+
+    customers = list_customers()
+    batched = list_batches(customers["batches"])
+    migrate() >> customers
+    [one_group_per_customer(customers), one_task_per_batch(batched)] >> summarize(customers, batched)
+
+
+def one_group_per_customer(customers):
+    """A mapped group of four tasks per customer (none when the run is in batches)."""
 
     @task_group
     def customer_sync(customer: dict):
@@ -156,27 +175,13 @@ def one_group_per_customer(migrated):
         validated = validate(customer=customer, exported=exported)
         return upsert(customer=customer, validated=validated)
 
-    @task(trigger_rule=TriggerRule.ALL_DONE, on_failure_callback=ZuoraAlertNotifier())
-    def summarize(customers: list[dict] | None, run_id=None):
-        from zuora import sync
-
-        return sync.summarize_run(run_id, customers)
-
-    customers = list_customers()
-    migrated >> customers
-    customer_sync.expand(customer=customers) >> summarize(customers)
+    return customer_sync.expand(customer=customers)
 
 
-def one_task_per_batch(migrated, customers_per_task: int):
-    """`list_customers` (the run's batches) → a mapped `sync_customers` task per batch →
-    `summarize`. Each batch task holds one `zuora_api` pool slot while it syncs its customers
-    one after the other; at most `$ZUORA_SYNC_MAX_CONCURRENT_EXPORTS` run at once per run."""
-
-    @task(execution_timeout=timedelta(minutes=5))
-    def list_customers(customers_per_task: int, params=None) -> list[dict]:
-        from zuora import batches
-
-        return batches.batches_to_sync(params["customer_ids"], customers_per_task)
+def one_task_per_batch(batched):
+    """A mapped `sync_customers` task per batch (none when the run has one group per customer).
+    Each holds one `zuora_api` pool slot while it syncs its customers one after the other; at
+    most `$ZUORA_SYNC_MAX_CONCURRENT_EXPORTS` run at once per run."""
 
     @task(
         pool=settings.POOL,
@@ -196,16 +201,7 @@ def one_task_per_batch(migrated, customers_per_task: int):
             first_try=batches.is_first_try(ti),
         )
 
-    @task(trigger_rule=TriggerRule.ALL_DONE, on_failure_callback=ZuoraAlertNotifier())
-    def summarize(batches: list[dict] | None, run_id=None):
-        from zuora import sync
-        from zuora.batches import customers_in
-
-        return sync.summarize_run(run_id, None if batches is None else customers_in(batches))
-
-    batches = list_customers(customers_per_task=customers_per_task)
-    migrated >> batches
-    sync_customers.expand(batch=batches) >> summarize(batches)
+    return sync_customers.expand(batch=batched)
 
 
 zuora_workflow_sync()

@@ -1,9 +1,12 @@
 """Customers synced in batches: one mapped task syncs several customers, each on its own.
 
-With ``$ZUORA_SYNC_CUSTOMERS_PER_TASK`` above 1, the sync DAG maps one ``sync_customers`` task
-per batch instead of one group of four tasks per customer: the scheduler's work grows with the
-run's task instances (benchmarks/SCALE.md). Each customer of a batch is still synced,
-ledgered, dead-lettered and retried on its own:
+The sync DAG holds both shapes; each run's ``list_customers`` hands its customers to one
+(``shape_run``): one mapped group of four tasks per customer for a few customers, else one
+``sync_customers`` task per batch (``$ZUORA_SYNC_CUSTOMERS_PER_TASK``: ``auto``, or a number
+that forces the shape; ``zuora.settings.customers_per_task_for``). The other shape is mapped
+over an empty list, so Airflow skips it. The scheduler's work grows with the run's task
+instances, Airflow's CPU with its task processes (benchmarks/SCALE.md). Each customer of a
+batch is still synced, ledgered, dead-lettered and retried on its own:
 
 - the task runs its customers' syncs one after the other (``sync.run_customer``: the four
   stages, an unchanged customer finished by its list stage); one customer's failure never
@@ -17,16 +20,17 @@ ledgered, dead-lettered and retried on its own:
   what its last try left open (``close_unfinished``), the run's summary what a lost worker left.
 
 Batches are made once per run, by ``list_customers``: the customers by id, in consecutive
-chunks. Changing the batch size between runs therefore never syncs a customer twice, or skips
-one, within a run.
+chunks. Changing the batch size (or the fleet) between runs therefore never syncs a customer
+twice, or skips one, within a run.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+from typing import NamedTuple
 
-from zuora import sync, warehouse
+from zuora import settings, sync, warehouse
 from zuora.retry import CustomerFailure, CustomersToRetry, is_transient
 from zuora.warehouse.connection import warehouse_connection
 
@@ -34,6 +38,38 @@ log = logging.getLogger(__name__)
 
 TASK_ID = "sync_customers"  # the DAG's batch task, recorded in zuora.sync_runs.task_id
 _LABEL_ID_CHARS = 40  # a customer id in a grid label is cut to this
+
+
+class RunShape(NamedTuple):
+    """A run's customers, handed to one shape: one mapped group each (``customers``), or in
+    ``batches``; the other is empty."""
+
+    customers: list[dict]
+    batches: list[dict]
+
+
+def shape_run(customer_ids: list[str] | None) -> RunShape:
+    """The run's customers (enabled, or those named, by id) in the shape the setting picks for
+    their number (``settings.customers_per_task_for``), within Airflow's ``max_map_length``."""
+    customers = sync.enabled_customers(customer_ids)
+    per_task = settings.customers_per_task_for(len(customers))
+    sync.check_map_length(len(customers), per_task or 1)
+    shape = RunShape(customers, []) if per_task is None else RunShape([], make_batches(customers, per_task))
+    log.info(
+        "%d customers: %s",
+        len(customers),
+        "one mapped group each (customer_sync)"
+        if per_task is None
+        else f"{len(shape.batches)} batches of up to {per_task} (sync_customers)",
+    )
+    return shape
+
+
+def run_customers(customers: list[dict] | None, batches: list[dict] | None) -> list[dict] | None:
+    """Every customer of the run, from both shapes (None when the run has no list of them)."""
+    if customers is None or batches is None:
+        return None
+    return customers + customers_in(batches)
 
 
 def batches_to_sync(customer_ids: list[str] | None, per_task: int) -> list[dict]:

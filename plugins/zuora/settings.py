@@ -1,8 +1,8 @@
 """Every setting of the product, in one place: its name and its default.
 
-Environment variables are read when called (the DAG file calls them when it is parsed, so
-every scheduler, worker and dag-processor must see the same values). The Configuration table
-of docs/operating.md is checked against this module (tests/test_settings.py).
+Environment variables are read when called (the DAG file calls most of them when it is
+parsed, so every scheduler, worker and dag-processor must see the same values). The
+Configuration table of docs/operating.md is checked against this module (tests/test_settings.py).
 A customer's own options live in its Airflow connection (``zuora.api.credentials.ZuoraOptions``).
 """
 
@@ -39,8 +39,22 @@ ENVIRONMENT = {
     "ZUORA_SYNC_DEADLINE_MINUTES": "30",  # alert when a run is not done; 0 = none
     "ZUORA_SYNC_RETRY_DELAYS": "60,300,900",  # seconds between a task's tries
     "ZUORA_SYNC_HISTORY_CALLS": "100",  # version-history backfill calls per customer per run
-    "ZUORA_SYNC_CUSTOMERS_PER_TASK": "1",  # 1: a mapped group per customer; N: batches of N
+    # auto: each run picks (customers_per_task_for); 1: a mapped group per customer; N: batches of N
+    "ZUORA_SYNC_CUSTOMERS_PER_TASK": "auto",
 }
+
+# What `auto` picks from (`benchmarks/scale_model.py --part auto` derives them from the measured
+# units, Zuora answering in 0.5 s a call; benchmarks/SCALE.md "Batches by default"):
+# - one group per customer for at most this many customers (and at most
+#   $ZUORA_SYNC_MAX_CONCURRENT_EXPORTS): the scheduler's first decision pass over their 55
+#   waiting task instances takes 0.28 s, no longer than the rest of a scheduler loop;
+AUTO_GROUPS_AT_MOST = 18
+# - a daily run's customer (50 workflows, 1 % changed) takes this long in a batch: a batch's
+#   expected time is kept within half the run deadline;
+AUTO_CUSTOMER_SECONDS = 1.8
+# - at most this many customers a batch: 100 first syncs of 50 workflows take 27 minutes,
+#   within the default 30-minute deadline.
+AUTO_BATCH_AT_MOST = 100
 
 
 def _env(name: str) -> str:
@@ -75,17 +89,53 @@ def history_calls() -> int:
     return _positive_int("ZUORA_SYNC_HISTORY_CALLS", minimum=0)
 
 
-def customers_per_task() -> int:
-    """Customers synced by one mapped task: 1 keeps one mapped group of four tasks per
-    customer; more makes one ``sync_customers`` task per batch of that many. It decides the
-    DAG's shape when the file is parsed, so every Airflow component must see the same value."""
-    return _positive_int("ZUORA_SYNC_CUSTOMERS_PER_TASK")
+def customers_per_task() -> int | None:
+    """``$ZUORA_SYNC_CUSTOMERS_PER_TASK`` as a number that forces every run's shape (1: one
+    mapped group of four tasks per customer; N: one ``sync_customers`` task per batch of N), or
+    None for ``auto``: each run picks its own (``customers_per_task_for``). Read by the run's
+    ``list_customers`` task, and for the batch task's ``execution_timeout``; the DAG's tasks are
+    the same whatever it says."""
+    text = _env("ZUORA_SYNC_CUSTOMERS_PER_TASK")
+    if text.strip().lower() == "auto":
+        return None
+    if not text.strip().isdigit() or int(text) < 1:
+        raise ValueError(f"$ZUORA_SYNC_CUSTOMERS_PER_TASK must be auto or a whole number >= 1, not {text!r}")
+    return int(text)
+
+
+def customers_per_task_for(customers: int) -> int | None:
+    """The shape of a run of ``customers`` customers: None for one mapped group per customer,
+    else the customers of each batch task. ``auto``: groups for at most
+    min($ZUORA_SYNC_MAX_CONCURRENT_EXPORTS, 16) customers (a batch would hold one customer: the
+    same task processes as a group on an unchanged day); above, about one batch per export slot
+    (every slot busy), each at most ``largest_batch()``."""
+    forced = customers_per_task()
+    if forced is not None:
+        return None if forced == 1 else forced
+    slots = max_concurrent_exports()
+    if customers <= min(slots, AUTO_GROUPS_AT_MOST):
+        return None
+    return min(-(-customers // slots), largest_batch())
+
+
+def largest_batch() -> int:
+    """The most customers a batch task syncs: the number forced, else ``auto``'s cap, from the
+    run deadline: a batch's expected time on a daily run (``AUTO_CUSTOMER_SECONDS`` a customer)
+    within half of it, and at most ``AUTO_BATCH_AT_MOST`` (also when there is no deadline)."""
+    forced = customers_per_task()
+    if forced is not None:
+        return forced
+    deadline_s = deadline_minutes() * 60
+    if not deadline_s:
+        return AUTO_BATCH_AT_MOST
+    return max(1, min(AUTO_BATCH_AT_MOST, int(deadline_s / 2 / AUTO_CUSTOMER_SECONDS)))
 
 
 def batch_timeout() -> timedelta:
-    """A batch task's ``execution_timeout``: an hour, plus two minutes per customer. A try that
-    times out keeps the customers it synced; its retry syncs the others."""
-    return timedelta(hours=1) + customers_per_task() * timedelta(minutes=2)
+    """A batch task's ``execution_timeout``: an hour, plus two minutes per customer of the
+    largest batch. A try that times out keeps the customers it synced; its retry syncs the
+    others."""
+    return timedelta(hours=1) + largest_batch() * timedelta(minutes=2)
 
 
 def deadline_minutes() -> float:

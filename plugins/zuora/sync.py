@@ -49,12 +49,18 @@ def customers_to_sync(customer_ids: list[str] | None, *, per_task: int = 1) -> l
     """Enabled customers, or only those named, by id; a name that is not enabled is an error,
     and so are more mapped tasks (customers, or batches of ``per_task``) than Airflow maps
     ([core] max_map_length), with what to change."""
+    customers = enabled_customers(customer_ids)
+    check_map_length(len(customers), per_task)
+    return customers
+
+
+def enabled_customers(customer_ids: list[str] | None) -> list[dict]:
+    """Enabled customers, or only those named, by id; a name that is not enabled is an error."""
     with warehouse_connection() as conn:
         customers = warehouse.list_customers(conn, customer_ids or None)
     missing = sorted(set(customer_ids or ()) - {c["customer_id"] for c in customers})
     if missing:
         raise ValueError(f"customer_ids not found or not enabled in zuora.customers: {missing}")
-    _check_map_length(len(customers), per_task)
     return [
         {
             "customer_id": c["customer_id"],
@@ -65,7 +71,9 @@ def customers_to_sync(customer_ids: list[str] | None, *, per_task: int = 1) -> l
     ]
 
 
-def _check_map_length(customers: int, per_task: int) -> None:
+def check_map_length(customers: int, per_task: int) -> None:
+    """More mapped tasks (customers, or batches of ``per_task``) than Airflow maps ([core]
+    max_map_length) is an error saying how many, the limit and what to change."""
     from airflow.sdk import conf  # the Task SDK's configuration: env vars, then airflow.cfg
 
     limit = conf.getint("core", "max_map_length", fallback=1024)
@@ -75,11 +83,13 @@ def _check_map_length(customers: int, per_task: int) -> None:
     what = f"{customers} customers to sync"
     if per_task > 1:
         what += f" in {tasks} batches of {per_task}"
+    setting = settings.customers_per_task()
+    now = f"auto, at most {settings.largest_batch()} a batch" if setting is None else setting
     raise ValueError(
         f"{what}, but Airflow maps at most {limit} per task ([core] max_map_length): raise it on "
         f"every Airflow component (scheduler, API server, workers, dag-processor), e.g. "
         f"AIRFLOW__CORE__MAX_MAP_LENGTH={tasks}, put more customers in a task "
-        f"($ZUORA_SYNC_CUSTOMERS_PER_TASK, now {per_task}), or sync fewer customers per run with "
+        f"($ZUORA_SYNC_CUSTOMERS_PER_TASK, now {now}), or sync fewer customers per run with "
         "the customer_ids param"
     )
 

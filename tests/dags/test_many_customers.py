@@ -29,8 +29,9 @@ def sync_runs(uri) -> int:
 
 
 def test_more_customers_than_max_map_length_fail_list_customers_clearly(
-    sync_dag, sync_env, map_limit, caplog
+    sync_dag, sync_env, map_limit, caplog, monkeypatch
 ):
+    monkeypatch.setenv("ZUORA_SYNC_CUSTOMERS_PER_TASK", "1")  # a group each (auto: 4 batches)
     for n in range(map_limit + 2):
         sync_env(f"c{n}", workflows=1)
 
@@ -65,7 +66,8 @@ def test_max_map_length_customers_are_allowed_and_customer_ids_get_under_it(sync
     assert [c["customer_id"] for c in sync.customers_to_sync(chosen)] == chosen
 
 
-def test_in_batches_the_limit_is_on_the_number_of_batches(sync_env, map_limit):
+def test_in_batches_the_limit_is_on_the_number_of_batches(sync_env, map_limit, monkeypatch):
+    monkeypatch.setenv("ZUORA_SYNC_CUSTOMERS_PER_TASK", "2")
     for n in range(2 * map_limit + 1):
         sync_env(f"c{n:02}", workflows=1)
 
@@ -77,3 +79,9 @@ def test_in_batches_the_limit_is_on_the_number_of_batches(sync_env, map_limit):
     message = str(error.value)
     assert message.startswith("11 customers to sync in 6 batches of 2, but Airflow maps at most 5 per task")
     assert "AIRFLOW__CORE__MAX_MAP_LENGTH=6" in message and "$ZUORA_SYNC_CUSTOMERS_PER_TASK, now 2" in message
+    # auto batches within the limit, down to batches of one under a short deadline
+    monkeypatch.setenv("ZUORA_SYNC_CUSTOMERS_PER_TASK", "auto")
+    assert [len(batch["customers"]) for batch in batches.shape_run(None).batches] == [3, 3, 3, 2]
+    monkeypatch.setenv("ZUORA_SYNC_DEADLINE_MINUTES", "0.05")
+    with pytest.raises(ValueError, match=r"CUSTOMERS_PER_TASK, now auto, at most 1 a batch\)"):
+        batches.shape_run(None)

@@ -1,8 +1,13 @@
-"""The sync DAG end to end with dag.test(): real Postgres, the simulator over real HTTP."""
+"""The sync DAG end to end with dag.test(): real Postgres, the simulator over real HTTP.
+
+The DAG's default ($ZUORA_SYNC_CUSTOMERS_PER_TASK=auto) picks the shape per run: these runs of
+a few customers have one group each; the tests that say ``shape`` also run in batches (auto
+with one export slot: every run of two customers or more in batches; tests/dags/test_batches.py)."""
 
 from __future__ import annotations
 
 import psycopg
+import pytest
 
 
 def run(dag, **conf):
@@ -34,16 +39,31 @@ def stage_states(result) -> dict[str, list[str]]:
     return states
 
 
-def test_first_run_stores_everything_and_a_rerun_exports_only_changes(sync_dag, sync_env):
+@pytest.fixture(params=["groups", "batches"])
+def shape(request, monkeypatch) -> str:
+    """The shape auto picks for the test's runs: groups (a few customers, 4 export slots), or
+    batches (one export slot). Read when each run's list_customers runs."""
+    if request.param == "batches":
+        monkeypatch.setenv("ZUORA_SYNC_MAX_CONCURRENT_EXPORTS", "1")
+    return request.param
+
+
+def synced_by(uri, run_id) -> set:
+    """The tasks that synced the run's customers: None for their own groups."""
+    return {row[0] for row in query(uri, "SELECT task_id FROM zuora.sync_runs WHERE run_id = %s", run_id)}
+
+
+def test_first_run_stores_everything_and_a_rerun_exports_only_changes(sync_dag, sync_env, shape):
     acme = sync_env("acme", workflows=30)
     globex = sync_env("globex", workflows=12)
 
     first = run(sync_dag)
     assert first.state == "success"
+    assert synced_by(sync_env.uri, first.run_id) == {"groups": {None}, "batches": {"sync_customers"}}[shape]
     for customer, tenant in (("acme", acme), ("globex", globex)):
         assert stored_ids(sync_env.uri, customer) == set(tenant.workflow_ids())
         assert tenant.stats()["requests"]["export"] == len(tenant.workflow_ids())
-        assert tenant.stats()["tokens_minted"] == 1  # shared by the list and export tasks
+        assert tenant.stats()["tokens_minted"] == 1  # shared by the list and export stages
     definitions = query(sync_env.uri, "SELECT count(*) FROM zuora.workflow_definitions")[0][0]
     assert definitions == 42
 
@@ -80,8 +100,9 @@ def test_first_run_stores_everything_and_a_rerun_exports_only_changes(sync_dag, 
     assert added in stored_ids(sync_env.uri, "acme")
 
 
-def test_full_refresh_exports_everything_and_finds_silent_changes(sync_dag, sync_env):
+def test_full_refresh_exports_everything_and_finds_silent_changes(sync_dag, sync_env, shape):
     acme = sync_env("acme", workflows=6)
+    sync_env("globex", workflows=1)  # two customers: a batch of two with one export slot
     assert run(sync_dag).state == "success"
     wid = acme.workflow_ids()[0]
     definition_hash = "SELECT definition_hash FROM zuora.workflow_definitions WHERE zuora_id = %s"
@@ -92,7 +113,12 @@ def test_full_refresh_exports_everything_and_finds_silent_changes(sync_dag, sync
     assert run(sync_dag).state == "success"
     assert acme.stats()["requests"].get("export", 0) == 0
     refresh = run(sync_dag, full_refresh=True)  # runs the four stages, changed or not
-    assert refresh.state == "success" and set(stage_states(refresh)["upsert"]) == {"success"}
+    assert refresh.state == "success"
+    if shape == "groups":
+        assert stage_states(refresh)["upsert"] == ["success", "success"]
+    else:
+        assert stage_states(refresh)["sync_customers"] == ["success"]
+        assert synced_by(sync_env.uri, refresh.run_id) == {"sync_customers"}
     assert acme.stats()["requests"]["export"] == 6
     assert query(sync_env.uri, definition_hash, wid) != before
 

@@ -1,6 +1,7 @@
 """A batch task's tries, as Airflow runs them (``zuora.batches``), against the real warehouse
 and simulator: a worker killed in the middle of a batch, a retry after a lost try, a clear
-after a fixed credential, and the failure callback's closing of what a last try left open."""
+after a fixed credential, and the failure callback's closing of what a last try left open. The
+batches are the run's, as the DAG's list_customers makes them by default (auto)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,18 @@ from zuora.retry import CustomerFailure, CustomersToRetry
 from zuora.warehouse.connection import warehouse_connection
 
 
+def the_runs_batch(env, monkeypatch, tenants: dict) -> dict:
+    """The customers registered, then made into the run's batches as the DAG's list_customers
+    makes them by default (auto), with one export slot: one batch of them all."""
+    monkeypatch.setenv("ZUORA_SYNC_MAX_CONCURRENT_EXPORTS", "1")
+    for name, (tenant, secret) in tenants.items():
+        env.customer(name, tenant, secret=secret)
+    shape = batches.shape_run(None)
+    assert not shape.customers, "auto kept a group per customer"
+    [batch] = shape.batches
+    return batch
+
+
 def statuses(env, run_id: str = "run-1") -> dict[str, str]:
     return dict(env.query("SELECT customer_id, status FROM zuora.sync_runs WHERE run_id = %s", run_id))
 
@@ -25,9 +38,9 @@ def lists(tenant) -> int:
     return tenant.stats()["by_endpoint_status"].get("list", {}).get("200", 0)
 
 
-def test_a_worker_killed_mid_batch_leaves_no_sync_running_after_the_summary(env, sim_tenant):
+def test_a_worker_killed_mid_batch_leaves_no_sync_running_after_the_summary(env, sim_tenant, monkeypatch):
     tenants = {name: sim_tenant(workflows=2) for name in ("a1", "b2", "c3")}
-    batch = batches.make_batches([env.customer(name, tenant) for name, tenant in tenants.items()], 3)[0]
+    batch = the_runs_batch(env, monkeypatch, {name: (tenant, None) for name, tenant in tenants.items()})
     tenants["b2"].script([{"endpoint": "list", "kind": "hang", "seconds": 30}])
     worker = stage_process(f"from zuora import batches; batches.sync_batch({batch!r}, 'run-1', map_index=0)")
     try:
@@ -38,7 +51,7 @@ def test_a_worker_killed_mid_batch_leaves_no_sync_running_after_the_summary(env,
 
     # its last try lost with the worker: no callback runs; the run's summary closes b2 and c3
     with pytest.raises(sync.CustomersFailed, match="2 of 3 customers failed: b2, c3"):
-        sync.summarize_run("run-1", batches.customers_in([batch]))
+        sync.summarize_run("run-1", batches.run_customers([], [batch]))  # as the DAG's summarize
     assert statuses(env) == {"a1": "success", "b2": "failed", "c3": "failed"}
     assert env.query("SELECT customer_id, stage, error_type FROM zuora.open_dead_letters ORDER BY 1") == [
         ("b2", "task", "TaskLost"),
@@ -46,9 +59,9 @@ def test_a_worker_killed_mid_batch_leaves_no_sync_running_after_the_summary(env,
     ]
 
 
-def test_the_retry_of_a_lost_try_syncs_only_the_customers_still_open(env, sim_tenant):
+def test_the_retry_of_a_lost_try_syncs_only_the_customers_still_open(env, sim_tenant, monkeypatch):
     tenants = {name: sim_tenant(workflows=2) for name in ("a1", "b2", "c3")}
-    batch = batches.make_batches([env.customer(name, tenant) for name, tenant in tenants.items()], 3)[0]
+    batch = the_runs_batch(env, monkeypatch, {name: (tenant, None) for name, tenant in tenants.items()})
     customers = batch["customers"]
     # what a worker lost in the middle of b2 leaves: a1 synced, b2 running, c3 not started
     sync.run_customer(customers[0], "run-1", map_index=0, task_id=batches.TASK_ID)
@@ -61,9 +74,9 @@ def test_the_retry_of_a_lost_try_syncs_only_the_customers_still_open(env, sim_te
     assert [lists(tenants[name]) for name in ("a1", "b2", "c3")] == [1, 2, 1]  # b2's first listing was lost
 
 
-def test_a_retry_leaves_a_failed_customer_alone_and_a_clear_reruns_it(env, sim_tenant):
+def test_a_retry_leaves_a_failed_customer_alone_and_a_clear_reruns_it(env, sim_tenant, monkeypatch):
     a1, b2 = sim_tenant(workflows=2), sim_tenant(workflows=2)
-    batch = batches.make_batches([env.customer("a1", a1), env.customer("b2", b2, secret="wrong")], 2)[0]
+    batch = the_runs_batch(env, monkeypatch, {"a1": (a1, None), "b2": (b2, "wrong")})
     with pytest.raises(
         sync.CustomersFailed, match="1 of 2 customers of batch a1 … b2 \\(2\\) failed for good: b2"
     ):
@@ -91,9 +104,9 @@ def test_a_retry_leaves_a_failed_customer_alone_and_a_clear_reruns_it(env, sim_t
     assert env.query("SELECT count(*) FROM zuora.open_dead_letters") == [(0,)]
 
 
-def test_the_failure_callback_closes_only_the_syncs_the_last_try_left_open(env, sim_tenant):
+def test_the_failure_callback_closes_only_the_syncs_the_last_try_left_open(env, sim_tenant, monkeypatch):
     names = ("done", "failed", "retrying", "unreached")
-    batch = batches.make_batches([env.customer(name, sim_tenant(workflows=1)) for name in names], 4)[0]
+    batch = the_runs_batch(env, monkeypatch, {name: (sim_tenant(workflows=1), None) for name in names})
     done, failed, retrying, _ = batch["customers"]
     sync.run_customer(done, "run-1")
     with warehouse_connection() as conn:
