@@ -5,8 +5,8 @@
 - conn type ``http``: a generic webhook; the alert is POSTed as JSON to the host URL
 - no such connection: a structured warning in the log, so nothing is silently lost
 
-Task failure callbacks use ``ZuoraAlertNotifier`` (``zuora.notifications.alerts``, the
-provider's registered notifier); the DAG deadline uses
+Task failure callbacks use ``ZuoraAlertNotifier`` (defined here, registered and imported by the
+DAGs as ``zuora.notifications.alerts.ZuoraAlertNotifier``); the DAG deadline uses
 ``deadline_missed`` (async, runs in the triggerer); the monitor DAG calls ``raise_alerts``,
 which stores each alert in the warehouse (``zuora.warehouse.alerts``) before sending it.
 
@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
-from airflow.sdk import BaseHook
+from airflow.sdk import BaseHook, BaseNotifier
 from airflow.sdk.definitions.callback import AsyncCallback
 from airflow.sdk.definitions.deadline import DeadlineAlert, DeadlineReference
 
@@ -123,16 +123,6 @@ def raise_alerts(conn, alerts: list[Alert], *, since: datetime | None = None) ->
     return handled
 
 
-def __getattr__(name: str):
-    """``zuora.alerts.ZuoraAlertNotifier``, as DAG files written before the notifier moved to
-    ``zuora.notifications.alerts`` import it (imported on use: no import cycle)."""
-    if name == "ZuoraAlertNotifier":
-        from zuora.notifications.alerts import ZuoraAlertNotifier
-
-        return ZuoraAlertNotifier
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
 def customer_of(context) -> str | None:
     """The customer id of a per-customer task (its ``customer`` argument), else None."""
     customer = (getattr(context.get("task"), "op_kwargs", None) or {}).get("customer")
@@ -144,6 +134,44 @@ def batch_of(context) -> dict | None:
     None (``zuora.batches``)."""
     batch = (getattr(context.get("task"), "op_kwargs", None) or {}).get("batch")
     return batch if isinstance(batch, dict) and isinstance(batch.get("customers"), list) else None
+
+
+class ZuoraAlertNotifier(BaseNotifier):
+    """Task callback: alert with the task, customer (or batch), try and error, through the
+    ``zuora_alerts`` connection: ``@dag(default_args={"on_failure_callback": ZuoraAlertNotifier()})``.
+
+    The title is built per call, not templated: Airflow renders a notifier's template fields
+    in place, so one shared instance would keep the first task's title.
+    """
+
+    def __init__(self, alerts_conn_id: str = settings.ALERT_CONN_ID):
+        super().__init__()
+        self.alerts_conn_id = alerts_conn_id
+
+    def notify(self, context) -> None:
+        ti = context.get("ti")
+        error = context.get("exception")
+        customer, batch = customer_of(context), batch_of(context)
+        title = f"Zuora workflow sync: {getattr(ti, 'task_id', 'a task')} failed" + (
+            f" for customer {customer}" if customer else f" for batch {batch['label']}" if batch else ""
+        )
+        send_alert(
+            Alert(
+                kind="task_failed",
+                severity="critical",
+                title=title,
+                details={
+                    "dag_id": getattr(ti, "dag_id", None),
+                    "run_id": context.get("run_id"),
+                    "task": getattr(ti, "task_id", None),
+                    "customer": customer,
+                    **({"batch": batch["label"]} if batch else {}),
+                    "try_number": getattr(ti, "try_number", None),
+                    "error": f"{type(error).__name__}: {error}" if error else None,
+                },
+            ),
+            self.alerts_conn_id,
+        )
 
 
 def run_deadline(minutes: float, argv: list[str] = sys.argv) -> DeadlineAlert | None:

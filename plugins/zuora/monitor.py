@@ -13,10 +13,9 @@ import contextlib
 import json
 import logging
 
-import requests
-
 from zuora import metrics
 from zuora.alerts import Alert, raise_alerts
+from zuora.queue_depth import queued_task_instances
 from zuora.redaction import redact_text
 from zuora.settings import RETENTION_VARIABLE, THRESHOLDS_VARIABLE, Retention, Thresholds
 
@@ -190,7 +189,7 @@ def _dead_letters_growing(conn, t: Thresholds, window: dict) -> list[Alert]:
 
 
 def _queue_backlog(conn, t: Thresholds, window: dict) -> list[Alert]:
-    queued = _queued_task_instances(t.airflow_api_conn_id)
+    queued = queued_task_instances(t.airflow_api_conn_id)
     if queued is not None and queued > t.max_queued_task_instances:
         return [
             Alert(
@@ -200,27 +199,3 @@ def _queue_backlog(conn, t: Thresholds, window: dict) -> list[Alert]:
             )
         ]
     return []
-
-
-def _queued_task_instances(conn_id: str) -> int | None:
-    """Queued task instances across Airflow, from its REST API; None when not configured."""
-    from airflow.sdk import BaseHook
-
-    try:
-        conn = BaseHook.get_connection(conn_id)
-    except Exception:
-        return None
-    host = conn.host or ""
-    base = host.rstrip("/") if "://" in host else f"http://{host}:{conn.port or 8080}"
-    token = requests.post(
-        f"{base}/auth/token", json={"username": conn.login, "password": conn.password}, timeout=10
-    )
-    token.raise_for_status()
-    response = requests.get(
-        f"{base}/api/v2/dags/~/dagRuns/~/taskInstances",
-        params={"state": "queued", "limit": "1"},
-        timeout=10,
-        headers={"Authorization": f"Bearer {token.json()['access_token']}"},
-    )
-    response.raise_for_status()
-    return int(response.json()["total_entries"])

@@ -53,28 +53,38 @@ def queried_metrics() -> set[str]:
 
 
 @functools.cache
-def _mappings() -> list[tuple[str | None, re.Pattern, str]]:
-    """(metric type or None for any, the match as a regex, the name template), in file order."""
+def _mappings() -> list[tuple[str | None, re.Pattern, dict]]:
+    """(metric type or None for any, the match as a regex, the mapping), in file order."""
     return [
         (
             mapping.get("match_metric_type"),
             re.compile("^" + re.escape(mapping["match"]).replace(r"\*", "([^.]*)") + "$"),
-            mapping["name"],
+            mapping,
         )
         for mapping in yaml.safe_load(MAPPING.read_text())["mappings"]
     ]
 
 
 @functools.cache  # a cluster's samples name a few hundred series many thousand times
-def prometheus_name(name: str, kind: str) -> str:
-    """What statsd-exporter calls the StatsD series ``name`` (without Airflow's prefix)."""
+def mapped(name: str, kind: str) -> tuple[str, dict]:
+    """What statsd-exporter calls the StatsD series ``name`` (without Airflow's prefix), and
+    the mapping that names it (``{}`` when none does)."""
     full = STATSD_PREFIX + name
-    for metric_type, pattern, template in _mappings():
+    for metric_type, pattern, mapping in _mappings():
         if metric_type not in (None, TYPES[kind]):
             continue
         if match := pattern.match(full):
-            return re.sub(r"\$\{(\d+)\}", lambda m: match.group(int(m.group(1))), template)
-    return re.sub(r"[^a-zA-Z0-9_]", "_", full)  # the exporter's default
+            return re.sub(r"\$\{(\d+)\}", lambda m: match.group(int(m.group(1))), mapping["name"]), mapping
+    return re.sub(r"[^a-zA-Z0-9_]", "_", full), {}  # the exporter's default
+
+
+def prometheus_name(name: str, kind: str) -> str:
+    """What statsd-exporter calls the StatsD series ``name`` (without Airflow's prefix)."""
+    return mapped(name, kind)[0]
+
+
+def histogram_buckets() -> list[float]:
+    return yaml.safe_load(MAPPING.read_text())["defaults"]["histogram_options"]["buckets"]
 
 
 def readme_series() -> set[str]:

@@ -21,7 +21,13 @@ class Sample:
 
 
 class Samples(list):
-    """What a receiver got, with the sums the tests compare to zuora.sync_runs."""
+    """What a receiver got, with the sums the tests compare to zuora.sync_runs.
+
+    ``last_export_per_process``: OTLP's samples are each series' last cumulative export, and
+    Airflow's task processes export under one resource, so a series several processes emit
+    (a fleet-wide one) holds only the last process's figure; StatsD's are every datagram."""
+
+    last_export_per_process = False
 
     def names(self) -> set[str]:
         return {s.name for s in self}
@@ -151,6 +157,7 @@ class OtlpReceiver:
                                 sample.unit = metric.unit  # type: ignore[attr-defined]
                                 latest[key] = sample
         out = Samples(latest.values())
+        out.last_export_per_process = True
         for sample in out:
             sample.name = sample.name.removeprefix(self.prefix)
         return out

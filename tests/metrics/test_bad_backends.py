@@ -21,8 +21,8 @@ CALLS = 30
 BUDGET_S = 0.005  # a few ms per customer sync, the issue's bound
 
 
-def refusing_port() -> int:
-    with socket.socket() as s:  # bound then closed: nothing listens, connections are refused
+def refusing_port(kind=socket.SOCK_STREAM) -> int:
+    with socket.socket(socket.AF_INET, kind) as s:  # bound then closed: nothing listens there
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
@@ -31,10 +31,7 @@ def backends():
     return {
         "statsd host unresolvable": dict(statsd_on=True, statsd_host="statsd.invalid", statsd_port=8125),
         "statsd nothing listening": dict(
-            statsd_on=True,
-            statsd_host="127.0.0.1",
-            statsd_port=refusing_port(),
-            metrics_block_list="zuora_sync",
+            statsd_on=True, statsd_host="127.0.0.1", statsd_port=refusing_port(socket.SOCK_DGRAM)
         ),
         "otlp refusing": dict(
             otel_on=True, OTEL_EXPORTER_OTLP_METRICS_ENDPOINT=f"http://127.0.0.1:{refusing_port()}/v1/metrics"
@@ -43,9 +40,22 @@ def backends():
     }
 
 
+@pytest.fixture
+def datagrams(monkeypatch):
+    """Every UDP datagram this process sends, with its address (the real socket sends it)."""
+    sent, sendto = [], socket.socket.sendto
+
+    def recording(sock, data, *flags_and_address):
+        sent.append((flags_and_address[-1], bytes(data)))
+        return sendto(sock, data, *flags_and_address)
+
+    monkeypatch.setattr(socket.socket, "sendto", recording)
+    return sent
+
+
 @pytest.mark.parametrize("backend", list(backends()))
 def test_a_bad_backend_changes_nothing_and_costs_a_few_ms(
-    sync_dag, sync_env, airflow_metrics, backend, caplog
+    sync_dag, sync_env, airflow_metrics, backend, caplog, datagrams
 ):
     settings = backends()[backend]
     hanging = None
@@ -75,6 +85,10 @@ def test_a_bad_backend_changes_nothing_and_costs_a_few_ms(
             costs = [_timed(metrics.customer_sync_ended, conn, result.run_id, "acme") for _ in range(CALLS)]
             assert conn.info.transaction_status != 3  # not left in a failed transaction
         median, worst = statistics.median(costs), max(costs)
+        if backend == "statsd nothing listening":  # our series really went to the closed port
+            ours = [data for address, data in datagrams if address == ("127.0.0.1", settings["statsd_port"])]
+            ended = [data for data in ours if data.startswith(b"airflow.zuora_sync.customer_sync.succeeded")]
+            assert len(ended) == CALLS + 1, ours[:5]  # the run's acme, and each timed call
         print(
             f"{backend}: backend made in {first * 1000:.1f} ms ({setup_s * 1000:.0f} ms with setup); "
             f"per customer sync median {median * 1000:.2f} ms, max {worst * 1000:.2f} ms"

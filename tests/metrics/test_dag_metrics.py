@@ -4,11 +4,16 @@ gauges and alerts too; and every metric the shipped dashboard queries is among t
 
 from __future__ import annotations
 
+import json
+
+import psycopg
 import pytest
 
 from tests.metrics import dashboard
 from tests.metrics.conftest import flush_otel
 from tests.metrics.ledger import assert_series_match_the_ledger, ledger
+from zuora import warehouse
+from zuora.api.credentials import airflow_connection
 
 
 def a_run_with_one_failed_customer(sync_dag, sync_env):
@@ -72,8 +77,10 @@ def test_otlp_series_match_the_ledger_with_tags_as_attributes(sync_dag, sync_env
     samples = otlp.samples()
 
     assert_series_match_the_ledger(samples, rows)
-    [duration] = samples.of("zuora_sync.customer_sync.duration", customer="acme")
-    assert duration.unit == "ms" and duration.count == 1  # a histogram in milliseconds
+    # the fleet-wide histogram (milliseconds), by environment: both customers' syncs
+    [duration] = samples.of("zuora_sync.customer_sync.duration")
+    assert duration.tags == {"environment": "sandbox"}
+    assert duration.unit == "ms" and duration.count == 2
     counter = samples.of("zuora_sync.customer_sync.succeeded", customer="acme")[0]
     assert counter.kind == "counter" and counter.tags["environment"] == "sandbox"
 
@@ -111,3 +118,45 @@ def test_where_no_task_runner_set_stats_up_the_module_does_it_from_the_config(
         monkeypatch.setenv(f"AIRFLOW__METRICS__{key}", str(value))
     metrics.alert_raised("deadline_missed")
     assert statsd.samples() and statsd.lines == ["airflow.zuora_sync.alerts.raised:1|c"]
+
+
+def test_a_production_customer_on_a_host_outside_the_catalogue_is_tagged_production(
+    sync_dag, sync_env, statsd, airflow_metrics, monkeypatch
+):
+    """Customers registered as production whose Zuora host is not in the host catalogue (a
+    proxy, a vanity host; here the simulator on 127.0.0.1, their connections naming no
+    environment): the ledger records the host's environment as unknown (initech's failed
+    sync keeps it), the series say production, so a dashboard filtered to production shows
+    both."""
+    airflow_metrics(
+        statsd_on=True, statsd_host="127.0.0.1", statsd_port=statsd.port, statsd_influxdb_enabled=True
+    )
+    for customer, secret in (("hooli", None), ("initech", "not-the-secret")):
+        tenant = sync_env(customer, workflows=2)
+        connection = airflow_connection(
+            tenant.base_url, tenant.client_id, secret or tenant.client_secret, allow_insecure_http=True
+        )
+        monkeypatch.setenv(f"AIRFLOW_CONN_ZUORA_{customer.upper()}", json.dumps(connection))
+        with psycopg.connect(sync_env.uri) as conn:
+            warehouse.upsert_customer(
+                conn,
+                customer_id=customer,
+                name=customer.title(),
+                zuora_conn_id=f"zuora_{customer}",
+                environment="production",
+            )
+    result = sync_dag.test(run_conf={"customer_ids": [], "full_refresh": False})
+    assert result.state == "failed"  # initech's credentials are refused
+    with psycopg.connect(sync_env.uri) as conn:
+        ledger_rows = conn.execute(
+            "SELECT customer_id, status, zuora_environment FROM zuora.sync_runs WHERE run_id = %s ORDER BY 1",
+            (result.run_id,),
+        ).fetchall()
+    assert ledger_rows[1] == ("initech", "failed", "unknown")
+    ours = [s for s in statsd.samples() if s.name.startswith("zuora_sync.") and "environment" in s.tags]
+    tagged = {
+        (s.tags.get("customer"), s.tags["environment"])
+        for s in ours
+        if s.name.startswith("zuora_sync.customer_sync.")
+    }
+    assert tagged == {("hooli", "production"), ("initech", "production"), (None, "production")}

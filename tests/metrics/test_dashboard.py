@@ -1,16 +1,23 @@
 """The shipped monitoring files load and agree: the dashboard's datasources are the
-provisioned ones, it shows every series of the Metrics table (docs/operating.md), and the statsd-exporter mapping
-names every series of ours (what each panel queries was seen emitted: test_dag_metrics)."""
+provisioned ones, it shows every series of the Metrics table (docs/operating.md), the
+statsd-exporter mapping names every series of ours (what each panel queries was seen emitted:
+test_dag_metrics), and what its queries count, with a real run's StatsD lines through the
+mapping as Prometheus evaluates them, is what happened: every failure, a first one included."""
 
 from __future__ import annotations
 
 import json
+import re
+from dataclasses import replace
 
+import psycopg
 import yaml
 
 from tests.metrics import dashboard
+from tests.metrics.prometheus import Exporter, Prometheus, by, value
 
 PROVISIONING = dashboard.MONITORING / "grafana" / "provisioning"
+README = dashboard.ROOT / "docs" / "operating.md"
 
 
 def test_the_dashboard_loads_and_uses_the_provisioned_datasources():
@@ -74,3 +81,141 @@ def test_the_warehouse_panels_run_on_a_migrated_warehouse(warehouse_uri):
                 cursor = conn.execute(sql)
                 assert cursor.description, panel["title"]
                 cursor.fetchall()
+
+
+# --- what the dashboard's queries count, as Prometheus evaluates them -----------------------
+
+SCRAPE_S = 15  # monitoring/prometheus/prometheus.yml
+
+
+def _queries() -> dict[str, list[str]]:
+    """The dashboard's PromQL by panel title, with the customer variable at "All"."""
+    return {
+        panel["title"]: [t["expr"].replace("$customer", ".*") for t in panel["targets"]]
+        for panel in dashboard.panels()
+        if panel.get("targets") and "expr" in panel["targets"][0]
+    }
+
+
+def _during(statsd, action):
+    """What ``action()`` made the receiver get: its result and its samples."""
+    mark = len(statsd.lines)
+    result = action()
+    return result, statsd.samples(since=mark)
+
+
+def _replay(phases) -> tuple[Prometheus, float]:
+    """Each phase's lines reach statsd-exporter between two scrapes (the worst case: a series'
+    zero and its first count in one scrape), then three more scrapes 15 s apart; returns
+    the Prometheus and the time of its last scrape."""
+    exporter, db, now = Exporter(), Prometheus(), 0.0
+    db.scrape(now, exporter)
+    for samples in phases:
+        exporter.receive(samples)
+        for _ in range(4):
+            now += SCRAPE_S
+            db.scrape(now, exporter)
+    return db, now
+
+
+def test_the_dashboard_counts_every_failure_a_customers_first_included(
+    sync_dag, monitor_dag, sync_env, statsd, airflow_metrics
+):
+    """Two runs' StatsD lines through the shipped mapping into a Prometheus-like evaluation of
+    the dashboard's own queries: globex is new and its first sync fails (wrong secret), acme
+    succeeds, then fails at its list stage in the second run. Every failure counts: Prometheus
+    takes a new series' first sample as its baseline, so each series must exist at 0 first."""
+    airflow_metrics(
+        statsd_on=True, statsd_host="127.0.0.1", statsd_port=statsd.port, statsd_influxdb_enabled=True
+    )
+    acme = sync_env("acme", workflows=3)
+    sync_env("globex", workflows=2, secret="not-the-secret")
+    monitor, hourly = _during(statsd, monitor_dag.test)  # the hourly monitor, before the runs
+    assert monitor.state == "success"
+    run_conf = {"customer_ids": [], "full_refresh": False}
+    first, run1 = _during(statsd, lambda: sync_dag.test(run_conf=run_conf))
+    sync_env("acme", tenant=acme, secret="not-the-secret")  # acme's credentials go bad
+    second, run2 = _during(statsd, lambda: sync_dag.test(run_conf=run_conf))
+    assert (first.state, second.state) == ("failed", "failed")
+    db, now = _replay([hourly, run1, run2])
+    queries = _queries()
+
+    def query(title, target=0):
+        return db.query(queries[title][target], now)
+
+    per_customer = {"acme": 0.5, "globex": 1.0}  # acme: 1 of 2 syncs failed; globex: both
+    assert by(query("Error rate by customer (24 h)"), "customer") == per_customer
+    assert by(query("Failures by customer"), "customer") == {"acme": 1, "globex": 2}
+    assert by(query("Success rate by customer (24 h)"), "customer") == {"acme": 0.5, "globex": 0.0}
+    assert value(query("Sync success rate (24 h)")) == 0.25
+    assert value(query("Error rate (1 h)")) == 0.75
+    assert (value(query("Customer syncs ended", 0)), value(query("Customer syncs ended", 1))) == (1, 3)
+    stages = {"list": 3, "export": 0, "validate": 0, "upsert": 0, "task": 0}
+    assert by(query("Failures and dead letters by stage (all customers)", 0), "stage") == stages
+    assert by(query("Failures and dead letters by stage (all customers)", 1), "stage") == stages
+    assert by(query("Run duration", 1), "outcome") == {"failed": 2, "success": 0}
+    sent = [s for s in run1 + run2 if s.name == "zuora_sync.alerts.raised" and s.value]
+    alerts = by(query("Alerts raised by kind"), "kind")
+    assert alerts.pop("task_failed") == len(sent) > 0 and set(alerts.values()) == {0}
+
+    with psycopg.connect(sync_env.uri) as conn:
+        durations, requests = conn.execute(
+            "SELECT array_agg(duration_seconds::float ORDER BY run_id), sum(api_requests) "
+            "FROM zuora.sync_runs WHERE customer_id = 'acme'"
+        ).fetchone()
+        requests += conn.execute(
+            "SELECT sum(api_requests) FROM zuora.sync_runs WHERE customer_id = 'globex'"
+        ).fetchone()[0]
+    assert (
+        by(query("Zuora API calls by customer"), "customer")["acme"]
+        + by(query("Zuora API calls by customer"), "customer")["globex"]
+        == requests
+        == value(query("Zuora API calls (1 h)"))
+    )
+    average = by(query("Average sync duration by customer (24 h)"), "customer")["acme"]
+    assert abs(average - sum(durations) / 2) < 0.002  # milliseconds, added up
+    # every query of the dashboard evaluates; each has data but the queue depth (no Airflow API here)
+    for title, exprs in queries.items():
+        for expr in exprs:
+            assert db.query(expr, now) or title == "Queue depth", (title, expr)
+
+
+def _our_series(samples, customers: int) -> int:
+    """How many ``zuora_sync_*`` series statsd-exporter shows once ``customers`` customers
+    emitted what acme did (its lines replayed under other ids) beside the fleet's lines."""
+    exporter = Exporter()
+    exporter.receive([s for s in samples if "customer" not in s.tags])
+    acme = [s for s in samples if s.tags.get("customer") == "acme"]
+    for number in range(customers):
+        exporter.receive(replace(s, tags={**s.tags, "customer": f"c{number}"}) for s in acme)
+    return sum(dict(key)["__name__"].startswith("zuora_sync_") for key in exporter.exposition())
+
+
+def test_the_series_count_stays_small_per_customer_as_documented(
+    sync_dag, monitor_dag, sync_env, statsd, airflow_metrics
+):
+    """The shipped mapping's series, from a real run's lines (the monitor, then acme syncing
+    and globex failing): a customer has a fixed handful of series, its failure adds none, the
+    rest is fleet-wide; docs/operating.md states the counts at 10, 1,000 and 10,000 customers."""
+    airflow_metrics(
+        statsd_on=True, statsd_host="127.0.0.1", statsd_port=statsd.port, statsd_influxdb_enabled=True
+    )
+    sync_env("acme", workflows=3)
+    sync_env("globex", workflows=2, secret="not-the-secret")
+    assert monitor_dag.test().state == "success"
+    assert sync_dag.test(run_conf={"customer_ids": [], "full_refresh": False}).state == "failed"
+    samples = statsd.samples()
+    exporter = Exporter()
+    exporter.receive(samples)
+
+    def series_of(customer):
+        return sorted(dict(key)["__name__"] for key in exporter.exposition() if ("customer", customer) in key)
+
+    assert series_of("acme") == series_of("globex")  # a failure adds no series of the customer's
+    per_customer = len(series_of("acme"))
+    assert per_customer == 12, series_of("acme")  # 11 counters of the table, and the seconds'
+    counts = {customers: _our_series(samples, customers) for customers in (10, 1_000, 10_000)}
+    fleet = counts[10] - 10 * per_customer
+    assert fleet < 100 and all(count == n * per_customer + fleet for n, count in counts.items())
+    documented = re.findall(r"^\| ([\d,]+) customers \| ([\d,]+) \|", README.read_text(), re.MULTILINE)
+    assert {int(n.replace(",", "")): int(c.replace(",", "")) for n, c in documented} == counts
