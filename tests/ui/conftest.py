@@ -50,3 +50,16 @@ def client(api_app, migrated_uri, monkeypatch):
     monkeypatch.setenv("AIRFLOW_CONN_ZUORA_WAREHOUSE", migrated_uri)
     with TestClient(api_app) as test_client:
         yield test_client
+
+
+@pytest.fixture
+def reader(migrated_uri, monkeypatch):
+    """A login of the test's warehouse that may only read it (include/sql/reader_login.sql,
+    as docker-compose makes zuora_page), set as the Airflow connection the page reads through."""
+    from tests.warehouse.reader_logins import reader_login
+    from zuora import settings
+    from zuora.ui import reading
+
+    with reader_login(migrated_uri, connection_limit=reading.MAX_READERS + 2) as login:
+        monkeypatch.setenv(f"AIRFLOW_CONN_{settings.WAREHOUSE_READER_CONN_ID.upper()}", login.uri)
+        yield login

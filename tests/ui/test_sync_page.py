@@ -5,12 +5,17 @@ every hostile name escaped and no secret on it."""
 from __future__ import annotations
 
 import json
+import logging
 import statistics
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import psycopg
 import pytest
+from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from zuora import warehouse
@@ -188,7 +193,7 @@ def test_the_fleet_json_matches_sync_runs(client, tokens, seeded):
     assert fleet["total"] == 4 and set(rows) == {"acme", "globex", HOSTILE_ID, "longname"}
     # worst first: failing, then stale (never synced before synced long ago), then ok
     assert [row["customer_id"] for row in fleet["customers"]] == ["globex", "longname", HOSTILE_ID, "acme"]
-    assert fleet["summary"] == {"failing": 1, "stale": 2, "running": 0, "ok": 1, "disabled": 0}
+    assert fleet["summary"] == {"failing": 1, "stale": 2, "degraded": 0, "running": 0, "ok": 1, "disabled": 0}
 
     acme = rows["acme"]
     within = [r for r in ACME_RUNS if r[1] < timedelta(days=30)]
@@ -341,13 +346,102 @@ def test_hostile_names_are_escaped_and_no_secret_is_shown(client, tokens, seeded
     assert data["restores"][0]["scope"] == "cross_company_copy"
 
 
-def test_the_page_reads_in_a_read_only_transaction(migrated_uri):
-    from zuora.ui import queries
+PAGES = [
+    "/zuora-sync/",
+    "/zuora-sync/api/fleet",
+    "/zuora-sync/customers/acme",
+    "/zuora-sync/api/customers/acme",
+    "/zuora-sync/dag/zuora_workflow_sync",
+]
 
-    with psycopg.connect(migrated_uri) as conn, queries.read_only(conn):
-        assert conn.execute("SHOW transaction_read_only").fetchone() == ("on",)
-        with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
-            conn.execute("DELETE FROM zuora.customers")
+
+def probe_the_page_reads(uri: str, user: str, seconds: float = 0.0) -> None:
+    """From now on a read of zuora.customers (every page reads it) fails unless it runs in a
+    read-only transaction as ``user``, and takes ``seconds`` more: the table goes behind a view
+    of the same name that asks ``zuora.page_probe()`` once per query."""
+    with psycopg.connect(uri) as conn:
+        conn.execute(
+            sql.SQL("""
+            CREATE FUNCTION zuora.page_probe() RETURNS boolean LANGUAGE plpgsql AS $probe$
+            BEGIN
+                IF current_setting('transaction_read_only') <> 'on' THEN
+                    RAISE EXCEPTION 'zuora.customers read in a read-write transaction';
+                END IF;
+                IF session_user <> {user} THEN
+                    RAISE EXCEPTION 'zuora.customers read as %', session_user;
+                END IF;
+                PERFORM pg_sleep({seconds});
+                RETURN true;
+            END
+            $probe$;
+            ALTER TABLE zuora.customers RENAME TO customers_behind_the_probe;
+            CREATE VIEW zuora.customers AS
+                SELECT * FROM zuora.customers_behind_the_probe WHERE (SELECT zuora.page_probe());
+            GRANT SELECT ON zuora.customers TO zuora_reader;
+            """).format(user=sql.Literal(user), seconds=sql.Literal(seconds))
+        )
+    with psycopg.connect(uri) as conn, pytest.raises(psycopg.errors.RaiseException, match="read-write"):
+        conn.execute("SELECT count(*) FROM zuora.customers")  # the probe bites
+
+
+def test_the_page_reads_as_the_reader_login_in_read_only_transactions(client, tokens, seeded, reader):
+    probe_the_page_reads(seeded, reader.name)
+    for path in PAGES:
+        answer = client.get(path, headers=bearer(tokens["viewer1"]))
+        assert answer.status_code == 200, (path, answer.text[:300])
+    fleet = client.get("/zuora-sync/api/fleet", headers=bearer(tokens["viewer1"])).json()
+    assert fleet["total"] == 4 and fleet["summary"]["failing"] == 1
+
+
+def test_without_a_reader_login_the_page_warns_and_still_reads_read_only(client, tokens, seeded, caplog):
+    from zuora.ui import reading
+
+    reading._warn_without_a_reader.cache_clear()
+    probe_the_page_reads(seeded, urlsplit(seeded).username)  # the sync's own connection
+    with caplog.at_level(logging.WARNING, logger="zuora.ui.reading"):
+        for path in PAGES:
+            assert client.get(path, headers=bearer(tokens["viewer1"])).status_code == 200, path
+    warnings = [r.getMessage() for r in caplog.records if r.name == "zuora.ui.reading"]
+    assert len(warnings) == 1 and "zuora_warehouse_reader" in warnings[0], warnings
+
+
+def test_concurrent_requests_hold_at_most_max_readers_connections(client, tokens, seeded, reader):
+    """3 x MAX_READERS requests at once, each read held 0.3 s: the warehouse sees at most
+    MAX_READERS connections of the page in a transaction (pg_stat_activity, sampled every 20 ms;
+    the backend of a connection just closed may linger a few milliseconds, idle, while the next
+    request connects), and every request is answered."""
+    from zuora.ui.reading import MAX_READERS
+
+    probe_the_page_reads(seeded, reader.name, seconds=0.3)
+    seen: list[int] = []
+    done = threading.Event()
+
+    def watch() -> None:
+        with psycopg.connect(seeded, autocommit=True) as conn:
+            while not done.is_set():
+                seen.append(
+                    conn.execute(
+                        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                        "AND state IN ('active', 'idle in transaction') AND pid <> pg_backend_pid()"
+                    ).fetchone()[0]
+                )
+                time.sleep(0.02)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        with ThreadPoolExecutor(3 * MAX_READERS) as pool:
+            answers = list(
+                pool.map(
+                    lambda _: client.get("/zuora-sync/api/customers/acme", headers=bearer(tokens["viewer1"])),
+                    range(3 * MAX_READERS),
+                )
+            )
+    finally:
+        done.set()
+        watcher.join()
+    assert [a.status_code for a in answers] == [200] * (3 * MAX_READERS)
+    assert max(seen) == MAX_READERS, sorted(set(seen))
 
 
 def test_the_dag_tab_points_other_dags_to_the_sync_dag(client, tokens, seeded):
@@ -362,8 +456,47 @@ def test_the_dag_tab_points_other_dags_to_the_sync_dag(client, tokens, seeded):
     )
 
 
-def test_the_auth_manager_is_asked_about_the_sync_dag(client, tokens, seeded, monkeypatch):
-    """An auth manager that lets a user read every DAG but the sync DAG: the page is refused."""
+@pytest.fixture
+def sync_dag_of_a_team(api_app):
+    """The sync DAG in a bundle of the team "billing" (Airflow's multi-team model), as in the
+    metadata DB of a deployment with teams; put back as it was after. Airflow caches a DAG's
+    team for a while: forgotten before and after."""
+    from airflow.models.dag import DagModel, clear_team_name_cache
+    from airflow.models.dagbundle import DagBundleModel
+    from airflow.models.team import Team
+    from airflow.utils.session import create_session
+
+    clear_team_name_cache()
+    with create_session() as session:
+        bundle = DagBundleModel(name="billing-dags")
+        bundle.teams.append(Team(name="billing"))
+        session.add(bundle)
+        session.flush()
+        dag = session.get(DagModel, "zuora_workflow_sync")
+        made = dag is None
+        bundle_before = None if made else dag.bundle_name
+        if made:
+            session.add(DagModel(dag_id="zuora_workflow_sync", bundle_name=bundle.name))
+        else:
+            dag.bundle_name = bundle.name
+    yield "billing"
+    with create_session() as session:
+        dag = session.get(DagModel, "zuora_workflow_sync")
+        if made:
+            session.delete(dag)
+        else:
+            dag.bundle_name = bundle_before
+        session.flush()
+        session.delete(session.get(DagBundleModel, "billing-dags"))
+        session.delete(session.get(Team, "billing"))
+    clear_team_name_cache()
+
+
+def test_the_auth_manager_is_asked_about_the_sync_dag_and_its_team(
+    client, tokens, seeded, monkeypatch, sync_dag_of_a_team
+):
+    """An auth manager that lets a user read every DAG but the sync DAG: the page is refused.
+    It is asked as Airflow's own routes ask it: with the DAG's team."""
     from airflow.api_fastapi.app import get_auth_manager
 
     manager = get_auth_manager()
@@ -371,14 +504,15 @@ def test_the_auth_manager_is_asked_about_the_sync_dag(client, tokens, seeded, mo
     allowed = manager.is_authorized_dag
 
     def every_dag_but_the_sync_dag(*, method, user, access_entity=None, details=None):
-        asked.append((method, details.id if details else None))
-        if details is not None and details.id == "zuora_workflow_sync":
+        asked.append((method, details.id, details.team_name))
+        if details.id == "zuora_workflow_sync":
             return False
         return allowed(method=method, user=user, access_entity=access_entity, details=details)
 
     monkeypatch.setattr(manager, "is_authorized_dag", every_dag_but_the_sync_dag)
-    assert client.get("/zuora-sync/api/fleet", headers=bearer(tokens["admin"])).status_code == 403
-    assert asked == [("GET", "zuora_workflow_sync")]
+    refused = client.get("/zuora-sync/api/fleet", headers=bearer(tokens["admin"]))
+    assert refused.status_code == 403 and "not allowed to read the DAG" in refused.text
+    assert asked == [("GET", "zuora_workflow_sync", sync_dag_of_a_team)]
 
 
 def test_a_search_is_shown_back_escaped_and_odd_ids_have_their_view(client, tokens, seeded):
@@ -393,3 +527,110 @@ def test_a_search_is_shown_back_escaped_and_odd_ids_have_their_view(client, toke
     assert client.get(f"/zuora-sync/api/customers/{odd}", headers=auth).json()["customer"]["name"] == "Slash"
     fleet = client.get("/zuora-sync/", params={"q": "tenant/"}, headers=auth).text
     assert f'href="/zuora-sync/customers/{odd}"' in fleet
+
+
+def add_dead_letter(conn, customer_id: str, item: int, first_failed: timedelta, *, resolved: bool = False):
+    conn.execute(
+        """INSERT INTO zuora.dead_letters (customer_id, run_id, stage, zuora_id, item_key, error_type, message,
+                                           first_failed_at, last_failed_at, resolved_at)
+           VALUES (%s, 'r', 'export', %s, %s, 'ZuoraServerError', 'HTTP 500 from Zuora', %s, %s, %s)""",
+        (
+            customer_id,
+            item,
+            str(item),
+            NOW - first_failed,
+            NOW - timedelta(hours=1),
+            NOW if resolved else None,
+        ),
+    )
+
+
+def add_daily_runs(conn, customer_id: str, versions_pending: dict[int, int]) -> None:
+    """A successful run a day (days ago -> versions it left pending), each at that day minus 1 h."""
+    for days, pending in versions_pending.items():
+        add_run(
+            conn,
+            customer_id,
+            f"scheduled__{customer_id}_{days}",
+            timedelta(days=days, hours=1),
+            "success",
+            5.0,
+            versions_pending=pending,
+        )
+
+
+def test_a_synced_customer_with_open_dead_letters_or_history_pending_for_days_is_degraded(
+    client, tokens, seeded
+):
+    with psycopg.connect(seeded) as conn:
+        # synced an hour ago, but one workflow's export has failed for 5 days (the demo's initech)
+        add_customer(conn, "initech", "Initech")
+        add_daily_runs(conn, "initech", {0: 0})
+        add_dead_letter(conn, "initech", 4, timedelta(days=5))
+        add_dead_letter(conn, "initech", 5, timedelta(days=2))
+        add_dead_letter(conn, "acme", 9, timedelta(days=9), resolved=True)  # resolved: acme stays ok
+        # version history pending in every run for 4 days
+        add_customer(conn, "hooli", "Hooli")
+        add_daily_runs(conn, "hooli", {4: 50, 3: 40, 2: 30, 1: 20, 0: 10})
+        # pending only since yesterday, after catching up 3 days ago: not for days yet
+        add_customer(conn, "piedpiper", "Pied Piper")
+        add_daily_runs(conn, "piedpiper", {5: 40, 4: 30, 3: 0, 1: 30, 0: 20})
+        # pending for days, but its last run caught up
+        add_customer(conn, "umbrella", "Umbrella")
+        add_daily_runs(conn, "umbrella", {5: 40, 4: 30, 0: 0})
+        conn.commit()
+    auth = bearer(tokens["viewer1"])
+    fleet = client.get("/zuora-sync/api/fleet", headers=auth).json()
+    rows = {row["customer_id"]: row for row in fleet["customers"]}
+    assert {customer: row["health"] for customer, row in rows.items()} == {
+        "globex": "failing",
+        "longname": "stale",
+        HOSTILE_ID: "stale",  # its dead letter does not hide that it has not synced for a week
+        "initech": "degraded",
+        "hooli": "degraded",
+        "acme": "ok",
+        "piedpiper": "ok",
+        "umbrella": "ok",
+    }
+    assert fleet["summary"] == {"failing": 1, "stale": 2, "degraded": 2, "running": 0, "ok": 3, "disabled": 0}
+    order = [row["customer_id"] for row in fleet["customers"]]
+    assert set(order[3:5]) == {"initech", "hooli"}, order  # after failing and stale, above ok
+    initech, hooli = rows["initech"], rows["hooli"]
+    assert initech["open_dead_letters"] == 2
+    assert datetime.fromisoformat(initech["oldest_dead_letter_at"]) == NOW - timedelta(days=5)
+    assert datetime.fromisoformat(hooli["history_pending_since"]) == NOW - timedelta(days=4, hours=1)
+    assert datetime.fromisoformat(rows["piedpiper"]["history_pending_since"]) == NOW - timedelta(
+        days=1, hours=1
+    )
+    assert rows["umbrella"]["history_pending_since"] is None
+    ids = client.get("/zuora-sync/api/fleet", params={"health": "degraded"}, headers=auth).json()["customers"]
+    assert {row["customer_id"] for row in ids} == {"initech", "hooli"}
+
+    html = client.get("/zuora-sync/", headers=auth).text
+    assert '<a class="tile degraded" href="/zuora-sync/?health=degraded"><b>2</b>degraded</a>' in html
+    assert html.index('class="tile degraded"') < html.index('class="tile ok"')
+    row = html[html.index(">initech</a>") :].split("</tr>")[0]
+    assert '<span class="badge degraded">degraded</span>' in row and "oldest 5 d ago" in row
+    row = html[html.index(">hooli</a>") :].split("</tr>")[0]
+    assert '<span class="badge degraded">degraded</span>' in row and "since 4 d ago" in row
+    customer = client.get("/zuora-sync/customers/initech", headers=auth).text
+    assert '<span class="badge degraded">degraded</span>' in customer and "5 d ago" in customer
+
+
+def test_the_demos_initech_synced_for_real_is_degraded_not_ok(
+    client, tokens, migrated_uri, monkeypatch, sim_tenant
+):
+    """The demo's initech (one export always fails) synced through the library against the
+    project's simulator over HTTP: its run succeeds and leaves an open dead letter."""
+    from tests.reliability.conftest import Env
+    from zuora import sync
+    from zuora_simulator.demo import demo_tenants
+
+    (initech,) = [tenant for tenant in demo_tenants() if tenant["tenant_id"] == "initech"]
+    config = {k: v for k, v in initech.items() if k not in ("tenant_id", "client_id", "client_secret")}
+    env = Env(migrated_uri, monkeypatch)
+    customer = env.customer("initech", sim_tenant("initech", **config), max_attempts=2)
+    sync.run_customer(customer, "manual__demo")
+    (row,) = client.get("/zuora-sync/api/fleet", headers=bearer(tokens["viewer1"])).json()["customers"]
+    assert (row["customer_id"], row["last_status"], row["open_dead_letters"]) == ("initech", "success", 1)
+    assert row["health"] == "degraded"

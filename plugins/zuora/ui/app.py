@@ -8,9 +8,11 @@
 
 Airflow gives a mounted app no authentication: every route asks for the Airflow user (the
 UI's ``_token`` cookie or a Bearer JWT, ``airflow.api_fastapi.core_api.security.get_user``:
-anonymous 401) and then the configured auth manager whether that user may read the DAG
-``zuora_workflow_sync`` (403 if not). It only reads the warehouse, in a read-only transaction
-(a customer's map index in a run, for links to the grid, is in ``zuora.sync_runs``): never
+anonymous 401) and then, through Airflow's own ``requires_access_dag`` (which names the DAG's
+team, if any), the configured auth manager whether that user may read the DAG
+``zuora_workflow_sync`` (403 if not). Its data comes from the warehouse only, through
+``zuora.ui.reading`` (a read-only login, read-only transactions, a few connections at most;
+a customer's map index in a run, for links to the grid, is in ``zuora.sync_runs``), never from
 Airflow's metadata database.
 """
 
@@ -28,13 +30,12 @@ from urllib.parse import quote, urlencode
 # it only when the api-server asks for the plugin's FastAPI apps).
 from airflow.api_fastapi.app import get_auth_manager
 from airflow.api_fastapi.auth.managers.models.base_user import BaseUser
-from airflow.api_fastapi.auth.managers.models.resource_details import DagDetails
-from airflow.api_fastapi.core_api.security import get_user
+from airflow.api_fastapi.core_api.security import get_user, requires_access_dag
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import HTMLResponse, Response
 
-from zuora.ui import page, queries
+from zuora.ui import page, queries, reading
 
 log = logging.getLogger(__name__)
 
@@ -50,11 +51,19 @@ CSP = (
 )
 
 
-def airflow_user(user: Annotated[BaseUser, Depends(get_user)]) -> BaseUser:
+_may_read_the_sync_dag = requires_access_dag(method="GET", param_dag_id=DAG_ID)
+
+
+def airflow_user(request: Request, user: Annotated[BaseUser, Depends(get_user)]) -> BaseUser:
     """The logged-in Airflow user (401 when anonymous, by ``get_user``) who may read the sync
-    DAG, as the configured auth manager says (403 when not)."""
-    if not get_auth_manager().is_authorized_dag(method="GET", user=user, details=DagDetails(id=DAG_ID)):
-        raise HTTPException(status_code=403, detail=f"not allowed to read the DAG {DAG_ID}")
+    DAG, as the configured auth manager says when asked as Airflow's own routes ask it, with
+    the DAG's team (403 when not)."""
+    try:
+        _may_read_the_sync_dag(request, user)
+    except HTTPException as refused:
+        if refused.status_code != 403:
+            raise
+        raise HTTPException(status_code=403, detail=f"not allowed to read the DAG {DAG_ID}") from None
     return user
 
 
@@ -82,8 +91,9 @@ def create_app() -> FastAPI:
         response.status_code = error.status_code
         return response
 
+    # The routes that read the warehouse hand their work to ``reading.run``: a few at a time.
     @app.get("/", response_class=HTMLResponse)
-    def fleet_page(
+    async def fleet_page(
         request: Request,
         user: User,
         q: str = "",
@@ -91,29 +101,24 @@ def create_app() -> FastAPI:
         health: str = "",
         page_number: Annotated[int, Query(alias="page", ge=1)] = 1,
     ) -> HTMLResponse:
-        return _fleet_page(request, _fleet_query(q, environment, health, page_number, queries.PAGE_SIZE))
+        query = _fleet_query(q, environment, health, page_number, queries.PAGE_SIZE)
+        return await reading.run(_fleet_page, request, query)
 
     @app.get("/dag/{dag_id}", response_class=HTMLResponse)
-    def dag_tab(request: Request, user: User, dag_id: str) -> HTMLResponse:
+    async def dag_tab(request: Request, user: User, dag_id: str) -> HTMLResponse:
         """The tab Airflow 3.3 shows on every DAG's page: the fleet on the sync DAG's."""
         if dag_id == DAG_ID:
-            return _fleet_page(request, queries.FleetQuery())
+            return await reading.run(_fleet_page, request, queries.FleetQuery())
         nonce = secrets.token_urlsafe(16)
         link = f"{_airflow_root(request)}/dags/{DAG_ID}/plugin/zuora-sync-dag"
         return _html(page.other_dag_html(dag_id, DAG_ID, link, nonce), nonce)
 
     @app.get("/customers/{customer_id:path}", response_class=HTMLResponse)
-    def customer_page(request: Request, user: User, customer_id: str) -> HTMLResponse:
-        data = _customer(request, customer_id)
-        nonce = secrets.token_urlsafe(16)
-        links = {
-            "fleet": _base(request) + "/",
-            "json": _base(request) + "/api/customers/" + quote(customer_id, safe=""),
-        }
-        return _html(page.customer_html(data, links, datetime.now(UTC), nonce), nonce)
+    async def customer_page(request: Request, user: User, customer_id: str) -> HTMLResponse:
+        return await reading.run(_customer_page, request, customer_id)
 
     @app.get("/api/fleet")
-    def fleet_json(
+    async def fleet_json(
         user: User,
         q: str = "",
         environment: str = "",
@@ -121,16 +126,11 @@ def create_app() -> FastAPI:
         page_number: Annotated[int, Query(alias="page", ge=1)] = 1,
         page_size: Annotated[int, Query(ge=1, le=queries.MAX_PAGE_SIZE)] = queries.PAGE_SIZE,
     ) -> Response:
-        query = _fleet_query(q, environment, health, page_number, page_size)
-        data, days = _read(lambda conn: (queries.fleet(conn, query), queries.fleet_days(conn)))
-        return _json({**data, "page": query.page, "page_size": query.page_size, "days": days})
+        return await reading.run(_fleet_json, _fleet_query(q, environment, health, page_number, page_size))
 
     @app.get("/api/customers/{customer_id:path}")
-    def customer_json(request: Request, user: User, customer_id: str) -> Response:
-        data = _customer(request, customer_id)
-        for sync in data["syncs"]:
-            sync.pop("task_hrefs", None)
-        return _json(data)
+    async def customer_json(request: Request, user: User, customer_id: str) -> Response:
+        return await reading.run(_customer_json, request, customer_id)
 
     return app
 
@@ -157,6 +157,28 @@ def _fleet_page(request: Request, query: queries.FleetQuery) -> HTMLResponse:
     return _html(page.fleet_html(data, days, query, links, datetime.now(UTC), nonce), nonce)
 
 
+def _fleet_json(query: queries.FleetQuery) -> Response:
+    data, days = _read(lambda conn: (queries.fleet(conn, query), queries.fleet_days(conn)))
+    return _json({**data, "page": query.page, "page_size": query.page_size, "days": days})
+
+
+def _customer_page(request: Request, customer_id: str) -> HTMLResponse:
+    data = _customer(request, customer_id)
+    nonce = secrets.token_urlsafe(16)
+    links = {
+        "fleet": _base(request) + "/",
+        "json": _base(request) + "/api/customers/" + quote(customer_id, safe=""),
+    }
+    return _html(page.customer_html(data, links, datetime.now(UTC), nonce), nonce)
+
+
+def _customer_json(request: Request, customer_id: str) -> Response:
+    data = _customer(request, customer_id)
+    for sync in data["syncs"]:
+        sync.pop("task_hrefs", None)
+    return _json(data)
+
+
 def _customer(request: Request, customer_id: str) -> dict[str, Any]:
     data = _read(lambda conn: queries.customer(conn, customer_id))
     if data is None:
@@ -179,14 +201,12 @@ def _task_hrefs(run: str, map_index: int | None, task_id: str | None) -> list[tu
 
 
 def _read(work):
-    """``work(conn)`` in one read-only transaction on the warehouse; 503 if it cannot be read
-    (the reason is logged here, never shown)."""
+    """``work(conn)`` in one read-only transaction on the warehouse (``reading.connection``);
+    503 if it cannot be read (the reason is logged here, never shown)."""
     import psycopg
 
-    from zuora.warehouse.connection import warehouse_connection
-
     try:
-        with warehouse_connection() as conn, queries.read_only(conn):
+        with reading.connection() as conn:
             return work(conn)
     except psycopg.Error:
         log.exception("the Zuora sync page could not read the warehouse")

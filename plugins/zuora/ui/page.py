@@ -59,6 +59,7 @@ def fleet_html(
             environments=queries.ENVIRONMENTS,
             days=queries.DAYS,
             stale_hours=int(queries.STALE_AFTER.total_seconds() // 3600),
+            pending_days=queries.HISTORY_PENDING_AFTER.days,
             now=now,
             nonce=nonce,
         )

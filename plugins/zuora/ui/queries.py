@@ -21,7 +21,9 @@ from typing import Any
 
 DAYS = 30  # the window of rates, durations, trends and charts
 STALE_AFTER = timedelta(hours=36)  # no successful sync for this long: stale (daily schedule + slack)
-HEALTH_ORDER = ("failing", "stale", "running", "ok", "disabled")
+HISTORY_PENDING_AFTER = timedelta(days=3)  # version history pending this long, unbroken: degraded
+# worst first; degraded: synced, but with open dead letters or a history pending for days
+HEALTH_ORDER = ("failing", "stale", "degraded", "running", "ok", "disabled")
 ENVIRONMENTS = ("production", "sandbox")
 PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1000
@@ -81,6 +83,9 @@ WITH base AS (
                 WHEN last_ok.finished_at IS NULL
                   OR last_ok.finished_at < now() - %(stale_after)s THEN
                      CASE WHEN last_run.status = 'running' THEN 'running' ELSE 'stale' END
+                WHEN EXISTS (SELECT FROM zuora.dead_letters dl
+                              WHERE dl.customer_id = c.customer_id AND dl.resolved_at IS NULL)
+                  OR history.pending_for_days THEN 'degraded'
                 WHEN last_run.status = 'running' THEN 'running'
                 ELSE 'ok'
            END AS health
@@ -95,6 +100,16 @@ WITH base AS (
             SELECT r.finished_at FROM zuora.sync_runs r
              WHERE r.customer_id = c.customer_id AND r.status = 'success'
              ORDER BY r.started_at DESC LIMIT 1) last_ok ON true
+      LEFT JOIN LATERAL (   -- the last run left versions to fetch, as did every run for days
+            SELECT before.versions_pending > 0
+                   AND NOT EXISTS (SELECT FROM zuora.sync_runs r
+                                    WHERE r.customer_id = c.customer_id AND r.versions_pending = 0
+                                      AND r.started_at > now() - %(history_pending_after)s)
+                   AS pending_for_days
+              FROM (SELECT r.versions_pending FROM zuora.sync_runs r
+                     WHERE r.customer_id = c.customer_id AND r.started_at <= now() - %(history_pending_after)s
+                     ORDER BY r.started_at DESC LIMIT 1) before
+             WHERE last_run.versions_pending > 0) history ON true
 )
 """
 
@@ -122,10 +137,23 @@ _DEAD_LETTERS = """
 SELECT dl.customer_id, count(*) AS open_dead_letters,
        left((array_agg(dl.error_type || ': ' || dl.message ORDER BY dl.last_failed_at DESC))[1],
             %(text_limit)s) AS newest_dead_letter,
-       max(dl.last_failed_at) AS newest_dead_letter_at
+       max(dl.last_failed_at) AS newest_dead_letter_at,
+       min(dl.first_failed_at) AS oldest_dead_letter_at
   FROM zuora.dead_letters dl
  WHERE dl.customer_id = ANY(%(ids)s) AND dl.resolved_at IS NULL
  GROUP BY dl.customer_id
+"""
+
+# Since when the history has been pending without a break: the first run that left versions
+# to fetch after the last one that left none.
+_HISTORY_PENDING = """
+SELECT c.customer_id,
+       (SELECT min(r.started_at) FROM zuora.sync_runs r
+         WHERE r.customer_id = c.customer_id AND r.versions_pending > 0
+           AND r.started_at > coalesce((SELECT max(done.started_at) FROM zuora.sync_runs done
+                                         WHERE done.customer_id = c.customer_id AND done.versions_pending = 0),
+                                       '-infinity')) AS history_pending_since
+  FROM unnest(%(ids)s::text[]) AS c (customer_id)
 """
 
 _DRIFT = """
@@ -140,8 +168,8 @@ DRIFT_STATES = ("different", "duplicate_name", "only_sandbox", "only_production"
 
 def fleet(conn, query: FleetQuery) -> dict[str, Any]:
     """``summary`` (customers per health, all of them), ``total`` (matching the query) and
-    one page of ``customers``, failing and stale first, each with its figures."""
-    everyone = _rows(conn, _ALL, {"text_limit": TEXT_LIMIT, "stale_after": STALE_AFTER})
+    one page of ``customers``, worst first (``HEALTH_ORDER``), each with its figures."""
+    everyone = _rows(conn, _ALL, _base_params())
     summary = dict.fromkeys(HEALTH_ORDER, 0)
     for row in everyone:
         summary[row["health"]] += 1
@@ -150,6 +178,14 @@ def fleet(conn, query: FleetQuery) -> dict[str, Any]:
     customers = chosen[start : start + query.page_size]
     _add_figures(conn, customers)
     return {"summary": summary, "total": len(chosen), "customers": customers}
+
+
+def _base_params() -> dict[str, Any]:
+    return {
+        "text_limit": TEXT_LIMIT,
+        "stale_after": STALE_AFTER,
+        "history_pending_after": HISTORY_PENDING_AFTER,
+    }
 
 
 def _matches(row: dict[str, Any], query: FleetQuery) -> bool:
@@ -162,7 +198,7 @@ def _matches(row: dict[str, Any], query: FleetQuery) -> bool:
 
 
 def _worst_first(row: dict[str, Any]) -> tuple:
-    """Failing, stale, running, ok, disabled; the longest without a success first; by id."""
+    """By ``HEALTH_ORDER``; the longest without a success first; by id."""
     success = row["last_success_at"]
     return (HEALTH_ORDER.index(row["health"]), success is not None, success or 0, row["customer_id"])
 
@@ -174,6 +210,8 @@ def _add_figures(conn, customers: list[dict[str, Any]]) -> None:
     params = {"ids": ids, "days": DAYS, "text_limit": TEXT_LIMIT}
     recent = {row.pop("customer_id"): row for row in _rows(conn, _RECENT, params)}
     letters = {row.pop("customer_id"): row for row in _rows(conn, _DEAD_LETTERS, params)}
+    pending_ids = [row["customer_id"] for row in customers if (row["versions_pending"] or 0) > 0]
+    pending = dict(conn.execute(_HISTORY_PENDING, {"ids": pending_ids}).fetchall()) if pending_ids else {}
     groups = sorted({row["tenant_group"] for row in customers if row["tenant_group"]})
     drift: dict[str, dict[str, int]] = {}
     if groups:
@@ -187,6 +225,8 @@ def _add_figures(conn, customers: list[dict[str, Any]]) -> None:
         row["open_dead_letters"] = found.get("open_dead_letters", 0)
         row["newest_dead_letter"] = found.get("newest_dead_letter")
         row["newest_dead_letter_at"] = found.get("newest_dead_letter_at")
+        row["oldest_dead_letter_at"] = found.get("oldest_dead_letter_at")
+        row["history_pending_since"] = pending.get(row["customer_id"])
         row["drift"] = drift.get(row["tenant_group"]) if row["tenant_group"] else None
 
 
@@ -352,7 +392,7 @@ def customer(conn, customer_id: str) -> dict[str, Any] | None:
     row = _rows(
         conn,
         _BASE + "SELECT * FROM base WHERE customer_id = %(id)s",
-        {**params, "stale_after": STALE_AFTER},
+        {**params, **_base_params()},
     )[0]
     _add_figures(conn, [row])
     return {
