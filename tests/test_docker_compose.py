@@ -916,21 +916,19 @@ def test_grafana_reads_the_warehouse_as_a_read_only_login(compose, services):
 
 
 def test_the_sync_page_reads_the_warehouse_as_a_read_only_login(compose, services):
+    """The page is served by the api-server: it has the read-only login's connection, and waits
+    for warehouse-init to have made it; no other service has it."""
     name = f"AIRFLOW_CONN_{settings.WAREHOUSE_READER_CONN_ID.upper()}"
     logins = reader_logins(compose, services)
-    warehouse = urlsplit(expand(env_of(services["airflow-apiserver"])["AIRFLOW_CONN_ZUORA_WAREHOUSE"]))
-    for service_name, service in airflow_like(services).items():
-        reader = urlsplit(expand(env_of(service)[name]))
-        assert reader.username in logins and reader.password == logins[reader.username]["password"]
-        assert (reader.hostname, reader.port, reader.path) == (
-            warehouse.hostname,
-            warehouse.port,
-            warehouse.path,
-        )
-        waits = (service.get("depends_on") or {}).get("warehouse-init", {}).get("condition")
-        assert waits == "service_completed_successfully", service_name
+    api = services["airflow-apiserver"]
+    warehouse = urlsplit(expand(env_of(api)["AIRFLOW_CONN_ZUORA_WAREHOUSE"]))
+    reader = urlsplit(expand(env_of(api)[name]))
+    assert reader.username in logins and reader.password == logins[reader.username]["password"]
+    assert (reader.hostname, reader.port, reader.path) == (warehouse.hostname, warehouse.port, warehouse.path)
+    assert api["depends_on"]["warehouse-init"]["condition"] == "service_completed_successfully"
+    assert [n for n, s in services.items() if name in env_of(s)] == ["airflow-apiserver"]
     own = "postgresql://reader:p%40ss@db.example.com:5432/warehouse"
-    assert expand(env_of(services["airflow-apiserver"])[name], {name: own}) == own
+    assert expand(env_of(api)[name], {name: own}) == own
 
 
 def test_warehouse_init_makes_the_logins_it_names(compose, services, warehouse_uri):
