@@ -7,6 +7,7 @@ or 409 (duplicate).
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request
@@ -220,6 +221,36 @@ async def expected_export(request: Request, tenant_id: str, workflow_id: int):
 async def list_imports(request: Request, tenant_id: str) -> list:
     """Every request that reached an import endpoint, oldest first (see versions.py)."""
     return list(_tenant(request, tenant_id).imports)
+
+
+# --- task usage -------------------------------------------------------------------------
+
+
+@router.get("/tenants/{tenant_id}/usage")
+async def expected_usage(request: Request, tenant_id: str):
+    """What ``GET /workflows/metrics.json`` would answer now for these ``startDate`` and
+    ``endDate`` (``metrics`` defaults to taskCount), without auth, limits, faults, stats or a
+    record; 400 as the API for bad parameters. The tenant's ``metrics_status`` is ignored."""
+    from .usage import parse_query, tasks
+
+    tenant = _tenant(request, tenant_id)
+    parsed = parse_query({"metrics": "taskCount", **request.query_params})
+    if isinstance(parsed, Response):
+        return parsed
+    now = datetime.now(UTC)
+    return {
+        "metrics": [
+            {"date": day.isoformat(), "values": {"taskCount": n}} for day, n in tasks(tenant, *parsed, now)
+        ]
+    }
+
+
+@router.get("/tenants/{tenant_id}/usage/requests")
+async def usage_requests(request: Request, tenant_id: str) -> list:
+    """Every request that reached ``GET /workflows/metrics.json`` (so not 401/403/429 or
+    scripted faults, but ``metrics_status`` answers and 400s), oldest first: ``seq``,
+    ``query`` (its parameters as sent) and ``status``."""
+    return list(_tenant(request, tenant_id).usage_requests)
 
 
 # --- stats ------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """The HTTP app: the Zuora endpoints (/oauth/token, /workflows, /workflows/{id}/export,
-/workflows/{id}/versions, POST /workflows/import, POST /workflows/{id}/versions/import), the
-request pipeline every API call goes through, and the outer envelope (request ids, gzip).
+/workflows/{id}/versions, POST /workflows/import, POST /workflows/{id}/versions/import,
+/workflows/metrics.json), the request pipeline every API call goes through, and the outer
+envelope (request ids, gzip).
 
 Each endpoint is served at the root (the tenant is known from the credentials or token, as on
 a real Zuora host) and under ``/t/{tenant_id}`` (a per-tenant base URL; another tenant's
@@ -26,7 +27,7 @@ from fastapi import FastAPI, HTTPException, Request
 from starlette.middleware.gzip import GZipMiddleware
 from starlette.responses import Response
 
-from . import admin, data, faults, responses, versions
+from . import admin, data, faults, responses, usage, versions
 from .config import Limits
 from .state import Registry, Tenant
 
@@ -43,6 +44,7 @@ def create_app(registry: Registry) -> Callable:
     for prefix in ("", "/t/{tenant_id}"):
         api.add_api_route(prefix + "/oauth/token", token_endpoint, methods=["POST"])
         api.add_api_route(prefix + "/workflows", list_endpoint, methods=["GET"])
+        api.add_api_route(prefix + "/workflows/metrics.json", metrics_endpoint, methods=["GET"])
         api.add_api_route(prefix + "/workflows/{workflow_id}/export", export_endpoint, methods=["GET"])
         api.add_api_route(prefix + "/workflows/{workflow_id}/versions", versions_endpoint, methods=["GET"])
         api.add_api_route(prefix + "/workflows/import", import_endpoint, methods=["POST"])
@@ -182,6 +184,12 @@ def _mint(reg: Registry, tenant: Tenant, now: float) -> Response:
 
 async def list_endpoint(request: Request, tenant_id: str | None = None) -> Response:
     return await serve_api(request, "list", tenant_id, lambda t: list_workflows(request, t))
+
+
+async def metrics_endpoint(request: Request, tenant_id: str | None = None) -> Response:
+    return await serve_api(
+        request, "metrics", tenant_id, lambda t: usage.metrics_endpoint(t, request.query_params)
+    )
 
 
 async def export_endpoint(request: Request, workflow_id: str, tenant_id: str | None = None) -> Response:

@@ -120,6 +120,18 @@ class AdminClient:
         ``replay``, ``replay_of``, ``created``, ``status``."""
         return self._call("GET", f"/tenants/{tenant_id}/imports")
 
+    # task usage
+    def usage(self, tenant_id: str, start: str, end: str) -> dict:
+        """What ``GET /workflows/metrics.json`` answers now for ``start``..``end`` (YYYY-MM-DD),
+        fetched without auth, limits, faults or stats. Set the usage model with
+        ``update_tenant(tenant_id, usage={...})``."""
+        return self._call("GET", f"/tenants/{tenant_id}/usage", startDate=start, endDate=end)
+
+    def usage_requests(self, tenant_id: str) -> list[dict]:
+        """Every request that reached ``GET /workflows/metrics.json``, oldest first: ``seq``,
+        ``query`` (as sent), ``status``."""
+        return self._call("GET", f"/tenants/{tenant_id}/usage/requests")
+
     # stats
     def stats(self, tenant_id: str | None = None) -> dict:
         return self._call("GET", f"/tenants/{tenant_id}/stats" if tenant_id else "/stats")

@@ -13,9 +13,11 @@ import hashlib
 import re
 import uuid
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any
 
-ENDPOINTS = ("token", "list", "export", "versions", "import", "versions_import")
+ENDPOINTS = ("token", "list", "export", "versions", "import", "versions_import", "metrics")
+METRICS_STATUSES = (200, 403, 404)  # usage.metrics_status: answered, no access, an older tenant
 TENANT_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
@@ -57,6 +59,18 @@ class Faults:
 
 
 @dataclass
+class Usage:
+    """The tenant's Workflow task usage (``GET /workflows/metrics.json``), from the runs the
+    simulator simulates (zuora_simulator.usage)."""
+
+    metrics_status: int = 200  # 403: no access to usage; 404: an older tenant without the endpoint
+    runs_per_day: int = 4  # an Active workflow runs 0..runs_per_day times a day (drawn per day)
+    tasks_per_day: int | None = None  # set: every whole day counts exactly this many tasks
+    # "YYYY-MM-DD" -> tasks added to that day: a day revised upward
+    extra_tasks: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
 class TenantConfig:
     """Everything that defines one simulated tenant."""
 
@@ -75,6 +89,7 @@ class TenantConfig:
     legacy_share: float = 1 / 12  # share of list items without status/active_version
     limits: Limits = field(default_factory=Limits)
     faults: Faults = field(default_factory=Faults)
+    usage: Usage = field(default_factory=Usage)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -95,16 +110,17 @@ def derive_client_secret(tenant_id: str, seed: int) -> str:
 
 
 _FIELDS = {
-    "tenant": {f.name for f in dataclasses.fields(TenantConfig)} - {"limits", "faults"},
+    "tenant": {f.name for f in dataclasses.fields(TenantConfig)} - {"limits", "faults", "usage"},
     "limits": {f.name for f in dataclasses.fields(Limits)},
     "faults": {f.name for f in dataclasses.fields(Faults)},
+    "usage": {f.name for f in dataclasses.fields(Usage)},
 }
 
 
 def apply_changes(config: TenantConfig, changes: dict[str, Any], *, creating: bool = False) -> None:
     """Apply nested or flat changes to ``config`` in place; raises ConfigError on bad keys."""
     for key, value in changes.items():
-        if key in ("limits", "faults") and isinstance(value, dict):
+        if key in ("limits", "faults", "usage") and isinstance(value, dict):
             target = getattr(config, key)
             for sub_key, sub_value in value.items():
                 if sub_key not in _FIELDS[key]:
@@ -118,6 +134,8 @@ def apply_changes(config: TenantConfig, changes: dict[str, Any], *, creating: bo
             setattr(config.limits, key, value)
         elif key in _FIELDS["faults"]:
             setattr(config.faults, key, value)
+        elif key in _FIELDS["usage"]:
+            setattr(config.usage, key, value)
         else:
             raise ConfigError(f"unknown config field {key!r}")
     validate(config)
@@ -150,6 +168,29 @@ def validate(config: TenantConfig) -> None:
         raise ConfigError("limits must be at least 1")
     if lim.rate_window_seconds <= 0 or lim.token_window_seconds <= 0:
         raise ConfigError("window lengths must be positive")
+    _validate_usage(config.usage)
+
+
+def _validate_usage(usage: Usage) -> None:
+    if usage.metrics_status not in METRICS_STATUSES:
+        raise ConfigError(f"metrics_status must be one of {METRICS_STATUSES}")
+    if not _count(usage.runs_per_day):
+        raise ConfigError("runs_per_day must be an integer of at least 0")
+    if usage.tasks_per_day is not None and not _count(usage.tasks_per_day):
+        raise ConfigError("tasks_per_day must be null or an integer of at least 0")
+    if not isinstance(usage.extra_tasks, dict):
+        raise ConfigError('extra_tasks must be an object {"YYYY-MM-DD": tasks}')
+    for day, tasks in usage.extra_tasks.items():
+        try:
+            date.fromisoformat(day)
+        except (TypeError, ValueError):
+            raise ConfigError(f"extra_tasks: {day!r} is not a YYYY-MM-DD day") from None
+        if not _count(tasks):
+            raise ConfigError(f"extra_tasks: the tasks of {day} must be an integer of at least 0")
+
+
+def _count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
 def build_config(raw: dict[str, Any]) -> TenantConfig:

@@ -129,6 +129,8 @@ class Workflow:
     current: Version  # the active version
     history: list[Version] = field(default_factory=list)  # the other versions, ascending number
     touched_at: datetime | None = None  # updatedAt moved without a new active version
+    # (until, status, active version): the states before each change, oldest first (task usage)
+    timeline: list[tuple[datetime, str, Version]] = field(default_factory=list)
 
     @property
     def header(self) -> dict[str, Any]:
@@ -152,6 +154,18 @@ class Workflow:
         else:
             self.history.append(version)
         self.history.sort(key=lambda v: v.key)
+
+    def record_state(self, now: datetime) -> None:
+        """Keep the status and active version in effect until ``now``; called before a change
+        of either, so the task usage of a past day follows the workflow's state then."""
+        self.timeline.append((now, self.status, self.current))
+
+    def state_at(self, moment: datetime) -> tuple[str, Version]:
+        """The status and active version the workflow had at ``moment``."""
+        for until, status, version in self.timeline:
+            if moment < until:
+                return status, version
+        return self.status, self.current
 
     def next_version(self) -> tuple[int, str | None]:
         """(number, label) of a version one patch above the highest: 0.0.N+1 or x.y.z+1."""

@@ -85,6 +85,12 @@ class SimTenant:
     def revoke_tokens(self) -> int:
         return self.admin.revoke_tokens(self.tenant_id)
 
+    def usage(self, start: str, end: str) -> dict:
+        return self.admin.usage(self.tenant_id, start, end)
+
+    def usage_requests(self) -> list[dict]:
+        return self.admin.usage_requests(self.tenant_id)
+
 
 @pytest.fixture(scope="session")
 def simulator() -> Iterator[Simulator]:

@@ -87,6 +87,7 @@ class Tenant:
         self.task_ids = itertools.count(1_000_000_000)  # tasks created by imports
         self.imports: list[dict[str, Any]] = []  # every import request, oldest first
         self.idempotency: dict[str, Any] = {}  # Idempotency-Key -> stored answer
+        self.usage_requests: list[dict[str, Any]] = []  # every request that reached metrics.json
         self.reseed_faults()
         if config.workflows:
             self.generate(int(config.workflows), config.seed)
@@ -148,6 +149,7 @@ class Tenant:
         and updatedAt = now; ``touch_updated_at: false`` keeps updatedAt, ``bump_version:
         false`` keeps the version number, ``change_content: false`` keeps tasks/linkages."""
         wf = self.workflows[wid]
+        wf.record_state(datetime.now(UTC))
         touch = bool(fields.pop("touch_updated_at", True))
         bump = bool(fields.pop("bump_version", True))
         change_content = bool(fields.pop("change_content", True))
@@ -204,6 +206,8 @@ class Tenant:
         now = data.truncate_for_format(datetime.now(UTC), wf.ts_format)
         revision = max(v.revision for v in wf.versions()) + 1
         new = self._imported_version(wf.id, header, content, version, revision, now)
+        if activate:
+            wf.record_state(now)
         wf.add_version(new, activate)
         wf.touched_at = now
         return new
