@@ -31,6 +31,9 @@ BEGIN
                       size_bytes, exported_at, export_error)
               ON zuora.workflow_versions TO zuora_reader;
         GRANT SELECT ON zuora.workflow_version_listings, zuora.restores TO zuora_reader;
+        GRANT SELECT ON zuora.task_usage, zuora.task_usage_reads, zuora.workflow_events,
+                        zuora.usage_per_month, zuora.usage_per_day
+              TO zuora_reader;
         GRANT SELECT ON zuora.current_workflows, zuora.workflow_tasks, zuora.changes_per_day,
                         zuora.sync_health, zuora.open_dead_letters, zuora.workflow_version_changes,
                         zuora.workflow_version_tasks, zuora.environment_drift

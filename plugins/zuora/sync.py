@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from datetime import timedelta
 from typing import NamedTuple
 
-from zuora import metrics, settings, warehouse
+from zuora import metrics, settings, usage, warehouse
 from zuora.api.hook import ZuoraHook
 from zuora.warehouse import versions
 from zuora.warehouse.connection import warehouse_connection
@@ -136,6 +136,7 @@ def list_stage(
         listed = warehouse.stage_listing(
             conn, run_id, customer_id, listing, complete_flag=lambda: listing.complete
         )
+        usage.read_task_usage(conn, hook, run_id, customer_id)  # at most one call a day; never fails
         counts = {"listed": listed, "listing_complete": listing.complete, "pages": listing.pages}
         warehouse.add_sync_counts(conn, run_id, customer_id, **counts, **_api(hook))
         report = _report("list", customer_id, run_id, started, counts, hook)

@@ -5,6 +5,7 @@
     for item in listing: ...          # every workflow, across all pages
     listing.complete                  # True once the last page was reached
     for workflow_id, export, error in hook.export_workflows(ids): ...
+    hook.task_usage(start, end)       # {day: tasks} of the whole tenant (metrics.json)
 
 Each HTTP call is retried inside the hook (tenacity) for seconds: 429 waits Retry-After or
 RateLimit-Reset, 5xx, connection errors and timeouts back off exponentially with jitter,
@@ -27,6 +28,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from datetime import date
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -198,6 +200,22 @@ class ZuoraHook(BaseHook):
     ) -> Iterator[tuple[int, list[dict] | None, ZuoraError | None]]:
         """``list_versions`` of many workflows, concurrently as ``export_workflows``."""
         return self._concurrently(self.list_versions, workflow_ids)
+
+    def task_usage(self, start: date, end: date) -> dict[date, int]:
+        """The tasks the whole tenant ran each day from ``start`` to ``end`` (both included;
+        ``GET /workflows/metrics.json?metrics=taskCount``), as Zuora answers: a day it leaves
+        out is not in the dict. A 403 (no access) is a ``ZuoraAuthError``, a 404 (an older
+        tenant) a ``ZuoraNotFoundError``, an answer not of the documented shape a
+        ``ZuoraMalformedResponseError`` saying what is wrong."""
+        endpoint = "/workflows/metrics.json"
+        params = {"startDate": start.isoformat(), "endDate": end.isoformat(), "metrics": "taskCount"}
+        body = self._request_json("GET", endpoint, params=params)
+        try:
+            return _usage_of(body)
+        except ValueError as exc:
+            raise ZuoraMalformedResponseError(
+                f"the task usage answer is malformed: {exc}", conn_id=self.zuora_conn_id, endpoint=endpoint
+            ) from None
 
     def import_workflow(self, export: dict, *, activate: bool, idempotency_key: str) -> dict:
         """``POST /workflows/import``: a new workflow from an export; returns Zuora's answer.
@@ -620,6 +638,40 @@ def _page_of(body: Any, conn_id: str) -> tuple[list, int | None]:
             f"unexpected next_page {next_url!r}", conn_id=conn_id, endpoint="/workflows"
         )
     return body["data"], int(page)
+
+
+_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
+def _usage_of(body: Any) -> dict[date, int]:
+    """``{"metrics": [{"date": "YYYY-MM-DD", "values": {"taskCount": N}}, ...]}`` as days ->
+    tasks; ValueError naming the first entry that is not of that shape."""
+    entries = body.get("metrics") if isinstance(body, dict) else None
+    if not isinstance(entries, list):
+        raise ValueError("no 'metrics' list")
+    days: dict[date, int] = {}
+    for number, entry in enumerate(entries):
+        text = entry.get("date") if isinstance(entry, dict) else None
+        values = entry.get("values") if isinstance(entry, dict) else None
+        count = values.get("taskCount") if isinstance(values, dict) else None
+        try:
+            day = date.fromisoformat(text) if isinstance(text, str) and _DAY.fullmatch(text) else None
+        except ValueError:
+            day = None
+        if day is None:
+            raise ValueError(f"metrics[{number}] has no 'date' of the form YYYY-MM-DD: {_excerpt(entry)}")
+        if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+            raise ValueError(
+                f"metrics[{number}] ({text}) has no whole 'values.taskCount' of at least 0: {_excerpt(entry)}"
+            )
+        if day in days:
+            raise ValueError(f"metrics[{number}]: {text} is answered twice")
+        days[day] = count
+    return days
+
+
+def _excerpt(value: Any) -> str:
+    return redact_text(json.dumps(value, default=str))[:120]
 
 
 def _error_text(response: requests.Response) -> str:

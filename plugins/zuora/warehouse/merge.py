@@ -5,7 +5,8 @@ Under a per-customer advisory lock, ``merge_customer``:
 2. upserts ``workflows`` (unchanged rows are not rewritten, older never beats newer) and
    ``workflow_definitions``, and appends ``workflow_history``;
 3. soft-deletes workflows missing from a *complete* listing;
-4. records dead letters, resolves those this run fixed, flags review issues;
+4. records dead letters, resolves those this run fixed, flags review issues, and the status
+   transitions it applied (``workflow_events``: activated, deactivated, version changed);
 5. checks listed = stored + dead-lettered, records the counts in ``sync_runs`` and removes
    the customer's staging rows. Any error rolls everything back, staging included.
 """
@@ -153,6 +154,7 @@ def _merge_steps(conn, key: dict) -> dict:
     conn.execute(_sql("06_dead_letters"), key)
     conn.execute(_sql("07_resolve_dead_letters"), key)
     conn.execute(_sql("08_issues"), key)
+    conn.execute(_sql("09_events"), key)  # activated, deactivated, version changed
     stored, dead, failed = conn.execute(
         """
         SELECT count(*) FILTER (WHERE disposition = 'store'),

@@ -173,8 +173,8 @@ SELECT (SELECT count(*) FROM zuora.workflows w
        (SELECT count(*) FROM zuora.staging_list_items s
          WHERE s.run_id = %(run_id)s AND s.customer_id = %(customer_id)s
            AND (s.zuora_id IS NULL OR s.item IS NULL)),
-       (SELECT count(*) FROM zuora.dead_letters d
-         WHERE d.customer_id = %(customer_id)s AND d.resolved_at IS NULL),
+       (SELECT count(*) FROM zuora.dead_letters d  -- task usage's own: retried by the list stage
+         WHERE d.customer_id = %(customer_id)s AND d.resolved_at IS NULL AND d.item_key <> 'task_usage'),
        (SELECT NOT complete FROM zuora.staging_listings
          WHERE run_id = %(run_id)s AND customer_id = %(customer_id)s)
 """
