@@ -10,7 +10,8 @@ dry run of promoting its differing workflow to production, and stops what it sta
 
 `python -m devstack.demo --standalone` does the same setup and then runs
 `airflow standalone` so you can open the UI (http://localhost:8080), trigger with params,
-backfill and look at the mapped groups per customer; Ctrl-C stops everything.
+backfill and look at the batch tasks (or, for a few customers, the mapped groups per customer);
+Ctrl-C stops everything.
 """
 
 from __future__ import annotations
@@ -191,6 +192,11 @@ def print_summary(warehouse_uri: str) -> None:
         open_dead_letters = conn.execute(
             "SELECT count(*) FROM zuora.dead_letters WHERE resolved_at IS NULL"
         ).fetchone()[0]
+        customers, batch_tasks = conn.execute("""
+            SELECT count(*), count(DISTINCT map_index) FILTER (WHERE task_id IS NOT NULL)
+              FROM zuora.sync_runs
+             WHERE run_id = (SELECT run_id FROM zuora.sync_runs ORDER BY started_at DESC LIMIT 1)
+        """).fetchone()
     header = (
         "customer",
         "status",
@@ -209,8 +215,26 @@ def print_summary(warehouse_uri: str) -> None:
     print()
     for row in table:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))
-    print(f"\nOpen dead letters: {open_dead_letters} (SELECT * FROM zuora.open_dead_letters)")
+    print(f"\nShape: {shape(customers, batch_tasks)}")
+    print(f"Open dead letters: {open_dead_letters} (SELECT * FROM zuora.open_dead_letters)")
     print("Run `make demo` again to see an incremental run: unchanged workflows are not exported.")
+
+
+def shape(customers: int, batch_tasks: int) -> str:
+    """What $ZUORA_SYNC_CUSTOMERS_PER_TASK (auto by default) made of the run, and why."""
+    from zuora import settings
+
+    forced = settings.customers_per_task()
+    if forced is not None:
+        why = f"$ZUORA_SYNC_CUSTOMERS_PER_TASK={forced}"
+    else:
+        why = f"auto, {settings.max_concurrent_exports()} export slots"
+    if batch_tasks:
+        return (
+            f"{customers} customers in {batch_tasks} batch tasks, sync_customers ({why}); a run for "
+            "a few customer_ids has one task group (four tasks) per customer"
+        )
+    return f"{customers} customers, one task group (customer_sync, four tasks) each ({why})"
 
 
 def show_drift_and_restore(env: dict[str, str], warehouse_uri: str) -> None:

@@ -6,7 +6,11 @@ Every test of the cluster is in this module, so that it runs on one test worker 
 ``--dist loadfile``), which starts the cluster once and stops it when the module ends: its
 runs, its StatsD metrics (every component sends them, with InfluxDB-style tags, to a UDP
 receiver of the test), the Zuora sync page its api-server serves, and last a third worker
-exporting OpenTelemetry."""
+exporting OpenTelemetry.
+
+The DAG runs its default shape ($ZUORA_SYNC_CUSTOMERS_PER_TASK=auto, the cluster's 4 export
+slots): the runs of up to 4 customers have one group per customer; those of 5 (the retries,
+the killed worker, the StatsD series) run in batches of 2, about one per slot."""
 
 from __future__ import annotations
 
@@ -32,6 +36,7 @@ from tests.metrics.ledger import assert_series_match_the_ledger, ledger
 from tests.metrics.receivers import OtlpReceiver
 
 GROUP = "customer_sync"
+BATCH = "sync_customers"
 
 
 def parse(ts: str) -> datetime:
@@ -53,6 +58,30 @@ def max_overlap(tis: list[dict]) -> int:
         running += step
         peak = max(peak, running)
     return peak
+
+
+def batch_tasks(tis: list[dict]) -> dict[str, dict]:
+    """The run's sync_customers task instances by grid label (a batch's customers' range)."""
+    return {ti["rendered_map_index"]: ti for ti in tis if ti["task_id"] == BATCH}
+
+
+def add_fleet(deployment, prefix: str, count: int, **tenant) -> list[str]:
+    """``count`` more customers of 2 workflows, named ``prefix`` + c, d, e...: with the
+    customers a test adds itself, enough for the default (auto) to batch its run."""
+    names = [f"{prefix}{letter}" for letter in "cdefgh"[:count]]
+    for name in names:
+        deployment.add_customer(name, workflows=2, **tenant)
+    return names
+
+
+def kill_worker(deployment, name: str) -> None:
+    """SIGKILL a Celery worker and every process under it, as a lost machine or container: the
+    task processes too, which Airflow 3.3's supervisor puts in process groups of their own
+    (killing the worker's group alone leaves them running, orphaned)."""
+    worker = psutil.Process(deployment.component_pid(name))
+    for process in [worker, *worker.children(recursive=True)]:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            process.kill()
 
 
 def wait_for_state(deployment, run_id: str, stage: str, state: str, timeout: float = 120) -> dict:
@@ -89,7 +118,9 @@ def test_chosen_customers_sync_within_the_pool_through_a_scheduler_restart(deplo
     for stage in ("list_workflows", "export_workflows", "validate", "upsert"):
         assert sorted(t["rendered_map_index"] for t in mapped(tis, stage)) == chosen, stage
     assert max_overlap(mapped(tis, "list_workflows") + mapped(tis, "export_workflows")) <= 2
-    assert {t["hostname"] for t in tis} <= {"worker1", "worker2"}
+    assert {t["hostname"] for t in tis if t["hostname"]} <= {"worker1", "worker2"}
+    # a run for a few named customers keeps a group each: the batch task is mapped over none
+    assert [(t["map_index"], t["state"]) for t in tis if t["task_id"] == BATCH] == [(-1, "skipped")]
     assert deployment.query(
         "SELECT customer_id, status, listed, stored FROM zuora.sync_runs WHERE run_id = %s ORDER BY 1", run_id
     ) == [(c, "success", 6, 6) for c in chosen]
@@ -104,72 +135,94 @@ def test_chosen_customers_sync_within_the_pool_through_a_scheduler_restart(deplo
 
 
 def test_transient_errors_are_retried_on_schedule_and_permanent_ones_dead_lettered(deployment):
+    """In batches (5 customers): badcreds and flaky share the first. A permanent failure is
+    dead-lettered at once, a transient one retries the batch task on schedule, and each retry
+    syncs only the customers still open."""
     api = deployment.api
     flaky = deployment.add_customer("flaky", workflows=3)
     deployment.sim.script("flaky", [{"endpoint": "list", "kind": "status", "status": 503, "count": 2}])
     deployment.add_customer("badcreds", secret="not-the-secret", workflows=2)
+    steady = ["steady", *add_fleet(deployment, "steady_", 2)]
     deployment.add_customer("steady", workflows=2)
-    run_id = api.trigger({"customer_ids": ["flaky", "badcreds", "steady"]})
+    run_id = api.trigger({"customer_ids": ["flaky", "badcreds", *steady]})
     assert api.wait(run_id, timeout=240) == "failed"  # summarize fails a run with a failure
 
-    [flaky_list] = [
-        t for t in mapped(api.task_instances(run_id), "list_workflows") if t["rendered_map_index"] == "flaky"
-    ]
-    assert (flaky_list["state"], flaky_list["try_number"]) == ("success", 3)
-    tries = api.tries(run_id, f"{GROUP}.list_workflows", flaky_list["map_index"])
+    tis = api.task_instances(run_id)
+    batches = batch_tasks(tis)
+    assert {t["state"] for t in tis if t["task_id"].startswith(f"{GROUP}.")} == {"skipped"}
+    assert sorted(batches) == ["badcreds … flaky (2)", "steady … steady_c (2)", "steady_d"]
+    first = batches["badcreds … flaky (2)"]
+    # tries 1 and 2: flaky's 503 (badcreds dead-lettered in try 1); try 3: flaky synced, the
+    # task fails naming badcreds, failed for good
+    assert (first["state"], first["try_number"]) == ("failed", 3)
+    tries = api.tries(run_id, BATCH, first["map_index"])
     # the tries endpoint: the two failed tries (task instance history) and the current one
     assert [(t["try_number"], t["state"]) for t in sorted(tries, key=lambda t: t["try_number"])] == [
         (1, "failed"),
         (2, "failed"),
-        (3, "success"),
+        (3, "failed"),
     ]
     starts = sorted(parse(t["start_date"]) for t in tries)
     delay = timedelta(seconds=float(SETTINGS["ZUORA_SYNC_RETRY_DELAYS"].split(",")[0]))
     assert len(starts) == 3 and all(b - a >= delay for a, b in pairwise(starts))
+    assert {
+        (t["state"], t["try_number"]) for label, t in batches.items() if label != first["rendered_map_index"]
+    } == {("success", 1)}
     assert deployment.sim.stats("flaky")["requests"]["list"] == 3
+    assert deployment.sim.stats("badcreds")["requests"] == {"token": 1}  # not retried
     assert flaky["workflow_count"] == 3
 
     outcome = dict(
         deployment.query("SELECT customer_id, status FROM zuora.sync_runs WHERE run_id = %s", run_id)
     )
-    assert outcome == {"flaky": "success", "badcreds": "failed", "steady": "success"}
-    [bad_list] = [
-        t
-        for t in mapped(api.task_instances(run_id), "list_workflows")
-        if t["rendered_map_index"] == "badcreds"
-    ]
-    assert bad_list["state"] == "failed" and bad_list["try_number"] == 1  # not retried
-    [(stage, error_type, message)] = deployment.query(
-        "SELECT stage, error_type, message FROM zuora.open_dead_letters WHERE customer_id = 'badcreds'"
+    assert outcome == {"flaky": "success", "badcreds": "failed", **dict.fromkeys(steady, "success")}
+    [(stage, error_type, attempts, message)] = deployment.query(
+        "SELECT stage, error_type, attempts, message FROM zuora.open_dead_letters WHERE customer_id = 'badcreds'"
     )
-    assert (stage, error_type) == ("list", "ZuoraAuthError")
+    assert (stage, error_type, attempts) == ("list", "ZuoraAuthError", 1)
     assert "refused the client credentials" in message and "not-the-secret" not in message
     deadline = time.monotonic() + 30
     while not any(
-        a["kind"] == "task_failed" and a["details"].get("customer") == "badcreds" for a in deployment.alerts
+        a["kind"] == "task_failed"
+        and a["details"].get("batch") == "badcreds … flaky (2)"
+        and "failed for good: badcreds" in str(a["details"]["error"])
+        for a in deployment.alerts
     ):
         assert time.monotonic() < deadline, deployment.alerts
         time.sleep(0.5)
     assert not any("not-the-secret" in str(a) for a in deployment.alerts)
 
 
-def test_a_worker_killed_mid_export_is_retried_and_the_deadline_alerts(deployment):
+def test_a_worker_killed_mid_batch_is_retried_for_its_open_customers_and_the_deadline_alerts(deployment):
+    """In batches (5 customers): slow shares the first batch with killa, synced before it."""
     api = deployment.api
     # an export of about 6 s (12 exports and 12 version lists, 4 at a time, 1 s each), so the
     # run, with the lost try noticed (~10 s) and retried, takes over its 15-second deadline
+    deployment.add_customer("killa", workflows=2)
     deployment.add_customer("slow", workflows=12, latency_ms=1000)
-    run_id = api.trigger({"customer_ids": ["slow"]})
-    export = wait_for_state(deployment, run_id, "export_workflows", "running")
-    wait_for_a_call(deployment, "slow")  # the task is exporting
-    os.killpg(deployment.component_pid(export["hostname"]), signal.SIGKILL)
+    others = add_fleet(deployment, "slow_", 3)
+    run_id = api.trigger({"customer_ids": ["killa", "slow", *others]})
+    deadline = time.monotonic() + 120
+    while not deployment.sim.stats("slow")["requests"].get("export"):
+        assert time.monotonic() < deadline, "slow's export never started"
+        time.sleep(0.2)
+    wait_for_a_call(deployment, "slow")  # the batch task is exporting slow's workflows
+    [batch] = [ti for ti in api.task_instances(run_id) if ti["task_id"] == BATCH and ti["map_index"] == 0]
+    assert batch["state"] == "running"
+    kill_worker(deployment, batch["hostname"])
     assert api.wait(run_id, timeout=300) == "success"
 
-    [export] = mapped(api.task_instances(run_id), "export_workflows")
-    assert export["try_number"] == 2
-    listed, stored, dead = deployment.query(
-        "SELECT listed, stored, dead_lettered FROM zuora.sync_runs WHERE run_id = %s", run_id
-    )[0]
-    assert (listed, stored, dead) == (12, 12, 0)
+    batches = batch_tasks(api.task_instances(run_id))
+    assert (batches["killa … slow (2)"]["state"], batches["killa … slow (2)"]["try_number"]) == ("success", 2)
+    # the retry synced only slow, still open: killa was done before the worker died
+    assert deployment.sim.stats("killa")["requests"]["list"] == 1
+    assert deployment.sim.stats("slow")["requests"]["list"] == 2
+    rows = deployment.query(
+        "SELECT customer_id, status, listed, stored, dead_lettered FROM zuora.sync_runs WHERE run_id = %s",
+        run_id,
+    )
+    assert ("slow", "success", 12, 12, 0) in rows
+    assert {status for _, status, *_ in rows} == {"success"} and len(rows) == 5
     for table in ("staging_list_items", "staging_exports", "staging_workflows", "staging_listings"):
         assert deployment.query(f"SELECT count(*) FROM zuora.{table} WHERE run_id = %s", run_id) == [(0,)], (
             table
@@ -207,7 +260,7 @@ def test_a_customer_lost_on_its_last_try_ends_dead_lettered_and_alerted(deployme
         assert time.monotonic() < deadline, "the list task never ran its last try"
         time.sleep(0.5)
     wait_for_a_call(deployment, "doomed")  # the try is waiting for its list page
-    os.killpg(deployment.component_pid(last[0]["hostname"]), signal.SIGKILL)
+    kill_worker(deployment, last[0]["hostname"])
     assert api.wait(run_id, timeout=240) == "failed"
 
     states = {
@@ -381,20 +434,31 @@ def test_the_monitor_reads_the_real_queue_through_the_airflow_api(deployment, mo
 
 
 def test_a_runs_series_from_the_workers_match_the_ledger_and_feed_the_dashboard(deployment):
+    """In batches (5 customers): the series stay per customer."""
     api, statsd = deployment.api, deployment.statsd
     deployment.add_customer("metered", workflows=4)
     deployment.add_customer("metered_bad", secret="not-the-secret", workflows=2)
+    others = add_fleet(deployment, "metered_", 3)
     mark = len(statsd.lines)
-    run_id = api.trigger({"customer_ids": ["metered", "metered_bad"]})
+    run_id = api.trigger({"customer_ids": ["metered", "metered_bad", *others]})
     assert api.wait(run_id, timeout=240) == "failed"  # metered_bad's credentials are refused
+    assert sorted(batch_tasks(api.task_instances(run_id))) == [
+        "metered … metered_bad (2)",
+        "metered_c … metered_d (2)",
+        "metered_e",
+    ]
     rows = ledger(deployment.info["warehouse_uri"], run_id)
-    assert [(r[0], r[1]) for r in rows] == [("metered", "success"), ("metered_bad", "failed")]
+    assert [(r[0], r[1]) for r in rows] == [
+        ("metered", "success"),
+        ("metered_bad", "failed"),
+        *((name, "success") for name in others),
+    ]
 
     samples = statsd.samples(settle=2, since=mark)
     assert_series_match_the_ledger(samples, rows, failed_customer="metered_bad")
-    # Airflow's own task metrics of the same run, from the workers' task runners
+    # Airflow's own task metrics of the same run, from the workers' task runners: per batch task
     finished = samples.of("ti.finish", dag_id="zuora_workflow_sync")
-    assert {s.tags["task_id"] for s in finished} >= {"customer_sync.list_workflows", "summarize"}
+    assert {s.tags["task_id"] for s in finished} >= {BATCH, "summarize"}
     assert samples.of("task.duration", dag_id="zuora_workflow_sync")
 
     # the monitor, hourly in production, triggered here with the cluster's own API as its queue
