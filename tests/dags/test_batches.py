@@ -130,8 +130,8 @@ def test_more_customers_than_export_slots_go_in_batches_each_with_its_own_ledger
     assert ledger(sync_env.uri, first.run_id) == {
         customer: ("success", "sync_customers", index) for customer, index in batch.items()
     }
-    for tenant in tenants.values():
-        assert tenant.stats()["requests"] == {"token": 1, "list": 1, "export": 3}
+    for tenant in tenants.values():  # metrics: the task usage of issue 31
+        assert tenant.stats()["requests"] == {"token": 1, "list": 1, "export": 3, "metrics": 1}
     stored = query(sync_env.uri, "SELECT customer_id, count(*) FROM zuora.workflows GROUP BY 1 ORDER BY 1")
     assert stored == [(name, 3) for name in tenants]
     # the batch task's XCom is one small dict of counts
