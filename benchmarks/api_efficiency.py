@@ -1,6 +1,8 @@
 """API efficiency: Zuora requests per customer, counted by the simulator itself, for a first
 run, an unchanged rerun and a rerun with 1% of the workflows changed, against the minimum
-(1 token + list pages + changed exports); the version-history backfill is off here.
+(1 token + list pages + changed exports + the task usage read, once per customer per UTC day;
+an unchanged run the next day is measured with the usage reader's clock moved a day on); the
+version-history backfill is off here.
 
 Run: .venv/bin/python benchmarks/api_efficiency.py [--customers 5] [--workflows 200]
 Starts its own simulator and embedded Postgres and stops them after; runs the library
@@ -14,13 +16,14 @@ import argparse
 import math
 import os
 import time
+from datetime import UTC, datetime, timedelta
 
 import _common  # noqa: F401  (paths and Airflow environment first)
 import psycopg
 from cryptography.fernet import Fernet
 
 from devstack.postgres import EmbeddedPostgres
-from zuora import sync, warehouse
+from zuora import sync, usage, warehouse
 from zuora.api.token_cache import ProcessTokenStore
 from zuora_simulator.client import running_simulator
 
@@ -46,6 +49,7 @@ def sync_all(sim, customers: list[dict], run_id: str) -> dict:
         "token": 0,
         "list": 0,
         "export": 0,
+        "usage": 0,
         "minted": 0,
         "other": 0,
         "429": 0,
@@ -65,6 +69,7 @@ def sync_all(sim, customers: list[dict], run_id: str) -> dict:
         totals["token"] += requests.pop("token", 0)
         totals["list"] += requests.pop("list", 0)
         totals["export"] += requests.pop("export", 0)
+        totals["usage"] += requests.pop("metrics", 0)
         totals["other"] += sum(requests.values())
         totals["minted"] += stats["tokens_minted"]
         totals["429"] += stats["rate_limited"]
@@ -100,7 +105,7 @@ def main() -> None:
         rows = []
         clock = time.perf_counter()
         first = sync_all(sim, customers, "run-1")
-        rows.append(("first run", first, 1 + pages + w, time.perf_counter() - clock))
+        rows.append(("first run", first, 1 + pages + w + 1, time.perf_counter() - clock))
 
         clock = time.perf_counter()
         unchanged = sync_all(sim, customers, "run-2")
@@ -129,6 +134,12 @@ def main() -> None:
             ("rerun, nothing changed, token cache emptied", cold, 1 + pages, time.perf_counter() - clock)
         )
 
+        tomorrow = datetime.now(UTC) + timedelta(days=1)
+        usage.utcnow = lambda: tomorrow  # the daily run of the next day: its usage read is due
+        clock = time.perf_counter()
+        next_day = sync_all(sim, customers, "run-5")
+        rows.append(("next day, nothing changed", next_day, 1 + pages + 1, time.perf_counter() - clock))
+
         with psycopg.connect(pg.uri) as conn:
             stored = conn.execute("SELECT count(*) FROM zuora.workflows WHERE deleted_at IS NULL").fetchone()[
                 0
@@ -138,20 +149,19 @@ def main() -> None:
     assert unchanged["exported"] == 0, unchanged
 
     same = all(len(t["per_customer"]) == 1 for _, t, _, _ in rows)
-    minimal = all(
-        (t["token"] + t["list"] + t["export"] + t["other"]) / n <= minimum for _, t, minimum, _ in rows
-    )
+    calls = ("token", "list", "export", "usage", "other")
+    minimal = all(sum(t[c] for c in calls) / n <= minimum for _, t, minimum, _ in rows)
     table = [
-        "| run | token (minted) | list pages | exports | total per customer | minimum per customer "
-        "(1 token + pages + changed exports) | ratio | 429s | wall |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| run | token (minted) | list pages | exports | task usage | total per customer | minimum per "
+        "customer (1 token + pages + changed exports + usage once a UTC day) | ratio | 429s | wall |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for label, t, minimum, seconds in rows:
-        total = (t["token"] + t["list"] + t["export"] + t["other"]) / n
+        total = sum(t[c] for c in calls) / n
         table.append(
             f"| {label} | {t['token'] / n:g} ({t['minted'] / n:g}) | {t['list'] / n:g} | "
-            f"{t['export'] / n:g} | **{total:g}** | {minimum} | {total / minimum:.2f} | "
-            f"{t['429']} | {seconds:.1f} s |"
+            f"{t['export'] / n:g} | {t['usage'] / n:g} | **{total:g}** | {minimum} | "
+            f"{total / minimum:.2f} | {t['429']} | {seconds:.1f} s |"
         )
     body = f"""\
 `{_common.command("api_efficiency.py")}` ({n} customers x {w} workflows, default simulator
@@ -187,6 +197,10 @@ the reruns in this process minted **no** token (0 token calls): they beat the st
 by one call. The last row empties that cache first, as a fresh worker without the Variable
 would start: then one token is minted per customer, and the count is the minimum exactly.
 Within one run the list and export stages share the token (1 mint per customer, not 2).
+The task usage (`GET /workflows/metrics.json`, issue 31) is read by the list stage at most once
+per customer per UTC day: the first run reads it (one call), the reruns of the same day make
+no call, and the next day's unchanged run makes one (the last row, the usage reader's clock
+moved a day on): {next_day["usage"] / n:g} call more than an unchanged rerun of the same day.
 """
     print(body)
     _common.write_section("API efficiency", body)
