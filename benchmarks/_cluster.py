@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -85,6 +86,38 @@ def unpause(api: Api, *dag_ids: str, scheduled: tuple[str, ...] = (SYNC_DAG,)) -
             time.sleep(1)
         for run in runs:
             api.wait(run["dag_run_id"], dag_id=dag_id)
+
+
+def shape_dags(shapes: list[str]) -> tuple[dict[str, Path], dict[str, str]]:
+    """The DAG files that run zuora_workflow_sync in each of ``shapes`` in one cluster, and
+    the dag_id of each: "auto" (the default) is the real DAG; a number N is the same file with
+    $ZUORA_SYNC_CUSTOMERS_PER_TASK=N under its own dag_id (benchmarks/shape_dag.py)."""
+    files, dag_ids = {}, {}
+    for shape in shapes:
+        if shape == "auto":
+            files["zuora_workflow_sync.py"] = _common.ROOT / "dags" / "zuora_workflow_sync.py"
+            dag_ids[shape] = SYNC_DAG
+        else:
+            dag_ids[shape] = f"{SYNC_DAG}_per_task_{int(shape)}"
+            files[f"{dag_ids[shape]}.py"] = _common.ROOT / "benchmarks" / "shape_dag.py"
+    return files, dag_ids
+
+
+def shape_ran(tis: list[dict]) -> str:
+    """Which shape a run of zuora_workflow_sync took, from its task instances: one group per
+    customer, or its batch tasks with their sizes (from their grid labels)."""
+    batches = [ti for ti in tis if ti["task_id"] == "sync_customers" and ti["map_index"] >= 0]
+    if not batches:
+        groups = sum(
+            1 for ti in tis if ti["task_id"] == "customer_sync.list_workflows" and ti["map_index"] >= 0
+        )
+        return f"a group per customer ({groups})"
+    sizes = sorted(
+        (int(m.group(1)) if (m := re.search(r"\((\d+)\)$", ti["rendered_map_index"] or "")) else 1)
+        for ti in batches
+    )
+    described = ", ".join(str(s) for s in reversed(sizes))
+    return f"{len(batches)} batch{'es' if len(batches) > 1 else ''} ({described})"
 
 
 def airflow_cpu_seconds(info: dict) -> float:

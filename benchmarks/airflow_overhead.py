@@ -23,6 +23,8 @@ os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
 os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(Path(__file__).resolve().parents[1] / "dags")
 os.environ["AIRFLOW__CORE__PLUGINS_FOLDER"] = str(Path(__file__).resolve().parents[1] / "plugins")
 os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING")
+# the group shape, whose per-customer slope this measures (auto batches runs of 5 or more)
+os.environ.setdefault("ZUORA_SYNC_CUSTOMERS_PER_TASK", "1")
 
 import argparse  # noqa: E402
 import logging  # noqa: E402

@@ -80,6 +80,8 @@ SETTINGS = {
     "AIRFLOW__CORE__PARALLELISM": str(WORKER_SLOTS),
     "AIRFLOW__CORE__MAX_ACTIVE_TASKS_PER_DAG": str(WORKER_SLOTS),
     "ZUORA_SYNC_MAX_CONCURRENT_EXPORTS": str(WORKER_SLOTS),
+    # the real DAG as "before" (one group per customer); its default, auto, would batch them
+    "ZUORA_SYNC_CUSTOMERS_PER_TASK": "1",
 }
 LOOP = "scheduler.scheduler_loop_duration"
 DECISION = "dagrun.dependency-check"
