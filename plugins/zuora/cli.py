@@ -1,6 +1,8 @@
-"""The command line: add a customer, restore or promote a workflow version, report drift.
+"""The command line: add a customer, set its task allowance, restore or promote a workflow
+version, report drift.
 
     PYTHONPATH=plugins .venv/bin/python -m zuora.cli add-customer ...   # see below
+    ... -m zuora.cli set-allowance acme 50000     # tasks a month; "none" removes it
     ... -m zuora.cli restore acme 101 --version 0.0.2 [--to acme_prod] [--apply] ...
     ... -m zuora.cli drift [TENANT_GROUP]
 
@@ -20,6 +22,8 @@
 
 With ``--no-airflow-connection`` the connection is expected to exist already (a secrets
 backend, or ``AIRFLOW_CONN_*`` variables); it is still tested before the row is written.
+``--task-allowance N`` sets the customer's monthly Workflow task allowance (an existing
+customer keeps its allowance unless given one; ``set-allowance`` changes or removes it).
 
 **restore** (``zuora.restore``) shows what it would import where (a dry run, recorded in
 ``zuora.restores``); with ``--apply`` it imports the stored exact original into Zuora. Exit
@@ -66,6 +70,8 @@ def add_customers(customers: list[tuple[argparse.Namespace, str]]) -> list[str]:
     for args, conn_id, _, message in tested:
         group = None if args.no_tenant_group else args.tenant_group or warehouse.KEEP
         _save_customer(args.customer_id, args.name, conn_id, args.environment, group, args.enabled)
+        if getattr(args, "task_allowance", None) is not None:
+            set_allowance(args.customer_id, args.task_allowance)
         messages.append(f"customer {args.customer_id} added with connection {conn_id}: {message}")
     return messages
 
@@ -139,6 +145,36 @@ def _save_customer(
             raise SystemExit(f"refused: {exc}") from None
 
 
+def set_allowance(customer_id: str, allowance: int | None) -> str:
+    """Set (or, with None, remove) the customer's monthly Workflow task allowance."""
+    from zuora.warehouse.usage import set_task_allowance
+
+    with warehouse_connection() as conn:
+        warehouse.apply_migrations(conn)
+        try:
+            set_task_allowance(conn, customer_id, allowance)
+        except (LookupError, ValueError) as exc:
+            raise SystemExit(f"refused: {exc.args[0]}") from None
+    if allowance is None:
+        return f"customer {customer_id}: no task allowance"
+    return f"customer {customer_id}: task allowance {allowance:,} tasks a month"
+
+
+def _allowance(text: str) -> int | None:
+    """A number of tasks a month (at least 1), or "none"."""
+    if text.strip().lower() == "none":
+        return None
+    try:
+        value = int(text.replace(",", "").replace("_", ""))
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(
+            f"a task allowance is a whole number of tasks a month >= 1, or none: {text!r}"
+        )
+    return value
+
+
 def restore(args: argparse.Namespace) -> str:
     from zuora.restore import RestoreOutcomeUnknown, RestoreRefused, run
 
@@ -206,6 +242,18 @@ def build_parser() -> argparse.ArgumentParser:
     enabled.add_argument(
         "--disable", dest="enabled", action="store_const", const=False, help="stop syncing it, keep its data"
     )
+    add.add_argument(
+        "--task-allowance",
+        type=_allowance,
+        metavar="N",
+        help="its Workflow tasks a month (default: an existing customer keeps its allowance)",
+    )
+
+    allowance_cmd = commands.add_parser(
+        "set-allowance", help="set or remove a customer's monthly Workflow task allowance"
+    )
+    allowance_cmd.add_argument("customer_id")
+    allowance_cmd.add_argument("tasks", type=_allowance, help='tasks a month, or "none" to remove it')
 
     restore_cmd = commands.add_parser(
         "restore", help="restore or promote a stored workflow version (a dry run unless --apply)"
@@ -254,6 +302,9 @@ def main(argv: list[str] | None = None) -> int:
         from zuora import drift
 
         print(drift.run(args.tenant_group))
+        return 0
+    if args.command == "set-allowance":
+        print(set_allowance(args.customer_id, args.tasks))
         return 0
     secret = ""
     if not args.no_airflow_connection:

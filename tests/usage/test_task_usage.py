@@ -227,17 +227,18 @@ def test_a_malformed_answer_is_the_customer_s_usage_dead_letter_and_harms_nothin
     assert (stage, item, error_type) == ("list", "task_usage", "ZuoraMalformedResponseError")
     assert SAID[case] in message and "the definitions are synced" in message
 
-    # the next run asks again (a failure is not an answer); the open letter does not make the
-    # unchanged customer run its other tasks; the answer resolves it
+    # the next run asks again (a failure is not an answer): failing again, the open letter
+    # counts an attempt and does not make the unchanged customer run its other tasks
+    broken.script([{"endpoint": "metrics", **MALFORMED[case]}])
     listed = sync.list_stage(customers[0], "run-2", finish_unchanged=True)
-    assert listed.finished is not None
-    assert broken.stats()["requests"]["metrics"] == 2 and outcome(env, "run-2", "acme") == (
-        "success",
-        "read",
-        len(stored(env)),
-    )
+    assert listed.finished is not None and outcome(env, "run-2", "acme") == ("success", "failed", 0)
+    assert env.query("SELECT attempts FROM zuora.dead_letters WHERE resolved_at IS NULL") == [(2,)]
+    # answered the next time: the letter is resolved by that run
+    sync.list_stage(customers[0], "run-3", finish_unchanged=True)
+    assert broken.stats()["requests"]["metrics"] == 3
+    assert outcome(env, "run-3", "acme") == ("success", "read", len(stored(env)))
     assert env.query("SELECT count(*) FROM zuora.dead_letters WHERE resolved_at IS NULL") == [(0,)]
-    assert env.query("SELECT resolved_run_id FROM zuora.dead_letters") == [("run-2",)]
+    assert env.query("SELECT resolved_run_id FROM zuora.dead_letters") == [("run-3",)]
 
 
 def test_a_failure_beyond_the_hook_s_retries_is_a_dead_letter_and_the_sync_goes_on(env, sim_tenant, clock):
