@@ -250,3 +250,36 @@ def test_a_failure_beyond_the_hook_s_retries_is_a_dead_letter_and_the_sync_goes_
     assert env.query("SELECT error_type, attempts FROM zuora.dead_letters WHERE item_key = 'task_usage'") == [
         ("ZuoraTransientError", 1)
     ]
+
+
+def test_the_hook_s_usage_call_and_its_typed_errors(env, sim_tenant):
+    from zuora.api.errors import ZuoraAuthError, ZuoraMalformedResponseError, ZuoraNotFoundError
+    from zuora.api.hook import ZuoraHook
+
+    tenant = sim_tenant(workflows=3, usage={"tasks_per_day": 40})
+    env.customer("acme", tenant)
+    hook = ZuoraHook("zuora_acme")
+    assert hook.task_usage(date(2026, 3, 30), date(2026, 4, 2)) == {
+        date(2026, 3, 30): 40,
+        date(2026, 3, 31): 40,
+        date(2026, 4, 1): 40,
+        date(2026, 4, 2): 40,
+    }
+    assert tenant.usage_requests()[0]["query"] == {
+        "startDate": "2026-03-30",
+        "endDate": "2026-04-02",
+        "metrics": "taskCount",
+    }
+    for status, error in ((403, ZuoraAuthError), (404, ZuoraNotFoundError)):
+        tenant.update(usage={"metrics_status": status})
+        with pytest.raises(error) as raised:
+            hook.task_usage(date(2026, 3, 30), date(2026, 4, 2))
+        assert raised.value.status == status and raised.value.endpoint == "/workflows/metrics.json"
+        assert len(raised.value.request_id) == 36
+    tenant.update(usage={"metrics_status": 200})
+    tenant.script(
+        [{"endpoint": "metrics", "kind": "status", "status": 200, "body": {"metrics": [{"date": 1}]}}]
+    )
+    with pytest.raises(ZuoraMalformedResponseError, match="metrics\\[0\\] has no 'date'"):
+        hook.task_usage(date(2026, 3, 30), date(2026, 4, 2))
+    assert tenant.stats()["by_endpoint_status"]["metrics"] == {"200": 2, "403": 1, "404": 1}  # none retried
