@@ -27,7 +27,9 @@ from devstack.postgres import EmbeddedPostgres
 from zuora import sync, usage, warehouse
 from zuora_simulator.client import running_simulator
 
-UNCHANGED_RUN_CPU_S = 40 / 50  # benchmarks/RESULTS.md "Unchanged run": Airflow CPU-s per customer
+# benchmarks/RESULTS.md "Unchanged run" (2026-12-07): the default shape (auto, batches) spent
+# 7.7 Airflow CPU-s on an unchanged run of 50 customers; a group per customer spent 32.8
+UNCHANGED_RUN_CPU_S = 7.7 / 50  # Airflow CPU-s per unchanged customer, the cheaper shape
 
 
 def cpu() -> float:
@@ -116,8 +118,8 @@ median of the rounds, per customer. Machine: {machine}. Date: {started_at}.
 
 Reading usage adds **{calls["next day"].get("metrics", 0) / n:g} call** per customer per day and
 {added * 1000:.1f} ms of CPU per customer ({added / UNCHANGED_RUN_CPU_S:.1%} of the
-{UNCHANGED_RUN_CPU_S:.1f} Airflow CPU-s an unchanged customer costs in the cluster, "Unchanged
-run" above; aim: at most one call and 5 %). The same-day row includes what decides that no
+{UNCHANGED_RUN_CPU_S:.2f} Airflow CPU-s an unchanged customer costs in the cluster in the
+default shape, "Unchanged run" above; aim: at most one call and 5 %). The same-day row includes what decides that no
 call is due (one query, one update of the run's row). Before issue 31 (`benchmarks/api_efficiency.py` at
 commit 4d39316, 5 x 200 workflows, 2026-12-06) an unchanged run cost 4 calls per customer (its
 list pages; 5 with no cached token), whatever the day; with it, the same, plus the one usage
