@@ -103,8 +103,8 @@ ZUORA_LIMITS = {
 }
 ZUORA_CONCURRENCY = 40  # default concurrency limit per tenant (§5.3)
 MEASURED_WORKER_SLOTS = 4  # AIRFLOW__CELERY__WORKER_CONCURRENCY of airflow.env, the cluster's workers
-CHAIN = 7  # migrate -> list_customers -> list -> export -> validate -> upsert -> summarize
-BATCH_CHAIN = 4  # migrate -> list_customers -> sync_customers -> summarize
+CHAIN = 6  # list_customers (migrations first) -> list -> export -> validate -> upsert -> summarize
+BATCH_CHAIN = 4  # list_customers -> list_batches -> sync_customers -> summarize
 
 
 def predict(
@@ -159,8 +159,11 @@ def predict(
     calls_changed = tokens + pages + k + versions + version_exports
     calls = c_unchanged * calls_unchanged + c_changed * calls_changed
 
+    # list_customers (the warehouse's migrations first), list_batches and summarize run in both
+    # shapes (until 2026-12-07: migrate, list_customers, summarize); the shape not picked is
+    # mapped over no customer: one skipped TI per task (the group's 4, or the batch task)
     processes = 3 + g_unchanged + 4 * g_changed
-    tis = 3 + (groups if batched else 4 * groups)
+    tis = 3 + (groups + 4 if batched else 4 * groups + 1)
 
     # our code's CPU (and the warehouse's, which a task waits for) for one customer, by stage
     def code(stage: str, w: float, changed: float) -> float:
@@ -315,7 +318,7 @@ def predict(
         "task slots (min of max_active_tasks, parallelism, worker slots)": slot_s / running,
         "pool zuora_api": pooled_s / d["pool_slots"],
         "export tasks at once (max_active_tis_per_dagrun)": export_s / d["export_tis"],
-        # migrate, list_customers, one group's tasks (or one batch), summarize: one after the other
+        # list_customers, one group's tasks (or list_batches, one batch), summarize: one after the other
         "one group's chain of tasks": slot["fixed"] + 3 * cl["schedule_latency_s"] + chain,
         "scheduler loops (decision pass x loops)": scheduler_s,
         # every task's Execution API calls go through the API server processes, one core each
@@ -1487,7 +1490,7 @@ def batches_section(u: dict) -> str:
     smallest deployment within 45 minutes (``plan``) and a fixed deployment over a day."""
     planned = [
         "| customers | workflows | changed | customers per task | max_concurrency | slots = pool = export "
-        "limit = max_active_tasks = parallelism | workers x16 slots (RAM each) | task processes = TIs | "
+        "limit = max_active_tasks = parallelism | workers x16 slots (RAM each) | task processes (TIs) | "
         "predicted run (limit) | worker slot-h | worker CPU core-h | scheduler: loops, mean decision "
         "pass s, cores | warehouse Postgres core-h (cores during the run) | warehouse connections "
         "(peak) | metadata commits | Zuora calls | API server CPU-h (processes) | first day after an "
@@ -1503,7 +1506,8 @@ def batches_section(u: dict) -> str:
         planned.append(
             f"| {c:,} | {w} | {p:.0%} | {st['customers_per_task']} | {st['max_concurrency']} | "
             f"{st['slots']} | {math.ceil(st['slots'] / 16)} ({r['for_one_hour']['worker_ram_mb'] / 1024:.1f} GB) | "
-            f"{fmt(r['task_instances'])} | {r['wall_s'] / 60:.0f} min ({r['limiting'].split(' (')[0]}) | "
+            f"{fmt(r['task_processes'])} ({fmt(r['task_instances'])}) | "
+            f"{r['wall_s'] / 60:.0f} min ({r['limiting'].split(' (')[0]}) | "
             f"{r['slot_s'] / 3600:,.1f} | {r['cpu_by_component_s']['workers'] / 3600:,.2f} | "
             f"{fmt(sch['loops'])}, {sch['mean_pass_s']:.3f}, {sch['cores']:.2f} | "
             f"{r['warehouse_pg_cpu_s'] / 3600:,.2f} ({r['warehouse_pg_cpu_s'] / r['wall_s']:,.1f}) | "
@@ -1546,7 +1550,8 @@ def batches_section(u: dict) -> str:
             f"{_common.utc_date()}. Derived with `predict` and `plan` from measured units: "
             f"{u['source']}. The batch shape as built (`$ZUORA_SYNC_CUSTOMERS_PER_TASK` = B > 1): one "
             "`sync_customers` task per batch runs each customer's four stages in its process, one "
-            "after the other; TIs = task processes = batches + 3; a customer costs its library work "
+            "after the other; task processes = batches + 3, TIs = batches + 7 (the group's four tasks "
+            "skipped); a customer costs its library work "
             "(our code, the warehouse, its Zuora calls at the assumed 0.5 s each) inside the task, "
             "Airflow's per-task overhead is paid once per batch; the batch task holds a pool slot and "
             "counts against the export limit. A daily run: the API server's secrets masker adds no "

@@ -4,8 +4,8 @@
 Keeps the Zuora Workflow definitions of every enabled customer in the warehouse
 (`zuora` schema, connection `zuora_warehouse`).
 
-**Shape:** `migrate` → `list_customers`, which hands the run's customers to one of two shapes
-→ `summarize`, which writes the run summary and **fails the run when any customer failed** (all
+**Shape:** `list_customers`, which applies the warehouse's migrations, lists the run's customers
+and hands them to one of two shapes → `summarize`, which writes the run summary and **fails the run when any customer failed** (all
 other customers still finish). Failed customers are in `zuora.dead_letters`.
 
 - **One mapped group per customer** (a few customers: a small fleet, or a run for a few named
@@ -92,19 +92,15 @@ BATCH_LABEL = "{{ task.op_kwargs['batch']['label'] }}"
     deadline=run_deadline(settings.deadline_minutes()),
 )
 def zuora_workflow_sync():
-    @task(execution_timeout=timedelta(minutes=5))
-    def migrate():
-        from zuora import sync
-
-        return {"applied": sync.migrate()}
-
-    # The run's customers go to one shape: returned for one group each, or pushed as
-    # `batches` (the other is empty). Airflow refuses to map over a key of a task's XCom (at
-    # parse time), so `list_batches` hands the batches on as its own.
+    # The warehouse's migrations first (idempotent: a new release's, else nothing), then the
+    # run's customers go to one shape: returned for one group each, or pushed as `batches` (the
+    # other is empty). Airflow refuses to map over a key of a task's XCom (at parse time), so
+    # `list_batches` hands the batches on as its own.
     @task(execution_timeout=timedelta(minutes=5))
     def list_customers(params=None, ti=None) -> list[dict]:
-        from zuora import batches
+        from zuora import batches, sync
 
+        sync.migrate()
         shape = batches.shape_run(params["customer_ids"])
         ti.xcom_push(key="batches", value=shape.batches)
         return shape.customers
@@ -121,7 +117,6 @@ def zuora_workflow_sync():
 
     customers = list_customers()
     batched = list_batches(customers["batches"])
-    migrate() >> customers
     [one_group_per_customer(customers), one_task_per_batch(batched)] >> summarize(customers, batched)
 
 

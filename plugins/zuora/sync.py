@@ -39,6 +39,7 @@ class CustomersFailed(Exception):
 
 
 def migrate() -> list[str]:
+    """The warehouse's migrations not applied yet (none on most runs); returns their names."""
     with warehouse_connection() as conn:
         applied = warehouse.apply_migrations(conn)
         versions.fill_fingerprints(conn)

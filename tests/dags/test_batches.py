@@ -99,8 +99,7 @@ def test_the_dag_holds_both_shapes_whatever_the_setting(default_dag):
         ), setting
     assert shapes["auto"] == shapes["1"] == shapes["25"]
     assert shapes["auto"] == {
-        "migrate": [],
-        "list_customers": ["migrate"],
+        "list_customers": [],  # the warehouse's migrations first
         "list_batches": ["list_customers"],  # the batches, from list_customers' XCom
         "customer_sync.list_workflows": ["list_customers"],
         "customer_sync.export_workflows": ["customer_sync.list_workflows", "list_customers"],
