@@ -9,6 +9,10 @@ over 1,000 task instances are queued; a check that cannot run alerts as `check_f
 Thresholds: Airflow Variable `zuora_monitor_thresholds`, JSON, e.g.
 `{"max_failure_rate": 0.1, "max_rate_limited": 500}`.
 
+It also alerts, once per customer and month, when a customer's Workflow tasks this month reach
+80 % and 100 % of its allowance, or are projected to pass it before the 20th; and once per
+event when a sync saw a workflow switched off in Zuora, not through this product's restore.
+
 `apply_retention` removes old staging, resolved dead letters, validation issues and sync runs
 (Variable `zuora_retention`, JSON, e.g. `{"staging_days": 2, "sync_runs_days": 400}`) and
 expired OAuth token Variables. A failed task alerts through `zuora_alerts`.

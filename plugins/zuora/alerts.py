@@ -10,6 +10,9 @@ DAGs as ``zuora.notifications.alerts.ZuoraAlertNotifier``); the DAG deadline use
 ``deadline_missed`` (async, runs in the triggerer); the monitor DAG calls ``raise_alerts``,
 which stores each alert in the warehouse (``zuora.warehouse.alerts``) before sending it.
 
+Names from Zuora reach titles (a workflow switched off): an e-mail's HTML and a Slack text
+escape them, so they are shown, never interpreted (no markup, no Slack link or mention).
+
 A webhook URL is a secret (Slack's carries its token in the path): it is registered with
 Airflow's secrets masker and never put in a log line, an exception or an alert row; a
 failed delivery says the connection id and the HTTP status instead.
@@ -18,6 +21,7 @@ failed delivery says the connection id and the HTTP status instead.
 from __future__ import annotations
 
 import asyncio
+import html
 import json
 import logging
 import sys
@@ -69,10 +73,13 @@ def send_alert(alert: Alert, conn_id: str = settings.ALERT_CONN_ID) -> str:
 
         to = conn.extra_dejson.get("to") or conn.login
         SmtpNotifier(
-            to=to, subject=alert.title, html_content=f"<pre>{alert.text()}</pre>", smtp_conn_id=conn_id
+            to=to,
+            subject=alert.title,
+            html_content=f"<pre>{html.escape(alert.text())}</pre>",
+            smtp_conn_id=conn_id,
         ).notify({})
     elif channel in ("slackwebhook", "slack_webhook"):
-        _post(conn_id, _url(conn, with_token=True), {"text": alert.text()})
+        _post(conn_id, _url(conn, with_token=True), {"text": slack_text(alert.text())})
     elif channel == "http":
         _post(conn_id, _url(conn), asdict(alert))
     else:
@@ -121,6 +128,12 @@ def raise_alerts(conn, alerts: list[Alert], *, since: datetime | None = None) ->
     if store_error is not None:
         raise store_error
     return handled
+
+
+def slack_text(text: str) -> str:
+    """``text`` as Slack shows it literally: ``&``, ``<`` and ``>`` escaped, so a name from
+    Zuora (a workflow's, in a title) cannot become a link or an ``<!channel>`` mention."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def customer_of(context) -> str | None:

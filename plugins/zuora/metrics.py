@@ -5,10 +5,12 @@ Every series is named ``zuora_sync.<what>`` (Airflow puts its ``statsd_prefix`` 
 ``otel_prefix``, ``airflow`` by default, in front) and listed in the "Metrics" table of
 docs/operating.md, which is an interface: dashboards and alert rules depend on it. A
 customer's series carry the customer as a *tag* (``customer``, ``environment``), never in the
-name, and are all counters; the others are fleet-wide, tagged at most with a value of a
-finite set (``stage``, ``outcome``, ``kind``, ``environment`` for the duration histogram).
-Plain StatsD drops tags (fleet totals only); StatsD with ``statsd_influxdb_enabled``, Datadog
-and OpenTelemetry keep them. Tag values are ids, never hosts, client ids or connection ids.
+name, and are counters, but for the task usage gauges (``task_usage.*``, the hourly
+monitor's); the others are fleet-wide, tagged at most with a value of a finite set
+(``stage``, ``outcome``, ``kind``, ``environment`` for the duration histogram). Plain StatsD
+drops tags (fleet totals only; a customer's gauge would be any customer's value, so the usage
+gauges are not sent there); StatsD with ``statsd_influxdb_enabled``, Datadog and
+OpenTelemetry keep them. Tag values are ids, never hosts, client ids or connection ids.
 
 A counter is emitted at 0 where nothing happened, for every value of its tags' set, and the
 monitor emits the customer series of customers not synced today at 0: Prometheus's
@@ -62,6 +64,10 @@ ALERT_KINDS = (
     "dead_letters_growing",
     "queue_backlog",
     "check_failed",
+    "task_usage_80",
+    "task_usage_100",
+    "task_usage_projected",
+    "workflow_deactivated",
 )
 OUTCOMES = ("success", "failed")
 
@@ -155,6 +161,18 @@ SELECT c.customer_id, c.environment FROM zuora.customers c
           AND r.finished_at IS NOT NULL)"""
 
 
+# each enabled customer whose last usage call Zuora answered with counts: this UTC month's
+# tasks so far (0 until the month's first day is read) and its allowance
+_MONTH_USAGE = """
+SELECT c.customer_id, c.environment, coalesce(sum(u.task_count), 0), c.task_allowance
+  FROM zuora.customers c
+  JOIN zuora.task_usage_reads r ON r.customer_id = c.customer_id AND r.available
+  LEFT JOIN zuora.task_usage u
+         ON u.customer_id = c.customer_id AND u.day >= date_trunc('month', now() AT TIME ZONE 'UTC')::date
+ WHERE c.enabled
+ GROUP BY c.customer_id, c.environment, c.task_allowance"""
+
+
 def monitor_figures(conn, thresholds) -> None:
     """The monitor's hourly gauges over its window (``thresholds.window_minutes``): customer
     syncs and the failure rate, the slowest sync, 429s, open dead letters, and the queued
@@ -163,7 +181,11 @@ def monitor_figures(conn, thresholds) -> None:
     And every counter the dashboard reads, at 0: the fleet's (each alert kind, run outcome
     and stage) and the customer series of each enabled customer no sync ended in the last
     day (a new customer's among them), so each exists before it first counts and stays
-    within the exporter's ``ttl``."""
+    within the exporter's ``ttl``.
+
+    And each enabled customer's task usage this UTC month (issue 31): its tasks so far and,
+    with an allowance, their share of it, while Zuora answers its usage call (not for a
+    customer whose usage is not available or not read yet)."""
     if not _enabled():
         return
     try:
@@ -191,6 +213,11 @@ def monitor_figures(conn, thresholds) -> None:
     except Exception as exc:
         _dropped("monitor_figures (zeros)", exc, conn)
     try:
+        if _tags_kept():  # plain StatsD: a customer's gauge without its tag would mean nothing
+            _month_usage(conn)
+    except Exception as exc:
+        _dropped("monitor_figures (task usage)", exc, conn)
+    try:
         from zuora.queue_depth import queued_task_instances
 
         queued = queued_task_instances(thresholds.airflow_api_conn_id)
@@ -198,6 +225,15 @@ def monitor_figures(conn, thresholds) -> None:
             _gauge("monitor.queued_task_instances", queued)
     except Exception as exc:
         _dropped("monitor_figures (queued task instances)", exc)
+
+
+def _month_usage(conn) -> None:
+    """Each customer's ``task_usage.month_tasks`` and ``task_usage.allowance_share``."""
+    for customer_id, environment, tasks, allowance in conn.execute(_MONTH_USAGE).fetchall():
+        tags = _tags(customer=customer_id, environment=environment)
+        _gauge("task_usage.month_tasks", int(tasks), tags)
+        if allowance:
+            _gauge("task_usage.allowance_share", round(int(tasks) / allowance, 4), tags)
 
 
 def alert_raised(kind: str) -> None:
@@ -245,6 +281,19 @@ def _enabled() -> bool:
         return any(conf.getboolean("metrics", switch, fallback=False) for switch in BACKEND_SWITCHES)
     except Exception:  # cannot tell: emit, and let the emitting functions catch what fails
         return True
+
+
+def _tags_kept() -> bool:
+    """Whether the backend keeps tags: all but plain StatsD (``statsd_on`` without
+    ``statsd_influxdb_enabled``)."""
+    from airflow.sdk import conf
+
+    def on(switch: str) -> bool:
+        return conf.getboolean("metrics", switch, fallback=False)
+
+    return (
+        on("statsd_datadog_enabled") or on("otel_on") or on("statsd_influxdb_enabled") or not on("statsd_on")
+    )
 
 
 def _stats():

@@ -240,6 +240,22 @@ def test_a_failing_webhook_leaks_no_secret(conn, webhook_server, monkeypatch, ca
     assert "webhook-token-do-not-leak" not in redact(f'"POST /services/{SLACK_TOKEN} HTTP/1.1" 404')
 
 
+def test_a_name_from_zuora_reaches_slack_as_text_never_a_mention_or_a_link(webhook_server, monkeypatch):
+    """A workflow's name (a switched-off workflow's alert title) is Zuora's data: Slack shows
+    it literally (``&``, ``<``, ``>`` escaped), so it cannot ping a channel or hide a link."""
+    server = webhook_server()
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_ZUORA_ALERTS",
+        json.dumps({"conn_type": "slackwebhook", "host": f"{server.url}/services/T0/B0/slack-token-x"}),
+    )
+    name = "<!channel> <http://evil.example|Late fees> & co"
+    send_alert(Alert("workflow_deactivated", f"workflow {name!r} was switched off", details={"name": name}))
+    escaped = "&lt;!channel&gt; &lt;http://evil.example|Late fees&gt; &amp; co"
+    assert server.received == [
+        {"text": f"[WARNING] workflow '{escaped}' was switched off\n  name: {escaped}"}
+    ]
+
+
 def test_each_alert_is_stored_before_it_is_sent_and_a_retry_sends_none_twice(
     conn, webhook_server, monkeypatch, caplog
 ):

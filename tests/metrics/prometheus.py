@@ -2,8 +2,8 @@
 mapping (monitoring/statsd-exporter/mapping.yml: names, scale, drops, histograms), scrapes at
 chosen times, and the PromQL forms the shipped dashboard uses, evaluated as Prometheus 2.x does:
 ``increase``/``rate`` (Prometheus's extrapolated rate: a series' first sample in the range is
-its baseline), ``sum [by (...)]``, ``histogram_quantile``, ``+ - * /`` between vectors with
-equal labels, and instant selectors. Anything else is refused, so a new query form in the
+its baseline), ``sum [by (...)]``, ``topk``, ``histogram_quantile``, ``+ - * /`` between
+vectors with equal labels, and instant selectors. Anything else is refused, so a new query form in the
 dashboard fails its test instead of being evaluated wrongly."""
 
 from __future__ import annotations
@@ -233,6 +233,14 @@ class _Parser:
             name, matchers, seconds = self._selector(range_needed=True)
             self._take(")")
             return self._increase(name, matchers, seconds, rate=text == "rate")
+        if text == "topk":
+            self._take()
+            self._take("(")
+            k = int(float(self._take()[1]))
+            self._take(",")
+            vector = self._additive()
+            self._take(")")
+            return _topk(k, vector)
         if text == "histogram_quantile":
             self._take()
             self._take("(")
@@ -311,6 +319,14 @@ def _binary(op: str, left, right):
     if isinstance(right, float):
         return {k: apply(v, right) for k, v in left.items()}
     return {k: apply(v, right[k]) for k, v in left.items() if k in right}  # one-to-one on labels
+
+
+def _topk(k: int, vector: dict[Labels, float]) -> dict[Labels, float]:
+    """The ``k`` largest elements (NaN below every number, as Prometheus orders them)."""
+    ranked = sorted(
+        vector.items(), key=lambda item: -math.inf if math.isnan(item[1]) else item[1], reverse=True
+    )
+    return dict(ranked[:k])
 
 
 def _histogram_quantile(q: float, vector: dict[Labels, float]) -> dict[Labels, float]:

@@ -1,9 +1,11 @@
 """Real metrics receivers for the tests: a UDP socket as a StatsD server and an OTLP/HTTP
 endpoint decoding ``ExportMetricsServiceRequest`` (the OTLP exporter's own protobufs).
-Also used by tests/deployment (the cluster's workers send to them)."""
+Also used by tests/deployment (the cluster's workers send to them). And an alert channel: an
+HTTP webhook keeping the JSON bodies the ``zuora_alerts`` connection posts to it."""
 
 from __future__ import annotations
 
+import json
 import socket
 import threading
 import time
@@ -168,3 +170,46 @@ class OtlpReceiver:
 
 def _value(any_value):
     return getattr(any_value, any_value.WhichOneof("value"))
+
+
+class _WebhookHandler(BaseHTTPRequestHandler):
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        self.server.received.append(json.loads(body))
+        self.send_response(self.server.status)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+class AlertWebhook:
+    """An HTTP alert channel on 127.0.0.1: ``received`` holds the JSON bodies posted to it
+    (``kind``, ``title``, ``severity``, ``details``); it answers ``status`` (204; a 4xx or 5xx
+    refuses the alert). ``connection()`` is the ``zuora_alerts`` connection pointing at it."""
+
+    def __init__(self, status: int = 204):
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), _WebhookHandler)
+        self.server.received = []
+        self.server.status = status
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_port}/hook"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    @property
+    def received(self) -> list[dict]:
+        return self.server.received
+
+    @property
+    def status(self) -> int:
+        return self.server.status
+
+    @status.setter
+    def status(self, value: int) -> None:
+        self.server.status = value
+
+    def connection(self) -> str:
+        return json.dumps({"conn_type": "http", "host": self.url})
+
+    def close(self):
+        self.server.shutdown()

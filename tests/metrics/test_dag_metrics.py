@@ -14,6 +14,7 @@ from tests.metrics.conftest import flush_otel
 from tests.metrics.ledger import assert_series_match_the_ledger, ledger
 from zuora import warehouse
 from zuora.api.credentials import airflow_connection
+from zuora.warehouse.usage import set_task_allowance
 
 
 def a_run_with_one_failed_customer(sync_dag, sync_env):
@@ -34,10 +35,27 @@ def test_statsd_series_match_the_ledger_and_feed_every_dashboard_panel(
         statsd_on=True, statsd_host="127.0.0.1", statsd_port=statsd.port, statsd_influxdb_enabled=True
     )
     result, rows = a_run_with_one_failed_customer(sync_dag, sync_env)
+    with psycopg.connect(sync_env.uri) as conn:  # acme's usage was read by its list task
+        set_task_allowance(conn, "acme", 1_000_000)
+        month_tasks = int(
+            conn.execute(
+                "SELECT sum(task_count) FROM zuora.task_usage WHERE customer_id = 'acme' "
+                "AND day >= date_trunc('month', now() AT TIME ZONE 'UTC')"
+            ).fetchone()[0]
+        )
     assert monitor_dag.test().state == "success"
     samples = statsd.samples()
 
     assert_series_match_the_ledger(samples, rows)
+    # the monitor's usage gauges: acme's month so far and its share of the allowance; none
+    # for globex, whose failed list stage read no usage
+    usage = {
+        (s.name, s.tags["customer"]): s.value for s in samples if s.name.startswith("zuora_sync.task_usage.")
+    }
+    assert usage == {
+        ("zuora_sync.task_usage.month_tasks", "acme"): month_tasks,
+        ("zuora_sync.task_usage.allowance_share", "acme"): round(month_tasks / 1_000_000, 4),
+    }
     # the monitor's gauges over the last hour: 1 of 2 customer syncs failed, globex's dead
     # letter is open, the stand-in Airflow API answered 7 queued task instances
     gauge = {s.name: s.value for s in samples if s.name.startswith("zuora_sync.monitor.")}
@@ -100,6 +118,48 @@ def test_plain_statsd_keeps_customers_out_of_names(statsd, airflow_metrics, infl
         assert line == "airflow.zuora_sync.alerts.raised,kind=failure_rate_1:1|c"
     else:
         assert line == "airflow.zuora_sync.alerts.raised:1|c"
+
+
+@pytest.mark.parametrize("influx", [False, True])
+def test_the_usage_gauges_need_tags(statsd, airflow_metrics, migrated_uri, influx):
+    """A customer's usage gauge goes only to a backend that keeps its tags: plain StatsD
+    would get one gauge that every customer overwrites."""
+    from zuora import metrics
+    from zuora.settings import Thresholds
+
+    airflow_metrics(
+        statsd_on=True, statsd_host="127.0.0.1", statsd_port=statsd.port, statsd_influxdb_enabled=influx
+    )
+    with psycopg.connect(migrated_uri) as conn:
+        for customer, tasks in (("acme", 700), ("globex", 300)):
+            warehouse.upsert_customer(
+                conn,
+                customer_id=customer,
+                name=customer,
+                zuora_conn_id=f"zuora_{customer}",
+                environment="sandbox",
+            )
+            conn.execute(
+                "INSERT INTO zuora.task_usage (customer_id, day, task_count, read_at, run_id) "
+                "VALUES (%s, (now() AT TIME ZONE 'UTC')::date, %s, now(), 'r')",
+                (customer, tasks),
+            )
+            conn.execute(
+                "INSERT INTO zuora.task_usage_reads (customer_id, checked_at, available, first_day, last_day, "
+                "days, run_id) VALUES (%s, now(), true, current_date, current_date, 1, 'r')",
+                (customer,),
+            )
+        set_task_allowance(conn, "acme", 1000)
+        metrics.monitor_figures(conn, Thresholds())
+    usage = {(s.name, s.tags.get("customer")): s.value for s in statsd.samples() if ".task_usage." in s.name}
+    if influx:
+        assert usage == {
+            ("zuora_sync.task_usage.month_tasks", "acme"): 700,
+            ("zuora_sync.task_usage.allowance_share", "acme"): 0.7,
+            ("zuora_sync.task_usage.month_tasks", "globex"): 300,
+        }
+    else:
+        assert usage == {}
 
 
 def test_where_no_task_runner_set_stats_up_the_module_does_it_from_the_config(

@@ -8,13 +8,17 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from dataclasses import replace
+from datetime import UTC, date, datetime, timedelta
 
 import psycopg
 import yaml
 
 from tests.metrics import dashboard
 from tests.metrics.prometheus import Exporter, Prometheus, by, value
+from tests.metrics.receivers import AlertWebhook
+from zuora.warehouse.usage import set_task_allowance
 
 PROVISIONING = dashboard.MONITORING / "grafana" / "provisioning"
 README = dashboard.ROOT / "docs" / "operating.md"
@@ -170,10 +174,73 @@ def test_the_dashboard_counts_every_failure_a_customers_first_included(
     assert calls["acme"] + calls["globex"] == requests == value(query("Zuora API calls (1 h)"))
     average = by(query("Average sync duration by customer (24 h)"), "customer")["acme"]
     assert abs(average - sum(durations) / 2) < 0.002  # milliseconds, added up
-    # every query of the dashboard evaluates; each has data but the queue depth (no Airflow API here)
+    # every query of the dashboard evaluates; each has data but the queue depth (no Airflow API
+    # here) and the usage gauges (the monitor ran before any usage was read: the next test)
     for title, exprs in queries.items():
         for expr in exprs:
-            assert db.query(expr, now) or title == "Queue depth", (title, expr)
+            assert db.query(expr, now) or title in ("Queue depth", *USAGE_PANELS), (title, expr)
+
+
+USAGE_PANELS = (
+    "Task usage this month: top 20 customers",
+    "Share of the monthly task allowance: top 20 customers",
+)
+ALERTS_PANEL = "Allowance and switched-off workflow alerts (1 d)"
+
+
+def test_the_usage_panels_show_each_customers_month_its_share_and_the_alert(
+    sync_dag, monitor_dag, sync_env, statsd, airflow_metrics, monkeypatch
+):
+    """The monitor's usage gauges and a usage alert through the shipped mapping into the
+    dashboard's own queries: acme's tenant ran 500 tasks this month (its allowance: 500,
+    so the monitor alerts), globex's 200 (of 10,000: no projection reaches it, even on the
+    2nd), initech's usage is not available (403: no series)."""
+    airflow_metrics(
+        statsd_on=True, statsd_host="127.0.0.1", statsd_port=statsd.port, statsd_influxdb_enabled=True
+    )
+    webhook = AlertWebhook()
+    monkeypatch.setenv("AIRFLOW_CONN_ZUORA_ALERTS", webhook.connection())
+    today = away_from_midnight().isoformat()
+    for customer, tasks in (("acme", 500), ("globex", 200)):  # every other day of the two months: 0
+        sync_env(customer, workflows=1, usage={"tasks_per_day": 0, "extra_tasks": {today: tasks}})
+    sync_env("initech", workflows=1, usage={"metrics_status": 403})
+    with psycopg.connect(sync_env.uri) as conn:
+        for customer, tasks in (("acme", 500), ("globex", 10_000), ("initech", 100)):
+            set_task_allowance(conn, customer, tasks)
+    try:
+        before, hourly = _during(statsd, monitor_dag.test)  # the zeros, before any usage is read
+        run, synced = _during(
+            statsd, lambda: sync_dag.test(run_conf={"customer_ids": [], "full_refresh": False})
+        )
+        after, hourly_again = _during(statsd, monitor_dag.test)
+    finally:
+        webhook.close()
+    assert (before.state, run.state, after.state) == ("success", "success", "success")
+    db, now = _replay([hourly, synced, hourly_again])
+    queries = _queries()
+    month, share = (db.query(queries[title][0], now) for title in USAGE_PANELS)
+    assert by(month, "customer") == {"acme": 500, "globex": 200}
+    assert by(share, "customer") == {"acme": 1.0, "globex": 0.02}
+    alerts = by(db.query(queries[ALERTS_PANEL][0], now), "kind")
+    assert alerts == {
+        "task_usage_100": 1,
+        "task_usage_80": 0,
+        "task_usage_projected": 0,
+        "workflow_deactivated": 0,
+    }
+    assert [(a["kind"], a["details"]["customer_id"]) for a in webhook.received] == [
+        ("task_usage_100", "acme")
+    ]
+
+
+def away_from_midnight() -> date:
+    """Today (UTC), once at least two minutes before its end: the simulator's today and the
+    monitor's month stay the test's."""
+    now = datetime.now(UTC)
+    midnight = datetime.combine(now.date() + timedelta(days=1), datetime.min.time(), UTC)
+    if (midnight - now).total_seconds() < 120:
+        time.sleep((midnight - now).total_seconds() + 0.5)
+    return datetime.now(UTC).date()
 
 
 def _our_series(samples, customers: int) -> int:
@@ -191,8 +258,10 @@ def test_the_series_count_stays_small_per_customer_as_documented(
     sync_dag, monitor_dag, sync_env, statsd, airflow_metrics
 ):
     """The shipped mapping's series, from a real run's lines (the monitor, then acme syncing
-    and globex failing): a customer has a fixed handful of series, its failure adds none, the
-    rest is fleet-wide; docs/operating.md states the counts at 10, 1,000 and 10,000 customers."""
+    and globex failing, then the monitor with acme's usage and allowance): a customer has a
+    fixed handful of series, its failure adds none, its usage gauges two, the rest is
+    fleet-wide; docs/operating.md states the counts at 10, 1,000 and 10,000 customers (each
+    like acme: usage read, an allowance set)."""
     airflow_metrics(
         statsd_on=True, statsd_host="127.0.0.1", statsd_port=statsd.port, statsd_influxdb_enabled=True
     )
@@ -200,6 +269,9 @@ def test_the_series_count_stays_small_per_customer_as_documented(
     sync_env("globex", workflows=2, secret="not-the-secret")
     assert monitor_dag.test().state == "success"
     assert sync_dag.test(run_conf={"customer_ids": [], "full_refresh": False}).state == "failed"
+    with psycopg.connect(sync_env.uri) as conn:
+        set_task_allowance(conn, "acme", 50_000)
+    assert monitor_dag.test().state == "success"  # acme's usage, read by its sync
     samples = statsd.samples()
     exporter = Exporter()
     exporter.receive(samples)
@@ -207,9 +279,12 @@ def test_the_series_count_stays_small_per_customer_as_documented(
     def series_of(customer):
         return sorted(dict(key)["__name__"] for key in exporter.exposition() if ("customer", customer) in key)
 
-    assert series_of("acme") == series_of("globex")  # a failure adds no series of the customer's
+    usage = ["zuora_sync_task_usage_allowance_share", "zuora_sync_task_usage_month_tasks"]
+    # a failure adds no series of the customer's; usage read, with an allowance, adds its two
+    assert series_of("acme") == sorted(series_of("globex") + usage)
+    assert len(series_of("globex")) == 12, series_of("globex")  # 11 counters of the table, and the seconds'
     per_customer = len(series_of("acme"))
-    assert per_customer == 12, series_of("acme")  # 11 counters of the table, and the seconds'
+    assert per_customer == 14
     counts = {customers: _our_series(samples, customers) for customers in (10, 1_000, 10_000)}
     fleet = counts[10] - 10 * per_customer
     assert fleet < 100 and all(count == n * per_customer + fleet for n, count in counts.items())

@@ -1,7 +1,10 @@
 """The usage tests use the reliability suite's ``env`` fixture (a migrated warehouse, customers
 whose connections point at simulator tenants) and a clock they move: ``clock.at(day, hour)``
 sets the UTC time ``zuora.usage`` reads, so a test can be "the next day" without waiting for it.
-The simulator keeps the real clock: days after its today are not in its answers."""
+The simulator keeps the real clock: days after its today are not in its answers.
+
+The alert tests add ``webhook``, a real HTTP alert channel named by the ``zuora_alerts``
+connection, and the metrics suite's StatsD receiver (``statsd``, ``airflow_metrics``)."""
 
 from __future__ import annotations
 
@@ -10,10 +13,12 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
+from tests.metrics.conftest import airflow_metrics, statsd
+from tests.metrics.receivers import AlertWebhook
 from tests.reliability.conftest import env
 from zuora import usage
 
-__all__ = ["env", "clock"]
+__all__ = ["env", "clock", "webhook", "statsd", "airflow_metrics"]
 
 
 class Clock:
@@ -34,3 +39,11 @@ class Clock:
 @pytest.fixture
 def clock(monkeypatch) -> Clock:
     return Clock(monkeypatch)
+
+
+@pytest.fixture
+def webhook(monkeypatch) -> AlertWebhook:
+    receiver = AlertWebhook()
+    monkeypatch.setenv("AIRFLOW_CONN_ZUORA_ALERTS", receiver.connection())
+    yield receiver
+    receiver.close()

@@ -1,5 +1,6 @@
 """Task usage in the warehouse: which days to ask Zuora for, the days it answered, "usage not
-available", a usage read that failed, and each customer's monthly task allowance.
+available", a usage read that failed, each customer's monthly task allowance, and which
+workflow events the monitor alerted about (``mark_events_alerted``).
 
 Tables (migration 0010): ``task_usage`` (customer, day, task_count, read_at, run_id),
 ``task_usage_reads`` (per customer, the last usage call Zuora answered), the columns
@@ -165,6 +166,20 @@ def set_task_allowance(conn, customer_id: str, allowance: int | None) -> None:
         ).fetchone()
     if updated is None:
         raise LookupError(f"no customer {customer_id!r} in zuora.customers")
+
+
+def mark_events_alerted(conn, kind: str) -> int:
+    """Set ``workflow_events.alerted_at`` of the events an alert of ``kind`` named (its
+    ``details``: ``customer_id`` and ``event_id``) and went out, or was going out (its channel
+    not ``failed: ...``); returns how many events were marked."""
+    with committing(conn):
+        return conn.execute(
+            "UPDATE zuora.workflow_events e SET alerted_at = now() FROM zuora.alerts a "
+            "WHERE e.alerted_at IS NULL AND e.recorded_from = 'sync' AND a.kind = %s "
+            "AND e.event_id = (a.details ->> 'event_id')::bigint AND e.customer_id = a.details ->> 'customer_id' "
+            "AND a.channel NOT LIKE 'failed%%'",
+            (kind,),
+        ).rowcount
 
 
 def _answered(
