@@ -1,7 +1,8 @@
 """Zuora sync page benchmark: 1,000 customers with 400 days of daily syncs (400,000
 ``zuora.sync_runs`` rows), 20 workflows each with versions and fingerprints (half of the
 customers paired in tenant groups, so drift is computed), open dead letters, alerts and
-restores; every page and JSON answer timed through the api-server's real app
+restores, 400 days of task usage and about 16,000 workflow status transitions; every page and
+JSON answer timed through the api-server's real app
 (``create_app()``, a viewer's JWT), then the fleet again without migration 0006's indexes.
 
 Run: .venv/bin/python benchmarks/health_page.py [--customers 1000] [--days 400] [--repeat 10]
@@ -88,6 +89,34 @@ INSERT INTO zuora.restores (requested_by, applied, status, scope, source_custome
 SELECT 'ops', true, 'imported', 'cross_company_copy', format('cust-%%s', lpad((1 + i %% %(customers)s)::text, 4, '0')), 1,
        format('cust-%%s', lpad((2 + i %% %(customers)s)::text, 4, '0')), 'new_version', false, '{}'
   FROM generate_series(1, 2000) i;
+
+-- task usage (issue 31): a day a row for every day, as a year of daily reads keeps it, for 95%%
+-- of the customers (the others' tenants answer 403); an allowance for half of them
+UPDATE zuora.customers SET task_allowance = 30000 + substr(customer_id, 6)::int %% 10 * 5000
+ WHERE substr(customer_id, 6)::int %% 2 = 0;
+INSERT INTO zuora.task_usage (customer_id, day, task_count, read_at, run_id)
+SELECT c.customer_id, (now() AT TIME ZONE 'UTC')::date - d, 500 + (random() * 1500)::int,
+       now() - make_interval(days => greatest(d - 2, 0)), 'bench'
+  FROM zuora.customers c CROSS JOIN generate_series(0, %(days)s - 1) d
+ WHERE substr(c.customer_id, 6)::int %% 20 <> 7;
+INSERT INTO zuora.task_usage_reads (customer_id, checked_at, available, first_day, last_day, days,
+                                    http_status, run_id)
+SELECT customer_id, now() - interval '1 hour', substr(customer_id, 6)::int %% 20 <> 7,
+       current_date - 2, current_date, 3, CASE WHEN substr(customer_id, 6)::int %% 20 = 7 THEN 403 END, 'bench'
+  FROM zuora.customers;
+
+-- workflow status transitions: about 16 a customer over the days, a third of them switch-offs
+INSERT INTO zuora.workflow_events (customer_id, zuora_id, kind, workflow_name, seen_at, previous_seen_at,
+                                   old_status, new_status, new_version, made_by, run_id)
+SELECT w.customer_id, w.zuora_id, k.kind, w.name, now() - make_interval(days => d, hours => 1),
+       now() - make_interval(days => d + 1, hours => 1),
+       CASE k.kind WHEN 'activated' THEN 'Inactive' ELSE 'Active' END,
+       CASE k.kind WHEN 'deactivated' THEN 'Inactive' ELSE 'Active' END, w.active_version, 'zuora',
+       format('scheduled__%%s', (now() - make_interval(days => d))::date)
+  FROM zuora.workflows w CROSS JOIN generate_series(0, %(days)s - 1) d
+ CROSS JOIN LATERAL (SELECT (ARRAY['activated', 'deactivated', 'version_changed'])[1 + (random() * 2.99)::int]
+                            AS kind) k
+ WHERE random() < 0.002;
 ANALYZE
 """
 
@@ -113,7 +142,10 @@ def main() -> int:
                 if statement.strip():
                     conn.execute(statement, {"customers": args.customers, "days": args.days})
             conn.commit()
-            runs = conn.execute("SELECT count(*) FROM zuora.sync_runs").fetchone()[0]
+            runs, usage, events = conn.execute(
+                "SELECT (SELECT count(*) FROM zuora.sync_runs), (SELECT count(*) FROM zuora.task_usage), "
+                "(SELECT count(*) FROM zuora.workflow_events)"
+            ).fetchone()
         generated = time.monotonic() - started
         print(f"generated {runs:,} sync runs in {generated:.0f} s")
 
@@ -170,8 +202,10 @@ def main() -> int:
 
 Data: {args.customers:,} customers ({args.customers // 2:,} paired in tenant groups), {runs:,} `sync_runs`
 ({args.days} days, one run a day each, ~3% failed), 20 workflows each with definitions and 3
-versions, ~10% of customers with open dead letters, {args.days * 6:,} alerts, 2,000 restores
-(generated in {generated:.0f} s). Each answer through the api-server's app (`create_app()`,
+versions, ~10% of customers with open dead letters, {args.days * 6:,} alerts, 2,000 restores,
+{usage:,} days of `task_usage` (95% of the customers, an allowance for half),
+{events:,} `workflow_events` (generated in {
+        generated:.0f} s). Each answer through the api-server's app (`create_app()`,
 `TestClient`, a viewer's JWT: authentication, permission, warehouse connection, queries,
 rendering), {args.repeat} times after one warm-up; target {TARGET_SECONDS} s.
 

@@ -25,6 +25,7 @@ HOSTILE_ID = '"><img src=x onerror=alert(1)>'
 HOSTILE_NAME = "<script>alert('name')</script>"
 LONG_NAME = "\u202eevil\u200b" + "🦄Ω" * 2000 + "<marquee>end</marquee>"
 SECRET = "s3cret-NEVER-ON-THE-PAGE"
+HOSTILE_WORKFLOW = "<script>alert('switched off')</script>"
 
 
 def days_ago(ago: timedelta) -> int:
@@ -132,6 +133,19 @@ def seeded(migrated_uri):
             """INSERT INTO zuora.alerts (kind, severity, title, details, channel)
                VALUES ('slow_sync', 'warning', %s, %s, 'log')""",
             ("customer <script>x</script> slow", Jsonb({"customer_id": HOSTILE_ID})),
+        )
+        # task usage: acme's tenant ran 1,234 tasks today; a workflow of the hostile customer
+        # was switched off in Zuora two days ago
+        conn.execute("UPDATE zuora.customers SET task_allowance = 10000 WHERE customer_id = 'acme'")
+        conn.execute(
+            """INSERT INTO zuora.task_usage (customer_id, day, task_count, read_at, run_id)
+               VALUES ('acme', (now() AT TIME ZONE 'UTC')::date, 1234, now(), %s)""",
+            (ACME_RUNS[0][0],),
+        )
+        conn.execute(
+            """INSERT INTO zuora.workflow_events (customer_id, zuora_id, kind, workflow_name, seen_at, made_by, run_id)
+               VALUES (%s, 7, 'deactivated', %s, now() - interval '2 days', 'zuora', 'run<script>')""",
+            (HOSTILE_ID, HOSTILE_WORKFLOW),
         )
         conn.commit()
     return migrated_uri
@@ -274,8 +288,44 @@ def test_a_sync_in_a_batch_links_to_its_batch_task(client, tokens, seeded):
     syncs = client.get("/zuora-sync/api/customers/acme", headers=bearer(tokens["viewer1"])).json()["syncs"]
     assert [(s["task_id"], s["map_index"]) for s in syncs if s["run_id"] == latest] == [("sync_customers", 7)]
     page = client.get("/zuora-sync/customers/acme", headers=bearer(tokens["viewer1"])).text
-    assert f"/dags/zuora_workflow_sync/runs/{quote(latest, safe='')}/tasks/sync_customers/mapped/7" in page
     assert "/tasks/customer_sync." not in page  # not the group's four tasks
+    # the batch's task instance, on its log: the URL Airflow's own TaskInstance.log_url builds
+    # (its latest try), and its details tab; both routes of the installed Airflow UI
+    log = airflow_log_url(latest, "sync_customers", 7)
+    assert f'<a href="{log}" target="_top">batch log</a>' in page
+    assert f'<a href="{log}/details" target="_top">details</a>' in page
+    routes = ui_routes()
+    assert "dags/:dagId/runs/:runId/tasks/:taskId/mapped/:mapIndex" in routes and "details" in routes
+
+
+def airflow_log_url(run_id: str, task_id: str, map_index: int) -> str:
+    """What Airflow 3.3's TaskInstance.log_url gives for a mapped task instance (without the
+    base URL, and without a try number: the UI then shows the latest try)."""
+    from types import SimpleNamespace
+
+    from airflow.models.taskinstance import TaskInstance
+
+    ti = SimpleNamespace(
+        dag_id="zuora_workflow_sync", run_id=run_id, task_id=task_id, map_index=map_index, try_number=0
+    )
+    url = TaskInstance.log_url.fget(ti)
+    return "/" + url.split("://", 1)[1].split("/", 1)[1]
+
+
+def ui_routes() -> set[str]:
+    """The route paths of the installed Airflow UI's bundle (its React router's ``path:`...```),
+    where a mapped task instance's index route is its log."""
+    import re
+    from pathlib import Path
+
+    import airflow
+
+    assets = Path(airflow.__file__).parent / "ui" / "dist" / "assets"
+    return {
+        path
+        for bundle in assets.glob("index-*.js")
+        for path in re.findall(r"path:`([^`]*)`", bundle.read_text(errors="replace"))
+    }
 
 
 def test_search_and_filters(client, tokens, seeded):
@@ -293,7 +343,8 @@ def test_search_and_filters(client, tokens, seeded):
         client.get("/zuora-sync/api/fleet?health=bogus", headers=bearer(tokens["viewer1"])).status_code == 422
     )
     html = client.get("/zuora-sync/", params={"q": "glob"}, headers=bearer(tokens["viewer1"])).text
-    assert ">globex</a>" in html and ">acme</a>" not in html
+    table = html.split('<form class="filters"')[1]  # the fleet's cards above it are all customers'
+    assert ">globex</a>" in table and ">acme</a>" not in table
     assert 'href="/dags/zuora_workflow_sync/runs/manual__g2" target="_top"' in html  # its last run
 
 
@@ -334,6 +385,10 @@ def test_hostile_names_are_escaped_and_no_secret_is_shown(client, tokens, seeded
     assert "&lt;iframe src=//evil&gt;" in customer and "ops&lt;marquee&gt;" in customer  # a restore
     assert "into another company" in customer  # a cross-company copy stands out
     assert "customer &lt;script&gt;x&lt;/script&gt; slow" in customer  # an alert
+    switched_off = (
+        "&lt;script&gt;alert(&#39;switched off&#39;)&lt;/script&gt;"  # a workflow Zuora switched off
+    )
+    assert switched_off in customer and switched_off in pages["fleet"].text
     assert "\u202eevil" in pages["long"].text and "🦄Ω" * 2000 in pages["long"].text
 
     for path in ("/zuora-sync/api/fleet", f"/zuora-sync/api/customers/{quote(HOSTILE_ID, safe='')}"):
@@ -634,3 +689,122 @@ def test_the_demos_initech_synced_for_real_is_degraded_not_ok(
     (row,) = client.get("/zuora-sync/api/fleet", headers=bearer(tokens["viewer1"])).json()["customers"]
     assert (row["customer_id"], row["last_status"], row["open_dead_letters"]) == ("initech", "success", 1)
     assert row["health"] == "degraded"
+
+
+def away_from_midnight() -> None:
+    """Wait for the next UTC day when this one ends within two minutes (the simulator's today
+    and the page's month must stay the test's)."""
+    now = datetime.now(UTC)
+    left = (datetime.combine(now.date() + timedelta(days=1), datetime.min.time(), UTC) - now).total_seconds()
+    if left < 120:
+        time.sleep(left + 0.5)
+
+
+def test_each_customers_task_usage_and_the_workflows_zuora_switched_off(
+    client, tokens, migrated_uri, monkeypatch, sim_tenant
+):
+    """Three customers synced through the library from the simulator over HTTP: acme's and
+    globex's tenants answer their task usage (a few known days), initech's answers 403; Zuora
+    switches one of acme's workflows off between two syncs. The fleet shows this month's tasks,
+    the share of the allowance and the last 30 days; the top consumers; the switch-off; each
+    customer's view its own."""
+    from tests.reliability.conftest import Env
+    from zuora import sync
+    from zuora.ui.page import pct, share_class
+    from zuora.warehouse.usage import first_read_day, set_task_allowance
+
+    away_from_midnight()
+    today = datetime.now(UTC).date()
+    D = timedelta(days=1)
+    extra = {"acme": {today: 700, today - D: 300, today - 10 * D: 100}, "globex": {today: 2000}}
+    env = Env(migrated_uri, monkeypatch)
+    tenants = {
+        customer: sim_tenant(
+            workflows=0,
+            usage={"tasks_per_day": 0, "extra_tasks": {d.isoformat(): n for d, n in days.items()}},
+        )
+        for customer, days in extra.items()
+    }
+    tenants["initech"] = sim_tenant(workflows=0, usage={"metrics_status": 403})
+    dunning = tenants["acme"].add_workflow(name="Dunning")["id"]
+    tenants["acme"].add_workflow(name="Late fees")
+    customers = {customer: env.customer(customer, tenant) for customer, tenant in tenants.items()}
+    for customer in customers.values():
+        sync.run_customer(customer, "run-1")
+    tenants["acme"].update_workflow(dunning, status="Inactive", bump_version=False, change_content=False)
+    sync.run_customer(customers["acme"], "run-2")  # Zuora switched Dunning off
+    with psycopg.connect(migrated_uri) as conn:
+        set_task_allowance(conn, "acme", 1250)
+        set_task_allowance(conn, "initech", 500)
+    (seen_at,) = env.query("SELECT seen_at FROM zuora.workflow_events WHERE kind = 'deactivated'")[0]
+
+    def month(customer: str) -> int:
+        return sum(n for d, n in extra[customer].items() if (d.year, d.month) == (today.year, today.month))
+
+    def trend(customer: str) -> list:  # read from the first of last month on: 0 where no extra
+        return [
+            extra[customer].get(day, 0) if day >= first_read_day(today) else None
+            for day in (today - n * D for n in range(29, -1, -1))
+        ]
+
+    auth = bearer(tokens["viewer1"])
+    fleet = client.get("/zuora-sync/api/fleet", headers=auth).json()
+    rows = {row["customer_id"]: row for row in fleet["customers"]}
+    acme, globex, initech = rows["acme"], rows["globex"], rows["initech"]
+    assert (acme["month_tasks"], acme["task_allowance"], acme["used_share"]) == (
+        month("acme"),
+        1250,
+        month("acme") / 1250,
+    )
+    assert acme["usage_trend"] == trend("acme") and globex["usage_trend"] == trend("globex")
+    assert (globex["month_tasks"], globex["used_share"], globex["usage_available"]) == (2000, None, True)
+    assert (initech["month_tasks"], initech["usage_available"], initech["usage_http_status"]) == (
+        None,
+        False,
+        403,
+    )
+    assert [(t["customer_id"], t["tasks"]) for t in fleet["top_consumers"]] == [
+        ("globex", 2000),
+        ("acme", month("acme")),
+    ]
+    assert fleet["switched_off_count"] == 1
+    [off] = fleet["switched_off"]
+    assert (off["customer_id"], off["zuora_id"], off["workflow_name"], off["status_now"]) == (
+        "acme",
+        dunning,
+        "Dunning",
+        "Inactive",
+    )
+    assert datetime.fromisoformat(off["seen_at"]) == seen_at
+
+    html = client.get("/zuora-sync/", headers=auth).text
+    top = html.split("Most Workflow tasks this month")[1].split("</table>")[0]
+    assert top.index(">globex</a>") < top.index(">acme</a>")
+    card = html.split("Workflows switched off in Zuora, last 30 days")[1].split("</table>")[0]
+    assert ">acme</a>" in card and f'Dunning <span class="muted small">{dunning}</span>' in card
+    row = html[html.index('">acme</a><div') :].split("</tr>")[0]
+    share = month("acme") / 1250  # in the alerts' colours from 80 %
+    assert (
+        f'{month("acme"):,} <span class="{share_class(share)}" title="of 1,250 tasks a month">{pct(share)}</span>'
+        in row
+    )
+    assert "tasks per day, last 30 days: max 700" in row  # the usage sparkline
+    row = html[html.index('">initech</a><div') :].split("</tr>")[0]
+    assert "usage not available" in row and "HTTP 403" in row
+
+    customer = client.get("/zuora-sync/api/customers/acme", headers=auth).json()
+    assert (customer["usage"]["tasks"], customer["usage"]["task_allowance"]) == (month("acme"), 1250)
+    assert [day["tasks"] for day in customer["usage_days"]] == trend("acme")
+    assert [(e["workflow_name"], e["zuora_id"], e["status_now"]) for e in customer["switched_off"]] == [
+        ("Dunning", dunning, "Inactive")
+    ]
+    page = client.get("/zuora-sync/customers/acme", headers=auth).text
+    assert (
+        f'<b class="{share_class(share)}">{month("acme"):,}</b>tasks this month: {pct(share)} of 1,250'
+        in page
+    )
+    switched = page.split("<h2>Workflows switched off in Zuora</h2>")[1].split("</table>")[0]
+    assert "Dunning" in switched and seen_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC") in switched
+    assert "tasks per day" in page.split("Workflow tasks per day, last 30 days")[1].split("</div>")[0]
+    initech_page = client.get("/zuora-sync/customers/initech", headers=auth).text
+    assert "Usage not available: Zuora answered HTTP 403" in initech_page

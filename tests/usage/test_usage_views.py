@@ -14,8 +14,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from zuora import cli, sync
-from zuora.warehouse.usage import first_read_day
+from zuora import cli, monitor, sync
+from zuora.warehouse.usage import first_read_day, set_task_allowance
 
 ROOT = Path(__file__).resolve().parents[2]
 D = timedelta(days=1)
@@ -127,7 +127,7 @@ def test_usage_per_day_and_the_doc_queries_join_usage_to_version_changes(env, si
         (t - D, 1000, 1000, 0, Decimal("1.000"), []),
         (t, 2100, 1000, 1100, Decimal("2.100"), ["'Late fees' 0.0.2 version_changed"]),
     ]
-    this_month, switched_off, doubled, per_day = doc_queries()
+    this_month, usage_alerts, switched_off, doubled, per_day = doc_queries()
     with psycopg.connect(env.uri) as conn:
         assert conn.execute(doubled).fetchall() == [
             ("acme", "Late fees", "0.0.1", "0.0.2", t, 1000, 2100, Decimal("2.10"))
@@ -143,6 +143,14 @@ def test_usage_per_day_and_the_doc_queries_join_usage_to_version_changes(env, si
         assert [row[:4] for row in conn.execute(switched_off).fetchall()] == [
             ("acme", wid, "Late fees", "0.0.2")
         ]
+        # past its allowance this month (2,100 tasks today alone): the monitor's alert
+        assert conn.execute(usage_alerts).fetchall() == []
+        set_task_allowance(conn, "acme", 1000)
+        kinds = [alert["kind"] for alert in monitor.check_and_raise(conn, monitor.Thresholds())]
+        assert kinds == ["task_usage_100", "workflow_deactivated"]
+        [(_, kind, customer, month, used_share, channel)] = conn.execute(usage_alerts).fetchall()
+        assert (kind, customer, month, channel) == ("task_usage_100", "acme", t.strftime("%Y-%m"), "log")
+        assert used_share >= Decimal("2.1")
 
 
 def test_the_reader_role_reads_the_usage_tables_and_views(env):

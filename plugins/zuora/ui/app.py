@@ -148,18 +148,24 @@ def _fleet_query(
 
 
 def _fleet_page(request: Request, query: queries.FleetQuery) -> HTMLResponse:
-    data, days = _read(lambda conn: (queries.fleet(conn, query), queries.fleet_days(conn)))
+    data, days, usage = _read(lambda conn: _fleet(conn, query))
     for row in data["customers"]:
         row["href"] = _customer_href(request, row["customer_id"])
         row["run_href"] = _run_href(request, row["last_run_id"]) if row["last_run_id"] else None
+    for row in usage["top_consumers"] + usage["switched_off"]:
+        row["href"] = _customer_href(request, row["customer_id"])
     nonce = secrets.token_urlsafe(16)
     links = _fleet_links(request, query, data["total"])
-    return _html(page.fleet_html(data, days, query, links, datetime.now(UTC), nonce), nonce)
+    return _html(page.fleet_html(data, days, usage, query, links, datetime.now(UTC), nonce), nonce)
 
 
 def _fleet_json(query: queries.FleetQuery) -> Response:
-    data, days = _read(lambda conn: (queries.fleet(conn, query), queries.fleet_days(conn)))
-    return _json({**data, "page": query.page, "page_size": query.page_size, "days": days})
+    data, days, usage = _read(lambda conn: _fleet(conn, query))
+    return _json({**data, "page": query.page, "page_size": query.page_size, "days": days, **usage})
+
+
+def _fleet(conn, query: queries.FleetQuery) -> tuple:
+    return queries.fleet(conn, query), queries.fleet_days(conn), queries.fleet_usage(conn)
 
 
 def _customer_page(request: Request, customer_id: str) -> HTMLResponse:
@@ -191,12 +197,17 @@ def _customer(request: Request, customer_id: str) -> dict[str, Any]:
 
 
 def _task_hrefs(run: str, map_index: int | None, task_id: str | None) -> list[tuple[str, str]]:
-    """Links to the customer's task instances in the run's grid: its group's four tasks, or
-    the batch task that synced it (``task_id`` set); none when the DAG did not sync it."""
+    """Links to the customer's task instances in the run: its group's four tasks, or the batch
+    task that synced it (``task_id`` set): its log and its details; none when the DAG did not
+    sync it. A mapped task instance's page in Airflow 3.3's UI,
+    ``/dags/<dag>/runs/<run>/tasks/<task>/mapped/<index>``, opens on its log (the URL Airflow's
+    own ``TaskInstance.log_url`` gives, without a try number: the latest try); ``/details``
+    is its details tab."""
     if map_index is None:
         return []
     if task_id:
-        return [("batch", f"{run}/tasks/{quote(task_id, safe='')}/mapped/{map_index}")]
+        batch = f"{run}/tasks/{quote(task_id, safe='')}/mapped/{map_index}"
+        return [("batch log", batch), ("details", f"{batch}/details")]
     return [(stage.split("_")[0], f"{run}/tasks/{TASK_GROUP}.{stage}/mapped/{map_index}") for stage in STAGES]
 
 

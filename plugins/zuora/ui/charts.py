@@ -2,9 +2,10 @@
 they work air-gapped. Colours are CSS classes (``ok``, ``bad``, ``run``, ``line``, ``axis``)
 that the page's light and dark themes colour; every text is escaped.
 
-    sparkline(values) -> Markup                 a customer's 30-day duration trend
+    sparkline(values) -> Markup                 a customer's 30-day duration trend (or tasks: label, fmt)
     fleet_bars(days) -> Markup                  customers synced and failed per day
     duration_bars(days, key, label) -> Markup   seconds per day
+    count_bars(days, key, label) -> Markup      a count per day (a customer's tasks)
     sync_bars(syncs) -> Markup                  a customer's syncs, oldest left, coloured by status
 """
 
@@ -25,11 +26,21 @@ BOTTOM = 22  # room for the x axis labels
 TOP = 8
 
 
-def sparkline(values: Sequence[float | None], width: int = 120, height: int = 24) -> Markup:
-    """A line through the days that have a value (gaps left open), the last point marked."""
+def sparkline(
+    values: Sequence[float | None],
+    width: int = 120,
+    height: int = 24,
+    *,
+    label: str = "median duration per day",
+    fmt=None,
+    empty: str = "no runs",
+) -> Markup:
+    """A line through the days that have a value (gaps left open), the last point marked;
+    its title says ``label`` and the highest value (``fmt``: seconds by default)."""
+    fmt = fmt or seconds_text
     known = [v for v in values if v is not None]
     if not known:
-        return Markup('<span class="muted">no runs</span>')
+        return Markup(f'<span class="muted">{escape(empty)}</span>')
     top = max(known) or 1.0
     step = width / max(len(values) - 1, 1)
     segments: list[list[str]] = [[]]
@@ -45,7 +56,7 @@ def sparkline(values: Sequence[float | None], width: int = 120, height: int = 24
     lines = "".join(
         f'<polyline class="line" points="{" ".join(points)}"/>' for points in segments if len(points) > 1
     )
-    title = f"median duration per day, last {len(values)} days: max {seconds_text(max(known))}"
+    title = f"{label}, last {len(values)} days: max {fmt(max(known))}"
     return Markup(
         f'<svg class="spark" width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
         f'role="img" aria-label="{escape(title)}"><title>{escape(title)}</title>{lines}'
@@ -73,6 +84,15 @@ def fleet_bars(days: Sequence[dict[str, Any]]) -> Markup:
 
 def duration_bars(days: Sequence[dict[str, Any]], key: str, label: str) -> Markup:
     """Per day, ``day[key]`` seconds (blank for a day without runs)."""
+    return _day_bars(days, key, label, seconds_text)
+
+
+def count_bars(days: Sequence[dict[str, Any]], key: str, label: str) -> Markup:
+    """Per day, the count ``day[key]`` (blank for a day without one), e.g. tasks."""
+    return _day_bars(days, key, label, tasks_text)
+
+
+def _day_bars(days: Sequence[dict[str, Any]], key: str, label: str, fmt) -> Markup:
     top = max([d[key] or 0 for d in days] + [1])
     bars = []
     for i, d in enumerate(days):
@@ -80,12 +100,12 @@ def duration_bars(days: Sequence[dict[str, Any]], key: str, label: str) -> Marku
             continue
         x, w = _slot(i, len(days))
         h = _height(d[key], top)
-        title = escape(f"{_day(d['day'])}: {seconds_text(d[key])}")
+        title = escape(f"{_day(d['day'])}: {fmt(d[key])}")
         bars.append(
             f'<rect class="run" x="{x:.1f}" y="{_y(h):.1f}" width="{w:.1f}" height="{h:.1f}">'
             f"<title>{title}</title></rect>"
         )
-    return _frame(label, top, seconds_text, bars, _day_labels(days))
+    return _frame(label, top, fmt, bars, _day_labels(days))
 
 
 def sync_bars(syncs: Sequence[dict[str, Any]]) -> Markup:
@@ -185,6 +205,15 @@ def _stamp(value: datetime) -> str:
 
 def _count(value: float) -> str:
     return f"{value:.0f}"
+
+
+def tasks_text(value: float) -> str:
+    """950, 12.5k, 1.2M."""
+    if value < 10_000:
+        return f"{value:,.0f}"
+    if value < 1_000_000:
+        return f"{value / 1000:.1f}k"
+    return f"{value / 1_000_000:.1f}M"
 
 
 def seconds_text(value: float) -> str:

@@ -2,7 +2,7 @@
 name, message and id from Zuora or an operator is text, never markup; charts are inline SVG
 (``zuora.ui.charts``).
 
-    fleet_html(data, days, query, links, now, nonce) -> str
+    fleet_html(data, days, usage, query, links, now, nonce) -> str
     customer_html(data, links, now, nonce) -> str
 """
 
@@ -14,6 +14,7 @@ from typing import Any
 
 import jinja2
 
+from zuora.monitor import USAGE_SHARES
 from zuora.ui import charts, queries
 
 
@@ -26,13 +27,14 @@ def _environment() -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters.update(age=age, stamp=stamp, pct=pct, seconds=seconds)
+    env.filters.update(age=age, stamp=stamp, pct=pct, seconds=seconds, tasks=tasks, share_class=share_class)
     return env
 
 
 def fleet_html(
     data: dict[str, Any],
     days: list[dict[str, Any]],
+    usage: dict[str, Any],
     query: queries.FleetQuery,
     links: dict[str, Any],
     now: datetime,
@@ -40,6 +42,7 @@ def fleet_html(
 ) -> str:
     for row in data["customers"]:
         row["trend_svg"] = charts.sparkline(row["duration_trend"])
+        row["usage_svg"] = usage_sparkline(row["usage_trend"])
     pages = max(1, -(-data["total"] // query.page_size))
     return (
         _environment()
@@ -48,6 +51,9 @@ def fleet_html(
             summary=data["summary"],
             total=data["total"],
             customers=data["customers"],
+            top_consumers=usage["top_consumers"],
+            switched_off=usage["switched_off"],
+            switched_off_count=usage["switched_off_count"],
             charts={
                 "customers": charts.fleet_bars(days),
                 "runs": charts.duration_bars(days, "run_seconds", "longest sync run per day"),
@@ -77,7 +83,12 @@ def customer_html(data: dict[str, Any], links: dict[str, Any], now: datetime, no
             changes=data["changes"],
             restores=data["restores"],
             alerts=data["alerts"],
-            charts={"syncs": charts.sync_bars(data["syncs"])},
+            usage=data["usage"],
+            switched_off=data["switched_off"],
+            charts={
+                "syncs": charts.sync_bars(data["syncs"]),
+                "usage": charts.count_bars(data["usage_days"], "tasks", "tasks per day"),
+            },
             links=links,
             days=queries.DAYS,
             now=now,
@@ -126,3 +137,21 @@ def pct(value: float | None) -> str:
 
 def seconds(value: float | None) -> str:
     return "–" if value is None else charts.seconds_text(value)
+
+
+def tasks(value: float | None) -> str:
+    return "–" if value is None else f"{value:,.0f}"
+
+
+def share_class(value: float | None) -> str:
+    """How a share of the task allowance looks: as the monitor's alerts, critical from 100 %,
+    warning from 80 % (``zuora.monitor.USAGE_SHARES``)."""
+    warning, critical = USAGE_SHARES.values()
+    if value is None:
+        return ""
+    share = float(value)  # a Decimal from the warehouse: 0.8 is not below 80 %
+    return "critical" if share >= critical else "warning" if share >= warning else ""
+
+
+def usage_sparkline(values: list[int | None]):
+    return charts.sparkline(values, label="tasks per day", fmt=charts.tasks_text, empty="no usage")

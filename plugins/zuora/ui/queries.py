@@ -1,10 +1,12 @@
 """What the Zuora sync page reads from the warehouse: plain SQL over ``zuora.customers``,
 ``sync_runs``, ``dead_letters``, the views ``open_dead_letters``, ``workflow_version_changes``
-and ``environment_drift``, ``restores`` and ``alerts``; every call in one read-only
-transaction (``read_only(conn)``).
+and ``environment_drift``, ``restores`` and ``alerts``, and task usage (``task_usage``,
+``task_usage_reads``, the view ``usage_per_month``) and ``workflow_events``; every call in one
+read-only transaction (``read_only(conn)``).
 
     fleet(conn, query) -> {"summary", "total", "customers"}     one row per customer, worst first
     fleet_days(conn) -> [day]                                   the fleet's last 30 days
+    fleet_usage(conn) -> {"top_consumers", "switched_off"}      this month's most tasks, recent switch-offs
     customer(conn, customer_id) -> {...} | None                 one customer's own view
 
 Never selected: originals (``original_encrypted``, ``original_hash``), payloads, restore plans
@@ -28,7 +30,9 @@ ENVIRONMENTS = ("production", "sandbox")
 PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1000
 RECENT_SYNCS = 30
-LIST_LIMIT = 50  # dead letters, changes, restores, alerts shown per customer
+LIST_LIMIT = 50  # dead letters, changes, restores, alerts, switch-offs shown per customer
+TOP_CONSUMERS = 10  # customers with the most tasks this month, on the fleet page
+SWITCHED_OFF_LIMIT = 10  # the fleet's latest switch-offs in the last DAYS days
 TEXT_LIMIT = 300  # characters of an error message in a table cell
 
 
@@ -66,7 +70,7 @@ def _rows(conn, sql: str, params: Any = None) -> list[dict[str, Any]]:
 # is computed for all of them; filtered, ordered worst first and cut to one page.
 _BASE = """
 WITH base AS (
-    SELECT c.customer_id, c.name, c.environment, c.enabled, c.tenant_group,
+    SELECT c.customer_id, c.name, c.environment, c.enabled, c.tenant_group, c.task_allowance,
            last_run.run_id       AS last_run_id,
            last_run.status       AS last_status,
            last_run.started_at   AS last_run_at,
@@ -156,6 +160,23 @@ SELECT c.customer_id,
   FROM unnest(%(ids)s::text[]) AS c (customer_id)
 """
 
+# The task usage of the customers on the page: this UTC month's tasks, the last DAYS days' counts
+# (days ago and tasks, two parallel arrays), and the last answer to the usage call.
+_USAGE = """
+WITH clock AS (SELECT (now() AT TIME ZONE 'UTC')::date AS today)
+SELECT c.customer_id, u.month_tasks, u.days_ago, u.counts,
+       r.available AS usage_available, r.checked_at AS usage_checked_at, r.http_status AS usage_http_status
+  FROM clock, unnest(%(ids)s::text[]) AS c (customer_id)
+  LEFT JOIN zuora.task_usage_reads r ON r.customer_id = c.customer_id
+  LEFT JOIN LATERAL (
+        SELECT (sum(t.task_count) FILTER (WHERE t.day >= date_trunc('month', clock.today)))::bigint AS month_tasks,
+               array_agg(clock.today - t.day) FILTER (WHERE t.day > clock.today - %(days)s) AS days_ago,
+               array_agg(t.task_count) FILTER (WHERE t.day > clock.today - %(days)s) AS counts
+          FROM zuora.task_usage t
+         WHERE t.customer_id = c.customer_id
+           AND t.day >= least(date_trunc('month', clock.today)::date, clock.today - (%(days)s - 1))) u ON true
+"""
+
 _DRIFT = """
 SELECT tenant_group, state, count(*) AS workflows
   FROM zuora.environment_drift
@@ -219,8 +240,10 @@ def _add_figures(conn, customers: list[dict[str, Any]]) -> None:
             drift.setdefault(row["tenant_group"], dict.fromkeys(DRIFT_STATES, 0))[row["state"]] = row[
                 "workflows"
             ]
+    usage = {row.pop("customer_id"): row for row in _rows(conn, _USAGE, params)}
     for row in customers:
         row.update(recent_figures(recent.get(row["customer_id"])))
+        row.update(usage_figures(usage[row["customer_id"]], row["task_allowance"]))
         found = letters.get(row["customer_id"], {})
         row["open_dead_letters"] = found.get("open_dead_letters", 0)
         row["newest_dead_letter"] = found.get("newest_dead_letter")
@@ -257,6 +280,25 @@ def recent_figures(found: dict[str, Any] | None) -> dict[str, Any]:
         "median_duration_seconds": _median(found["durations"]) if found["durations"] else None,
         "max_duration_seconds": found["max_duration_seconds"],
         "duration_trend": trend,
+    }
+
+
+def usage_figures(found: dict[str, Any], allowance: int | None) -> dict[str, Any]:
+    """A customer's task usage: this month's tasks (None: none stored), their share of the
+    allowance, whether Zuora answered the last usage call with counts (None: never asked;
+    False: 403/404, with the status), and the daily counts of the last ``DAYS`` days, oldest
+    first (None for a day not stored)."""
+    trend: list[int | None] = [None] * DAYS
+    for days_ago, count in zip(found["days_ago"] or (), found["counts"] or (), strict=True):
+        trend[DAYS - 1 - days_ago] = count
+    tasks = found["month_tasks"]
+    return {
+        "month_tasks": tasks,
+        "used_share": round(tasks / allowance, 4) if tasks is not None and allowance else None,
+        "usage_available": found["usage_available"],
+        "usage_checked_at": found["usage_checked_at"],
+        "usage_http_status": found["usage_http_status"],
+        "usage_trend": trend,
     }
 
 
@@ -320,6 +362,57 @@ def fleet_days(conn) -> list[dict[str, Any]]:
     return _rows(conn, _FLEET_DAYS, {"days": DAYS})
 
 
+# This month's customers with the most tasks (read from the index on task_usage (day)); then
+# their allowance and projection from zuora.usage_per_month (by id: the view's months of those
+# customers only).
+_TOP_CONSUMERS = """
+SELECT t.customer_id, sum(t.task_count)::bigint AS tasks
+  FROM zuora.task_usage t
+ WHERE t.day >= date_trunc('month', now() AT TIME ZONE 'UTC')::date
+ GROUP BY t.customer_id
+ ORDER BY tasks DESC, t.customer_id
+ LIMIT %(limit)s
+"""
+
+_MONTHS = """
+SELECT customer_id, customer_name AS name, task_allowance, used_share, projected_tasks, projected_share
+  FROM zuora.usage_per_month
+ WHERE customer_id = ANY(%(ids)s) AND current_month
+"""
+
+# Workflows Zuora switched off (not through this product: every deactivation), newest first,
+# with the workflow's status now; ``seen``: how many in the window.
+_SWITCHED_OFF = """
+SELECT e.customer_id, e.zuora_id, e.workflow_name, e.new_version, e.seen_at, e.previous_seen_at,
+       w.status AS status_now, e.seen
+  FROM (SELECT e.event_id, e.customer_id, e.zuora_id, e.workflow_name, e.new_version, e.seen_at,
+               e.previous_seen_at, count(*) OVER () AS seen
+          FROM zuora.workflow_events e
+         WHERE e.kind = 'deactivated' AND e.made_by = 'zuora'
+           AND e.seen_at > now() - make_interval(days => %(days)s)
+         ORDER BY e.seen_at DESC, e.event_id DESC
+         LIMIT %(limit)s) e
+  LEFT JOIN zuora.workflows w ON w.customer_id = e.customer_id AND w.zuora_id = e.zuora_id
+ ORDER BY e.seen_at DESC, e.event_id DESC
+"""
+
+
+def fleet_usage(conn) -> dict[str, Any]:
+    """``top_consumers``: this month's ``TOP_CONSUMERS`` customers with the most tasks, most
+    first; ``switched_off``: the latest ``SWITCHED_OFF_LIMIT`` workflows Zuora switched off in
+    the last ``DAYS`` days, newest first, and ``switched_off_count``: all of them."""
+    top = _rows(conn, _TOP_CONSUMERS, {"limit": TOP_CONSUMERS})
+    months = {
+        row.pop("customer_id"): row for row in _rows(conn, _MONTHS, {"ids": [t["customer_id"] for t in top]})
+    }
+    switched_off = _rows(conn, _SWITCHED_OFF, {"days": DAYS, "limit": SWITCHED_OFF_LIMIT})
+    return {
+        "top_consumers": [{**row, **months[row["customer_id"]]} for row in top],
+        "switched_off": [{k: v for k, v in row.items() if k != "seen"} for row in switched_off],
+        "switched_off_count": switched_off[0]["seen"] if switched_off else 0,
+    }
+
+
 _CUSTOMER = """
 SELECT customer_id, name, environment, enabled, tenant_group, created_at
   FROM zuora.customers WHERE customer_id = %(id)s
@@ -381,10 +474,40 @@ SELECT alert_id, raised_at, kind, severity, title
 """
 
 
+_MONTH_USAGE = """
+SELECT month, tasks, task_allowance, used_share, elapsed_days, projected_tasks, projected_share,
+       last_read_at
+  FROM zuora.usage_per_month
+ WHERE customer_id = %(id)s AND current_month
+"""
+
+# The last DAYS UTC days, oldest first, each with its tasks (NULL: not stored).
+_USAGE_DAYS = """
+SELECT d.day::date AS day, t.task_count AS tasks
+  FROM generate_series((now() AT TIME ZONE 'UTC')::date - (%(days)s - 1), (now() AT TIME ZONE 'UTC')::date,
+                       interval '1 day') AS d (day)
+  LEFT JOIN zuora.task_usage t ON t.customer_id = %(id)s AND t.day = d.day::date
+ ORDER BY d.day
+"""
+
+_CUSTOMER_SWITCHED_OFF = """
+SELECT e.event_id, e.zuora_id, e.workflow_name, e.new_version, e.seen_at, e.previous_seen_at,
+       e.alerted_at, e.recorded_from, w.status AS status_now
+  FROM zuora.workflow_events e
+  LEFT JOIN zuora.workflows w ON w.customer_id = e.customer_id AND w.zuora_id = e.zuora_id
+ WHERE e.customer_id = %(id)s AND e.kind = 'deactivated' AND e.made_by = 'zuora'
+ ORDER BY e.seen_at DESC, e.event_id DESC
+ LIMIT %(limit)s
+"""
+
+
 def customer(conn, customer_id: str) -> dict[str, Any] | None:
     """One customer: its row with the fleet figures, its last ``RECENT_SYNCS`` syncs (newest
     first), open dead letters, recent version changes, restores and promotions (as source or
-    target) and the monitor's alerts of the last ``DAYS`` days naming it; None if unknown."""
+    target), the monitor's alerts of the last ``DAYS`` days naming it, this month's task
+    usage (``usage``, None before a day of it is stored) and each day's of the last ``DAYS``
+    (``usage_days``), and the workflows Zuora switched off (``switched_off``, newest first);
+    None if unknown."""
     params = {"id": customer_id, "text_limit": TEXT_LIMIT, "days": DAYS, "limit": LIST_LIMIT}
     found = _rows(conn, _CUSTOMER, params)
     if not found:
@@ -402,4 +525,7 @@ def customer(conn, customer_id: str) -> dict[str, Any] | None:
         "changes": _rows(conn, _CHANGES, params),
         "restores": _rows(conn, _RESTORES, params),
         "alerts": _rows(conn, _ALERTS, params),
+        "usage": next(iter(_rows(conn, _MONTH_USAGE, params)), None),
+        "usage_days": _rows(conn, _USAGE_DAYS, params),
+        "switched_off": _rows(conn, _CUSTOMER_SWITCHED_OFF, params),
     }
