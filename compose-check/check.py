@@ -272,7 +272,14 @@ class Stack:
         # (and COMPOSE_*), so .env alone decides, as in a user's fresh shell.
         read = set(re.findall(r"\$\{([A-Za-z_][A-Za-z0-9_]*)", (clone / "docker-compose.yaml").read_text()))
         self.env = {k: v for k, v in os.environ.items() if k not in read and not k.startswith("COMPOSE_")}
-        self.password: str | None = None
+        self.volumes: set[str] = set()  # every volume a container of the project mounted
+
+    def note_volumes(self) -> None:
+        """Remember the volumes of the project's containers: an image's anonymous VOLUME (redis's
+        /data) has no project label, and `down` without -v leaves it behind."""
+        for container in self.containers():
+            mounts = self.inspect(container).get("Mounts") or []
+            self.volumes |= {m["Name"] for m in mounts if m.get("Type") == "volume"}
 
     @staticmethod
     def find_compose() -> list[str]:
@@ -287,6 +294,8 @@ class Stack:
         return self.compose_cmd == ["docker-compose"]
 
     def compose(self, *args: str, profiles: tuple[str, ...] = (), timeout: float = UP_TIMEOUT, check=True):
+        if args[:1] == ("down",):
+            self.note_volumes()
         flags = [f"--profile={profile}" for profile in profiles]
         argv = [*self.compose_cmd, "-p", self.project, *flags, *args]
         return run(argv, cwd=self.clone, env=self.env, timeout=timeout, check=check)
@@ -445,6 +454,8 @@ class Stack:
         return answer
 
     def trigger(self, conf: dict) -> str:
+        """A run of the sync DAG, unpaused first (a paused DAG's triggered run stays queued)."""
+        self.rest("PATCH", f"/dags/{DAG}?update_mask=is_paused", {"is_paused": False})
         return self.rest("POST", f"/dags/{DAG}/dagRuns", {"logical_date": None, "conf": conf})["dag_run_id"]
 
     def wait_run(self, run_id: str, timeout: float = RUN_TIMEOUT) -> str:
@@ -497,6 +508,9 @@ class Stack:
             for item in run(listing, check=False).stdout.split():
                 run(["docker", kind, "rm", *(["-f"] if kind == "container" else []), item], check=False)
                 left.append(f"{kind} {item[:12]} (removed)")
+        for volume in sorted(self.volumes):
+            if run(["docker", "volume", "rm", volume], check=False).returncode == 0:
+                left.append(f"anonymous volume {volume[:12]} (removed)")
         return left
 
 
@@ -623,40 +637,37 @@ class Checks:
         check = run(["docker", "run", "--rm", "--entrypoint", "pip", self.image_name, "check"], timeout=300)
         return f"`docker compose build` {built:.0f} s; pip check: {check.stdout.strip()}"
 
+    def in_image(self, *argv: str, check: bool = True, **env: str) -> subprocess.CompletedProcess:
+        """`docker run --rm` of the project's image through its entrypoint, with variables."""
+        flags = [
+            f"--env={name}={value}" for name, value in {"CONNECTION_CHECK_MAX_COUNT": "0", **env}.items()
+        ]
+        return run(["docker", "run", "--rm", *flags, self.image_name, *argv], check=check, timeout=600)
+
     def image_contract(self) -> str:
-        """The official image's contract, seen from outside (real image or stand-in)."""
-        image = self.image_name
-        base = ["docker", "run", "--rm", "-e", "CONNECTION_CHECK_MAX_COUNT=0", image]
+        """The official image's contract, seen from outside (the real image or the stand-in)."""
         seen = {
-            "pid 1": run([*base, "bash", "-c", "cat /proc/1/comm"]).stdout.strip(),
-            "user": run([*base, "bash", "-c", "echo $(id -u):$(id -g) $AIRFLOW_HOME"]).stdout.strip(),
-            "python": run(
-                [*base, "python", "-c", "import sys, zuora; print(sys.version.split()[0])"]
+            "pid 1": self.in_image("bash", "-c", "cat /proc/1/comm").stdout.strip(),
+            "user": self.in_image("bash", "-c", "echo $(id -u):$(id -g) $AIRFLOW_HOME").stdout.strip(),
+            "python": self.in_image(
+                "python", "-c", "import sys, zuora; print(sys.version.split()[0])"
             ).stdout.strip(),
-            "airflow version": run([*base, "airflow", "version"]).stdout.strip().splitlines()[-1],
-            "version": run([*base, "version"]).stdout.strip().splitlines()[-1],
+            "airflow version": self.in_image("airflow", "version").stdout.strip().splitlines()[-1],
+            "version": self.in_image("version").stdout.strip().splitlines()[-1],
         }
-        waited = run(
-            [
-                "docker",
-                "run",
-                "--rm",
-                "-e",
-                "CONNECTION_CHECK_MAX_COUNT=2",
-                "-e",
-                "CONNECTION_CHECK_SLEEP_TIME=1",
-                "-e",
-                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=postgresql+psycopg://a:b@nowhere.invalid/airflow",
-                image,
-                "version",
-            ],
-            check=False,
-            timeout=300,
-        )
-        expected = {"pid 1": "dumb-init", "user": "50000:0 /opt/airflow"}
-        wrong = {k: v for k, v in expected.items() if seen[k] != v}
-        if wrong or seen["airflow version"] != seen["version"] or not seen["python"].startswith("3.11"):
+        if (seen["pid 1"], seen["user"]) != ("dumb-init", "50000:0 /opt/airflow") or (
+            seen["airflow version"] != seen["version"] or not seen["python"].startswith("3.11")
+        ):
             raise Failed(f"{seen}")
+        # the database wait gives up after CONNECTION_CHECK_MAX_COUNT tries
+        unreachable = "postgresql+psycopg://a:b@nowhere.invalid/airflow"
+        waited = self.in_image(
+            "version",
+            check=False,
+            CONNECTION_CHECK_MAX_COUNT="2",
+            CONNECTION_CHECK_SLEEP_TIME="1",
+            AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=unreachable,
+        )
         if (
             waited.returncode == 0
             or "Maximum number of retries (2) reached" not in waited.stdout + waited.stderr
@@ -664,9 +675,25 @@ class Checks:
             raise Failed(
                 f"the database wait did not give up after 2 tries: {tail(waited.stdout + waited.stderr)}"
             )
+        # _AIRFLOW_DB_MIGRATE (on a throwaway SQLite database) and _PIP_ADDITIONAL_REQUIREMENTS
+        extras = self.in_image(
+            "bash",
+            "-c",
+            "airflow db check-migrations -t 0 && python -c 'import six; print(six.__version__)'",
+            check=False,
+            CONNECTION_CHECK_MAX_COUNT="20",
+            AIRFLOW__DATABASE__SQL_ALCHEMY_CONN="sqlite:////tmp/airflow.db",
+            _AIRFLOW_DB_MIGRATE="true",
+            _PIP_ADDITIONAL_REQUIREMENTS="six",
+        )
+        if extras.returncode != 0:
+            raise Failed(
+                f"_AIRFLOW_DB_MIGRATE / _PIP_ADDITIONAL_REQUIREMENTS: {tail(extras.stdout + extras.stderr)}"
+            )
         return (
             f"PID 1 {seen['pid 1']}, uid:gid {seen['user']}, Python {seen['python']}, Airflow {seen['version']}; "
-            "`bash`/`python`/`airflow X`/`X` dispatched; the database wait gives up after CONNECTION_CHECK_MAX_COUNT"
+            "`bash`, `python`, `airflow X` and `X` dispatched; the database wait gives up after "
+            "CONNECTION_CHECK_MAX_COUNT; _AIRFLOW_DB_MIGRATE migrates; _PIP_ADDITIONAL_REQUIREMENTS installs"
         )
 
     def placeholder_keys(self) -> str:
@@ -808,8 +835,8 @@ class Checks:
             label = target.get("rendered_map_index") or target["map_index"]
             return (
                 f"SIGKILL to the worker's PID 1 at {killed_at:.0f} s during {target['task_id']} [{label}] "
-                f"({self.args.latency_ms} ms per Zuora call); Docker restarted it (exit "
-                f"{after['State'].get('ExitCode', '?')} before, restart count {after['RestartCount']}); "
+                f"({self.args.latency_ms} ms per Zuora call); Docker restarted it (restart count "
+                f"{after['RestartCount']}); "
                 f"that export succeeded on try {killed[0]['try_number']}; run success in "
                 f"{time.monotonic() - start:.0f} s, {stack.synced(run_id)}"
             )
@@ -950,17 +977,21 @@ class Checks:
             + f"; `promtool check config` ({self.images.sources.get(prometheus)} {prometheus}): SUCCESS"
         )
 
+    def model(self, *profiles: str) -> dict:
+        """`compose config` (the file as compose resolved it from .env), parsed by PyYAML in the
+        project's image (this script needs no package of its own)."""
+        config = self.stack.compose("config", profiles=profiles, timeout=120).stdout
+        parse = "import json, sys, yaml; print(json.dumps(yaml.safe_load(sys.stdin)))"
+        image = ["docker", "run", "--rm", "-i", "-e", "CONNECTION_CHECK_MAX_COUNT=0", self.image_name]
+        return json.loads(run([*image, "python", "-c", parse], input=config, timeout=120).stdout)
+
     def grafana_refuses(self) -> str:
         """The grafana service's entrypoint as compose resolves it, run by sh with the image's
         /run.sh replaced by a stub: it refuses an empty GRAFANA_PASSWORD and starts with one."""
-        config = self.stack.compose("config", profiles=("monitoring",), timeout=120).stdout
-        parse = (
-            "import json, sys, yaml\n"
-            "grafana = yaml.safe_load(sys.stdin)['services']['grafana']\n"
-            "print(json.dumps([grafana['entrypoint'], grafana['environment']['GF_SECURITY_ADMIN_PASSWORD']]))"
-        )
-        image = ["docker", "run", "--rm", "-i", "-e", "CONNECTION_CHECK_MAX_COUNT=0", self.image_name]
-        entrypoint, password = json.loads(run([*image, "python", "-c", parse], input=config).stdout)
+        grafana = self.model("monitoring")["services"]["grafana"]
+        # `config` prints `$$` (a literal $) as written; the container gets `$`
+        entrypoint = [part.replace("$$", "$") for part in grafana["entrypoint"]]
+        password = grafana["environment"]["GF_SECURITY_ADMIN_PASSWORD"]
         if entrypoint[:2] != ["/bin/sh", "-c"] or "/run.sh" not in entrypoint[2]:
             raise Failed(f"grafana's entrypoint: {entrypoint}")
         stub = "printf '#!/bin/sh\\necho grafana starts\\n' > /tmp/run.sh; chmod +x /tmp/run.sh\n"
@@ -1057,8 +1088,14 @@ class Checks:
         return f"2 workers healthy in {seconds:.0f} s; run {run_id} success, task instances per worker {sorted(by_worker.values())}, {self.stack.synced(run_id)}"
 
     def monitoring_services(self) -> list[str]:
-        # the whole demo profile plus what of monitoring can run here
-        services = self.stack.compose("config", "--services", profiles=("demo",), timeout=120).stdout.split()
+        """The services of the demo profile (and those of none), and what of the monitoring
+        profile can run here. Not `config --services`: v1 lists every service of the file there,
+        whatever the profiles (v2 only those of the active profiles)."""
+        services = [
+            name
+            for name, service in self.model("demo").get("services", {}).items()
+            if not service.get("profiles") or "demo" in service["profiles"]
+        ]
         services += ["statsd-exporter", "prometheus"]
         if self.images.sources.get(self.compose_images()["grafana"]) == "real":
             services.append("grafana")
@@ -1152,12 +1189,21 @@ def main(argv: list[str] | None = None) -> int:
             removed = [] if args.keep_images or not checks.images else checks.images.added
             kept = checks.images.remove() if removed else []
             shutil.rmtree(workdir, ignore_errors=True)
+            label = f"label=com.docker.compose.project={checks.project}"
+            remaining = {
+                kind: run(
+                    ["docker", kind, "ls", *(["-a"] if kind == "container" else []), "-q", "--filter", label],
+                    check=False,
+                ).stdout.split()
+                for kind in ("container", "network", "volume")
+            }
+            remaining_text = ", ".join(f"{len(v)} {k}s" for k, v in remaining.items())
             log(
                 f"cleanup: `down -v` of project {checks.project}"
                 + (f", then {left}" if left else "")
                 + (f"; images removed: {removed}" if removed else "; images kept" if args.keep_images else "")
                 + (f"; could not remove {kept}" if kept else "")
-                + f"; {workdir} removed"
+                + f"; {workdir} removed; left of the project: {remaining_text}"
             )
     log(checks.report.summary())
     return 1 if checks.report.failed else 0
