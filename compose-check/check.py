@@ -72,6 +72,10 @@ class Failed(Exception):
     """A check did not hold; the message says what was seen."""
 
 
+class Skipped(Exception):
+    """A check that cannot run on this machine; the message says why."""
+
+
 def log(message: str) -> None:
     print(message, flush=True)
 
@@ -100,7 +104,7 @@ def wait_for(what: str, probe: Callable[[], object], timeout: float, interval: f
     while time.monotonic() < deadline:
         try:
             last = probe()
-        except Failed as exc:
+        except (Failed, OSError) as exc:  # OSError: a service not answering yet
             last = exc
         else:
             if last:
@@ -130,6 +134,8 @@ class Report:
             status = "PASS"
         except Failed as exc:
             detail, status = str(exc), "FAIL"
+        except Skipped as exc:
+            detail, status = str(exc), "SKIP"
         except Exception as exc:  # a bug or an unexpected answer: still a FAIL line, then go on
             detail, status = f"{type(exc).__name__}: {exc}", "FAIL"
         self._row(status, time.monotonic() - start, name, detail)
@@ -160,8 +166,8 @@ class Report:
 class Images:
     """The images the compose file names: present, pulled, or a stand-in built here."""
 
-    def __init__(self, clone: Path, workdir: Path, pull_timeout: float):
-        self.clone, self.workdir, self.pull_timeout = clone, workdir, pull_timeout
+    def __init__(self, workdir: Path, pull_timeout: float):
+        self.workdir, self.pull_timeout = workdir, pull_timeout
         self.added: list[str] = []  # pulled or built by this run (removed at the end)
         self.pulled: set[str] = set()
         self.sources: dict[str, str] = {}  # image -> "real" | "stand-in"
@@ -289,10 +295,6 @@ class Stack:
             return ["docker-compose"]
         raise Failed("neither `docker compose` (v2) nor `docker-compose` (v1) is installed")
 
-    @property
-    def v1(self) -> bool:
-        return self.compose_cmd == ["docker-compose"]
-
     def compose(self, *args: str, profiles: tuple[str, ...] = (), timeout: float = UP_TIMEOUT, check=True):
         if args[:1] == ("down",):
             self.note_volumes()
@@ -358,24 +360,18 @@ class Stack:
         return found
 
     def wait_ready(self, timeout: float) -> None:
-        def ready():
-            states = self.states()
-            failed = {s: v for s, v in states.items() if any(x.startswith("failed") for x in v)}
-            if failed:
-                service = next(iter(failed))
-                raise RuntimeError(f"{service} {failed[service]}: {self.logs(service)}")
-            waiting = sorted(s for s, v in states.items() if "waiting" in v)
-            return True if states and not waiting else False
-
+        """Every container ready; a one-shot that failed ends the wait at once, with its log."""
         deadline = time.monotonic() + timeout
         while True:
-            try:
-                if ready():
-                    return
-            except RuntimeError as exc:
-                raise Failed(str(exc)) from exc
+            states = self.states()
+            for service, seen in states.items():
+                failed = [state for state in seen if state.startswith("failed")]
+                if failed:
+                    raise Failed(f"{service} {failed[0]}: {self.logs(service)}")
+            waiting = sorted(service for service, seen in states.items() if "waiting" in seen)
+            if states and not waiting:
+                return
             if time.monotonic() > deadline:
-                waiting = sorted(s for s, v in self.states().items() if "waiting" in v)
                 raise Failed(f"not healthy within {timeout:.0f} s: {waiting}")
             time.sleep(3)
 
@@ -383,7 +379,7 @@ class Stack:
     def sql(self, query: str, login: str | None = None, **variables: str) -> list[list[str]]:
         """Rows of a query (psql variables :'name' from keyword arguments)."""
         target = ["-U", "warehouse", "-d", "warehouse"]
-        if login:  # over TCP with the login's password: scram, as Grafana and the page connect
+        if login:  # over TCP with its password (compose's are the login's name), as Grafana connects
             target = [f"postgresql://{login}:{login}@127.0.0.1:5432/warehouse"]
         argv = ["docker", "exec", "-i", self.container("warehouse"), "psql", "-X", "-q", "-At", "-F", "\t"]
         argv += ["-v", "ON_ERROR_STOP=1", *target]
@@ -406,6 +402,15 @@ class Stack:
             "-",
         ]
         return run(argv, input=code, timeout=120).stdout.strip()
+
+    def export_calls(self) -> int:
+        """The export calls the simulator has answered (or is answering), all tenants."""
+        code = (
+            "from zuora_simulator.client import AdminClient\n"
+            f"admin = AdminClient({SIM!r}, ca_bundle={SIM_CA!r})\n"
+            "print(admin.stats()['total']['requests'].get('export', 0))\n"
+        )
+        return int(self.in_simulator(code))
 
     def set_latency(self, ms: int) -> None:
         self.in_simulator(
@@ -544,7 +549,6 @@ class Checks:
         self.stack: Stack | None = None
         self.image_name = PROJECT_IMAGE
         self.expected: list[str] = []  # the demo customer ids
-        self.killed: dict = {}
 
     # 1. the clone and the images
     def clone_repo(self) -> str:
@@ -586,8 +590,9 @@ class Checks:
         return images
 
     def base_image(self) -> str:
-        """Pull what is missing; where a pull fails, the stand-ins' base is needed."""
-        self.images = Images(self.clone, self.workdir, self.args.pull_timeout)
+        """Pull what is missing; where a pull fails (or a stand-in of an earlier run is here),
+        the stand-ins' base is needed."""
+        self.images = Images(self.workdir, self.args.pull_timeout)
         images = self.compose_images()
         needed = [self.airflow_base(), *(images[s] for s in STANDIN_OF_SERVICE)]
         missing = [image for image in [*needed, images["grafana"]] if image and not self.images.exists(image)]
@@ -595,9 +600,16 @@ class Checks:
             if self.images.pull(image):
                 self.images.pulled.add(image)
                 self.images.added.append(image)
-        if not set(missing) - self.images.pulled - {images["grafana"]}:
-            return f"not needed: {len(missing)} image(s) pulled, the others here"
-        return f"`docker pull` failed for {len(missing)} image(s); " + self.images.base()
+        standins = [
+            image
+            for image in needed
+            if (image in missing and image not in self.images.pulled)
+            or STANDIN_LABEL in ((self.images.exists(image) or {}).get("Config", {}).get("Labels") or {})
+        ]
+        pulled = f"{len(self.images.pulled)} of {len(missing)} missing image(s) pulled"
+        if not standins:
+            return f"not needed: {pulled}, the others here"
+        return f"{pulled}; stand-ins for {len(standins)}; " + self.images.base()
 
     def airflow_base(self) -> str:
         froms = re.findall(r"^FROM\s+(\S+)", (self.clone / "Dockerfile").read_text(), re.M)
@@ -617,8 +629,11 @@ class Checks:
     def grafana_image(self, image: str) -> str:
         try:
             return self.images.provide(image, None)
-        except Failed:
-            return "cannot be pulled and no binary in any reachable registry: not run; its files are checked instead"
+        except Failed as exc:
+            raise Skipped(
+                "cannot be pulled, and no Grafana binary is in any reachable registry: Grafana is not "
+                "started; its files and its entrypoint are checked instead"
+            ) from exc
 
     # 2. what a user does first
     def copy_env(self) -> str:
@@ -792,16 +807,18 @@ class Checks:
         stack = self.stack
         stack.set_latency(self.args.latency_ms)
         try:
+            exports_before = stack.export_calls()
             start = time.monotonic()
             run_id = stack.trigger({"full_refresh": True})
 
             def exporting():
+                # a task of either shape running, and the simulator answering its export calls
                 running = [
                     ti
                     for ti in stack.task_instances(run_id)
                     if ti["task_id"] in EXPORT_TASKS and ti["state"] == "running" and ti.get("hostname")
                 ]
-                return running
+                return running if running and stack.export_calls() > exports_before else []
 
             running = wait_for("an export running", exporting, 300, 1)
             target = running[0]
@@ -1040,12 +1057,31 @@ class Checks:
             ]
 
         wait_for("Prometheus scraping statsd-exporter:9102", target_up, 120, 3)
+        if "grafana" in services:
+            self.grafana_answers()
         kind = self.images.sources.get(self.compose_images()["statsd-exporter"])
         ran = [s for s in ("statsd-exporter", "prometheus", "grafana") if s in services]
         return (
             f"monitoring/airflow-metrics.env appended to .env; `--profile monitoring up -d` {', '.join(ran)} "
             f"and the demo stack again in {seconds:.0f} s; Prometheus's target statsd-exporter:9102 up ({kind})"
         )
+
+    def grafana_answers(self) -> None:
+        """With the real Grafana image: healthy, the admin password from .env, both datasources."""
+        env = (self.clone / ".env").read_text()
+        password = re.search(r"^GRAFANA_PASSWORD='([^']*)'", env, re.M).group(1)
+        login = base64.b64encode(f"admin:{password}".encode()).decode()
+
+        def datasources():
+            request = urllib.request.Request(
+                "http://127.0.0.1:3000/api/datasources", headers={"Authorization": f"Basic {login}"}
+            )
+            with urllib.request.urlopen(request, timeout=10) as page:
+                return sorted(source["uid"] for source in json.loads(page.read()))
+
+        found = wait_for("Grafana's provisioned datasources", datasources, 120, 3)
+        if found != ["prometheus", "warehouse"]:
+            raise Failed(f"Grafana's datasources: {found}")
 
     def metrics_arrived(self) -> str:
         kind = self.images.sources.get(self.compose_images()["statsd-exporter"])
