@@ -47,9 +47,10 @@ cluster: $(STAMP)
 	$(PY) -m devstack.cluster
 
 # docker-compose.yaml run as a user runs it (opt-in, not part of `make test` or CI): needs a
-# running Docker engine (and debootstrap where images must be stood in for); about 30 minutes
-# on 2 cores with nothing cached. PASS/FAIL per check; leaves nothing behind. See
-# docs/installing.md ("What was run"). ARGS=--keep-images keeps the images for the next run.
+# running Docker engine (and debootstrap where images must be stood in for); about 20 minutes
+# on 2 cores with nothing cached (18 measured), more on a busy machine. PASS/FAIL per check;
+# leaves nothing behind. See docs/installing.md ("What was run"). ARGS=--keep-images keeps the
+# images for the next run.
 compose-check:
 	python3 compose-check/check.py $(ARGS)
 
