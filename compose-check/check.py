@@ -60,6 +60,8 @@ STANDIN_OF_SERVICE = {
     "statsd-exporter": "statsd-exporter",
 }
 PUBLISHED = {8080: "0.0.0.0", 5433: "127.0.0.1", 9090: "127.0.0.1", 9102: "127.0.0.1", 3000: "127.0.0.1"}
+WORKDIR_LABEL = "com.docker.compose.project.working_dir"  # the clone a container was started from
+PROJECT_NAME = re.compile(r"zcc[0-9a-f]{8}")  # the compose project of a check: "zcc" + 4 random bytes
 DAG = "zuora_workflow_sync"
 EXPORT_TASKS = ("customer_sync.export_workflows", "sync_customers")  # the two shapes' exporting tasks
 SIM = "https://zuora-simulator:8090"
@@ -498,28 +500,44 @@ class Stack:
         """`down -v` with every profile, then anything left with the project's label."""
         profiles = ("demo", "monitoring", "debug", "flower")
         self.compose("down", "-v", "--remove-orphans", profiles=profiles, check=False, timeout=600)
-        left = []
-        for kind in ("container", "network", "volume"):
-            listing = [
-                "docker",
-                kind,
-                "ls",
-                "-q",
-                "--filter",
-                f"label=com.docker.compose.project={self.project}",
-            ]
-            if kind == "container":
-                listing.insert(3, "-a")
-            for item in run(listing, check=False).stdout.split():
-                run(["docker", kind, "rm", *(["-f"] if kind == "container" else []), item], check=False)
-                left.append(f"{kind} {item[:12]} (removed)")
-        for volume in sorted(self.volumes):
-            if run(["docker", "volume", "rm", volume], check=False).returncode == 0:
-                left.append(f"anonymous volume {volume[:12]} (removed)")
-        return left
+        return remove_project(self.project, self.volumes)
 
 
 # --- the checks ------------------------------------------------------------------------------
+
+
+def labelled(kind: str, project: str | None = None, show: str = "{{.ID}}") -> list[str]:
+    """`docker <kind> ls` of what carries a compose project's label (any project's if None)."""
+    label = "com.docker.compose.project" + (f"={project}" if project else "")
+    argv = ["docker", kind, "ls", *(["-a"] if kind == "container" else []), "--filter", f"label={label}"]
+    return run([*argv, "--format", show], check=False).stdout.split()
+
+
+def remove_project(project: str, volumes: set[str]) -> list[str]:
+    """Every container, network and volume with the project's label, then `volumes` (the
+    anonymous ones its containers had): what was removed."""
+    removed = []
+    for kind in ("container", "network", "volume"):
+        for item in labelled(kind, project):
+            run(["docker", kind, "rm", *(["-f"] if kind == "container" else []), item], check=False)
+            removed.append(f"{kind} {item[:12]}")
+    for volume in sorted(volumes):
+        if run(["docker", "volume", "rm", volume], check=False).returncode == 0:
+            removed.append(f"anonymous volume {volume[:12]}")
+    return removed
+
+
+def earlier_projects() -> set[str]:
+    """Compose projects of checks that ended without their cleanup (killed): named as a check
+    names its project, and no running check holds them (its workdir's check.pid)."""
+    show = '{{.Label "com.docker.compose.project"}}'
+    projects = {name for kind in ("container", "network", "volume") for name in labelled(kind, show=show)}
+    running = set()
+    for pidfile in Path(tempfile.gettempdir()).glob("compose-check-*/check.pid"):
+        project, _, pid = pidfile.read_text().partition(" ")
+        if Path(f"/proc/{pid.strip()}").exists():
+            running.add(project)
+    return {name for name in projects if PROJECT_NAME.fullmatch(name)} - running
 
 
 def fernet_key() -> str:
@@ -545,6 +563,7 @@ class Checks:
         self.report = Report()
         self.clone = workdir / "zuora-workflow-sync"
         self.project = "zcc" + secrets.token_hex(4)
+        (workdir / "check.pid").write_text(f"{self.project} {os.getpid()}")  # see earlier_projects
         self.images: Images | None = None
         self.stack: Stack | None = None
         self.image_name = PROJECT_IMAGE
@@ -563,6 +582,25 @@ class Checks:
         compose = " ".join(self.stack.compose_cmd)
         version = run([*self.stack.compose_cmd, "version", "--short"], check=False).stdout.strip()
         return f"{head} into {self.clone}{note}; project {self.project}; {compose} {version}"
+
+    def earlier_runs(self) -> str:
+        """What an earlier check left when it was killed before its cleanup (SIGKILL, a lost
+        machine) is removed: its stack would hold the ports, its volumes the old state."""
+        removed = []
+        for project in sorted(earlier_projects()):
+            containers = [
+                json.loads(run(["docker", "inspect", c]).stdout)[0] for c in labelled("container", project)
+            ]
+            volumes = {
+                m["Name"] for c in containers for m in c.get("Mounts") or [] if m.get("Type") == "volume"
+            }
+            workdirs = {Path(c["Config"]["Labels"].get(WORKDIR_LABEL, "/")).parent for c in containers}
+            left = remove_project(project, volumes)
+            for workdir in workdirs:
+                if workdir.name.startswith("compose-check-"):
+                    shutil.rmtree(workdir, ignore_errors=True)
+            removed.append(f"{project}: {len(left)} containers, networks and volumes")
+        return f"removed what a killed check left: {removed}" if removed else "none"
 
     def ports_free(self) -> str:
         busy = []
@@ -1164,6 +1202,7 @@ class Checks:
     def all(self) -> None:
         r = self.report
         r.check("clone", self.clone_repo, gate=True)
+        r.check("an earlier check's leftovers", self.earlier_runs, gate=True)
         r.check("published ports free", self.ports_free, gate=True)
         r.check(f"base image {BASE}", self.base_image, gate=True)
         self.image_checks()
@@ -1198,7 +1237,9 @@ def main(argv: list[str] | None = None) -> int:
         "--keep-images", action="store_true", help="keep the images built or pulled (reused next time)"
     )
     parser.add_argument(
-        "--keep-stack", action="store_true", help="leave the stack and the clone for a look (debugging)"
+        "--keep-stack",
+        action="store_true",
+        help="leave the stack and the clone for a look (debugging; the next check removes them)",
     )
     parser.add_argument("--pull-timeout", type=float, default=60, help="seconds for each `docker pull`")
     parser.add_argument(
@@ -1213,10 +1254,16 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     workdir = Path(tempfile.mkdtemp(prefix="compose-check-"))
     checks = Checks(args, workdir)
+
+    def stopped(signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    for signum in (signal.SIGTERM, signal.SIGHUP):  # a closed terminal, `kill`: clean up too
+        signal.signal(signum, stopped)
     try:
         checks.all()
-    except KeyboardInterrupt:
-        log("interrupted: cleaning up")
+    except KeyboardInterrupt as exc:
+        log(f"interrupted ({exc or 'SIGINT'}): cleaning up")
     finally:
         if args.keep_stack:
             log(f"--keep-stack: project {checks.project} left running in {checks.clone}")
@@ -1225,18 +1272,13 @@ def main(argv: list[str] | None = None) -> int:
             removed = [] if args.keep_images or not checks.images else checks.images.added
             kept = checks.images.remove() if removed else []
             shutil.rmtree(workdir, ignore_errors=True)
-            label = f"label=com.docker.compose.project={checks.project}"
-            remaining = {
-                kind: run(
-                    ["docker", kind, "ls", *(["-a"] if kind == "container" else []), "-q", "--filter", label],
-                    check=False,
-                ).stdout.split()
+            remaining_text = ", ".join(
+                f"{len(labelled(kind, checks.project))} {kind}s"
                 for kind in ("container", "network", "volume")
-            }
-            remaining_text = ", ".join(f"{len(v)} {k}s" for k, v in remaining.items())
+            )
             log(
                 f"cleanup: `down -v` of project {checks.project}"
-                + (f", then {left}" if left else "")
+                + (f", then removed {left}" if left else "")
                 + (f"; images removed: {removed}" if removed else "; images kept" if args.keep_images else "")
                 + (f"; could not remove {kept}" if kept else "")
                 + f"; {workdir} removed; left of the project: {remaining_text}"
