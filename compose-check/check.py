@@ -61,6 +61,7 @@ STANDIN_OF_SERVICE = {
 }
 PUBLISHED = {8080: "0.0.0.0", 5433: "127.0.0.1", 9090: "127.0.0.1", 9102: "127.0.0.1", 3000: "127.0.0.1"}
 WORKDIR_LABEL = "com.docker.compose.project.working_dir"  # the clone a container was started from
+VOLUMES_FILE = "volumes"  # in the check's workdir: the anonymous volumes its containers had
 PROJECT_NAME = re.compile(r"zcc[0-9a-f]{8}")  # the compose project of a check: "zcc" + 4 random bytes
 DAG = "zuora_workflow_sync"
 EXPORT_TASKS = ("customer_sync.export_workflows", "sync_customers")  # the two shapes' exporting tasks
@@ -288,6 +289,7 @@ class Stack:
         for container in self.containers():
             mounts = self.inspect(container).get("Mounts") or []
             self.volumes |= {m["Name"] for m in mounts if m.get("Type") == "volume"}
+        (self.clone.parent / VOLUMES_FILE).write_text("".join(f"{name}\n" for name in sorted(self.volumes)))
 
     @staticmethod
     def find_compose() -> list[str]:
@@ -506,11 +508,12 @@ class Stack:
 # --- the checks ------------------------------------------------------------------------------
 
 
-def labelled(kind: str, project: str | None = None, show: str = "{{.ID}}") -> list[str]:
-    """`docker <kind> ls` of what carries a compose project's label (any project's if None)."""
+def labelled(kind: str, project: str | None = None, show: str | None = None) -> list[str]:
+    """`docker <kind> ls` of what carries a compose project's label (any project's if None):
+    ids, or the `--format` given."""
     label = "com.docker.compose.project" + (f"={project}" if project else "")
     argv = ["docker", kind, "ls", *(["-a"] if kind == "container" else []), "--filter", f"label={label}"]
-    return run([*argv, "--format", show], check=False).stdout.split()
+    return run([*argv, *(["--format", show] if show else ["-q"])], check=False).stdout.split()
 
 
 def remove_project(project: str, volumes: set[str]) -> list[str]:
@@ -595,10 +598,13 @@ class Checks:
                 m["Name"] for c in containers for m in c.get("Mounts") or [] if m.get("Type") == "volume"
             }
             workdirs = {Path(c["Config"]["Labels"].get(WORKDIR_LABEL, "/")).parent for c in containers}
+            workdirs = {workdir for workdir in workdirs if workdir.name.startswith("compose-check-")}
+            for workdir in workdirs:  # the anonymous volumes of containers gone since (`down`, `up`)
+                noted = workdir / VOLUMES_FILE
+                volumes |= set(noted.read_text().split()) if noted.exists() else set()
             left = remove_project(project, volumes)
             for workdir in workdirs:
-                if workdir.name.startswith("compose-check-"):
-                    shutil.rmtree(workdir, ignore_errors=True)
+                shutil.rmtree(workdir, ignore_errors=True)
             removed.append(f"{project}: {len(left)} containers, networks and volumes")
         return f"removed what a killed check left: {removed}" if removed else "none"
 
