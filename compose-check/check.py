@@ -605,7 +605,8 @@ class Checks:
             left = remove_project(project, volumes)
             for workdir in workdirs:
                 shutil.rmtree(workdir, ignore_errors=True)
-            removed.append(f"{project}: {len(left)} containers, networks and volumes")
+            kinds = Counter(item.rpartition(" ")[0] for item in left)
+            removed.append(f"{project}: " + ", ".join(f"{n} {kind}(s)" for kind, n in kinds.items()))
         return f"removed what a killed check left: {removed}" if removed else "none"
 
     def ports_free(self) -> str:
