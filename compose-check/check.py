@@ -19,7 +19,8 @@ Needs a running Docker engine and Compose (v2's `docker compose`, else v1's
 4. always ends with `down -v` and removes every container, network and volume of its compose
    project, the images it built or pulled (unless --keep-images) and the clone.
 
-Exit status 1 if any check fails. Only the standard library: it runs before any install.
+Exit status 1 if any check fails or the check is interrupted. Only the standard library: it runs
+before any install.
 """
 
 from __future__ import annotations
@@ -1267,9 +1268,11 @@ def main(argv: list[str] | None = None) -> int:
 
     for signum in (signal.SIGTERM, signal.SIGHUP):  # a closed terminal, `kill`: clean up too
         signal.signal(signum, stopped)
+    interrupted = False
     try:
         checks.all()
     except KeyboardInterrupt as exc:
+        interrupted = True
         log(f"interrupted ({exc or 'SIGINT'}): cleaning up")
     finally:
         if args.keep_stack:
@@ -1290,8 +1293,8 @@ def main(argv: list[str] | None = None) -> int:
                 + (f"; could not remove {kept}" if kept else "")
                 + f"; {workdir} removed; left of the project: {remaining_text}"
             )
-    log(checks.report.summary())
-    return 1 if checks.report.failed else 0
+    log(checks.report.summary() + (", interrupted" if interrupted else ""))
+    return 1 if checks.report.failed or interrupted else 0
 
 
 if __name__ == "__main__":
