@@ -161,7 +161,7 @@ class Cluster:
 
     def _start_all(self, pg: postgres.EmbeddedPostgres, simulator_url: str, redis_port: int) -> int:
         for database in ("airflow", "warehouse"):
-            _create_database(pg.uri, database)
+            pg.database(database)
         self.api_port = postgres.free_port()
         env = self._environment(pg.port, redis_port, simulator_url)
         self.warehouse_uri = env["AIRFLOW_CONN_ZUORA_WAREHOUSE"]
@@ -405,12 +405,6 @@ The DAGs start paused: unpause zuora_workflow_sync in the UI. Ctrl-C stops every
 
 def say(message: str) -> None:
     print(f"==> {message}", flush=True)
-
-
-def _create_database(server_uri: str, name: str) -> None:
-    with psycopg.connect(server_uri, autocommit=True) as admin:
-        if not admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
-            admin.execute(f'CREATE DATABASE "{name}"')
 
 
 def _run(command: list[str], env: dict[str, str], log_file: Path) -> None:

