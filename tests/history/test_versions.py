@@ -146,6 +146,37 @@ def test_an_export_of_another_workflow_fills_no_version(env, sim_tenant):
     ) == [(True, f"ExportIdMismatch: export is of workflow {b} version 0.0.1, not {a} version 0.0.1")]
 
 
+def test_the_versions_of_a_workflow_whose_exports_name_no_version_are_stored(env, sim_tenant):
+    """Older exports carry no ``version`` key (the recorded real exports of the Zuora reference,
+    section 4.2): the version asked for is stored, not an ExportIdMismatch tried again every day
+    with the customer's history pending for ever. A version key that names another version is
+    still refused."""
+    from zuora.warehouse import versions
+    from zuora.warehouse.connection import warehouse_connection
+
+    tenant = sim_tenant(workflows=0)
+    wid = tenant.add_workflow(legacy=True)["id"]
+    tenant.update_workflow(wid)
+    in_zuora = versions_in_zuora(tenant)[wid]
+    exports = {v: tenant.admin.expected_export(tenant.tenant_id, wid, v) for v in in_zuora}
+    assert len(in_zuora) == 2 and not any("version" in e["workflow"] for e in exports.values())
+    acme = env.customer("acme", tenant)
+    sync.run_customer(acme, "run-1")
+    assert env.query("SELECT status, versions_failed, versions_pending FROM zuora.sync_runs") == [
+        ("success", 0, 0)
+    ]
+    assert env.query(
+        "SELECT version, fingerprint, export_error FROM zuora.workflow_versions ORDER BY version_order"
+    ) == [(v, summarize(exports[v]).fingerprint, None) for v in in_zuora]
+
+    newer = {**exports[in_zuora[1]], "workflow": {**exports[in_zuora[1]]["workflow"], "version": in_zuora[1]}}
+    with warehouse_connection() as conn:
+        counts = versions.store_version_exports(
+            conn, "run-2", "acme", [((wid, in_zuora[0]), newer, None)], env.key
+        )
+    assert counts == {"versions_exported": 0, "versions_failed": 1}
+
+
 def test_unusable_version_items_are_validation_issues_not_failures(env, sim_tenant):
     from zuora.warehouse import versions
     from zuora.warehouse.connection import warehouse_connection

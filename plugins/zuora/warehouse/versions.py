@@ -266,11 +266,12 @@ def store_version_exports(
 
 
 def _other_export(export: Any, zuora_id: int, version: str) -> str | None:
-    """Why an export is not of the workflow version asked for (None: it is)."""
+    """Why an export is not of the workflow version asked for (None: it is). An export without
+    a ``version`` key (Zuora's older format) is taken as the version asked for."""
     workflow = export.get("workflow") if isinstance(export, dict) else None
     if not isinstance(workflow, dict):
         return "export has no 'workflow' object"
-    got_id, got_version = workflow.get("id"), workflow.get("version")
+    got_id, got_version = workflow.get("id"), workflow.get("version", version)
     if str(got_id) != str(zuora_id) or got_version != version:
         return (
             f"ExportIdMismatch: export is of workflow {str(got_id)[:40]} version {str(got_version)[:40]}, "
